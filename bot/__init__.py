@@ -1,0 +1,1 @@
+"""PAI Assistant: the partner incentive programme behind the Telegram bot."""

@@ -1,0 +1,223 @@
+"""The programme rules of PRODUCT.md §1, table by table."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from bot.errors import NoIncentiveInForce, RulesError
+from bot.rules import (
+    is_new_customer,
+    load_rules,
+    lookback_cutoff,
+    loyalty_window,
+    months_before,
+    protection_until,
+    quote_incentive,
+    version_in_force,
+)
+
+RULES = load_rules()
+D = dt.date
+
+
+@pytest.mark.parametrize(
+    ("day", "months", "expected"),
+    [
+        (D(2026, 11, 28), 6, D(2026, 5, 28)),
+        (D(2026, 8, 31), 6, D(2026, 2, 28)),  # 31 February does not exist: clamp
+        (D(2028, 8, 31), 6, D(2028, 2, 29)),  # leap year keeps the 29th
+        (D(2026, 3, 31), 1, D(2026, 2, 28)),
+        (D(2026, 1, 15), 6, D(2025, 7, 15)),  # across the year boundary
+        (D(2026, 12, 31), 6, D(2026, 6, 30)),
+        (D(2026, 5, 31), 12, D(2025, 5, 31)),
+    ],
+)
+def test_months_before_clamps_to_the_last_day_of_the_month(day, months, expected):
+    assert months_before(day, months) == expected
+
+
+@pytest.mark.parametrize(
+    ("last_purchase", "registered_on", "is_new"),
+    [
+        (None, D(2026, 11, 28), True),
+        (D(2026, 5, 28), D(2026, 11, 28), False),  # exactly six months: not new
+        (D(2026, 5, 27), D(2026, 11, 28), True),  # the day before: new
+        (D(2026, 11, 28), D(2026, 11, 28), False),  # bought today
+        (D(2026, 2, 28), D(2026, 8, 31), False),  # clamped cut-off itself
+        (D(2026, 2, 27), D(2026, 8, 31), True),
+        (D(2020, 1, 1), D(2026, 11, 28), True),
+    ],
+)
+def test_customer_is_new_only_without_a_purchase_on_or_after_the_cutoff(
+    last_purchase, registered_on, is_new
+):
+    assert is_new_customer(RULES, last_purchase=last_purchase, on=registered_on) is is_new
+
+
+def test_customer_who_bought_exactly_six_months_ago_is_not_new():
+    day = D(2026, 11, 28)
+    assert lookback_cutoff(RULES, day) == D(2026, 5, 28)
+    assert not is_new_customer(RULES, last_purchase=D(2026, 5, 28), on=day)
+
+
+def test_protection_lasts_protection_days_from_registration():
+    assert protection_until(RULES, D(2026, 11, 28)) == D(2027, 2, 26)
+
+
+def test_loyalty_window_is_the_days_before_the_registration_date():
+    assert loyalty_window(RULES, D(2026, 11, 28)) == (D(2025, 11, 28), D(2026, 11, 27))
+
+
+@pytest.mark.parametrize(
+    ("day", "version"),
+    [
+        (D(2024, 1, 1), D(2024, 1, 1)),
+        (D(2025, 6, 30), D(2024, 1, 1)),
+        (D(2025, 7, 1), D(2025, 7, 1)),
+        (D(2026, 11, 28), D(2025, 7, 1)),
+    ],
+)
+def test_registration_uses_the_latest_version_effective_on_its_date(day, version):
+    assert version_in_force(RULES, day).effective_from == version
+
+
+def test_no_version_before_the_first_effective_date():
+    with pytest.raises(NoIncentiveInForce):
+        version_in_force(RULES, D(2023, 12, 31))
+
+
+def test_fixed_version_pays_the_same_to_every_level_without_loyalty():
+    for level in RULES.levels:
+        quote = quote_incentive(RULES, on=D(2025, 1, 10), level=level, earlier_registrations=20)
+        assert quote.amount == Decimal("200.00")
+        assert quote.loyalty_multiplier is None
+        assert quote.version == D(2024, 1, 1)
+
+
+@pytest.mark.parametrize(
+    ("level", "earlier", "amount", "step"),
+    [
+        ("gold", 0, "500.00", 0),
+        ("gold", 2, "500.00", 0),
+        ("gold", 3, "550.00", 3),
+        ("gold", 5, "550.00", 3),
+        ("gold", 6, "625.00", 6),
+        ("gold", 11, "625.00", 6),
+        ("gold", 12, "750.00", 12),
+        ("gold", 400, "750.00", 12),
+        ("certified", 0, "300.00", 0),
+        ("certified", 3, "330.00", 3),
+        ("certified", 6, "375.00", 6),
+        ("registered", 0, "150.00", 0),
+        ("registered", 3, "165.00", 3),
+        ("registered", 12, "225.00", 12),
+    ],
+)
+def test_scaled_quote_is_level_amount_times_loyalty_multiplier(level, earlier, amount, step):
+    quote = quote_incentive(RULES, on=D(2026, 11, 28), level=level, earlier_registrations=earlier)
+    assert quote.amount == Decimal(amount)
+    assert quote.loyalty_min_registrations == step
+    assert quote.version == D(2025, 7, 1)
+    assert quote.currency == "EUR"
+
+
+def rules_with(tmp_path: Path, incentives: str) -> Path:
+    path = tmp_path / "rules.toml"
+    path.write_text(
+        """
+[programme]
+name = "Test"
+currency = "EUR"
+country = "IT"
+timezone = "Europe/Rome"
+levels = ["gold", "certified"]
+lookback_months = 6
+protection_days = 90
+loyalty_window_days = 365
+"""
+        + incentives,
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    ("gold", "multiplier", "expected"),
+    [
+        ("100.005", "1", "100.01"),  # half-up, not banker's rounding
+        ("100.015", "1", "100.02"),
+        ("100.004", "1", "100.00"),
+        ("333.33", "1.15", "383.33"),  # 383.3295
+        ("0.05", "1.1", "0.06"),  # 0.055
+    ],
+)
+def test_amounts_round_half_up_to_cents(tmp_path, gold, multiplier, expected):
+    path = rules_with(
+        tmp_path,
+        f"""
+[[incentives]]
+effective_from = 2024-01-01
+levels = {{ gold = {gold}, certified = 1 }}
+loyalty = [{{ min_registrations = 0, multiplier = {multiplier} }}]
+""",
+    )
+    rules = load_rules(path)
+    quote = quote_incentive(rules, on=D(2026, 1, 1), level="gold", earlier_registrations=0)
+    assert quote.amount == Decimal(expected)
+
+
+def test_versions_are_chosen_by_date_whatever_their_order_in_the_file(tmp_path):
+    path = rules_with(
+        tmp_path,
+        """
+[[incentives]]
+effective_from = 2026-01-01
+fixed = 300
+[[incentives]]
+effective_from = 2024-01-01
+fixed = 100
+""",
+    )
+    rules = load_rules(path)
+    assert (
+        quote_incentive(rules, on=D(2025, 12, 31), level="gold", earlier_registrations=0).amount
+        == 100
+    )
+    assert (
+        quote_incentive(rules, on=D(2026, 1, 1), level="gold", earlier_registrations=0).amount
+        == 300
+    )
+
+
+@pytest.mark.parametrize(
+    ("incentives", "message"),
+    [
+        ("", "at least one"),
+        ("[[incentives]]\neffective_from = 2024-01-01\n", "either fixed or levels"),
+        ("[[incentives]]\neffective_from = 2024-01-01\nlevels = { gold = 1 }\n", "each of"),
+        ("[[incentives]]\neffective_from = 2024-01-01\nfixed = -5\n", "negative"),
+        ("[[incentives]]\nfixed = 5\n", "effective_from"),
+        (
+            "[[incentives]]\neffective_from = 2024-01-01\nfixed = 1\n"
+            "[[incentives]]\neffective_from = 2024-01-01\nfixed = 2\n",
+            "same effective_from",
+        ),
+    ],
+)
+def test_inconsistent_rules_files_are_refused_with_a_reason(tmp_path, incentives, message):
+    with pytest.raises(RulesError, match=message):
+        load_rules(rules_with(tmp_path, incentives))
+
+
+def test_missing_rules_file_is_a_rules_error(tmp_path):
+    with pytest.raises(RulesError, match="cannot read"):
+        load_rules(tmp_path / "nope.toml")
+
+
+def test_programme_today_is_in_the_programme_time_zone():
+    late_evening_utc = dt.datetime(2026, 12, 31, 23, 30, tzinfo=dt.UTC)
+    assert RULES.today(late_evening_utc) == D(2027, 1, 1)  # already new year in Rome
