@@ -1,0 +1,89 @@
+"""Configuration from the environment and `.env` (PRODUCT.md §4)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot.errors import DomainError
+
+# What @BotFather hands out: the bot's numeric id, a colon, 35 URL-safe characters.
+_TOKEN_SHAPE = re.compile(r"^\d{5,}:[A-Za-z0-9_-]{30,}$")
+_PLACEHOLDER_WORDS = ("changeme", "change-me", "your-token", "your_token", "placeholder", "example")
+TELEGRAM_API = "https://api.telegram.org/bot"
+
+
+class ConfigurationError(DomainError):
+    """A setting is missing or wrong; the message is one sentence for the operator."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    telegram_bot_token: SecretStr | None = None
+    telegram_bot_username: str | None = None
+    telegram_api_base_url: str | None = None
+    database_url: str = "sqlite:///pai.db"
+    pai_rules_file: Path | None = None
+    pai_admin_ids: Annotated[frozenset[int], NoDecode] = Field(default_factory=frozenset)
+
+    @field_validator("pai_admin_ids", mode="before")
+    @classmethod
+    def _split_admin_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [part.strip() for part in value.replace(";", ",").split(",")]
+            try:
+                return frozenset(int(part) for part in parts if part)
+            except ValueError as exc:
+                raise ValueError(
+                    "PAI_ADMIN_IDS must be Telegram user ids separated by commas"
+                ) from exc
+        return value
+
+    @field_validator("telegram_bot_username", "telegram_api_base_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip().lstrip("@") or None
+        return value
+
+    def require_token(self) -> str:
+        """Return the bot token, or say in one sentence what is wrong with it."""
+        if (
+            self.telegram_bot_token is None
+            or not self.telegram_bot_token.get_secret_value().strip()
+        ):
+            raise ConfigurationError(
+                "TELEGRAM_BOT_TOKEN is not set: ask @BotFather for a token and put it in .env."
+            )
+        token = self.telegram_bot_token.get_secret_value().strip()
+        lowered = token.lower()
+        secret = token.partition(":")[2]
+        if (
+            not _TOKEN_SHAPE.match(token)
+            or any(word in lowered for word in _PLACEHOLDER_WORDS)
+            or len(set(secret)) < 10  # "AAAAAAAA…" or "xxxx…": filled in, not issued
+        ):
+            raise ConfigurationError(
+                "TELEGRAM_BOT_TOKEN looks like a placeholder, not a token from @BotFather "
+                "(which looks like 123456789:AAE...): put the real one in .env."
+            )
+        return token
+
+    @property
+    def api_base_url(self) -> str:
+        return (self.telegram_api_base_url or TELEGRAM_API).rstrip("/")
+
+    @property
+    def file_base_url(self) -> str:
+        """Files live beside the methods: `…/bot` becomes `…/file/bot`, as on Telegram."""
+        base = self.api_base_url
+        if base.endswith("/bot"):
+            return base[: -len("/bot")] + "/file/bot"
+        return base + "/file/bot"

@@ -1,0 +1,113 @@
+"""Plain values the services hand out: ORM objects never leave the service layer."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
+from bot.rules import Quote
+from models import Partner, Registration, Salesperson
+
+
+@dataclass(frozen=True)
+class Account:
+    """A salesperson as the handlers see it: who they are and for which partner."""
+
+    salesperson_id: int
+    telegram_user_id: int
+    partner_id: int
+    partner_code: str
+    company: str
+    level: str
+    language: str | None
+    reminders_enabled: bool
+
+    @classmethod
+    def of(cls, salesperson: Salesperson, partner: Partner) -> Account:
+        assert salesperson.id is not None and partner.id is not None
+        return cls(
+            salesperson_id=salesperson.id,
+            telegram_user_id=salesperson.telegram_user_id,
+            partner_id=partner.id,
+            partner_code=partner.code,
+            company=partner.company,
+            level=partner.level,
+            language=salesperson.language,
+            reminders_enabled=salesperson.reminders_enabled,
+        )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The customer qualifies: what a registration today would earn and protect."""
+
+    vat: str
+    known_name: str | None
+    quote: Quote
+    registered_on: dt.date
+    protected_until: dt.date
+    last_purchase: dt.date | None
+
+
+@dataclass(frozen=True)
+class RegistrationView:
+    id: int
+    reference: str
+    vat: str
+    customer_name: str
+    status: str
+    registered_on: dt.date
+    protected_until: dt.date
+    deal_value: Decimal
+    product: str
+    expected_close: dt.date
+    incentive_amount: Decimal
+    currency: str
+    incentive_version: dt.date
+    level: str
+    loyalty_min_registrations: int | None
+    loyalty_multiplier: Decimal | None
+    loyalty_count: int
+
+    @classmethod
+    def of(cls, registration: Registration) -> RegistrationView:
+        assert registration.id is not None
+        return cls(
+            id=registration.id,
+            reference=reference_of(registration.id),
+            vat=registration.vat,
+            customer_name=registration.customer_name,
+            status=registration.status,
+            registered_on=registration.registered_on,
+            protected_until=registration.protected_until,
+            deal_value=registration.deal_value,
+            product=registration.product,
+            expected_close=registration.expected_close,
+            incentive_amount=registration.incentive_amount,
+            currency=registration.currency,
+            incentive_version=registration.incentive_version,
+            level=registration.level,
+            loyalty_min_registrations=registration.loyalty_min_registrations,
+            loyalty_multiplier=registration.loyalty_multiplier,
+            loyalty_count=registration.loyalty_count,
+        )
+
+
+@dataclass(frozen=True)
+class Totals:
+    expected: Decimal
+    approved: Decimal
+    paid: Decimal
+
+
+@dataclass(frozen=True)
+class StatusPage:
+    registrations: list[RegistrationView]
+    totals: Totals
+    total_count: int
+    offset: int
+
+
+def reference_of(registration_id: int) -> str:
+    return f"PAI-{registration_id:06d}"

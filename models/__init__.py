@@ -1,0 +1,130 @@
+"""The tables. Plain SQLModel classes: no programme logic lives here."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from sqlalchemy import BigInteger, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from models.types import Cents, DecimalText, UTCDateTime
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class PartnerBase(SQLModel):
+    code: str = Field(max_length=40, unique=True)
+    company: str = Field(max_length=200)
+    level: str = Field(max_length=40)
+
+
+class Partner(PartnerBase, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Salesperson(SQLModel, table=True):
+    """A Telegram account linked to a partner company."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    telegram_user_id: int = Field(sa_type=BigInteger, unique=True)
+    partner_id: int = Field(foreign_key="partner.id", index=True)
+    # None until the salesperson picks one: Telegram's language is used meanwhile.
+    language: str | None = Field(default=None, max_length=8)
+    reminders_enabled: bool = True
+    linked_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Invite(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    token: str = Field(max_length=64, unique=True)
+    partner_id: int = Field(foreign_key="partner.id", index=True)
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    expires_at: dt.datetime = Field(sa_type=UTCDateTime)
+    used_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    used_by_salesperson_id: int | None = Field(default=None, foreign_key="salesperson.id")
+
+
+class Customer(SQLModel, table=True):
+    vat: str = Field(primary_key=True, max_length=20)
+    name: str = Field(max_length=200)
+
+
+class Purchase(SQLModel, table=True):
+    """One dated purchase from the vendor's sales history."""
+
+    __table_args__ = (
+        # Both the idempotent re-import and the "last purchase" lookup ride on this index.
+        UniqueConstraint("vat", "purchase_date", name="uq_purchase_vat_date"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    vat: str = Field(max_length=20)
+    purchase_date: dt.date
+
+
+class Registration(SQLModel, table=True):
+    __table_args__ = (
+        Index("ix_registration_partner_registered_on", "partner_id", "registered_on"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    partner_id: int = Field(foreign_key="partner.id")
+    salesperson_id: int | None = Field(default=None, foreign_key="salesperson.id")
+    vat: str = Field(max_length=20, index=True)
+    customer_name: str = Field(max_length=200)
+    registered_on: dt.date
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    protected_until: dt.date
+    # Holds the VAT number while the registration protects its customer and NULL
+    # after: the unique constraint is what lets exactly one partner win a race.
+    protection_key: str | None = Field(default=None, max_length=20, unique=True)
+    status: str = Field(max_length=16, index=True)
+    deal_value: Decimal = Field(sa_type=Cents)
+    product: str = Field(max_length=200)
+    expected_close: dt.date
+    incentive_amount: Decimal = Field(sa_type=Cents)
+    currency: str = Field(max_length=3)
+    incentive_version: dt.date
+    level: str = Field(max_length=40)
+    loyalty_min_registrations: int | None = None
+    loyalty_multiplier: Decimal | None = Field(default=None, sa_type=DecimalText)
+    loyalty_count: int = 0
+
+
+class StatusChange(SQLModel, table=True):
+    """Every move of a registration through its lifecycle, with who and when."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    registration_id: int = Field(foreign_key="registration.id", index=True)
+    from_status: str | None = Field(default=None, max_length=16)
+    to_status: str = Field(max_length=16)
+    changed_by: str = Field(max_length=64)
+    changed_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    note: str | None = Field(default=None, max_length=500)
+
+
+class BotState(SQLModel, table=True):
+    """Small facts the bot remembers across restarts (e.g. its username)."""
+
+    key: str = Field(primary_key=True, max_length=64)
+    value: str = Field(max_length=500)
+
+
+__all__ = [
+    "BotState",
+    "Customer",
+    "Invite",
+    "Partner",
+    "PartnerBase",
+    "Purchase",
+    "Registration",
+    "Salesperson",
+    "StatusChange",
+    "utcnow",
+]

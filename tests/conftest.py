@@ -1,0 +1,67 @@
+"""Shared fixtures: a fresh database per test, on SQLite and (when configured) PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import SQLModel
+
+from bot.db import create_tables, make_engine, make_sessions
+from bot.rules import Rules, load_rules
+
+# CI sets it; without it the PostgreSQL half of the data-layer tests is skipped.
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def rules() -> Rules:
+    return load_rules()
+
+
+def database_url_for(backend: str, tmp_path: Path) -> str:
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'pai.db'}"
+    if not TEST_DATABASE_URL:
+        pytest.skip("TEST_DATABASE_URL is not set: PostgreSQL tests skipped")
+    return TEST_DATABASE_URL
+
+
+async def reset_postgresql(url: str) -> None:
+    engine = make_engine(url)
+    async with engine.begin() as connection:
+        await connection.run_sync(SQLModel.metadata.drop_all)
+    await engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return database_url_for(request.param, tmp_path)
+
+
+@pytest.fixture
+async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    if database_url.startswith("postgres"):
+        await reset_postgresql(database_url)
+    engine = make_engine(database_url)
+    await create_tables(engine)
+    yield make_sessions(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
+async def sqlite_sessions(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'pai.db'}")
+    await create_tables(engine)
+    yield make_sessions(engine)
+    await engine.dispose()
+
+
+async def count_rows(sessions: async_sessionmaker[AsyncSession], table: str) -> int:
+    async with sessions() as session:
+        return int((await session.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one())
