@@ -1,0 +1,88 @@
+"""The one assembly point: Settings in, a ready Application out."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from telegram import BotCommand
+from telegram.error import TelegramError
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
+from telegram.request import BaseRequest
+
+from bot.config import Settings
+from bot.db import create_tables, make_engine, make_sessions
+from bot.i18n import LANGUAGES, Texts
+from bot.rules import Rules, load_rules
+from bot.services.accounts import remember_bot_username
+from handlers import add_handlers
+from handlers.common import DEPS_KEY, Deps
+
+log = logging.getLogger(__name__)
+ENGINE_KEY = "pai_engine"
+COMMANDS = ("new", "check", "status", "settings", "help", "cancel")
+# A 429 is Telegram saying "not yet": nothing was delivered, so retrying is safe.
+RATE_LIMIT_RETRIES = 3
+
+
+def build_application(
+    settings: Settings,
+    *,
+    rules: Rules | None = None,
+    request: BaseRequest | None = None,
+    updates_request: BaseRequest | None = None,
+) -> Application:  # type: ignore[type-arg]
+    """Build the bot; connections open in post_init, not here."""
+    programme_rules = rules or load_rules(settings.pai_rules_file)
+    builder = (
+        ApplicationBuilder()
+        .token(settings.require_token())
+        .base_url(settings.api_base_url)
+        .base_file_url(settings.file_base_url)
+        .rate_limiter(AIORateLimiter(max_retries=RATE_LIMIT_RETRIES))
+        .post_init(_open_resources)
+        .post_shutdown(_close_resources)
+    )
+    if request is not None:
+        builder = builder.request(request)
+    if updates_request is not None:
+        builder = builder.get_updates_request(updates_request)
+    application = builder.build()
+    application.bot_data["settings"] = settings
+    application.bot_data["rules"] = programme_rules
+    add_handlers(application)
+    return application
+
+
+async def _open_resources(application: Application) -> None:  # type: ignore[type-arg]
+    settings: Settings = application.bot_data["settings"]
+    engine = make_engine(settings.database_url)
+    await create_tables(engine)
+    sessions = make_sessions(engine)
+    application.bot_data[ENGINE_KEY] = engine
+    application.bot_data[DEPS_KEY] = Deps(
+        sessions=sessions, rules=application.bot_data["rules"], settings=settings
+    )
+    async with sessions() as session:
+        await remember_bot_username(session=session, username=application.bot.username)
+    await _publish_commands(application)
+    log.info("bot @%s ready", application.bot.username)
+
+
+async def _publish_commands(application: Application) -> None:  # type: ignore[type-arg]
+    """Fill Telegram's command menu in both languages; the bot works without it."""
+    for language in LANGUAGES:
+        texts = Texts(language)
+        commands = [BotCommand(name, texts(f"command_{name}")) for name in COMMANDS]
+        try:
+            await application.bot.set_my_commands(
+                commands, language_code=None if language == "en" else language
+            )
+        except TelegramError as exc:
+            log.warning("could not publish the command menu: %s", exc)
+
+
+async def _close_resources(application: Application) -> None:  # type: ignore[type-arg]
+    engine: Any = application.bot_data.pop(ENGINE_KEY, None)
+    if engine is not None:
+        await engine.dispose()

@@ -1,0 +1,85 @@
+"""The Italian and English catalogues, and locale-aware money, numbers and dates."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import string
+import tomllib
+from decimal import Decimal
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from babel.dates import format_date
+from babel.numbers import format_currency, format_decimal
+
+LANGUAGES = ("it", "en")
+DEFAULT_LANGUAGE = "en"
+# en_GB: English words with day-first dates, as the programme's partners write them.
+LOCALES = {"it": "it_IT", "en": "en_GB"}
+
+
+def language_for(*, chosen: str | None, telegram_code: str | None) -> str:
+    """The language a user reads: their choice, else Italian for Italian Telegram, else English."""
+    if chosen in LANGUAGES:
+        return chosen
+    if telegram_code and telegram_code.lower().startswith("it"):
+        return "it"
+    return DEFAULT_LANGUAGE
+
+
+@cache
+def catalogue(language: str) -> dict[str, str]:
+    text = resources.files("bot").joinpath(f"catalogues/{language}.toml").read_text("utf-8")
+    return {key: str(value) for key, value in tomllib.loads(text).items()}
+
+
+def placeholders(template: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+class Texts:
+    """Everything a user reads, in their language."""
+
+    def __init__(self, language: str) -> None:
+        self.language = language if language in LANGUAGES else DEFAULT_LANGUAGE
+        self.locale = LOCALES[self.language]
+        self._messages = catalogue(self.language)
+
+    def __call__(self, key: str, **values: Any) -> str:
+        """The message `key` with its placeholders filled; text values are HTML-escaped."""
+        safe = {name: _escape(value) for name, value in values.items()}
+        return self._messages[key].format(**safe)
+
+    def has(self, key: str) -> bool:
+        return key in self._messages
+
+    def money(self, amount: Decimal, currency: str = "EUR") -> str:
+        return str(format_currency(amount, currency, locale=self.locale))
+
+    def number(self, value: Decimal | int) -> str:
+        return str(format_decimal(value, locale=self.locale))
+
+    def date(self, day: dt.date) -> str:
+        return str(format_date(day, format="medium", locale=self.locale))
+
+    def level(self, level: str) -> str:
+        key = f"level_{level}"
+        return self(key) if self.has(key) else level.title()
+
+    def status(self, status: str) -> str:
+        key = f"status_{status}"
+        return self(key) if self.has(key) else status
+
+
+class Markup(str):
+    """Text that is already HTML and must not be escaped again."""
+
+
+def _escape(value: Any) -> Any:
+    if isinstance(value, Markup):
+        return value
+    if isinstance(value, str):
+        return html.escape(value, quote=False)
+    return value

@@ -1,0 +1,320 @@
+"""A Telegram Bot API of our own: users send messages and press buttons, the bot's calls are kept.
+
+It checks what real Telegram checks where a bug would hide (HTML that does not
+parse, texts over 4096 characters, callback data over 64 bytes, edits that
+change nothing), so a test fails where Telegram would refuse the call. It serves
+in process (`FakeRequest`) or over HTTP on 127.0.0.1 (`serve_http`), for the
+real `pai-bot run` process.
+"""
+
+from __future__ import annotations
+
+import html
+import itertools
+import json
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs
+
+from telegram.request import BaseRequest, RequestData
+
+BOT_ID = 7000001
+BOT_USERNAME = "pai_test_bot"
+ALLOWED_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "code", "pre", "a",
+                "tg-spoiler", "blockquote", "span"}
+
+
+class HtmlChecker(HTMLParser):
+    """Refuses what Telegram refuses: unknown or unbalanced tags."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str] = []
+        self.error: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: Any) -> None:
+        if tag not in ALLOWED_TAGS:
+            self.error = f"unsupported start tag {tag!r}"
+        self.stack.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.stack or self.stack.pop() != tag:
+            self.error = f"unmatched end tag {tag!r}"
+
+
+def check_html(text: str) -> str | None:
+    if re.search(r"&(?!(amp|lt|gt|quot|#\d+|#x[0-9a-fA-F]+);)", text):
+        return "unescaped ampersand"
+    if re.search(r"<(?![a-zA-Z/])", text):
+        return "unescaped <"
+    checker = HtmlChecker()
+    checker.feed(text)
+    checker.close()
+    if checker.error is None and checker.stack:
+        return f"unclosed tag {checker.stack[-1]!r}"
+    return checker.error
+
+
+def plain_text(text: str) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", "", text))
+
+
+@dataclass
+class User:
+    id: int
+    first_name: str = "Giulia"
+    language_code: str = "it"
+
+    def as_json(self) -> dict[str, Any]:
+        return {"id": self.id, "is_bot": False, "first_name": self.first_name,
+                "language_code": self.language_code}
+
+
+class TelegramError(Exception):
+    def __init__(self, code: int, description: str, retry_after: int | None = None) -> None:
+        super().__init__(description)
+        self.code, self.description, self.retry_after = code, description, retry_after
+
+
+@dataclass
+class FakeBotApi:
+    """The state of a small Telegram: chats, the bot's messages, pending updates."""
+
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    messages: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
+    pending: list[dict[str, Any]] = field(default_factory=list)
+    # method -> errors to answer with, one per call, before answering normally.
+    failures: dict[str, list[TelegramError]] = field(default_factory=dict)
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _update_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _changed: threading.Condition = field(default_factory=threading.Condition)
+    _confirmed_offset: int = 0
+
+    # --- the bot's side ---------------------------------------------------
+
+    def handle(self, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        with self._changed:
+            self.calls.append((method, params))
+            queued = self.failures.get(method)
+            if queued:
+                error = queued.pop(0)
+                body: dict[str, Any] = {"ok": False, "error_code": error.code,
+                                        "description": error.description}
+                if error.retry_after is not None:
+                    body["parameters"] = {"retry_after": error.retry_after}
+                return error.code, body
+            try:
+                result = getattr(self, f"_{method}", self._anything)(params)
+            except TelegramError as error:
+                return error.code, {"ok": False, "error_code": error.code,
+                                    "description": error.description}
+            self._changed.notify_all()
+            return 200, {"ok": True, "result": result}
+
+    def _getMe(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"id": BOT_ID, "is_bot": True, "first_name": "PAI", "username": BOT_USERNAME,
+                "can_join_groups": False, "can_read_all_group_messages": False,
+                "supports_inline_queries": False}
+
+    def _anything(self, params: dict[str, Any]) -> bool:
+        return True
+
+    def _getUpdates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        offset = int(params.get("offset") or 0)
+        if offset:
+            self.pending = [u for u in self.pending if u["update_id"] >= offset]
+            self._confirmed_offset = offset
+        deadline = time.monotonic() + min(float(params.get("timeout") or 0), 2.0)
+        while not self.pending and time.monotonic() < deadline:
+            self._changed.wait(timeout=deadline - time.monotonic())
+        return list(self.pending)
+
+    def _sendMessage(self, params: dict[str, Any]) -> dict[str, Any]:
+        text = self._checked_text(params)
+        chat_id = int(params["chat_id"])
+        message = {
+            "message_id": next(self._ids),
+            "date": int(time.time()),
+            "chat": {"id": chat_id, "type": "private"},
+            "from": self._getMe({}),
+            "text": plain_text(text) if params.get("parse_mode") == "HTML" else text,
+            "html": text,
+        }
+        markup = self._checked_markup(params.get("reply_markup"))
+        if markup:
+            message["reply_markup"] = markup
+        self.messages[(chat_id, message["message_id"])] = message
+        return {k: v for k, v in message.items() if k != "html"}
+
+    def _editMessageText(self, params: dict[str, Any]) -> dict[str, Any]:
+        message = self._message(params)
+        text = self._checked_text(params)
+        markup = self._checked_markup(params.get("reply_markup"))
+        if message["html"] == text and message.get("reply_markup") == markup:
+            raise TelegramError(400, "Bad Request: message is not modified")
+        message.update(html=text, text=plain_text(text) if params.get("parse_mode") else text)
+        message.pop("reply_markup", None)
+        if markup:
+            message["reply_markup"] = markup
+        message["edited"] = message.get("edited", 0) + 1
+        return {k: v for k, v in message.items() if k not in {"html", "edited"}}
+
+    def _editMessageReplyMarkup(self, params: dict[str, Any]) -> dict[str, Any]:
+        message = self._message(params)
+        markup = self._checked_markup(params.get("reply_markup"))
+        if message.get("reply_markup") == markup:
+            raise TelegramError(400, "Bad Request: message is not modified")
+        message.pop("reply_markup", None)
+        if markup:
+            message["reply_markup"] = markup
+        return {k: v for k, v in message.items() if k not in {"html", "edited"}}
+
+    def _message(self, params: dict[str, Any]) -> dict[str, Any]:
+        key = (int(params["chat_id"]), int(params["message_id"]))
+        if key not in self.messages:
+            raise TelegramError(400, "Bad Request: message to edit not found")
+        return self.messages[key]
+
+    def _checked_text(self, params: dict[str, Any]) -> str:
+        text = str(params.get("text", ""))
+        if not text.strip():
+            raise TelegramError(400, "Bad Request: message text is empty")
+        if params.get("parse_mode") == "HTML":
+            problem = check_html(text)
+            if problem:
+                raise TelegramError(400, f"Bad Request: can't parse entities: {problem}")
+        if len(plain_text(text)) > 4096:
+            raise TelegramError(400, "Bad Request: message is too long")
+        return text
+
+    def _checked_markup(self, markup: Any) -> dict[str, Any] | None:
+        if isinstance(markup, str):
+            markup = json.loads(markup)
+        if not markup or not markup.get("inline_keyboard"):
+            return None
+        for row in markup["inline_keyboard"]:
+            for button in row:
+                if len(button.get("callback_data", "").encode()) > 64:
+                    raise TelegramError(400, "Bad Request: BUTTON_DATA_INVALID")
+        return dict(markup)
+
+    # --- the users' side ---------------------------------------------------
+
+    def user_sends(self, user: User, text: str | None = None, **content: Any) -> dict[str, Any]:
+        """Queue a message from `user` (text, or e.g. sticker=… / photo=…)."""
+        message: dict[str, Any] = {
+            "message_id": next(self._ids),
+            "date": int(time.time()),
+            "chat": {"id": user.id, "type": "private", "first_name": user.first_name},
+            "from": user.as_json(),
+            **content,
+        }
+        if text is not None:
+            message["text"] = text
+            if text.startswith("/"):
+                command = text.split()[0]
+                message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
+        return self._queue({"message": message})
+
+    def user_presses(self, user: User, message: dict[str, Any], data: str) -> dict[str, Any]:
+        """Queue a button press on one of the bot's messages."""
+        shown = {k: v for k, v in message.items() if k not in {"html", "edited"}}
+        return self._queue({"callback_query": {
+            "id": str(next(self._ids)), "from": user.as_json(), "chat_instance": str(user.id),
+            "message": shown, "data": data,
+        }})
+
+    def _queue(self, update: dict[str, Any]) -> dict[str, Any]:
+        with self._changed:
+            update["update_id"] = next(self._update_ids)
+            self.pending.append(update)
+            self._changed.notify_all()
+        return update
+
+    def take_update(self) -> dict[str, Any]:
+        """For in-process tests: hand the oldest queued update to the caller instead of polling."""
+        with self._changed:
+            return self.pending.pop(0)
+
+    def sent_to(self, chat_id: int) -> list[dict[str, Any]]:
+        return [m for (chat, _), m in sorted(self.messages.items()) if chat == chat_id]
+
+    def answers(self) -> list[dict[str, Any]]:
+        return [params for method, params in self.calls if method == "answerCallbackQuery"]
+
+    def wait_for(self, condition: Callable[[], bool], timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not condition():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError("the bot did not answer in time")
+                self._changed.wait(timeout=min(remaining, 0.2))
+
+
+class FakeRequest(BaseRequest):
+    """python-telegram-bot's network layer, answered by a FakeBotApi in process."""
+
+    def __init__(self, api: FakeBotApi) -> None:
+        self.api = api
+
+    @property
+    def read_timeout(self) -> float | None:
+        return 5.0
+
+    async def initialize(self) -> None:
+        return None
+
+    async def shutdown(self) -> None:
+        return None
+
+    async def do_request(self, url: str, method: str, request_data: RequestData | None = None,
+                         *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        params = dict(request_data.parameters) if request_data else {}
+        code, body = self.api.handle(url.rsplit("/", 1)[-1], params)
+        return code, json.dumps(body).encode()
+
+
+def serve_http(api: FakeBotApi, token: str) -> tuple[ThreadingHTTPServer, str]:
+    """Serve `api` on 127.0.0.1 at a free port; returns the server and its `…/bot` base URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            prefix = f"/bot{token}/"
+            if not self.path.startswith(prefix):
+                self._answer(401, {"ok": False, "error_code": 401, "description": "Unauthorized"})
+                return
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length).decode()
+            params: dict[str, Any] = {}
+            if "json" in (self.headers.get("Content-Type") or ""):
+                params = json.loads(body or "{}")
+            else:
+                # Strings arrive as they are; objects and lists JSON-encoded.
+                for key, values in parse_qs(body).items():
+                    value = values[0]
+                    params[key] = json.loads(value) if value[:1] in "{[" and key != "text" else value
+            code, answer = api.handle(self.path[len(prefix):], params)
+            self._answer(code, answer)
+
+        def _answer(self, code: int, body: dict[str, Any]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_port}/bot"
