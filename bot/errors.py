@@ -72,6 +72,9 @@ class UnknownPartner(DomainError):
 
     code: str
 
+    def __str__(self) -> str:
+        return f"no partner with code {self.code!r}"
+
 
 class InviteInvalid(DomainError):
     """The invite is unknown, already used or expired."""

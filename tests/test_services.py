@@ -97,7 +97,7 @@ async def test_bad_purchase_rows_are_reported_by_line_and_skipped(sessions, rule
     async with sessions() as session:
         report = await import_purchases(session=session, rules=rules, path=path)
     assert [(r.line, r.reason.split(" ")[0]) for r in report.rejected] == [
-        (3, "invalid"),
+        (3, "VAT"),
         (5, "purchase_date"),
     ]
     assert report.added == 2

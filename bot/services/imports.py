@@ -14,12 +14,15 @@ from sqlmodel import col
 
 from bot.csvfiles import ImportReport, read_rows
 from bot.errors import InvalidVat
+from bot.i18n import Texts
 from bot.parsing import normalise_vat
 from bot.rules import Rules
 from models import Customer, Partner, Purchase, utcnow
 
 PURCHASE_COLUMNS = ("vat", "customer_name", "purchase_date")
 PARTNER_COLUMNS = ("code", "company", "level")
+# Import reports are for staff at a shell: English, like the rest of the CLI.
+REPORT_TEXTS = Texts("en")
 # Rows per INSERT: well under PostgreSQL's 32,767 bind parameters per statement.
 BATCH = 5000
 
@@ -41,7 +44,7 @@ async def import_purchases(*, session: AsyncSession, rules: Rules, path: Path) -
         try:
             vat = normalise_vat(row["vat"], default_country=rules.country)
         except InvalidVat as exc:
-            report.reject(line, f"invalid VAT number {row['vat']!r} ({exc.reason})")
+            report.reject(line, f"VAT number {row['vat']!r}: {REPORT_TEXTS(exc.reason)}")
             continue
         try:
             day = dt.date.fromisoformat(row["purchase_date"])

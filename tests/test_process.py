@@ -1,0 +1,129 @@
+"""The real `pai-bot run` process against a fake Bot API served on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.factories import VATS, write_csv
+from tests.fake_bot_api import BOT_USERNAME, FakeBotApi, User, serve_http
+from tests.harness import TOKEN, button_data
+
+
+@pytest.fixture
+def api() -> Iterator[tuple[FakeBotApi, str]]:
+    fake = FakeBotApi()
+    server, base_url = serve_http(fake, TOKEN)
+    yield fake, base_url
+    server.shutdown()
+    server.server_close()
+
+
+def environment(tmp_path: Path, base_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "PAI_"))}
+    env.update(
+        TELEGRAM_BOT_TOKEN=TOKEN,
+        TELEGRAM_API_BASE_URL=base_url,
+        DATABASE_URL=f"sqlite:///{tmp_path / 'pai.db'}",
+    )
+    return env
+
+
+def pai_bot(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bot.cli", *args], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+@contextmanager
+def running(env: dict[str, str], cwd: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "bot.cli", "run"], env=env, cwd=cwd,
+                                   stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def wait_for_reply(api: FakeBotApi, user: User, count: int) -> list[dict]:
+    api.wait_for(lambda: len(api.sent_to(user.id)) >= count)
+    return api.sent_to(user.id)
+
+
+def test_salesperson_joins_and_registers_a_deal_with_the_real_process(api, tmp_path):
+    fake, base_url = api
+    env = environment(tmp_path, base_url)
+    write_csv(tmp_path / "partners.csv", "code,company,level\nACME,Acme Informatica,gold\n")
+    write_csv(tmp_path / "purchases.csv", f"vat,customer_name,purchase_date\n{VATS[1]},Bianchi SpA,2020-01-01\n")
+    assert pai_bot(env, tmp_path, "import-partners", "partners.csv").returncode == 0
+    assert pai_bot(env, tmp_path, "import-purchases", "purchases.csv").returncode == 0
+    assert pai_bot(env, tmp_path, "invite", "ACME").returncode == 2  # username not known yet
+    log = tmp_path / "bot.log"
+    user = User(id=4242, language_code="en")
+    with running(env, tmp_path, log) as process:
+        fake.wait_for(lambda: any(m == "getUpdates" for m, _ in fake.calls), timeout=60)
+        # Once started, the bot remembers its username: invites work without the variable.
+        invite = pai_bot(env, tmp_path, "invite", "ACME")
+        assert invite.returncode == 0, invite.stderr
+        link = invite.stdout.splitlines()[-1]
+        assert link.startswith(f"https://t.me/{BOT_USERNAME}?start=")
+        fake.user_sends(user, "/start " + link.split("start=")[1])
+        assert "Acme Informatica" in wait_for_reply(fake, user, 1)[-1]["text"]
+        fake.user_sends(user, f"/new {VATS[1]}")
+        messages = wait_for_reply(fake, user, 3)
+        assert "new customer" in messages[1]["text"]
+        fake.user_sends(user, "2,000")
+        wait_for_reply(fake, user, 4)
+        fake.user_sends(user, "Firewall")
+        ask_close = wait_for_reply(fake, user, 5)[-1]
+        fake.user_presses(user, ask_close, button_data(ask_close, "30 days"))
+        summary = wait_for_reply(fake, user, 6)[-1]
+        fake.user_presses(user, summary, button_data(summary, "Confirm"))
+        done = wait_for_reply(fake, user, 7)[-1]
+        assert "PAI-000001" in done["text"]
+        assert process.poll() is None
+    assert process.returncode == 0
+    with sqlite3.connect(tmp_path / "pai.db") as db:
+        assert db.execute("SELECT vat, status, deal_value FROM registration").fetchall() == [
+            (VATS[1], "qualified", 200000)
+        ]
+    text = log.read_text()
+    assert TOKEN not in text
+    assert TOKEN.split(":")[1] not in text
+    assert "Traceback" not in text
+
+
+def test_a_restart_keeps_registrations_and_answers_where_it_left(api, tmp_path):
+    fake, base_url = api
+    env = environment(tmp_path, base_url)
+    env["TELEGRAM_BOT_USERNAME"] = BOT_USERNAME
+    write_csv(tmp_path / "partners.csv", "code,company,level\nACME,Acme Informatica,gold\n")
+    pai_bot(env, tmp_path, "import-partners", "partners.csv")
+    link = pai_bot(env, tmp_path, "invite", "ACME").stdout.splitlines()[-1]
+    user = User(id=77, language_code="it")
+    with running(env, tmp_path, tmp_path / "first.log"):
+        fake.user_sends(user, "/start " + link.split("start=")[1])
+        wait_for_reply(fake, user, 1)
+        fake.user_sends(user, f"/check {VATS[0]}")
+        assert "cliente nuovo" in wait_for_reply(fake, user, 2)[-1]["text"]
+    sent_before = len(fake.sent_to(user.id))
+    with running(env, tmp_path, tmp_path / "second.log"):
+        fake.user_sends(user, "/status")
+        answer = wait_for_reply(fake, user, sent_before + 1)
+        assert "Non hai ancora registrazioni" in answer[-1]["text"]
+    # Every update was answered once: none lost, none handled twice across the restart.
+    assert len(fake.sent_to(user.id)) == sent_before + 1
