@@ -33,8 +33,9 @@ def async_url(database_url: str) -> URL:
     """Map `sqlite:///…` and `postgresql://…` to their async drivers."""
     try:
         url = make_url(database_url)
-    except ArgumentError as exc:
-        raise DatabaseUrlError(f"DATABASE_URL is not a database URL: {exc}") from exc
+    except ArgumentError:
+        # Not the parser's message: it would repeat the URL, password included.
+        raise DatabaseUrlError("DATABASE_URL is not a database URL such as sqlite:///pai.db") from None
     backend = url.drivername.split("+", 1)[0]
     if backend not in _ASYNC_DRIVERS:
         raise DatabaseUrlError("DATABASE_URL must start with sqlite:/// or postgresql://")
@@ -44,11 +45,12 @@ def async_url(database_url: str) -> URL:
 def make_engine(database_url: str) -> AsyncEngine:
     url = async_url(database_url)
     if url.get_backend_name() == "sqlite":
-        # A writer waits up to 30 s for another instead of failing at once.
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        # A writer waits up to 30 s for another instead of failing at once; statement
+        # parameters (VAT numbers, names) stay out of error messages and logs.
+        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
         event.listen(engine.sync_engine, "connect", _tune_sqlite)
         return engine
-    return create_async_engine(url, pool_pre_ping=True)
+    return create_async_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:

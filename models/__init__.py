@@ -69,7 +69,8 @@ class Purchase(SQLModel, table=True):
 
 class Registration(SQLModel, table=True):
     __table_args__ = (
-        Index("ix_registration_partner_registered_on", "partner_id", "registered_on"),
+        # Covers the loyalty count (partner, date window, not rejected) without table reads.
+        Index("ix_registration_loyalty", "partner_id", "registered_on", "status"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
