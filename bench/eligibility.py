@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import random
 import sqlite3
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -52,12 +52,17 @@ def seed(path: Path, customers: int, purchases: int, registrations: int) -> None
     start = dt.date(2019, 1, 1).toordinal()
     span = TODAY.toordinal() - start
     rows = {
-        (vat_of(rng.randrange(customers)), dt.date.fromordinal(start + rng.randrange(span)).isoformat())
+        (
+            vat_of(rng.randrange(customers)),
+            dt.date.fromordinal(start + rng.randrange(span)).isoformat(),
+        )
         for _ in range(purchases)
     }
     serial = customers
     while len(rows) < purchases:  # top up the few duplicate draws
-        rows.add((vat_of(serial % customers), dt.date.fromordinal(start + serial % span).isoformat()))
+        rows.add(
+            (vat_of(serial % customers), dt.date.fromordinal(start + serial % span).isoformat())
+        )
         serial += 1
     db.executemany("INSERT INTO purchase (vat, purchase_date) VALUES (?, ?)", sorted(rows))
     db.execute(
@@ -113,10 +118,10 @@ async def measure(path: Path, customers: int, checks: int) -> None:
     async def full_check(raw: str) -> None:
         vat = normalise_vat(raw, default_country=rules.country)
         async with sessions() as session:
-            try:
-                await check_eligibility(session=session, rules=rules, account=account, vat=vat, now=now)
-            except DomainError:
-                pass  # "not new" and "protected" are verdicts too
+            with contextlib.suppress(DomainError):  # "not new", "protected": verdicts too
+                await check_eligibility(
+                    session=session, rules=rules, account=account, vat=vat, now=now
+                )
 
     async with engine.connect() as connection:
 
@@ -179,13 +184,17 @@ async def measure_import(folder: Path, rows: int) -> None:
         async with sessions() as session:
             report = await import_purchases(session=session, rules=rules, path=path)
         elapsed = time.perf_counter() - started
-        print(f"{attempt} of {rows} rows:  {elapsed:.2f} s, {report.added} added, "
-              f"{rows / elapsed:,.0f} rows/s")
+        print(
+            f"{attempt} of {rows} rows:  {elapsed:.2f} s, {report.added} added, "
+            f"{rows / elapsed:,.0f} rows/s"
+        )
     await engine.dispose()
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--customers", type=int, default=200_000)
     parser.add_argument("--purchases", type=int, default=1_000_000)
     parser.add_argument("--registrations", type=int, default=2_000)
@@ -199,8 +208,10 @@ async def main() -> None:
         await engine.dispose()
         started = time.perf_counter()
         seed(path, args.customers, args.purchases, args.registrations)
-        print(f"seeded {args.customers:,} customers, {args.purchases:,} purchases, "
-              f"{args.registrations:,} registrations in {time.perf_counter() - started:.1f} s")
+        print(
+            f"seeded {args.customers:,} customers, {args.purchases:,} purchases, "
+            f"{args.registrations:,} registrations in {time.perf_counter() - started:.1f} s"
+        )
         await measure(path, args.customers, args.checks)
         await measure_import(Path(folder), args.import_rows)
 

@@ -30,7 +30,7 @@ from bot.i18n import Texts
 from bot.parsing import normalise_vat
 from bot.rules import Rules, is_new_customer, load_rules, protection_until, quote_incentive
 from bot.services.accounts import create_invite, partner_by_code, remembered_bot_username
-from bot.services.eligibility import assess_customer, last_purchase_of, protection_holder
+from bot.services.eligibility import assess_customer, customer_standing
 from bot.services.imports import import_partners, import_purchases
 from bot.services.registrations import EXPORT_COLUMNS, export_registrations
 from bot.services.views import reference_of
@@ -43,7 +43,9 @@ OK, REFUSED, FAILED = 0, 1, 2
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     # httpx logs every request URL, and Telegram's URLs carry the bot token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
@@ -63,7 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pai-bot", description="PAI Assistant: the partner incentive bot.")
+    parser = argparse.ArgumentParser(
+        prog="pai-bot", description="PAI Assistant: the partner incentive bot."
+    )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run the bot (long polling)")
@@ -83,7 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="is this customer new? what would it earn?")
     check.add_argument("vat", metavar="VAT")
-    check.add_argument("--partner", metavar="CODE", help="quote for this partner's level and loyalty")
+    check.add_argument(
+        "--partner", metavar="CODE", help="quote for this partner's level and loyalty"
+    )
     check.set_defaults(command=run_check)
 
     export = commands.add_parser("export", help="write all registrations to a CSV file")
@@ -92,9 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def with_database(
-    settings: Settings, work: Callable[[AsyncSession, Rules], Awaitable[T]]
-) -> T:
+def with_database(settings: Settings, work: Callable[[AsyncSession, Rules], Awaitable[T]]) -> T:
     """Open the database (creating missing tables), run `work` in one session, close."""
     rules = load_rules(settings.pai_rules_file)
 
@@ -213,7 +217,10 @@ def run_check(args: argparse.Namespace, settings: Settings) -> int:
 async def check_for_staff(session: AsyncSession, rules: Rules, vat: str) -> int:
     """The verdict for staff: unlike partners, staff may see who holds a protection."""
     today = rules.today()
-    holder = await protection_holder(session=session, vat=vat, today=today)
+    standing = await customer_standing(
+        session=session, rules=rules, vat=vat, partner_id=None, today=today
+    )
+    holder, last = standing.holder, standing.last_purchase
     if holder is not None:
         partner = await session.get(Partner, holder.partner_id)
         assert partner is not None
@@ -222,14 +229,15 @@ async def check_for_staff(session: AsyncSession, rules: Rules, vat: str) -> int:
             f"by {partner.code} ({partner.company}), {reference_of(holder.registration_id)}"
         )
         return REFUSED
-    last = await last_purchase_of(session=session, vat=vat)
     if not is_new_customer(rules, last_purchase=last, on=today):
         assert last is not None
         print(f"{vat}: not new, last purchase {last.isoformat()}")
         return REFUSED
     history = f"last purchase {last.isoformat()}" if last else "no purchase on record"
-    print(f"{vat}: new customer ({history}); registering today protects it until "
-          f"{protection_until(rules, today).isoformat()}")
+    print(
+        f"{vat}: new customer ({history}); registering today protects it until "
+        f"{protection_until(rules, today).isoformat()}"
+    )
     try:
         for level in rules.levels:
             quote = quote_incentive(rules, on=today, level=level, earlier_registrations=0)
@@ -245,8 +253,12 @@ async def check_for_partner(session: AsyncSession, rules: Rules, vat: str, code:
     texts = Texts("en")
     try:
         verdict = await assess_customer(
-            session=session, rules=rules, vat=vat, partner_id=partner.id,
-            level=partner.level, today=rules.today(),
+            session=session,
+            rules=rules,
+            vat=vat,
+            partner_id=partner.id,
+            level=partner.level,
+            today=rules.today(),
         )
     except CustomerNotNew as refusal:
         print(f"{vat}: not new, last purchase {refusal.last_purchase.isoformat()}")
@@ -255,17 +267,22 @@ async def check_for_partner(session: AsyncSession, rules: Rules, vat: str, code:
         print(f"{vat}: protected by another partner until {refusal.until.isoformat()}")
         return REFUSED
     except AlreadyRegistered as refusal:
-        print(f"{vat}: already registered by {partner.code} as {refusal.reference} "
-              f"until {refusal.until.isoformat()}")
+        print(
+            f"{vat}: already registered by {partner.code} as {refusal.reference} "
+            f"until {refusal.until.isoformat()}"
+        )
         return REFUSED
     except NoIncentiveInForce:
         print(f"{vat}: no incentive version is in force today")
         return REFUSED
     quote = verdict.quote
-    print(f"{vat}: new customer; {partner.code} would earn {texts.money(quote.amount, quote.currency)} "
-          f"(level {quote.level}, {quote.earlier_registrations} earlier registrations, "
-          f"multiplier {quote.loyalty_multiplier or '-'}, rules from {quote.version}), "
-          f"protected until {verdict.protected_until.isoformat()}")
+    earn = texts.money(quote.amount, quote.currency)
+    print(
+        f"{vat}: new customer; {partner.code} would earn {earn} "
+        f"(level {quote.level}, {quote.earlier_registrations} earlier registrations, "
+        f"multiplier {quote.loyalty_multiplier or '-'}, rules from {quote.version}), "
+        f"protected until {verdict.protected_until.isoformat()}"
+    )
     return OK
 
 

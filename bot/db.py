@@ -35,7 +35,9 @@ def async_url(database_url: str) -> URL:
         url = make_url(database_url)
     except ArgumentError:
         # Not the parser's message: it would repeat the URL, password included.
-        raise DatabaseUrlError("DATABASE_URL is not a database URL such as sqlite:///pai.db") from None
+        raise DatabaseUrlError(
+            "DATABASE_URL is not a database URL such as sqlite:///pai.db"
+        ) from None
     backend = url.drivername.split("+", 1)[0]
     if backend not in _ASYNC_DRIVERS:
         raise DatabaseUrlError("DATABASE_URL must start with sqlite:/// or postgresql://")

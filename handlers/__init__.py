@@ -31,16 +31,26 @@ def add_handlers(application: Application) -> None:  # type: ignore[type-arg]
     application.add_handler(CommandHandler("settings", partner.show_settings, private))
     application.add_handler(CommandHandler("help", partner.show_help, private))
     application.add_handler(CommandHandler("cancel", partner.nothing_to_cancel, private))
-    application.add_handler(CallbackQueryHandler(partner.turn_status_page, pattern=r"^st:page:\d+$"))
-    application.add_handler(CallbackQueryHandler(partner.open_registration, pattern=r"^st:open:\d+:\d+$"))
-    application.add_handler(CallbackQueryHandler(partner.confirm_lost, pattern=r"^st:lost:\d+:\d+$"))
+    application.add_handler(
+        CallbackQueryHandler(partner.turn_status_page, pattern=r"^st:page:\d+$")
+    )
+    application.add_handler(
+        CallbackQueryHandler(partner.open_registration, pattern=r"^st:open:\d+:\d+$")
+    )
+    application.add_handler(
+        CallbackQueryHandler(partner.confirm_lost, pattern=r"^st:lost:\d+:\d+$")
+    )
     application.add_handler(
         CallbackQueryHandler(partner.record_outcome, pattern=r"^st:(won|lostok):\d+:\d+$")
     )
-    application.add_handler(CallbackQueryHandler(partner.change_setting, pattern=r"^set:(lang|rem):\w+$"))
+    application.add_handler(
+        CallbackQueryHandler(partner.change_setting, pattern=r"^set:(lang|rem):\w+$")
+    )
     # Buttons of conversations that ended (or of an older version of the bot).
     application.add_handler(CallbackQueryHandler(partner.answer_stale_button))
-    application.add_handler(MessageHandler(private & ~filters.UpdateType.EDITED, partner.answer_unknown))
+    application.add_handler(
+        MessageHandler(private & ~filters.UpdateType.EDITED, partner.answer_unknown)
+    )
     application.add_error_handler(report_error)
 
 
@@ -49,7 +59,9 @@ async def report_error(update: object, context: Context) -> None:
     error = context.error
     update_id = update.update_id if isinstance(update, Update) else None
     log.error(
-        "update %s failed: %s", update_id, type(error).__name__,
+        "update %s failed: %s",
+        update_id,
+        type(error).__name__,
         exc_info=(type(error), error, error.__traceback__) if error else None,
     )
     if not isinstance(update, Update) or update.effective_chat is None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from telegram import Message, Update
+from telegram import CallbackQuery, Message, Update
 from telegram.ext import ContextTypes
 
 from bot.config import Settings
@@ -61,17 +61,26 @@ async def reply(update: Update, text: str, **kwargs: Any) -> Message | None:
     return await chat.send_message(text, parse_mode="HTML", **kwargs)
 
 
-Linked = Callable[[Update, Context, Account, Texts], Awaitable[T]]
+def pressed(update: Update) -> tuple[CallbackQuery, list[str]]:
+    """The button press behind a callback update, and its data split at colons."""
+    query = update.callback_query
+    if query is None or query.data is None:
+        raise ValueError("not a button press with data")
+    return query, query.data.split(":")
 
 
-def linked_only(default: T) -> Callable[[Linked[T]], Callable[[Update, Context], Awaitable[T]]]:
+Linked = Callable[[Update, Context, Account, Texts], Coroutine[Any, Any, T]]
+Handler = Callable[[Update, Context], Coroutine[Any, Any, T]]
+
+
+def linked_only(default: T) -> Callable[[Linked[T]], Handler[T]]:
     """Run the callback only for a linked salesperson; tell anyone else how to join.
 
     `default` is what the callback returns for an unlinked user (e.g. END for a
     conversation entry point).
     """
 
-    def decorate(callback: Linked[T]) -> Callable[[Update, Context], Awaitable[T]]:
+    def decorate(callback: Linked[T]) -> Handler[T]:
         @functools.wraps(callback)
         async def wrapper(update: Update, context: Context) -> T:
             account = await account_of(update, context)

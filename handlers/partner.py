@@ -18,7 +18,7 @@ from bot.services.registrations import (
     report_outcome,
 )
 from bot.services.views import Account, RegistrationView, StatusPage
-from handlers.common import Context, account_of, deps, linked_only, reply, texts_for
+from handlers.common import Context, account_of, deps, linked_only, pressed, reply, texts_for
 from handlers.render import render_registration
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,9 @@ async def start(update: Update, context: Context) -> None:
             texts = texts_for(update, account)
             await reply(update, texts("start_invite_invalid"))
             return
-        log.info("salesperson %s linked to partner %s", account.salesperson_id, account.partner_code)
+        log.info(
+            "salesperson %s linked to partner %s", account.salesperson_id, account.partner_code
+        )
         texts = texts_for(update, account)
         await reply(
             update,
@@ -72,7 +74,9 @@ async def show_help(update: Update, context: Context, account: Account, texts: T
 
 
 @linked_only(default=None)
-async def nothing_to_cancel(update: Update, context: Context, account: Account, texts: Texts) -> None:
+async def nothing_to_cancel(
+    update: Update, context: Context, account: Account, texts: Texts
+) -> None:
     """Answer /cancel outside a conversation."""
     await reply(update, texts("nothing_to_cancel"))
 
@@ -132,7 +136,9 @@ def status_buttons(texts: Texts, page: StatusPage) -> InlineKeyboardMarkup | Non
         )
     if page.offset + PAGE_SIZE < page.total_count:
         paging.append(
-            InlineKeyboardButton(texts("button_more"), callback_data=f"st:page:{page.offset + PAGE_SIZE}")
+            InlineKeyboardButton(
+                texts("button_more"), callback_data=f"st:page:{page.offset + PAGE_SIZE}"
+            )
         )
     if paging:
         rows.append(paging)
@@ -152,12 +158,13 @@ async def show_status(update: Update, context: Context, account: Account, texts:
 
 
 @linked_only(default=None)
-async def turn_status_page(update: Update, context: Context, account: Account, texts: Texts) -> None:
+async def turn_status_page(
+    update: Update, context: Context, account: Account, texts: Texts
+) -> None:
     """Show older or newer registrations in the same message."""
-    query = update.callback_query
-    assert query is not None and query.data is not None
+    query, (_, _, offset) = pressed(update)
     await query.answer()
-    page = await load_page(context, account, int(query.data.split(":")[2]))
+    page = await load_page(context, account, int(offset))
     await edit(update, status_text(texts, account, page), status_buttons(texts, page))
 
 
@@ -168,8 +175,12 @@ def detail_buttons(
     if open_for_outcome:
         rows.append(
             [
-                InlineKeyboardButton(texts("button_won"), callback_data=f"st:won:{registration.id}:{offset}"),
-                InlineKeyboardButton(texts("button_lost"), callback_data=f"st:lost:{registration.id}:{offset}"),
+                InlineKeyboardButton(
+                    texts("button_won"), callback_data=f"st:won:{registration.id}:{offset}"
+                ),
+                InlineKeyboardButton(
+                    texts("button_lost"), callback_data=f"st:lost:{registration.id}:{offset}"
+                ),
             ]
         )
     rows.append([InlineKeyboardButton(texts("button_back"), callback_data=f"st:page:{offset}")])
@@ -184,11 +195,11 @@ def is_open_for_outcome(context: Context, registration: RegistrationView) -> boo
 
 
 @linked_only(default=None)
-async def open_registration(update: Update, context: Context, account: Account, texts: Texts) -> None:
+async def open_registration(
+    update: Update, context: Context, account: Account, texts: Texts
+) -> None:
     """Show one registration, with Won / Lost while it is open."""
-    query = update.callback_query
-    assert query is not None and query.data is not None
-    _, _, registration_id, offset = query.data.split(":")
+    query, (_, _, registration_id, offset) = pressed(update)
     try:
         async with deps(context).sessions() as session:
             registration = await get_registration(
@@ -214,9 +225,7 @@ async def show_detail(
 @linked_only(default=None)
 async def record_outcome(update: Update, context: Context, account: Account, texts: Texts) -> None:
     """Mark the registration won or lost, as the partner reports."""
-    query = update.callback_query
-    assert query is not None and query.data is not None
-    _, action, registration_id, offset = query.data.split(":")
+    query, (_, action, registration_id, offset) = pressed(update)
     outcome = Status.WON if action == "won" else Status.LOST  # "lostok": Lost, confirmed
     resources = deps(context)
     try:
@@ -237,7 +246,11 @@ async def record_outcome(update: Update, context: Context, account: Account, tex
                 session=session, account=account, registration_id=int(registration_id)
             )
         await query.answer(
-            texts("transition_not_allowed", reference=current.reference, status=texts.status(refused.current)),
+            texts(
+                "transition_not_allowed",
+                reference=current.reference,
+                status=texts.status(refused.current),
+            ),
             show_alert=True,
         )
         await show_detail(update, context, texts, current, int(offset))
@@ -250,9 +263,7 @@ async def record_outcome(update: Update, context: Context, account: Account, tex
 @linked_only(default=None)
 async def confirm_lost(update: Update, context: Context, account: Account, texts: Texts) -> None:
     """Ask before marking lost: it hands the customer to other partners for good."""
-    query = update.callback_query
-    assert query is not None and query.data is not None
-    _, _, registration_id, offset = query.data.split(":")
+    query, (_, _, registration_id, offset) = pressed(update)
     try:
         async with deps(context).sessions() as session:
             registration = await get_registration(
@@ -276,7 +287,9 @@ async def confirm_lost(update: Update, context: Context, account: Account, texts
     )
     await edit(
         update,
-        texts("confirm_lost", reference=registration.reference, customer=registration.customer_name),
+        texts(
+            "confirm_lost", reference=registration.reference, customer=registration.customer_name
+        ),
         markup,
     )
 
@@ -290,8 +303,16 @@ def settings_view(texts: Texts, account: Account) -> tuple[str, InlineKeyboardMa
     toggle = "off" if account.reminders_enabled else "on"
     markup = InlineKeyboardMarkup(
         [
-            [InlineKeyboardButton(texts("button_language"), callback_data=f"set:lang:{other_language}")],
-            [InlineKeyboardButton(texts(f"button_reminders_{toggle}"), callback_data=f"set:rem:{toggle}")],
+            [
+                InlineKeyboardButton(
+                    texts("button_language"), callback_data=f"set:lang:{other_language}"
+                )
+            ],
+            [
+                InlineKeyboardButton(
+                    texts(f"button_reminders_{toggle}"), callback_data=f"set:rem:{toggle}"
+                )
+            ],
         ]
     )
     return texts("settings", language=texts("language_name"), reminders=reminders), markup
@@ -307,9 +328,7 @@ async def show_settings(update: Update, context: Context, account: Account, text
 @linked_only(default=None)
 async def change_setting(update: Update, context: Context, account: Account, texts: Texts) -> None:
     """Switch the language or the reminders, and show the settings in the new state."""
-    query = update.callback_query
-    assert query is not None and query.data is not None
-    _, what, value = query.data.split(":")
+    query, (_, what, value) = pressed(update)
     async with deps(context).sessions() as session:
         account = await update_preferences(
             session=session,

@@ -23,7 +23,7 @@ from bot.i18n import Texts
 from bot.parsing import check_close_date, clean_text, normalise_vat, parse_amount, parse_date
 from bot.services.eligibility import Opportunity, check_eligibility, register_opportunity
 from bot.services.views import Account, Verdict
-from handlers.common import Context, account_of, deps, linked_only, reply, texts_for
+from handlers.common import Context, account_of, deps, linked_only, pressed, reply, texts_for
 from handlers.render import (
     MAX_COMPANY,
     MAX_PRODUCT,
@@ -78,7 +78,9 @@ def question(texts: Texts, context: Context, state: int) -> tuple[str, InlineKey
         return texts("ask_product"), None
     if state == CLOSE:
         buttons = [
-            InlineKeyboardButton(texts("close_in_days", days=days), callback_data=f"new:close:{days}")
+            InlineKeyboardButton(
+                texts("close_in_days", days=days), callback_data=f"new:close:{days}"
+            )
             for days in CLOSE_IN_DAYS
         ]
         return texts("ask_close"), InlineKeyboardMarkup([buttons])
@@ -95,7 +97,9 @@ def question(texts: Texts, context: Context, state: int) -> tuple[str, InlineKey
 def summary(texts: Texts, context: Context) -> str:
     draft = draft_of(context)
     verdict = draft.verdict
-    assert verdict is not None and draft.deal_value is not None and draft.expected_close
+    assert verdict is not None
+    assert draft.deal_value is not None
+    assert draft.expected_close
     return texts(
         "summary",
         customer=verdict.known_name or draft.customer_name or "",
@@ -228,13 +232,11 @@ async def receive_close_date(update: Update, context: Context) -> int:
 
 async def pick_close_date(update: Update, context: Context) -> int:
     """Keep the close date from a 30/60/90 days button."""
-    query = update.callback_query
-    assert query is not None and query.data is not None
+    query, (_, _, days) = pressed(update)
     await query.answer()
     await remove_buttons(update)
     texts = await current_texts(update, context)
-    days = int(query.data.rsplit(":", 1)[1])
-    draft_of(context).expected_close = deps(context).rules.today() + dt.timedelta(days=days)
+    draft_of(context).expected_close = deps(context).rules.today() + dt.timedelta(days=int(days))
     return await ask(update, context, texts, CONFIRM)
 
 
@@ -248,8 +250,10 @@ async def confirm_registration(
     await query.answer()
     await remove_buttons(update)
     draft = draft_of(context)
-    assert draft.verdict is not None and draft.deal_value is not None
-    assert draft.product is not None and draft.expected_close is not None
+    assert draft.verdict is not None
+    assert draft.deal_value is not None
+    assert draft.product is not None
+    assert draft.expected_close is not None
     opportunity = Opportunity(
         vat=draft.verdict.vat,
         customer_name=draft.customer_name,

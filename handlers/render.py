@@ -27,14 +27,16 @@ def quote_detail(texts: Texts, rules: Rules, quote: Quote) -> Markup:
     version = texts.date(quote.version)
     if quote.loyalty_multiplier is None:
         return Markup(texts("quote_fixed", version=version))
-    return Markup(texts(
-        "quote_scaled",
-        level=texts.level(quote.level),
-        multiplier=texts.number(quote.loyalty_multiplier),
-        count=quote.earlier_registrations,
-        window=rules.loyalty_window_days,
-        version=version,
-    ))
+    return Markup(
+        texts(
+            "quote_scaled",
+            level=texts.level(quote.level),
+            multiplier=texts.number(quote.loyalty_multiplier),
+            count=quote.earlier_registrations,
+            window=rules.loyalty_window_days,
+            version=version,
+        )
+    )
 
 
 def render_verdict(texts: Texts, rules: Rules, verdict: Verdict) -> str:
@@ -61,7 +63,10 @@ def render_refusal(texts: Texts, rules: Rules, vat: str, error: DomainError) -> 
         return texts("verdict_protected", vat=vat, until=texts.date(error.until))
     if isinstance(error, AlreadyRegistered):
         return texts(
-            "verdict_already_yours", vat=vat, reference=error.reference, until=texts.date(error.until)
+            "verdict_already_yours",
+            vat=vat,
+            reference=error.reference,
+            until=texts.date(error.until),
         )
     if isinstance(error, NoIncentiveInForce):
         return texts("no_incentive")

@@ -26,8 +26,23 @@ from telegram.request import BaseRequest, RequestData
 
 BOT_ID = 7000001
 BOT_USERNAME = "pai_test_bot"
-ALLOWED_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "code", "pre", "a",
-                "tg-spoiler", "blockquote", "span"}
+ALLOWED_TAGS = {
+    "b",
+    "strong",
+    "i",
+    "em",
+    "u",
+    "ins",
+    "s",
+    "strike",
+    "del",
+    "code",
+    "pre",
+    "a",
+    "tg-spoiler",
+    "blockquote",
+    "span",
+}
 
 
 class HtmlChecker(HTMLParser):
@@ -72,8 +87,12 @@ class User:
     language_code: str = "it"
 
     def as_json(self) -> dict[str, Any]:
-        return {"id": self.id, "is_bot": False, "first_name": self.first_name,
-                "language_code": self.language_code}
+        return {
+            "id": self.id,
+            "is_bot": False,
+            "first_name": self.first_name,
+            "language_code": self.language_code,
+        }
 
 
 class TelegramError(Exception):
@@ -104,23 +123,35 @@ class FakeBotApi:
             queued = self.failures.get(method)
             if queued:
                 error = queued.pop(0)
-                body: dict[str, Any] = {"ok": False, "error_code": error.code,
-                                        "description": error.description}
+                body: dict[str, Any] = {
+                    "ok": False,
+                    "error_code": error.code,
+                    "description": error.description,
+                }
                 if error.retry_after is not None:
                     body["parameters"] = {"retry_after": error.retry_after}
                 return error.code, body
             try:
                 result = getattr(self, f"_{method}", self._anything)(params)
             except TelegramError as error:
-                return error.code, {"ok": False, "error_code": error.code,
-                                    "description": error.description}
+                return error.code, {
+                    "ok": False,
+                    "error_code": error.code,
+                    "description": error.description,
+                }
             self._changed.notify_all()
             return 200, {"ok": True, "result": result}
 
     def _getMe(self, params: dict[str, Any]) -> dict[str, Any]:
-        return {"id": BOT_ID, "is_bot": True, "first_name": "PAI", "username": BOT_USERNAME,
-                "can_join_groups": False, "can_read_all_group_messages": False,
-                "supports_inline_queries": False}
+        return {
+            "id": BOT_ID,
+            "is_bot": True,
+            "first_name": "PAI",
+            "username": BOT_USERNAME,
+            "can_join_groups": False,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+        }
 
     def _anything(self, params: dict[str, Any]) -> bool:
         return True
@@ -225,10 +256,17 @@ class FakeBotApi:
     def user_presses(self, user: User, message: dict[str, Any], data: str) -> dict[str, Any]:
         """Queue a button press on one of the bot's messages."""
         shown = {k: v for k, v in message.items() if k not in {"html", "edited"}}
-        return self._queue({"callback_query": {
-            "id": str(next(self._ids)), "from": user.as_json(), "chat_instance": str(user.id),
-            "message": shown, "data": data,
-        }})
+        return self._queue(
+            {
+                "callback_query": {
+                    "id": str(next(self._ids)),
+                    "from": user.as_json(),
+                    "chat_instance": str(user.id),
+                    "message": shown,
+                    "data": data,
+                }
+            }
+        )
 
     def _queue(self, update: dict[str, Any]) -> dict[str, Any]:
         with self._changed:
@@ -274,8 +312,14 @@ class FakeRequest(BaseRequest):
     async def shutdown(self) -> None:
         return None
 
-    async def do_request(self, url: str, method: str, request_data: RequestData | None = None,
-                         *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> tuple[int, bytes]:
         params = dict(request_data.parameters) if request_data else {}
         code, body = self.api.handle(url.rsplit("/", 1)[-1], params)
         return code, json.dumps(body).encode()
@@ -299,8 +343,10 @@ def serve_http(api: FakeBotApi, token: str) -> tuple[ThreadingHTTPServer, str]:
                 # Strings arrive as they are; objects and lists JSON-encoded.
                 for key, values in parse_qs(body).items():
                     value = values[0]
-                    params[key] = json.loads(value) if value[:1] in "{[" and key != "text" else value
-            code, answer = api.handle(self.path[len(prefix):], params)
+                    params[key] = (
+                        json.loads(value) if value[:1] in "{[" and key != "text" else value
+                    )
+            code, answer = api.handle(self.path[len(prefix) :], params)
             self._answer(code, answer)
 
         def _answer(self, code: int, body: dict[str, Any]) -> None:

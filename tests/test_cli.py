@@ -30,12 +30,16 @@ def run(capsys, *argv):
 
 
 def test_importing_partners_and_purchases_reports_counts_and_bad_lines(shell, capsys):
-    write_csv(shell / "partners.csv", "\ufeffcode;company;level;region\nACME;Acme;gold;Nord\nX;;gold;\n")
+    write_csv(
+        shell / "partners.csv", "\ufeffcode;company;level;region\nACME;Acme;gold;Nord\nX;;gold;\n"
+    )
     code, out, err = run(capsys, "import-partners", "partners.csv")
     assert code == 1
     assert "1 partners added" in out
     assert "partners.csv:3: company" in err
-    write_csv(shell / "purchases.csv", f"vat,customer_name,purchase_date\n{VATS[0]},Rossi,2026-06-01\n")
+    write_csv(
+        shell / "purchases.csv", f"vat,customer_name,purchase_date\n{VATS[0]},Rossi,2026-06-01\n"
+    )
     assert run(capsys, "import-purchases", "purchases.csv")[0] == 0
     code, out, _ = run(capsys, "import-purchases", "purchases.csv")
     assert (code, "0 purchases added" in out, "1 unchanged" in out) == (0, True, True)
@@ -65,7 +69,9 @@ def test_invite_prints_the_deep_link_last(shell, capsys, monkeypatch):
 def test_check_from_the_shell_gives_the_verdict_and_quotes(shell, capsys):
     write_csv(shell / "partners.csv", "code,company,level\nACME,Acme,certified\n")
     run(capsys, "import-partners", "partners.csv")
-    write_csv(shell / "purchases.csv", f"vat,customer_name,purchase_date\n{VATS[0]},Rossi,2099-01-01\n")
+    write_csv(
+        shell / "purchases.csv", f"vat,customer_name,purchase_date\n{VATS[0]},Rossi,2099-01-01\n"
+    )
     run(capsys, "import-purchases", "purchases.csv")
     code, out, _ = run(capsys, "check", "123.456.705-87")
     assert (code, "not new, last purchase 2099-01-01" in out) == (1, True)
@@ -79,7 +85,7 @@ def test_check_from_the_shell_gives_the_verdict_and_quotes(shell, capsys):
 
 
 def test_export_writes_every_registration(shell, capsys):
-    code, out, _ = run(capsys, "export", "out.csv")
+    code, _out, _ = run(capsys, "export", "out.csv")
     assert code == 0
     with open(shell / "out.csv", newline="", encoding="utf-8") as exported:
         assert next(csv.reader(exported))[:3] == ["reference", "partner_code", "partner_company"]
@@ -87,8 +93,15 @@ def test_export_writes_every_registration(shell, capsys):
 
 def test_run_without_a_token_stops_with_one_sentence(shell):
     env = {k: v for k, v in os.environ.items() if k != "TELEGRAM_BOT_TOKEN"}
-    result = subprocess.run([sys.executable, "-m", "bot.cli", "run"], capture_output=True, text=True,
-                            env=env, cwd=shell, timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "run"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=shell,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "pai-bot: TELEGRAM_BOT_TOKEN is not set: ask @BotFather for a token and put it in .env."
@@ -96,7 +109,9 @@ def test_run_without_a_token_stops_with_one_sentence(shell):
 
 
 def test_hundred_thousand_purchases_import_in_one_run(shell, capsys):
-    rows = "".join(f"{italian_vat(i)},Cliente {i},2025-{i % 12 + 1:02d}-15\n" for i in range(100_000))
+    rows = "".join(
+        f"{italian_vat(i)},Cliente {i},2025-{i % 12 + 1:02d}-15\n" for i in range(100_000)
+    )
     write_csv(shell / "big.csv", "vat,customer_name,purchase_date\n" + rows)
     code, out, _ = run(capsys, "import-purchases", "big.csv")
     assert code == 0

@@ -44,7 +44,9 @@ async def join(bot: Harness, user_id: int, partner: str = "ACME", language: str 
 
 async def registrations(bot: Harness) -> list[Registration]:
     async with bot.sessions() as session:
-        return list((await session.execute(select(Registration).order_by(Registration.id))).scalars())
+        return list(
+            (await session.execute(select(Registration).order_by(Registration.id))).scalars()
+        )
 
 
 # --- joining -------------------------------------------------------------------
@@ -72,7 +74,9 @@ async def test_used_invite_links_nobody_else(bot):
     assert "invite link" in answer["text"]
 
 
-@pytest.mark.parametrize("text", ["/start", "/new", "/status", "/check IT12345670587", "/help", "ciao"])
+@pytest.mark.parametrize(
+    "text", ["/start", "/new", "/status", "/check IT12345670587", "/help", "ciao"]
+)
 async def test_unlinked_user_only_learns_how_to_join(bot, text):
     [answer] = await bot.chat(99, "en").send(text)
     assert "invite" in answer["text"]
@@ -94,9 +98,13 @@ async def test_registering_an_unknown_customer_end_to_end_in_italian(bot):
     assert "ragione sociale" in ask_company["text"]
     [ask_value] = await chat.send("Rossi Impianti S.r.l.")
     assert "euro" in ask_value["text"]
-    [ask_product] = await chat.send("12.500")
+    [_ask_product] = await chat.send("12.500")
     [ask_close] = await chat.send("Gestionale, 10 utenti")
-    assert [label for label, _ in buttons(ask_close)] == ["Tra 30 giorni", "Tra 60 giorni", "Tra 90 giorni"]
+    assert [label for label, _ in buttons(ask_close)] == [
+        "Tra 30 giorni",
+        "Tra 60 giorni",
+        "Tra 90 giorni",
+    ]
     [summary] = await chat.send("31/12/2026")
     assert "12.500,00\xa0€" in summary["text"]
     assert "31 dic 2026" in summary["text"]
@@ -127,8 +135,10 @@ async def test_known_customer_skips_the_company_question_and_buttons_pick_the_da
     [done] = await chat.press(summary, "Confirm")
     assert "Registered" in done["text"]
     [registration] = await registrations(bot)
-    assert registration.expected_close == dt.date.today() + dt.timedelta(days=60) or abs(
-        (registration.expected_close - dt.date.today()).days - 60) <= 1
+    assert (
+        registration.expected_close == dt.date.today() + dt.timedelta(days=60)
+        or abs((registration.expected_close - dt.date.today()).days - 60) <= 1
+    )
     assert registration.customer_name == "Bianchi SpA"
 
 
@@ -171,9 +181,17 @@ async def test_wrong_answers_repeat_the_question_and_keep_what_was_typed(bot):
     [bad_value] = await chat.send("12,500.50")
     assert "12.500,50" in bad_value["text"]  # the Italian reading is suggested
     assert "euro" in bad_value["text"]
-    [sticker] = await chat.send(sticker={"file_id": "x", "file_unique_id": "y", "type": "regular",
-                                         "width": 1, "height": 1, "is_animated": False,
-                                         "is_video": False})
+    [sticker] = await chat.send(
+        sticker={
+            "file_id": "x",
+            "file_unique_id": "y",
+            "type": "regular",
+            "width": 1,
+            "height": 1,
+            "is_animated": False,
+            "is_video": False,
+        }
+    )
     assert "messaggio di testo" in sticker["text"]
     [command] = await chat.send("/status")
     assert "/cancel" in command["text"]
@@ -188,7 +206,10 @@ async def test_wrong_answers_repeat_the_question_and_keep_what_was_typed(bot):
     assert "Rossi <Impianti> & C." in summary["text"]
     await chat.press(summary, "Conferma")
     [registration] = await registrations(bot)
-    assert (registration.customer_name, registration.deal_value) == ("Rossi <Impianti> & C.", Decimal("0.50"))
+    assert (registration.customer_name, registration.deal_value) == (
+        "Rossi <Impianti> & C.",
+        Decimal("0.50"),
+    )
 
 
 async def test_cancel_leaves_at_any_step_and_registers_nothing(bot):
@@ -273,8 +294,11 @@ async def test_status_lists_registrations_with_totals_and_marks_won_and_lost(bot
     await chat.press(status, "Yes, it is lost")
     assert "lost" in status["text"]
     async with bot.sessions() as session:
-        moves = (await session.execute(select(StatusChange.to_status, StatusChange.changed_by)
-                                       .order_by(StatusChange.id))).all()
+        moves = (
+            await session.execute(
+                select(StatusChange.to_status, StatusChange.changed_by).order_by(StatusChange.id)
+            )
+        ).all()
     assert moves[-2:] == [("won", "telegram:11"), ("lost", "telegram:11")]
     [status] = await chat.send("/status")
     assert "Expected: €500.00" in status["text"]
@@ -319,7 +343,9 @@ async def test_settings_switch_language_and_reminders(bot):
 
 async def test_photos_and_unknown_text_outside_a_conversation_get_a_pointer(bot):
     chat = await join(bot, 11, language="en")
-    [answer] = await chat.send(photo=[{"file_id": "p", "file_unique_id": "q", "width": 1, "height": 1}])
+    [answer] = await chat.send(
+        photo=[{"file_id": "p", "file_unique_id": "q", "width": 1, "height": 1}]
+    )
     assert "/new" in answer["text"]
 
 

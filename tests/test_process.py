@@ -38,15 +38,27 @@ def environment(tmp_path: Path, base_url: str) -> dict[str, str]:
 
 
 def pai_bot(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bot.cli", *args], env=env, cwd=cwd,
-                          capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 @contextmanager
 def running(env: dict[str, str], cwd: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "bot.cli", "run"], env=env, cwd=cwd,
-                                   stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "run"],
+            env=env,
+            cwd=cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         yield process
     finally:
@@ -68,7 +80,10 @@ def test_salesperson_joins_and_registers_a_deal_with_the_real_process(api, tmp_p
     fake, base_url = api
     env = environment(tmp_path, base_url)
     write_csv(tmp_path / "partners.csv", "code,company,level\nACME,Acme Informatica,gold\n")
-    write_csv(tmp_path / "purchases.csv", f"vat,customer_name,purchase_date\n{VATS[1]},Bianchi SpA,2020-01-01\n")
+    write_csv(
+        tmp_path / "purchases.csv",
+        f"vat,customer_name,purchase_date\n{VATS[1]},Bianchi SpA,2020-01-01\n",
+    )
     assert pai_bot(env, tmp_path, "import-partners", "partners.csv").returncode == 0
     assert pai_bot(env, tmp_path, "import-purchases", "purchases.csv").returncode == 0
     assert pai_bot(env, tmp_path, "invite", "ACME").returncode == 2  # username not known yet

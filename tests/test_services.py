@@ -107,7 +107,8 @@ async def test_partner_import_updates_the_partner_with_the_same_code(sessions, r
     await add_partners(sessions, rules, tmp_path, "ACME,Acme,certified\n")
     path = write_csv(
         tmp_path / "p2.csv",
-        "code;company;level\nacme;Acme Informatica;Gold\nNEW;New Co;platinum\nBETA;Beta;registered\n",
+        "code;company;level\nacme;Acme Informatica;Gold\n"
+        "NEW;New Co;platinum\nBETA;Beta;registered\n",
     )
     async with sessions() as session:
         report = await import_partners(session=session, rules=rules, path=path)

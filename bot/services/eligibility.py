@@ -5,10 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
-
 from typing import Any
 
-from sqlalchemy import Date, Select, bindparam, func, select, update
+from sqlalchemy import Date, Select, String, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -42,23 +41,6 @@ class Holder:
     until: dt.date
 
 
-async def last_purchase_of(*, session: AsyncSession, vat: str) -> dt.date | None:
-    statement = select(func.max(Purchase.purchase_date)).where(col(Purchase.vat) == vat)
-    result: dt.date | None = (await session.execute(statement)).scalar_one()
-    return result
-
-
-async def protection_holder(*, session: AsyncSession, vat: str, today: dt.date) -> Holder | None:
-    statement = select(
-        Registration.id, Registration.partner_id, Registration.protected_until
-    ).where(
-        col(Registration.protection_key) == vat,
-        col(Registration.protected_until) >= today,
-    )
-    row = (await session.execute(statement)).first()
-    return None if row is None else Holder(row[0], row[1], row[2])
-
-
 async def assess_customer(
     *, session: AsyncSession, rules: Rules, vat: str, partner_id: int, level: str, today: dt.date
 ) -> Verdict:
@@ -69,7 +51,9 @@ async def assess_customer(
     holder = standing.holder
     if holder is not None:
         if holder.partner_id == partner_id:
-            raise AlreadyRegistered(reference=reference_of(holder.registration_id), until=holder.until)
+            raise AlreadyRegistered(
+                reference=reference_of(holder.registration_id), until=holder.until
+            )
         raise CustomerProtected(until=holder.until)
     if not is_new_customer(rules, last_purchase=standing.last_purchase, on=today):
         assert standing.last_purchase is not None
@@ -94,9 +78,9 @@ class Standing:
     loyalty_count: int
 
 
-def _standing_statement() -> Select[Any]:
+def _standing_statement() -> Select[*tuple[Any, ...]]:
     """Built once: constructing this select costs more than running it."""
-    vat, today = bindparam("vat"), bindparam("today", type_=Date)
+    vat, today = bindparam("vat", type_=String), bindparam("today", type_=Date)
     holding = select(Registration).where(
         col(Registration.protection_key) == vat, col(Registration.protected_until) >= today
     )
@@ -105,7 +89,7 @@ def _standing_statement() -> Select[Any]:
         holding.with_only_columns(col(Registration.partner_id)).scalar_subquery(),
         holding.with_only_columns(col(Registration.protected_until)).scalar_subquery(),
         select(func.max(Purchase.purchase_date)).where(col(Purchase.vat) == vat).scalar_subquery(),
-        select(Customer.name).where(col(Customer.vat) == vat).scalar_subquery(),
+        select(col(Customer.name)).where(col(Customer.vat) == vat).scalar_subquery(),
         select(func.count())
         .select_from(Registration)
         .where(
@@ -124,9 +108,11 @@ _STANDING = _standing_statement()
 
 
 async def customer_standing(
-    *, session: AsyncSession, rules: Rules, vat: str, partner_id: int, today: dt.date
+    *, session: AsyncSession, rules: Rules, vat: str, partner_id: int | None, today: dt.date
 ) -> Standing:
     """Everything the verdict needs, in one round trip: each part is an index lookup.
+
+    `partner_id` None (staff asking) counts no loyalty.
 
     The verdict is the bot's hottest path; one statement instead of four keeps
     it close to the cost of the bare last-purchase query (see bench/).
@@ -306,6 +292,7 @@ async def release_lapsed_protection(*, session: AsyncSession, vat: str, today: d
         .all()
     )
     for registration_id in expiring:
+        assert registration_id is not None
         session.add(
             StatusChange(
                 registration_id=registration_id,

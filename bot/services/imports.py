@@ -29,7 +29,7 @@ BATCH = 5000
 
 def _insert(session: AsyncSession, table: Any) -> Any:
     """The dialect's INSERT, which knows ON CONFLICT on both SQLite and PostgreSQL."""
-    if session.bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
 

@@ -35,7 +35,9 @@ async def list_registrations(
     registrations = (await session.execute(statement)).scalars().all()
     sums = (
         await session.execute(
-            select(Registration.status, func.count(), func.sum(Registration.incentive_amount))
+            select(
+                col(Registration.status), func.count(), func.sum(col(Registration.incentive_amount))
+            )
             .where(mine)
             .group_by(Registration.status)
         )
@@ -150,13 +152,14 @@ EXPORT_COLUMNS = (
 async def export_registrations(*, session: AsyncSession) -> AsyncIterator[dict[str, str]]:
     """Every registration with its frozen quote and status, oldest first, as text."""
     statement = (
-        select(Registration, Partner.code, Partner.company)
+        select(Registration, col(Partner.code), col(Partner.company))
         .join(Partner, col(Partner.id) == col(Registration.partner_id))
         .order_by(col(Registration.id))
         .execution_options(yield_per=1000)
     )
     stream = await session.stream(statement)
     async for registration, code, company in stream:
+        assert registration.id is not None
         yield {
             "reference": reference_of(registration.id),
             "partner_code": code,

@@ -25,7 +25,8 @@ class Account:
 
     @classmethod
     def of(cls, salesperson: Salesperson, partner: Partner) -> Account:
-        assert salesperson.id is not None and partner.id is not None
+        assert salesperson.id is not None
+        assert partner.id is not None
         return cls(
             salesperson_id=salesperson.id,
             telegram_user_id=salesperson.telegram_user_id,
