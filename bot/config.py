@@ -15,6 +15,7 @@ from bot.errors import DomainError
 _TOKEN_SHAPE = re.compile(r"^\d{5,}:[A-Za-z0-9_-]{30,}$")
 _PLACEHOLDER_WORDS = ("changeme", "change-me", "your-token", "your_token", "placeholder", "example")
 TELEGRAM_API = "https://api.telegram.org/bot"
+DEFAULT_DATABASE_URL = "sqlite:///pai.db"
 
 
 class ConfigurationError(DomainError):
@@ -29,7 +30,7 @@ class Settings(BaseSettings):
     telegram_bot_token: SecretStr | None = None
     telegram_bot_username: str | None = None
     telegram_api_base_url: str | None = None
-    database_url: str = "sqlite:///pai.db"
+    database_url: str = DEFAULT_DATABASE_URL
     pai_rules_file: Path | None = None
     pai_admin_ids: Annotated[frozenset[int], NoDecode] = Field(default_factory=frozenset)
 
@@ -46,11 +47,21 @@ class Settings(BaseSettings):
                 ) from exc
         return value
 
-    @field_validator("telegram_bot_username", "telegram_api_base_url", mode="before")
+    @field_validator(
+        "telegram_bot_username", "telegram_api_base_url", "pai_rules_file", mode="before"
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
+        """`NAME=` in .env (as .env.example has it) means "not set", not an empty value."""
         if isinstance(value, str):
             value = value.strip().lstrip("@") or None
+        return value
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _blank_is_default(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return DEFAULT_DATABASE_URL
         return value
 
     def require_token(self) -> str:

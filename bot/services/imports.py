@@ -55,8 +55,10 @@ async def import_purchases(*, session: AsyncSession, rules: Rules, path: Path) -
         if row["customer_name"]:
             names[vat] = row["customer_name"][:200]
     before = await _count(session, Purchase)
-    for chunk in _chunks([{"vat": v, "purchase_date": d} for v, d in purchases], BATCH):
-        await session.execute(_insert(session, Purchase).values(chunk).on_conflict_do_nothing())
+    rows = [{"vat": vat, "purchase_date": day} for vat, day in purchases]
+    for chunk in _chunks(rows, BATCH):
+        # executemany: SQLAlchemy batches it into multi-row INSERTs on both databases.
+        await session.execute(_insert(session, Purchase).on_conflict_do_nothing(), chunk)
     await _upsert_customer_names(session, names)
     await session.commit()
     report.added = await _count(session, Purchase) - before
@@ -67,12 +69,12 @@ async def import_purchases(*, session: AsyncSession, rules: Rules, path: Path) -
 async def _upsert_customer_names(session: AsyncSession, names: dict[str, str]) -> None:
     """The vendor's history knows customers' names best: it overwrites earlier ones."""
     rows = [{"vat": vat, "name": name} for vat, name in names.items()]
+    statement = _insert(session, Customer)
+    statement = statement.on_conflict_do_update(
+        index_elements=["vat"], set_={"name": statement.excluded.name}
+    )
     for chunk in _chunks(rows, BATCH):
-        statement = _insert(session, Customer).values(chunk)
-        statement = statement.on_conflict_do_update(
-            index_elements=["vat"], set_={"name": statement.excluded.name}
-        )
-        await session.execute(statement)
+        await session.execute(statement, chunk)
 
 
 async def import_partners(*, session: AsyncSession, rules: Rules, path: Path) -> ImportReport:
