@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from telegram import BotCommand
@@ -33,6 +34,9 @@ def build_application(
     updates_request: BaseRequest | None = None,
 ) -> Application:  # type: ignore[type-arg]
     """Build the bot; connections open in post_init, not here."""
+    # Durations as timedelta, PTB's coming default: without this opt-in PTB warns
+    # (deprecation) on every 429 it receives. It is read at run time, so set it first.
+    os.environ.setdefault("PTB_TIMEDELTA", "true")
     programme_rules = rules or load_rules(settings.pai_rules_file)
     builder = (
         ApplicationBuilder()

@@ -48,6 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     # httpx logs every request URL, and Telegram's URLs carry the bot token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # The conversation timeouts add and remove a job per message: noise at INFO.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     try:
         settings = Settings()
         command: Callable[[argparse.Namespace, Settings], int] = args.command

@@ -90,6 +90,16 @@ def is_new_customer(rules: Rules, *, last_purchase: dt.date | None, on: dt.date)
     return last_purchase is None or last_purchase < lookback_cutoff(rules, on)
 
 
+def first_new_day(rules: Rules, last_purchase: dt.date) -> dt.date:
+    """The first registration date on which a customer who last bought then counts as new."""
+    # Month-end clamping makes the cut-off stand still for a few days (31, 30, 29
+    # August all look back to 28 February), so step day by day: at most ~200 steps.
+    day = last_purchase + dt.timedelta(days=1)
+    while not is_new_customer(rules, last_purchase=last_purchase, on=day):
+        day += dt.timedelta(days=1)
+    return day
+
+
 def protection_until(rules: Rules, registered_on: dt.date) -> dt.date:
     return registered_on + dt.timedelta(days=rules.protection_days)
 

@@ -130,7 +130,10 @@ async def check_customer(update: Update, context: Context, account: Account, tex
     if not typed:
         await reply(update, texts("check_usage"))
         return
-    await answer_verdict(update, context, account, texts, typed)
+    try:
+        await answer_verdict(update, context, account, texts, typed)
+    except InvalidInput as error:
+        await reply(update, f"{render_invalid(texts, error)}\n\n{texts('check_usage')}")
 
 
 async def answer_verdict(
@@ -248,7 +251,6 @@ async def confirm_registration(
     query = update.callback_query
     assert query is not None
     await query.answer()
-    await remove_buttons(update)
     draft = draft_of(context)
     assert draft.verdict is not None
     assert draft.deal_value is not None
@@ -262,7 +264,8 @@ async def confirm_registration(
         expected_close=draft.expected_close,
     )
     resources = deps(context)
-    forget_draft(context)
+    # Should this fail unexpectedly, the draft and the Confirm button stay, so the
+    # salesperson can press again; a verdict or a success ends both.
     try:
         async with resources.sessions() as session:
             registration = await register_opportunity(
@@ -271,8 +274,10 @@ async def confirm_registration(
     except InvalidInput:
         raise
     except DomainError as refusal:
+        await finish(update, context)
         await reply(update, render_refusal(texts, resources.rules, opportunity.vat, refusal))
         return END
+    await finish(update, context)
     await reply(
         update,
         texts(
@@ -284,6 +289,12 @@ async def confirm_registration(
         ),
     )
     return END
+
+
+async def finish(update: Update, context: Context) -> None:
+    """End the conversation's traces: the draft, and the buttons just pressed."""
+    forget_draft(context)
+    await remove_buttons(update)
 
 
 async def cancel_registration(update: Update, context: Context) -> int:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from bot.errors import (
     AlreadyRegistered,
     CustomerNotNew,
@@ -15,7 +13,7 @@ from bot.errors import (
     NoIncentiveInForce,
 )
 from bot.i18n import Markup, Texts
-from bot.rules import Quote, Rules, lookback_cutoff
+from bot.rules import Quote, Rules, first_new_day
 from bot.services.views import RegistrationView, Verdict
 
 # Free-text limits, shared by the conversation and its error messages.
@@ -71,14 +69,6 @@ def render_refusal(texts: Texts, rules: Rules, vat: str, error: DomainError) -> 
     if isinstance(error, NoIncentiveInForce):
         return texts("no_incentive")
     raise error
-
-
-def first_new_day(rules: Rules, last_purchase: dt.date) -> dt.date:
-    """The first day on which a customer who last bought on `last_purchase` counts as new."""
-    day = last_purchase + dt.timedelta(days=1)
-    while lookback_cutoff(rules, day) <= last_purchase:
-        day += dt.timedelta(days=1)
-    return day
 
 
 def render_invalid(texts: Texts, error: InvalidInput) -> str:

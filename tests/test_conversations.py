@@ -359,3 +359,65 @@ async def test_a_telegram_error_while_answering_reaches_only_that_user(bot):
     assert "went wrong" in chat.last["text"]
     [answer] = await other.send("/help")
     assert "/new" in answer["text"]
+
+
+async def test_check_with_a_mistyped_vat_number_says_why_and_how(bot):
+    chat = await join(bot, 11, language="en")
+    [answer] = await chat.send("/check 12345670588")
+    assert "check digit" in answer["text"]
+    assert "/check IT12345670587" in answer["text"]
+    [usage] = await chat.send("/check")
+    assert "For example" in usage["text"]
+
+
+async def test_confirm_that_fails_unexpectedly_can_be_pressed_again(bot, monkeypatch):
+    import handlers.registration as registration
+
+    real = registration.register_opportunity
+    calls = {"n": 0}
+
+    async def flaky(**kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ConnectionError("database went away")
+        return await real(**kwargs)
+
+    monkeypatch.setattr(registration, "register_opportunity", flaky)
+    chat = await join(bot, 11, language="en")
+    await chat.send(f"/new {VATS[1]}")
+    await chat.send("100")
+    await chat.send("Mouse")
+    [summary] = await chat.send("2027-01-01")
+    [apology] = await chat.press(summary, "Confirm")
+    assert "went wrong" in apology["text"]
+    assert await registrations(bot) == []
+    [done] = await chat.press(summary, "Confirm")  # the draft and the button survived
+    assert "Registered" in done["text"]
+    assert len(await registrations(bot)) == 1
+
+
+async def test_telegram_asking_to_slow_down_delays_the_answer_and_sends_it_once(bot):
+    from tests.fake_bot_api import TelegramError
+
+    chat = await join(bot, 11, language="en")
+    bot.api.failures["sendMessage"] = [
+        TelegramError(429, "Too Many Requests: retry after 1", retry_after=1)
+    ]
+    answers = await chat.send("/help")
+    assert len(answers) == 1
+    assert "/new" in answers[0]["text"]
+    attempts = [m for m, params in bot.api.calls if m == "sendMessage" and params["chat_id"] == 11]
+    assert len(attempts) == len(chat.messages()) + 1  # one refused attempt, then one delivery
+
+
+async def test_a_user_who_blocked_the_bot_breaks_nothing(bot):
+    from tests.fake_bot_api import TelegramError
+
+    chat = await join(bot, 11, language="en")
+    bot.api.failures["sendMessage"] = [
+        TelegramError(403, "Forbidden: bot was blocked by the user"),
+        TelegramError(403, "Forbidden: bot was blocked by the user"),
+    ]
+    assert await chat.send("/status") == []
+    [answer] = await chat.send("/status")
+    assert "no registrations" in answer["text"]

@@ -10,6 +10,7 @@ import pytest
 
 from bot.errors import NoIncentiveInForce, RulesError
 from bot.rules import (
+    first_new_day,
     is_new_customer,
     load_rules,
     lookback_cutoff,
@@ -62,6 +63,22 @@ def test_customer_who_bought_exactly_six_months_ago_is_not_new():
     day = D(2026, 11, 28)
     assert lookback_cutoff(RULES, day) == D(2026, 5, 28)
     assert not is_new_customer(RULES, last_purchase=D(2026, 5, 28), on=day)
+
+
+@pytest.mark.parametrize(
+    ("last_purchase", "first_new"),
+    [
+        (D(2026, 5, 28), D(2026, 11, 29)),
+        (D(2026, 2, 28), D(2026, 9, 1)),  # 29-31 August still look back to 28 February
+        (D(2025, 12, 31), D(2026, 7, 1)),
+    ],
+)
+def test_first_new_day_is_the_day_the_lookback_passes_the_last_purchase(last_purchase, first_new):
+    assert first_new_day(RULES, last_purchase) == first_new
+    assert not is_new_customer(
+        RULES, last_purchase=last_purchase, on=first_new - dt.timedelta(days=1)
+    )
+    assert is_new_customer(RULES, last_purchase=last_purchase, on=first_new)
 
 
 def test_protection_lasts_protection_days_from_registration():
