@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
@@ -52,18 +53,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     try:
         settings = Settings()
-        command: Callable[[argparse.Namespace, Settings], int] = args.command
-        return command(args, settings)
     except ValidationError as exc:
         problem = exc.errors()[0]
         where = ".".join(str(part) for part in problem["loc"]).upper()
         print(f"pai-bot: setting {where}: {problem['msg']}", file=sys.stderr)
         return FAILED
+    command: Callable[[argparse.Namespace, Settings], int] = args.command
+    try:
+        return command(args, settings)
     except DomainError as exc:
         print(f"pai-bot: {exc}", file=sys.stderr)
         return FAILED
+    except OSError as exc:
+        if exc.filename:  # a file of ours (the CSV, the export), not the database server
+            print(f"pai-bot: {exc.filename}: {exc.strerror}", file=sys.stderr)
+            return FAILED
+        return report_database_error(exc, settings)
+    except SQLAlchemyError as exc:
+        return report_database_error(exc, settings)
     except KeyboardInterrupt:
         return FAILED
+
+
+def report_database_error(exc: Exception, settings: Settings) -> int:
+    """One sentence, not a traceback; statement parameters and the password stay hidden."""
+    reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+    where = _safe_url(settings.database_url)
+    print(f"pai-bot: cannot use the database {where}: {reason}", file=sys.stderr)
+    return FAILED
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,13 +137,42 @@ def with_database(settings: Settings, work: Callable[[AsyncSession, Rules], Awai
 
 
 def run_bot(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.app import build_application  # Telegram is imported only when it is needed
+    # Telegram is imported only by the command that talks to it.
+    from telegram.error import InvalidToken, NetworkError
+
+    from bot.app import build_application
 
     settings.require_token()
+    logging.getLogger("telegram.ext").addFilter(_drop_traceback_of(InvalidToken))
     application = build_application(settings)
     logging.getLogger(__name__).info("starting; database %s", _safe_url(settings.database_url))
-    application.run_polling(allowed_updates=["message", "callback_query"])
+    try:
+        application.run_polling(allowed_updates=["message", "callback_query"])
+    except InvalidToken:
+        print(
+            "pai-bot: Telegram refused TELEGRAM_BOT_TOKEN: check it with @BotFather.",
+            file=sys.stderr,
+        )
+        return FAILED
+    except NetworkError as exc:
+        print(
+            f"pai-bot: cannot reach the Bot API at {settings.api_base_url}: {exc.message}",
+            file=sys.stderr,
+        )
+        return FAILED
     return OK
+
+
+def _drop_traceback_of(kind: type[BaseException]) -> logging.Filter:
+    """Keep PTB's log line for `kind` but not its traceback: our sentence explains it."""
+
+    class DropTraceback(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            if record.exc_info and isinstance(record.exc_info[1], kind):
+                record.exc_info = None
+            return True
+
+    return DropTraceback()
 
 
 def _safe_url(url: str) -> str:

@@ -52,6 +52,10 @@ class Texts:
         safe = {name: _escape(value) for name, value in values.items()}
         return self._messages[key].format(**safe)
 
+    def plain(self, key: str, **values: Any) -> str:
+        """The message for plain-text places (buttons, pop-ups): nothing escaped."""
+        return self._messages[key].format(**values)
+
     def has(self, key: str) -> bool:
         return key in self._messages
 

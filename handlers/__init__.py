@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from telegram import Update
+from telegram.error import TelegramError
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -67,9 +69,11 @@ async def report_error(update: object, context: Context) -> None:
     if not isinstance(update, Update) or update.effective_chat is None:
         return
     try:
-        if update.callback_query:
-            await update.callback_query.answer()
         texts = texts_for(update, await account_of(update, context))
         await reply(update, texts("error_generic"))
-    except Exception:  # the apology itself failed (Telegram down): the log has it
+    except Exception:  # the apology itself failed (Telegram or the database down)
         log.warning("could not tell the user about the failure of update %s", update_id)
+    if update.callback_query:
+        # Stops the button's spinner; fails harmlessly if the query was answered already.
+        with contextlib.suppress(TelegramError):
+            await update.callback_query.answer()

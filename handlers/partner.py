@@ -92,7 +92,7 @@ async def answer_stale_button(update: Update, context: Context) -> None:
     query = update.callback_query
     assert query is not None
     texts = texts_for(update, await account_of(update, context))
-    await query.answer(texts("stale_button"), show_alert=False)
+    await query.answer(texts.plain("stale_button"), show_alert=False)
     await drop_buttons(update)
 
 
@@ -116,7 +116,7 @@ def status_buttons(texts: Texts, page: StatusPage) -> InlineKeyboardMarkup | Non
     rows = [
         [
             InlineKeyboardButton(
-                texts(
+                texts.plain(
                     "status_button",
                     reference=r.reference,
                     customer=r.customer_name[:24],
@@ -131,13 +131,14 @@ def status_buttons(texts: Texts, page: StatusPage) -> InlineKeyboardMarkup | Non
     if page.offset > 0:
         paging.append(
             InlineKeyboardButton(
-                texts("button_newer"), callback_data=f"st:page:{max(page.offset - PAGE_SIZE, 0)}"
+                texts.plain("button_newer"),
+                callback_data=f"st:page:{max(page.offset - PAGE_SIZE, 0)}",
             )
         )
     if page.offset + PAGE_SIZE < page.total_count:
         paging.append(
             InlineKeyboardButton(
-                texts("button_more"), callback_data=f"st:page:{page.offset + PAGE_SIZE}"
+                texts.plain("button_more"), callback_data=f"st:page:{page.offset + PAGE_SIZE}"
             )
         )
     if paging:
@@ -176,14 +177,16 @@ def detail_buttons(
         rows.append(
             [
                 InlineKeyboardButton(
-                    texts("button_won"), callback_data=f"st:won:{registration.id}:{offset}"
+                    texts.plain("button_won"), callback_data=f"st:won:{registration.id}:{offset}"
                 ),
                 InlineKeyboardButton(
-                    texts("button_lost"), callback_data=f"st:lost:{registration.id}:{offset}"
+                    texts.plain("button_lost"), callback_data=f"st:lost:{registration.id}:{offset}"
                 ),
             ]
         )
-    rows.append([InlineKeyboardButton(texts("button_back"), callback_data=f"st:page:{offset}")])
+    rows.append(
+        [InlineKeyboardButton(texts.plain("button_back"), callback_data=f"st:page:{offset}")]
+    )
     return InlineKeyboardMarkup(rows)
 
 
@@ -206,7 +209,7 @@ async def open_registration(
                 session=session, account=account, registration_id=int(registration_id)
             )
     except RegistrationNotFound:
-        await query.answer(texts("registration_not_found"), show_alert=True)
+        await query.answer(texts.plain("registration_not_found"), show_alert=True)
         return
     await query.answer()
     await show_detail(update, context, texts, registration, int(offset))
@@ -238,7 +241,7 @@ async def record_outcome(update: Update, context: Context, account: Account, tex
                 outcome=outcome,
             )
     except RegistrationNotFound:
-        await query.answer(texts("registration_not_found"), show_alert=True)
+        await query.answer(texts.plain("registration_not_found"), show_alert=True)
         return
     except TransitionNotAllowed as refused:
         async with resources.sessions() as session:
@@ -246,7 +249,7 @@ async def record_outcome(update: Update, context: Context, account: Account, tex
                 session=session, account=account, registration_id=int(registration_id)
             )
         await query.answer(
-            texts(
+            texts.plain(
                 "transition_not_allowed",
                 reference=current.reference,
                 status=texts.status(refused.current),
@@ -256,7 +259,7 @@ async def record_outcome(update: Update, context: Context, account: Account, tex
         await show_detail(update, context, texts, current, int(offset))
         return
     key = "marked_won" if outcome == Status.WON else "marked_lost"
-    await query.answer(texts(key, reference=registration.reference), show_alert=True)
+    await query.answer(texts.plain(key, reference=registration.reference), show_alert=True)
     await show_detail(update, context, texts, registration, int(offset))
 
 
@@ -270,17 +273,19 @@ async def confirm_lost(update: Update, context: Context, account: Account, texts
                 session=session, account=account, registration_id=int(registration_id)
             )
     except RegistrationNotFound:
-        await query.answer(texts("registration_not_found"), show_alert=True)
+        await query.answer(texts.plain("registration_not_found"), show_alert=True)
         return
     await query.answer()
     markup = InlineKeyboardMarkup(
         [
             [
                 InlineKeyboardButton(
-                    texts("button_lost_yes"), callback_data=f"st:lostok:{registration_id}:{offset}"
+                    texts.plain("button_lost_yes"),
+                    callback_data=f"st:lostok:{registration_id}:{offset}",
                 ),
                 InlineKeyboardButton(
-                    texts("button_lost_no"), callback_data=f"st:open:{registration_id}:{offset}"
+                    texts.plain("button_lost_no"),
+                    callback_data=f"st:open:{registration_id}:{offset}",
                 ),
             ]
         ]
@@ -305,12 +310,12 @@ def settings_view(texts: Texts, account: Account) -> tuple[str, InlineKeyboardMa
         [
             [
                 InlineKeyboardButton(
-                    texts("button_language"), callback_data=f"set:lang:{other_language}"
+                    texts.plain("button_language"), callback_data=f"set:lang:{other_language}"
                 )
             ],
             [
                 InlineKeyboardButton(
-                    texts(f"button_reminders_{toggle}"), callback_data=f"set:rem:{toggle}"
+                    texts.plain(f"button_reminders_{toggle}"), callback_data=f"set:rem:{toggle}"
                 )
             ],
         ]
@@ -337,7 +342,7 @@ async def change_setting(update: Update, context: Context, account: Account, tex
             reminders_enabled=(value == "on") if what == "rem" else None,
         )
     texts = texts_for(update, account)
-    await query.answer(texts("settings_saved"))
+    await query.answer(texts.plain("settings_saved"))
     text, markup = settings_view(texts, account)
     await edit(update, text, markup)
 

@@ -79,7 +79,7 @@ def question(texts: Texts, context: Context, state: int) -> tuple[str, InlineKey
     if state == CLOSE:
         buttons = [
             InlineKeyboardButton(
-                texts("close_in_days", days=days), callback_data=f"new:close:{days}"
+                texts.plain("close_in_days", days=days), callback_data=f"new:close:{days}"
             )
             for days in CLOSE_IN_DAYS
         ]
@@ -87,8 +87,8 @@ def question(texts: Texts, context: Context, state: int) -> tuple[str, InlineKey
     return summary(texts, context), InlineKeyboardMarkup(
         [
             [
-                InlineKeyboardButton(texts("button_confirm"), callback_data="new:confirm"),
-                InlineKeyboardButton(texts("button_cancel"), callback_data="new:cancel"),
+                InlineKeyboardButton(texts.plain("button_confirm"), callback_data="new:confirm"),
+                InlineKeyboardButton(texts.plain("button_cancel"), callback_data="new:cancel"),
             ]
         ]
     )
@@ -313,7 +313,7 @@ async def repeat_question(update: Update, context: Context) -> int:
     texts = await current_texts(update, context)
     state = draft_of(context).state
     if update.callback_query:
-        await update.callback_query.answer(texts("stale_button"))
+        await update.callback_query.answer(texts.plain("stale_button"))
         return state
     message = update.effective_message
     if message is not None and message.text and message.text.startswith("/"):

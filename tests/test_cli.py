@@ -116,3 +116,18 @@ def test_hundred_thousand_purchases_import_in_one_run(shell, capsys):
     code, out, _ = run(capsys, "import-purchases", "big.csv")
     assert code == 0
     assert "100000 purchases added" in out
+
+
+def test_an_unreachable_database_is_one_sentence_without_the_password(shell, capsys, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgresql://pai:s3cret@127.0.0.1:9/pai")
+    code, _, err = run(capsys, "check", VATS[0])
+    assert code == 2
+    assert err.startswith("pai-bot: cannot use the database postgresql://pai:***@127.0.0.1:9/pai")
+    assert "s3cret" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_export_to_a_folder_that_does_not_exist_says_so(shell, capsys):
+    code, _, err = run(capsys, "export", "no/such/folder/out.csv")
+    assert code == 2
+    assert "No such file or directory" in err

@@ -265,10 +265,10 @@ async def test_a_second_partner_confirming_after_the_first_is_told_the_customer_
 # --- /status, /settings, /help ---------------------------------------------------
 
 
-async def register_one(chat, vat, value="1000"):
+async def register_one(chat, vat, value="1000", company="Cliente Srl"):
     await chat.send(f"/new {vat}")
     if "company" in chat.last["text"] or "ragione" in chat.last["text"]:
-        await chat.send("Cliente Srl")
+        await chat.send(company)
     await chat.send(value)
     await chat.send("Licences")
     [summary] = await chat.send("2027-01-15")
@@ -316,6 +316,16 @@ async def test_one_partner_never_sees_anothers_registrations(bot):
     await beta.press_data(status, "st:lostok:1:0")
     [registration] = await registrations(bot)
     assert registration.status == "qualified"
+
+
+async def test_names_with_html_characters_show_as_typed_in_messages_and_buttons(bot):
+    chat = await join(bot, 11, language="en")
+    await register_one(chat, VATS[0], company="Rossi & <Figli>")
+    [status] = await chat.send("/status")
+    assert "Rossi & <Figli>" in buttons(status)[0][0]
+    await chat.press(status, "PAI-000001")
+    assert "Rossi & <Figli>" in status["text"]
+    assert "Rossi &amp; &lt;Figli&gt;" in status["html"]
 
 
 async def test_colleagues_of_the_same_partner_share_registrations(bot):

@@ -142,3 +142,16 @@ def test_a_restart_keeps_registrations_and_answers_where_it_left(api, tmp_path):
         assert "Non hai ancora registrazioni" in answer[-1]["text"]
     # Every update was answered once: none lost, none handled twice across the restart.
     assert len(fake.sent_to(user.id)) == sent_before + 1
+
+
+def test_a_token_telegram_refuses_stops_the_bot_with_one_sentence(api, tmp_path):
+    _fake, base_url = api
+    env = environment(tmp_path, base_url)
+    env["TELEGRAM_BOT_TOKEN"] = "987654321:ZZHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw9"
+    result = pai_bot(env, tmp_path, "run")
+    assert result.returncode == 2
+    assert (
+        "pai-bot: Telegram refused TELEGRAM_BOT_TOKEN: check it with @BotFather." in result.stderr
+    )
+    assert "Traceback" not in result.stderr
+    assert "ZZHdqTcv" not in result.stderr
