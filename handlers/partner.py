@@ -169,6 +169,21 @@ async def turn_status_page(
     await edit(update, status_text(texts, account, page), status_buttons(texts, page))
 
 
+async def own_registration(
+    update: Update, context: Context, account: Account, texts: Texts, registration_id: int
+) -> RegistrationView | None:
+    """The partner's registration behind a button; anyone else's is "not among yours"."""
+    try:
+        async with deps(context).sessions() as session:
+            return await get_registration(
+                session=session, account=account, registration_id=registration_id
+            )
+    except RegistrationNotFound:
+        query, _ = pressed(update)
+        await query.answer(texts.plain("registration_not_found"), show_alert=True)
+        return None
+
+
 def detail_buttons(
     texts: Texts, registration: RegistrationView, offset: int, open_for_outcome: bool
 ) -> InlineKeyboardMarkup:
@@ -203,13 +218,8 @@ async def open_registration(
 ) -> None:
     """Show one registration, with Won / Lost while it is open."""
     query, (_, _, registration_id, offset) = pressed(update)
-    try:
-        async with deps(context).sessions() as session:
-            registration = await get_registration(
-                session=session, account=account, registration_id=int(registration_id)
-            )
-    except RegistrationNotFound:
-        await query.answer(texts.plain("registration_not_found"), show_alert=True)
+    registration = await own_registration(update, context, account, texts, int(registration_id))
+    if registration is None:
         return
     await query.answer()
     await show_detail(update, context, texts, registration, int(offset))
@@ -267,13 +277,8 @@ async def record_outcome(update: Update, context: Context, account: Account, tex
 async def confirm_lost(update: Update, context: Context, account: Account, texts: Texts) -> None:
     """Ask before marking lost: it hands the customer to other partners for good."""
     query, (_, _, registration_id, offset) = pressed(update)
-    try:
-        async with deps(context).sessions() as session:
-            registration = await get_registration(
-                session=session, account=account, registration_id=int(registration_id)
-            )
-    except RegistrationNotFound:
-        await query.answer(texts.plain("registration_not_found"), show_alert=True)
+    registration = await own_registration(update, context, account, texts, int(registration_id))
+    if registration is None:
         return
     await query.answer()
     markup = InlineKeyboardMarkup(

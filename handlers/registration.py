@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, cast
@@ -33,6 +34,7 @@ from handlers.render import (
 )
 
 VAT, COMPANY, VALUE, PRODUCT, CLOSE, CONFIRM = range(6)
+NEXT_QUESTION = {COMPANY: VALUE, VALUE: PRODUCT, PRODUCT: CLOSE, CLOSE: CONFIRM}
 END = ConversationHandler.END
 CLOSE_IN_DAYS = (30, 60, 90)
 DRAFT_KEY = "draft"
@@ -191,46 +193,54 @@ async def take_vat(
     return await ask(update, context, texts, VALUE if verdict.known_name else COMPANY)
 
 
-async def receive_company(update: Update, context: Context) -> int:
-    """Keep the customer's company name."""
+async def take_answer(
+    update: Update, context: Context, state: int, keep: Callable[[Texts, str], None]
+) -> int:
+    """Keep the typed answer to `state` and ask the next question, or the same one again."""
     texts = await current_texts(update, context)
     try:
-        draft_of(context).customer_name = clean_text(typed_text(update), max_length=MAX_COMPANY)
+        keep(texts, typed_text(update))
     except InvalidInput as error:
-        return await ask(update, context, texts, COMPANY, render_invalid(texts, error))
-    return await ask(update, context, texts, VALUE)
+        return await ask(update, context, texts, state, render_invalid(texts, error))
+    return await ask(update, context, texts, NEXT_QUESTION[state])
+
+
+async def receive_company(update: Update, context: Context) -> int:
+    """Keep the customer's company name."""
+
+    def keep(texts: Texts, typed: str) -> None:
+        draft_of(context).customer_name = clean_text(typed, max_length=MAX_COMPANY)
+
+    return await take_answer(update, context, COMPANY, keep)
 
 
 async def receive_value(update: Update, context: Context) -> int:
     """Keep the estimated deal value, read in the user's locale."""
-    texts = await current_texts(update, context)
-    try:
-        draft_of(context).deal_value = parse_amount(typed_text(update), locale=texts.locale)
-    except InvalidInput as error:
-        return await ask(update, context, texts, VALUE, render_invalid(texts, error))
-    return await ask(update, context, texts, PRODUCT)
+
+    def keep(texts: Texts, typed: str) -> None:
+        draft_of(context).deal_value = parse_amount(typed, locale=texts.locale)
+
+    return await take_answer(update, context, VALUE, keep)
 
 
 async def receive_product(update: Update, context: Context) -> int:
     """Keep what is being sold."""
-    texts = await current_texts(update, context)
-    try:
-        draft_of(context).product = clean_text(typed_text(update), max_length=MAX_PRODUCT)
-    except InvalidInput as error:
-        return await ask(update, context, texts, PRODUCT, render_invalid(texts, error))
-    return await ask(update, context, texts, CLOSE)
+
+    def keep(texts: Texts, typed: str) -> None:
+        draft_of(context).product = clean_text(typed, max_length=MAX_PRODUCT)
+
+    return await take_answer(update, context, PRODUCT, keep)
 
 
 async def receive_close_date(update: Update, context: Context) -> int:
     """Keep the expected close date, typed in any of the accepted forms."""
-    texts = await current_texts(update, context)
     today = deps(context).rules.today()
-    try:
-        typed = parse_date(typed_text(update), locale=texts.locale)
-        draft_of(context).expected_close = check_close_date(typed, today=today)
-    except InvalidInput as error:
-        return await ask(update, context, texts, CLOSE, render_invalid(texts, error))
-    return await ask(update, context, texts, CONFIRM)
+
+    def keep(texts: Texts, typed: str) -> None:
+        close = parse_date(typed, locale=texts.locale)
+        draft_of(context).expected_close = check_close_date(close, today=today)
+
+    return await take_answer(update, context, CLOSE, keep)
 
 
 async def pick_close_date(update: Update, context: Context) -> int:

@@ -150,13 +150,21 @@ async def check_eligibility(
     now: dt.datetime | None = None,
 ) -> Verdict:
     """The verdict and quote for a partner, without registering anything."""
+    return await assess_for(
+        session=session, rules=rules, account=account, vat=vat, today=rules.today(now)
+    )
+
+
+async def assess_for(
+    *, session: AsyncSession, rules: Rules, account: Account, vat: str, today: dt.date
+) -> Verdict:
     return await assess_customer(
         session=session,
         rules=rules,
         vat=vat,
         partner_id=account.partner_id,
         level=account.level,
-        today=rules.today(now),
+        today=today,
     )
 
 
@@ -198,13 +206,8 @@ async def register_opportunity(
     except IntegrityError:
         await session.rollback()
         # Someone else committed first: this raises the verdict they caused.
-        await assess_customer(
-            session=session,
-            rules=rules,
-            vat=opportunity.vat,
-            partner_id=account.partner_id,
-            level=account.level,
-            today=today,
+        await assess_for(
+            session=session, rules=rules, account=account, vat=opportunity.vat, today=today
         )
         raise
 
@@ -221,13 +224,8 @@ async def _insert_registration(
     # The first statement writes, so SQLite takes its write lock before we read:
     # the checks below then see every registration committed before ours.
     await release_lapsed_protection(session=session, vat=opportunity.vat, today=today)
-    verdict = await assess_customer(
-        session=session,
-        rules=rules,
-        vat=opportunity.vat,
-        partner_id=account.partner_id,
-        level=account.level,
-        today=today,
+    verdict = await assess_for(
+        session=session, rules=rules, account=account, vat=opportunity.vat, today=today
     )
     customer_name = verdict.known_name or opportunity.customer_name
     if not customer_name:
