@@ -11,7 +11,7 @@ from sqlalchemy import select
 from bot.services.accounts import create_invite
 from bot.services.imports import import_partners, import_purchases
 from models import Customer, Registration, Salesperson, StatusChange
-from tests.factories import VATS, write_csv
+from tests.factories import VATS, italian_vat, write_csv
 from tests.harness import Harness, button_data, buttons, running_bot
 
 
@@ -431,3 +431,23 @@ async def test_a_user_who_blocked_the_bot_breaks_nothing(bot):
     assert await chat.send("/status") == []
     [answer] = await chat.send("/status")
     assert "no registrations" in answer["text"]
+
+
+async def test_status_pages_through_older_registrations(bot):
+    chat = await join(bot, 11, language="en")
+    vats = [italian_vat(5000 + i) for i in range(10)]
+    for vat in vats:
+        await register_one(chat, vat)
+    [status] = await chat.send("/status")
+    assert "10 registrations" in status["text"]
+    labels = [label for label, _ in buttons(status)]
+    assert labels[0].startswith("PAI-000010")
+    assert len([label for label in labels if label.startswith("PAI-")]) == 8
+    await chat.press(status, "Older")
+    labels = [label for label, _ in buttons(status)]
+    assert [label[:10] for label in labels if label.startswith("PAI-")] == [
+        "PAI-000002",
+        "PAI-000001",
+    ]
+    await chat.press(status, "Newer")
+    assert buttons(status)[0][0].startswith("PAI-000010")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 from decimal import Decimal
 
@@ -384,3 +385,43 @@ async def test_export_lists_every_registration_with_quote_and_status(sessions, r
     ]
     assert rows[0]["deal_value"] == "12500.00"
     assert rows[0]["loyalty_multiplier"] == "1.0"
+
+
+async def test_the_database_refuses_a_second_protection_even_when_the_check_was_passed(
+    sessions, rules, programme, monkeypatch
+):
+    """A race lost between check and insert: the unique constraint, not Python, decides."""
+    import bot.services.eligibility as eligibility
+
+    acme, beta = programme
+    await register(sessions, rules, acme, VATS[0], now=NOW)
+    real = eligibility.assess_customer
+    stale = {"reads": 0}
+
+    async def stale_first_read(**kwargs):
+        stale["reads"] += 1
+        if stale["reads"] == 1:  # what beta would have seen before acme committed
+            free = await real(**{**kwargs, "vat": VATS[6]})
+            return dataclasses.replace(free, vat=VATS[0], known_name="Rossi S.r.l.")
+        return await real(**kwargs)
+
+    monkeypatch.setattr(eligibility, "assess_customer", stale_first_read)
+    with pytest.raises(CustomerProtected) as refused:
+        await register(sessions, rules, beta, VATS[0], now=NOW)
+    assert refused.value.until == dt.date(2027, 2, 26)
+    assert stale["reads"] == 2  # the insert failed, then the verdict was read again
+    assert await count_rows(sessions, "registration") == 1
+
+
+async def test_a_salesperson_who_moves_company_sees_only_the_new_partners_data(
+    sessions, rules, programme
+):
+    acme, _beta = programme
+    await register(sessions, rules, acme, VATS[0], now=NOW)
+    moved = await link_salesperson(sessions, "BETA", acme.telegram_user_id)
+    assert moved.partner_code == "BETA"
+    async with sessions() as session:
+        page = await list_registrations(session=session, account=moved)
+        again = await find_account(session=session, telegram_user_id=acme.telegram_user_id)
+    assert page.total_count == 0
+    assert again.company == "Beta Srl"
