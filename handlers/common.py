@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import CallbackQuery, Message, Update
+from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
 from bot.config import Settings
@@ -17,6 +19,7 @@ from bot.rules import Rules
 from bot.services.accounts import find_account
 from bot.services.views import Account
 
+log = logging.getLogger(__name__)
 Context = ContextTypes.DEFAULT_TYPE
 DEPS_KEY = "pai"
 T = TypeVar("T")
@@ -67,6 +70,20 @@ def pressed(update: Update) -> tuple[CallbackQuery, list[str]]:
     if query is None or query.data is None:
         raise ValueError("not a button press with data")
     return query, query.data.split(":")
+
+
+async def remove_buttons(update: Update) -> None:
+    """Take the buttons off the message just pressed, so they cannot be pressed twice.
+
+    Best effort: a message too old to edit, or already bare, keeps what it has.
+    """
+    query = update.callback_query
+    if query is None or query.message is None:
+        return
+    try:
+        await query.edit_message_reply_markup(reply_markup=None)
+    except BadRequest as exc:
+        log.debug("could not remove buttons: %s", exc)
 
 
 Linked = Callable[[Update, Context, Account, Texts], Coroutine[Any, Any, T]]

@@ -18,7 +18,16 @@ from bot.services.registrations import (
     report_outcome,
 )
 from bot.services.views import Account, RegistrationView, StatusPage
-from handlers.common import Context, account_of, deps, linked_only, pressed, reply, texts_for
+from handlers.common import (
+    Context,
+    account_of,
+    deps,
+    linked_only,
+    pressed,
+    remove_buttons,
+    reply,
+    texts_for,
+)
 from handlers.render import render_registration
 
 log = logging.getLogger(__name__)
@@ -93,7 +102,7 @@ async def answer_stale_button(update: Update, context: Context) -> None:
     assert query is not None
     texts = texts_for(update, await account_of(update, context))
     await query.answer(texts.plain("stale_button"), show_alert=False)
-    await drop_buttons(update)
+    await remove_buttons(update)
 
 
 # --- /status ---------------------------------------------------------------
@@ -364,14 +373,3 @@ async def edit(update: Update, text: str, markup: InlineKeyboardMarkup | None) -
     except BadRequest as exc:
         if "not modified" not in str(exc).lower():
             raise
-
-
-async def drop_buttons(update: Update) -> None:
-    query = update.callback_query
-    if query is None or query.message is None:
-        return
-    try:
-        await query.edit_message_reply_markup(reply_markup=None)
-    except BadRequest as exc:
-        # Too old to edit, or already without buttons: the answer above is enough.
-        log.debug("could not remove stale buttons: %s", exc)

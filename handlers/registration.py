@@ -24,7 +24,16 @@ from bot.i18n import Texts
 from bot.parsing import check_close_date, clean_text, normalise_vat, parse_amount, parse_date
 from bot.services.eligibility import Opportunity, check_eligibility, register_opportunity
 from bot.services.views import Account, Verdict
-from handlers.common import Context, account_of, deps, linked_only, pressed, reply, texts_for
+from handlers.common import (
+    Context,
+    account_of,
+    deps,
+    linked_only,
+    pressed,
+    remove_buttons,
+    reply,
+    texts_for,
+)
 from handlers.render import (
     MAX_COMPANY,
     MAX_PRODUCT,
@@ -150,7 +159,7 @@ async def answer_verdict(
                 session=session, rules=resources.rules, account=account, vat=vat
             )
     except InvalidInput:
-        raise
+        raise  # not a verdict: the caller asks again
     except DomainError as refusal:
         await reply(update, render_refusal(texts, resources.rules, vat, refusal))
         return None
@@ -175,8 +184,7 @@ async def start_registration(
 @linked_only(default=END)
 async def receive_vat(update: Update, context: Context, account: Account, texts: Texts) -> int:
     """Check the typed VAT number and answer at once."""
-    assert update.effective_message is not None
-    return await take_vat(update, context, account, texts, update.effective_message.text or "")
+    return await take_vat(update, context, account, texts, typed_text(update))
 
 
 async def take_vat(
@@ -258,14 +266,15 @@ async def confirm_registration(
     update: Update, context: Context, account: Account, texts: Texts
 ) -> int:
     """Register the deal; the customer may have been taken since the verdict."""
-    query = update.callback_query
-    assert query is not None
-    await query.answer()
+    query, _ = pressed(update)
     draft = draft_of(context)
-    assert draft.verdict is not None
-    assert draft.deal_value is not None
-    assert draft.product is not None
+    if draft.verdict is None or draft.deal_value is None or draft.product is None:
+        # Registered already, though the answer did not reach the user: /status has it.
+        await query.answer(texts.plain("stale_button"))
+        await remove_buttons(update)
+        return END
     assert draft.expected_close is not None
+    await query.answer()
     opportunity = Opportunity(
         vat=draft.verdict.vat,
         customer_name=draft.customer_name,
@@ -282,7 +291,7 @@ async def confirm_registration(
                 session=session, rules=resources.rules, account=account, opportunity=opportunity
             )
     except InvalidInput:
-        raise
+        raise  # not a verdict: the draft lacks what the service needs, a bug
     except DomainError as refusal:
         await finish(update, context)
         await reply(update, render_refusal(texts, resources.rules, opportunity.vat, refusal))
@@ -345,13 +354,6 @@ def typed_text(update: Update) -> str:
 
 async def current_texts(update: Update, context: Context) -> Texts:
     return texts_for(update, await account_of(update, context))
-
-
-async def remove_buttons(update: Update) -> None:
-    """Take the buttons off the message just answered, so they cannot be pressed twice."""
-    query = update.callback_query
-    if query is not None and query.message is not None:
-        await query.edit_message_reply_markup(reply_markup=None)
 
 
 def registration_conversation() -> ConversationHandler[Any]:

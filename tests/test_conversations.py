@@ -451,3 +451,21 @@ async def test_status_pages_through_older_registrations(bot):
     ]
     await chat.press(status, "Newer")
     assert buttons(status)[0][0].startswith("PAI-000010")
+
+
+async def test_a_registration_whose_answer_was_lost_is_not_registered_twice(bot):
+    from tests.fake_bot_api import TelegramError
+
+    chat = await join(bot, 11, language="en")
+    await chat.send(f"/new {VATS[1]}")
+    await chat.send("100")
+    await chat.send("Mouse")
+    [summary] = await chat.send("2027-01-01")
+    bot.api.failures["sendMessage"] = [TelegramError(502, "Bad Gateway")]
+    [apology] = await chat.press_data(summary, "new:confirm")
+    assert "went wrong" in apology["text"]
+    assert await chat.press_data(summary, "new:confirm") == []  # a queued second tap
+    assert "ended" in bot.api.answers()[-1]["text"]
+    assert len(await registrations(bot)) == 1
+    [mine] = await chat.send(f"/check {VATS[1]}")
+    assert "You already registered" in mine["text"]
