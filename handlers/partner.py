@@ -35,35 +35,33 @@ log = logging.getLogger(__name__)
 
 async def start(update: Update, context: Context) -> None:
     """Link the account through an invite payload, or say how to get one."""
+    if context.args:
+        await link_with_invite(update, context, context.args[0])
+        return
+    account = await account_of(update, context)
+    texts = texts_for(update, account)
+    if account is None:
+        await reply(update, texts("start_no_invite", programme=deps(context).rules.name))
+    else:
+        await reply(update, texts("start_already_linked", company=account.company))
+
+
+async def link_with_invite(update: Update, context: Context, token: str) -> None:
     user = update.effective_user
     assert user is not None
     resources = deps(context)
-    payload = context.args[0] if context.args else ""
-    account = await account_of(update, context)
-    if payload:
-        try:
-            async with resources.sessions() as session:
-                account = await redeem_invite(
-                    session=session, token=payload, telegram_user_id=user.id
-                )
-        except InviteInvalid:
-            texts = texts_for(update, account)
-            await reply(update, texts("start_invite_invalid"))
-            return
-        log.info(
-            "salesperson %s linked to partner %s", account.salesperson_id, account.partner_code
-        )
-        texts = texts_for(update, account)
-        await reply(
-            update,
-            texts("start_welcome", company=account.company, programme=resources.rules.name),
-        )
+    try:
+        async with resources.sessions() as session:
+            account = await redeem_invite(session=session, token=token, telegram_user_id=user.id)
+    except InviteInvalid:
+        texts = texts_for(update, await account_of(update, context))
+        await reply(update, texts("start_invite_invalid"))
         return
+    log.info("salesperson %s linked to partner %s", account.salesperson_id, account.partner_code)
     texts = texts_for(update, account)
-    if account is None:
-        await reply(update, texts("start_no_invite", programme=resources.rules.name))
-    else:
-        await reply(update, texts("start_already_linked", company=account.company))
+    await reply(
+        update, texts("start_welcome", company=account.company, programme=resources.rules.name)
+    )
 
 
 @linked_only(default=None)
