@@ -154,8 +154,11 @@ def status_buttons(texts: Texts, page: StatusPage) -> InlineKeyboardMarkup | Non
 
 
 async def load_page(context: Context, account: Account, offset: int) -> StatusPage:
-    async with deps(context).sessions() as session:
-        return await list_registrations(session=session, account=account, offset=offset)
+    resources = deps(context)
+    async with resources.sessions() as session:
+        return await list_registrations(
+            session=session, rules=resources.rules, account=account, offset=offset
+        )
 
 
 @linked_only(default=None)
@@ -212,13 +215,6 @@ def detail_buttons(
     return InlineKeyboardMarkup(rows)
 
 
-def is_open_for_outcome(context: Context, registration: RegistrationView) -> bool:
-    return (
-        registration.status == Status.QUALIFIED
-        and registration.protected_until >= deps(context).rules.today()
-    )
-
-
 @linked_only(default=None)
 async def open_registration(
     update: Update, context: Context, account: Account, texts: Texts
@@ -238,7 +234,8 @@ async def show_detail(
     await edit(
         update,
         render_registration(texts, deps(context).rules, registration),
-        detail_buttons(texts, registration, offset, is_open_for_outcome(context, registration)),
+        # Won / Lost while open; one whose protection lapsed since is refused when pressed.
+        detail_buttons(texts, registration, offset, registration.status == Status.QUALIFIED),
     )
 
 

@@ -322,7 +322,7 @@ async def test_a_partner_sees_only_its_own_registrations(sessions, rules, progra
     mine = await register(sessions, rules, acme, VATS[0], now=NOW)
     await register(sessions, rules, beta, VATS[1], now=NOW)
     async with sessions() as session:
-        page = await list_registrations(session=session, account=acme)
+        page = await list_registrations(session=session, rules=rules, account=acme, now=NOW)
         with pytest.raises(RegistrationNotFound):
             await get_registration(session=session, account=beta, registration_id=mine.id)
         with pytest.raises(RegistrationNotFound):
@@ -421,7 +421,30 @@ async def test_a_salesperson_who_moves_company_sees_only_the_new_partners_data(
     moved = await link_salesperson(sessions, "BETA", acme.telegram_user_id)
     assert moved.partner_code == "BETA"
     async with sessions() as session:
-        page = await list_registrations(session=session, account=moved)
+        page = await list_registrations(session=session, rules=rules, account=moved, now=NOW)
         again = await find_account(session=session, telegram_user_id=acme.telegram_user_id)
     assert page.total_count == 0
     assert again.company == "Beta Srl"
+
+
+async def test_status_shows_registrations_past_protection_as_expired_and_refuses_outcomes(
+    sessions, rules, programme
+):
+    acme, _ = programme
+    old = await register(sessions, rules, acme, VATS[0], now=NOW)
+    await register(sessions, rules, acme, VATS[1], now=NOW + dt.timedelta(days=60))
+    later = NOW + dt.timedelta(days=91)
+    async with sessions() as session:
+        page = await list_registrations(session=session, rules=rules, account=acme, now=later)
+        with pytest.raises(TransitionNotAllowed) as refused:
+            await report_outcome(
+                session=session,
+                rules=rules,
+                account=acme,
+                registration_id=old.id,
+                outcome=Status.WON,
+                now=later,
+            )
+    assert [r.status for r in page.registrations] == ["qualified", "expired"]
+    assert page.totals.expected == Decimal("500.00")  # only the one still protected
+    assert refused.value.current == "expired"

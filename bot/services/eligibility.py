@@ -223,7 +223,7 @@ async def _insert_registration(
 ) -> RegistrationView:
     # The first statement writes, so SQLite takes its write lock before we read:
     # the checks below then see every registration committed before ours.
-    await release_lapsed_protection(session=session, vat=opportunity.vat, today=today)
+    await release_lapsed_protection(session=session, today=today, vat=opportunity.vat)
     verdict = await assess_for(
         session=session, rules=rules, account=account, vat=opportunity.vat, today=today
     )
@@ -271,12 +271,23 @@ async def _insert_registration(
     return RegistrationView.of(registration)
 
 
-async def release_lapsed_protection(*, session: AsyncSession, vat: str, today: dt.date) -> None:
-    """Free a customer whose protection ended: open registrations expire, others just let go."""
-    lapsed = (
-        col(Registration.protection_key) == vat,
+async def release_lapsed_protection(
+    *, session: AsyncSession, today: dt.date, vat: str | None = None, partner_id: int | None = None
+) -> None:
+    """End protections past their date, for one customer or one partner's registrations.
+
+    Open registrations become `expired` (kept as done by `system`); won or later
+    ones keep their status and just let the customer go. Expiry is applied
+    lazily, by whoever next needs the truth: a registration attempt, a status view.
+    """
+    lapsed = [
+        col(Registration.protection_key).is_not(None),
         col(Registration.protected_until) < today,
-    )
+    ]
+    if vat is not None:
+        lapsed.append(col(Registration.protection_key) == vat)
+    if partner_id is not None:
+        lapsed.append(col(Registration.partner_id) == partner_id)
     expiring = (
         (
             await session.execute(

@@ -13,7 +13,7 @@ from sqlmodel import col
 from bot.errors import RegistrationNotFound
 from bot.lifecycle import OPEN, RELEASING, Status, check_transition
 from bot.rules import Rules
-from bot.services.eligibility import SYSTEM, actor_of
+from bot.services.eligibility import actor_of, release_lapsed_protection
 from bot.services.views import Account, RegistrationView, StatusPage, Totals, reference_of
 from models import Partner, Registration, StatusChange, utcnow
 
@@ -21,9 +21,20 @@ PAGE_SIZE = 8
 
 
 async def list_registrations(
-    *, session: AsyncSession, account: Account, offset: int = 0, limit: int = PAGE_SIZE
+    *,
+    session: AsyncSession,
+    rules: Rules,
+    account: Account,
+    offset: int = 0,
+    limit: int = PAGE_SIZE,
+    now: dt.datetime | None = None,
 ) -> StatusPage:
     """The partner's registrations, newest first, with totals over all of them."""
+    # Registrations whose protection ended show as expired, out of the expected total.
+    await release_lapsed_protection(
+        session=session, today=rules.today(now), partner_id=account.partner_id
+    )
+    await session.commit()
     mine = col(Registration.partner_id) == account.partner_id
     statement = (
         select(Registration)
@@ -84,15 +95,14 @@ async def report_outcome(
 ) -> RegistrationView:
     """The partner reports a deal won or lost while its protection lasts."""
     moment = now or utcnow()
+    # Protection ended before the partner reported: the registration expired.
+    await release_lapsed_protection(
+        session=session, today=rules.today(moment), partner_id=account.partner_id
+    )
+    await session.commit()
     registration = await _own_registration(
         session=session, account=account, registration_id=registration_id
     )
-    if registration.status == Status.QUALIFIED.value and registration.protected_until < rules.today(
-        moment
-    ):
-        # Protection ended before the partner reported: the registration expired.
-        change_status(registration, Status.EXPIRED, by=SYSTEM, at=moment, session=session)
-        await session.commit()
     check_transition(registration.status, outcome)
     change_status(registration, outcome, by=actor_of(account), at=moment, session=session)
     await session.commit()
