@@ -94,7 +94,9 @@ def question(texts: Texts, context: Context, state: int) -> tuple[str, InlineKey
             )
             for days in CLOSE_IN_DAYS
         ]
-        return texts("ask_close"), InlineKeyboardMarkup([buttons])
+        # The example is a real date ahead, so that typing it as shown works.
+        example = deps(context).rules.today() + dt.timedelta(days=CLOSE_IN_DAYS[0])
+        return texts("ask_close", example=f"{example:%d/%m/%Y}"), InlineKeyboardMarkup([buttons])
     return summary(texts, context), InlineKeyboardMarkup(
         [
             [

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import SQLModel
@@ -65,3 +66,8 @@ async def sqlite_sessions(tmp_path: Path) -> AsyncIterator[async_sessionmaker[As
 async def count_rows(sessions: async_sessionmaker[AsyncSession], table: str) -> int:
     async with sessions() as session:
         return int((await session.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one())
+
+
+# Parsers meet Babel's locale data on their first call: no per-example deadline.
+settings.register_profile("pai", deadline=None)
+settings.load_profile("pai")

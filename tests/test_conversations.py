@@ -6,13 +6,18 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from babel.dates import format_date
 from sqlalchemy import select
 
+from bot.rules import load_rules
 from bot.services.accounts import create_invite
 from bot.services.imports import import_partners, import_purchases
 from models import Customer, Registration, Salesperson, StatusChange
 from tests.factories import VATS, italian_vat, write_csv
 from tests.harness import Harness, button_data, buttons, running_bot
+
+TODAY = load_rules().today()
+SOON = TODAY + dt.timedelta(days=45)
 
 
 @pytest.fixture
@@ -26,7 +31,7 @@ async def bot(tmp_path, rules):
             tmp_path / "purchases.csv",
             "vat,customer_name,purchase_date\n"
             f"{VATS[1]},Bianchi SpA,2020-01-10\n"  # known, bought long ago: qualifies
-            f"{VATS[2]},Verdi Srl,{dt.date.today().isoformat()}\n",  # bought today: not new
+            f"{VATS[2]},Verdi Srl,{TODAY.isoformat()}\n",  # bought today: not new
         )
         async with harness.sessions() as session:
             await import_partners(session=session, rules=rules, path=partners)
@@ -105,9 +110,9 @@ async def test_registering_an_unknown_customer_end_to_end_in_italian(bot):
         "Tra 60 giorni",
         "Tra 90 giorni",
     ]
-    [summary] = await chat.send("31/12/2026")
+    [summary] = await chat.send(f"{SOON:%d/%m/%Y}")
     assert "12.500,00\xa0€" in summary["text"]
-    assert "31 dic 2026" in summary["text"]
+    assert format_date(SOON, "medium", locale="it_IT") in summary["text"]
     [done] = await chat.press(summary, "Conferma")
     assert "PAI-000001" in done["text"]
     assert not buttons(summary)  # Confirm cannot be pressed twice
@@ -115,7 +120,7 @@ async def test_registering_an_unknown_customer_end_to_end_in_italian(bot):
     assert registration.customer_name == "Rossi Impianti S.r.l."
     assert registration.deal_value == Decimal("12500.00")
     assert registration.product == "Gestionale, 10 utenti"
-    assert registration.expected_close == dt.date(2026, 12, 31)
+    assert registration.expected_close == SOON
     assert registration.incentive_amount == Decimal("500.00")
     assert registration.protected_until.strftime("%d") in done["text"]
     async with bot.sessions() as session:
@@ -135,10 +140,7 @@ async def test_known_customer_skips_the_company_question_and_buttons_pick_the_da
     [done] = await chat.press(summary, "Confirm")
     assert "Registered" in done["text"]
     [registration] = await registrations(bot)
-    assert (
-        registration.expected_close == dt.date.today() + dt.timedelta(days=60)
-        or abs((registration.expected_close - dt.date.today()).days - 60) <= 1
-    )
+    assert registration.expected_close == TODAY + dt.timedelta(days=60)
     assert registration.customer_name == "Bianchi SpA"
 
 
@@ -156,7 +158,7 @@ async def test_protected_customer_is_refused_without_naming_the_partner(bot):
     await acme.send(f"/new {VATS[1]}")
     await acme.send("1000")
     await acme.send("Licences")
-    [summary] = await acme.send("2027-01-15")
+    [summary] = await acme.send(SOON.isoformat())
     await acme.press(summary, "Confirm")
     beta = await join(bot, 22, "BETA", "en")
     [answer] = await beta.send(f"/check {VATS[1]}")
@@ -201,8 +203,8 @@ async def test_wrong_answers_repeat_the_question_and_keep_what_was_typed(bot):
     [past] = await chat.send("01/01/2020")
     assert "già passata" in past["text"]
     [nonsense] = await chat.send("domani")
-    assert "31/12/2026" in nonsense["text"]
-    [summary] = await chat.send("2027-03-01")
+    assert f"{TODAY + dt.timedelta(days=30):%d/%m/%Y}" in nonsense["text"]
+    [summary] = await chat.send(SOON.isoformat())
     assert "Rossi <Impianti> & C." in summary["text"]
     await chat.press(summary, "Conferma")
     [registration] = await registrations(bot)
@@ -228,7 +230,7 @@ async def test_cancel_button_on_the_summary_registers_nothing(bot):
     await chat.send(f"/new {VATS[1]}")
     await chat.send("100")
     await chat.send("Mouse")
-    [summary] = await chat.send("2027-01-01")
+    [summary] = await chat.send(SOON.isoformat())
     [cancelled] = await chat.press(summary, "Cancel")
     assert "Cancelled" in cancelled["text"]
     assert await registrations(bot) == []
@@ -239,7 +241,7 @@ async def test_stale_confirm_button_after_the_conversation_ended_registers_nothi
     await chat.send(f"/new {VATS[1]}")
     await chat.send("100")
     await chat.send("Mouse")
-    [summary] = await chat.send("2027-01-01")
+    [summary] = await chat.send(SOON.isoformat())
     await chat.send("/cancel")
     await chat.press_data(summary, button_data(summary, "Confirm"))
     assert "ended" in bot.api.answers()[-1]["text"]
@@ -254,7 +256,7 @@ async def test_a_second_partner_confirming_after_the_first_is_told_the_customer_
         await chat.send(f"/new {VATS[1]}")
         await chat.send("100")
         await chat.send("Mouse")
-        summaries.append((await chat.send("2027-01-01"))[0])
+        summaries.append((await chat.send(SOON.isoformat()))[0])
     [won] = await acme.press(summaries[0], "Confirm")
     [lost] = await beta.press(summaries[1], "Confirm")
     assert "Registered" in won["text"]
@@ -271,7 +273,7 @@ async def register_one(chat, vat, value="1000", company="Cliente Srl"):
         await chat.send(company)
     await chat.send(value)
     await chat.send("Licences")
-    [summary] = await chat.send("2027-01-15")
+    [summary] = await chat.send(SOON.isoformat())
     await chat.press(summary, "Confirm")
 
 
@@ -397,7 +399,7 @@ async def test_confirm_that_fails_unexpectedly_can_be_pressed_again(bot, monkeyp
     await chat.send(f"/new {VATS[1]}")
     await chat.send("100")
     await chat.send("Mouse")
-    [summary] = await chat.send("2027-01-01")
+    [summary] = await chat.send(SOON.isoformat())
     [apology] = await chat.press(summary, "Confirm")
     assert "went wrong" in apology["text"]
     assert await registrations(bot) == []
@@ -460,7 +462,7 @@ async def test_a_registration_whose_answer_was_lost_is_not_registered_twice(bot)
     await chat.send(f"/new {VATS[1]}")
     await chat.send("100")
     await chat.send("Mouse")
-    [summary] = await chat.send("2027-01-01")
+    [summary] = await chat.send(SOON.isoformat())
     bot.api.failures["sendMessage"] = [TelegramError(502, "Bad Gateway")]
     [apology] = await chat.press_data(summary, "new:confirm")
     assert "went wrong" in apology["text"]
