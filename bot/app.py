@@ -8,7 +8,7 @@ from typing import Any
 
 from telegram import BotCommand
 from telegram.error import TelegramError
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
+from telegram.ext import AIORateLimiter, ApplicationBuilder
 from telegram.request import BaseRequest
 
 from bot.config import Settings
@@ -17,7 +17,7 @@ from bot.i18n import LANGUAGES, Texts
 from bot.rules import Rules, load_rules
 from bot.services.accounts import remember_bot_username
 from handlers import add_handlers
-from handlers.common import DEPS_KEY, Deps
+from handlers.common import DEPS_KEY, App, Deps
 
 log = logging.getLogger(__name__)
 ENGINE_KEY = "pai_engine"
@@ -32,7 +32,7 @@ def build_application(
     rules: Rules | None = None,
     request: BaseRequest | None = None,
     updates_request: BaseRequest | None = None,
-) -> Application:  # type: ignore[type-arg]
+) -> App:
     """Build the bot; connections open in post_init, not here."""
     # Durations as timedelta, PTB's coming default: without this opt-in PTB warns
     # (deprecation) on every 429 it receives. It is read at run time, so set it first.
@@ -58,7 +58,7 @@ def build_application(
     return application
 
 
-async def _open_resources(application: Application) -> None:  # type: ignore[type-arg]
+async def _open_resources(application: App) -> None:
     settings: Settings = application.bot_data["settings"]
     engine = make_engine(settings.database_url)
     await create_tables(engine)
@@ -73,7 +73,7 @@ async def _open_resources(application: Application) -> None:  # type: ignore[typ
     log.info("bot @%s ready", application.bot.username)
 
 
-async def _publish_commands(application: Application) -> None:  # type: ignore[type-arg]
+async def _publish_commands(application: App) -> None:
     """Fill Telegram's command menu in both languages; the bot works without it."""
     for language in LANGUAGES:
         texts = Texts(language)
@@ -86,7 +86,7 @@ async def _publish_commands(application: Application) -> None:  # type: ignore[t
             log.warning("could not publish the command menu: %s", exc)
 
 
-async def _close_resources(application: Application) -> None:  # type: ignore[type-arg]
+async def _close_resources(application: App) -> None:
     engine: Any = application.bot_data.pop(ENGINE_KEY, None)
     if engine is not None:
         await engine.dispose()

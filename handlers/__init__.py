@@ -8,7 +8,6 @@ import logging
 from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import (
-    Application,
     CallbackQueryHandler,
     CommandHandler,
     MessageHandler,
@@ -16,13 +15,13 @@ from telegram.ext import (
 )
 
 from handlers import partner
-from handlers.common import Context, account_of, reply, texts_for
+from handlers.common import App, Context, account_of, reply, texts_for
 from handlers.registration import check_customer, registration_conversation
 
 log = logging.getLogger(__name__)
 
 
-def add_handlers(application: Application) -> None:  # type: ignore[type-arg]
+def add_handlers(application: App) -> None:
     private = filters.ChatType.PRIVATE
     # Order matters: the /new conversation comes first so that, while it runs, it
     # sees every message and keeps its question; the catch-alls come last.

@@ -11,7 +11,7 @@ from typing import Any, TypeVar, cast
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import CallbackQuery, Message, Update
 from telegram.error import BadRequest
-from telegram.ext import ContextTypes
+from telegram.ext import Application, ContextTypes
 
 from bot.config import Settings
 from bot.i18n import Texts, language_for
@@ -21,6 +21,7 @@ from bot.services.views import Account
 
 log = logging.getLogger(__name__)
 Context = ContextTypes.DEFAULT_TYPE
+App = Application[Any, Any, Any, Any, Any, Any]
 DEPS_KEY = "pai"
 T = TypeVar("T")
 

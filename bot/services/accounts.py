@@ -33,11 +33,12 @@ async def create_invite(
     *, session: AsyncSession, partner_code: str, now: dt.datetime | None = None
 ) -> InviteLink:
     partner = await partner_by_code(session=session, code=partner_code)
+    assert partner.id is not None
     moment = now or utcnow()
     # 24 random bytes: 32 URL-safe characters, within the 64 a deep link allows.
     invite = Invite(
         token=secrets.token_urlsafe(24),
-        partner_id=partner.id,  # type: ignore[arg-type]
+        partner_id=partner.id,
         created_at=moment,
         expires_at=moment + INVITE_LIFETIME,
     )

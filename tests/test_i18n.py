@@ -1,0 +1,71 @@
+"""The Italian and English catalogues say the same things, with the same placeholders."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from bot.i18n import LANGUAGES, Markup, Texts, catalogue, language_for, placeholders
+
+CODE = Path(__file__).resolve().parent.parent
+
+
+def test_both_catalogues_have_the_same_keys_and_placeholders():
+    italian, english = catalogue("it"), catalogue("en")
+    assert set(italian) == set(english)
+    for key in english:
+        assert placeholders(italian[key]) == placeholders(english[key]), key
+
+
+def test_every_key_the_handlers_use_is_in_the_catalogues():
+    used = set()
+    for path in [*CODE.glob("handlers/*.py"), *CODE.glob("bot/**/*.py")]:
+        used |= set(re.findall(r'texts(?:\.plain)?\(\s*"([a-z_]+)"', path.read_text()))
+    assert used, "the pattern no longer finds the keys"
+    assert used <= set(catalogue("en"))
+
+
+@pytest.mark.parametrize(
+    ("chosen", "telegram", "expected"),
+    [
+        (None, "it", "it"),
+        (None, "it-IT", "it"),
+        (None, "de", "en"),
+        (None, None, "en"),
+        ("en", "it", "en"),
+        ("it", "en", "it"),
+        ("fr", "it", "it"),
+    ],
+)
+def test_language_is_the_choice_else_italian_for_italian_telegram_else_english(
+    chosen, telegram, expected
+):
+    assert language_for(chosen=chosen, telegram_code=telegram) == expected
+
+
+def test_money_and_dates_are_written_the_users_way():
+    italian, english = Texts("it"), Texts("en")
+    assert italian.money(Decimal("12500.5")) == "12.500,50\xa0€"
+    assert english.money(Decimal("12500.5")) == "€12,500.50"
+    assert italian.date(dt.date(2026, 12, 31)) == "31 dic 2026"
+    assert english.date(dt.date(2026, 12, 31)) == "31 Dec 2026"
+
+
+def test_values_are_escaped_for_html_but_markup_and_plain_texts_are_not():
+    texts = Texts("en")
+    assert "Rossi &amp; &lt;Figli&gt;" in texts("status_header", company="Rossi & <Figli>", count=1)
+    assert "<b>x</b>" in texts(
+        "verdict_new", customer="c", amount="1", until="d", quote_detail=Markup("<b>x</b>")
+    )
+    assert "Rossi & <Figli>" in texts.plain(
+        "status_button", reference="R", customer="Rossi & <Figli>", status="open"
+    )
+
+
+def test_every_language_has_a_locale():
+    for language in LANGUAGES:
+        assert Texts(language).language == language
