@@ -243,12 +243,19 @@ class FakeBotApi:
 
     # --- the users' side ---------------------------------------------------
 
-    def user_sends(self, user: User, text: str | None = None, **content: Any) -> dict[str, Any]:
-        """Queue a message from `user` (text, or e.g. sticker=… / photo=…)."""
+    def user_sends(
+        self, user: User, text: str | None = None, group: int | None = None, **content: Any
+    ) -> dict[str, Any]:
+        """Queue a message from `user` (text, or sticker=…, photo=…), private or in `group`."""
+        chat = (
+            {"id": user.id, "type": "private", "first_name": user.first_name}
+            if group is None
+            else {"id": group, "type": "group", "title": "Sales team"}
+        )
         message: dict[str, Any] = {
             "message_id": next(self._ids),
             "date": int(time.time()),
-            "chat": {"id": user.id, "type": "private", "first_name": user.first_name},
+            "chat": chat,
             "from": user.as_json(),
             **content,
         }

@@ -471,3 +471,11 @@ async def test_a_registration_whose_answer_was_lost_is_not_registered_twice(bot)
     assert len(await registrations(bot)) == 1
     [mine] = await chat.send(f"/check {VATS[1]}")
     assert "You already registered" in mine["text"]
+
+
+async def test_the_bot_stays_silent_in_group_chats(bot):
+    chat = await join(bot, 11, language="en")
+    for text in ("/new", "/status", "/start", "hello"):
+        bot.api.user_sends(chat.user, text, group=-100123)
+    await bot.deliver()
+    assert bot.api.sent_to(-100123) == []
