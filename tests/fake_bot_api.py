@@ -114,7 +114,6 @@ class FakeBotApi:
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _update_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _changed: threading.Condition = field(default_factory=threading.Condition)
-    _confirmed_offset: int = 0
 
     # --- the bot's side ---------------------------------------------------
 
@@ -166,7 +165,6 @@ class FakeBotApi:
         offset = int(params.get("offset") or 0)
         if offset:
             self.pending = [u for u in self.pending if u["update_id"] >= offset]
-            self._confirmed_offset = offset
         deadline = time.monotonic() + min(float(params.get("timeout") or 0), 2.0)
         while not self.pending and time.monotonic() < deadline:
             self._changed.wait(timeout=deadline - time.monotonic())
