@@ -47,6 +47,17 @@ async def join(bot: Harness, user_id: int, partner: str = "ACME", language: str 
     return chat
 
 
+async def reach_summary(chat, vat=VATS[1], *, value="100", company="Cliente Srl"):
+    """Answer every question of /new for `vat`; return the summary with its buttons."""
+    await chat.send(f"/new {vat}")
+    if "company" in chat.last["text"] or "ragione" in chat.last["text"]:
+        await chat.send(company)
+    await chat.send(value)
+    await chat.send("Mouse")
+    [summary] = await chat.send(SOON.isoformat())
+    return summary
+
+
 async def registrations(bot: Harness) -> list[Registration]:
     async with bot.sessions() as session:
         return list(
@@ -155,11 +166,7 @@ async def test_customer_who_bought_recently_is_refused_with_the_last_purchase_da
 
 async def test_protected_customer_is_refused_without_naming_the_partner(bot):
     acme = await join(bot, 11, "ACME", "en")
-    await acme.send(f"/new {VATS[1]}")
-    await acme.send("1000")
-    await acme.send("Licences")
-    [summary] = await acme.send(SOON.isoformat())
-    await acme.press(summary, "Confirm")
+    await register_one(acme, VATS[1])
     beta = await join(bot, 22, "BETA", "en")
     [answer] = await beta.send(f"/check {VATS[1]}")
     assert "protected until" in answer["text"]
@@ -227,10 +234,7 @@ async def test_cancel_leaves_at_any_step_and_registers_nothing(bot):
 
 async def test_cancel_button_on_the_summary_registers_nothing(bot):
     chat = await join(bot, 11, language="en")
-    await chat.send(f"/new {VATS[1]}")
-    await chat.send("100")
-    await chat.send("Mouse")
-    [summary] = await chat.send(SOON.isoformat())
+    summary = await reach_summary(chat)
     [cancelled] = await chat.press(summary, "Cancel")
     assert "Cancelled" in cancelled["text"]
     assert await registrations(bot) == []
@@ -238,10 +242,7 @@ async def test_cancel_button_on_the_summary_registers_nothing(bot):
 
 async def test_stale_confirm_button_after_the_conversation_ended_registers_nothing(bot):
     chat = await join(bot, 11, language="en")
-    await chat.send(f"/new {VATS[1]}")
-    await chat.send("100")
-    await chat.send("Mouse")
-    [summary] = await chat.send(SOON.isoformat())
+    summary = await reach_summary(chat)
     await chat.send("/cancel")
     await chat.press_data(summary, button_data(summary, "Confirm"))
     assert "ended" in bot.api.answers()[-1]["text"]
@@ -253,10 +254,7 @@ async def test_a_second_partner_confirming_after_the_first_is_told_the_customer_
     beta = await join(bot, 22, "BETA", "en")
     summaries = []
     for chat in (acme, beta):  # both get the verdict before either confirms
-        await chat.send(f"/new {VATS[1]}")
-        await chat.send("100")
-        await chat.send("Mouse")
-        summaries.append((await chat.send(SOON.isoformat()))[0])
+        summaries.append(await reach_summary(chat))
     [won] = await acme.press(summaries[0], "Confirm")
     [lost] = await beta.press(summaries[1], "Confirm")
     assert "Registered" in won["text"]
@@ -268,12 +266,7 @@ async def test_a_second_partner_confirming_after_the_first_is_told_the_customer_
 
 
 async def register_one(chat, vat, value="1000", company="Cliente Srl"):
-    await chat.send(f"/new {vat}")
-    if "company" in chat.last["text"] or "ragione" in chat.last["text"]:
-        await chat.send(company)
-    await chat.send(value)
-    await chat.send("Licences")
-    [summary] = await chat.send(SOON.isoformat())
+    summary = await reach_summary(chat, vat, value=value, company=company)
     await chat.press(summary, "Confirm")
 
 
@@ -396,10 +389,7 @@ async def test_confirm_that_fails_unexpectedly_can_be_pressed_again(bot, monkeyp
 
     monkeypatch.setattr(registration, "register_opportunity", flaky)
     chat = await join(bot, 11, language="en")
-    await chat.send(f"/new {VATS[1]}")
-    await chat.send("100")
-    await chat.send("Mouse")
-    [summary] = await chat.send(SOON.isoformat())
+    summary = await reach_summary(chat)
     [apology] = await chat.press(summary, "Confirm")
     assert "went wrong" in apology["text"]
     assert await registrations(bot) == []
@@ -459,10 +449,7 @@ async def test_a_registration_whose_answer_was_lost_is_not_registered_twice(bot)
     from tests.fake_bot_api import TelegramError
 
     chat = await join(bot, 11, language="en")
-    await chat.send(f"/new {VATS[1]}")
-    await chat.send("100")
-    await chat.send("Mouse")
-    [summary] = await chat.send(SOON.isoformat())
+    summary = await reach_summary(chat)
     bot.api.failures["sendMessage"] = [TelegramError(502, "Bad Gateway")]
     [apology] = await chat.press_data(summary, "new:confirm")
     assert "went wrong" in apology["text"]

@@ -26,10 +26,9 @@ from bot.rules import (
     protection_until,
     quote_incentive,
 )
+from bot.services.history import SYSTEM, actor_of, record_change
 from bot.services.views import Account, RegistrationView, Verdict, reference_of
-from models import Customer, Purchase, Registration, StatusChange, utcnow
-
-SYSTEM = "system"
+from models import Customer, Purchase, Registration, utcnow
 
 
 @dataclass(frozen=True)
@@ -258,14 +257,13 @@ async def _insert_registration(
     session.add(registration)
     await session.flush()
     assert registration.id is not None
-    session.add(
-        StatusChange(
-            registration_id=registration.id,
-            from_status=None,
-            to_status=Status.QUALIFIED.value,
-            changed_by=actor_of(account),
-            changed_at=moment,
-        )
+    record_change(
+        session,
+        registration_id=registration.id,
+        from_status=None,
+        to=Status.QUALIFIED,
+        by=actor_of(account),
+        at=moment,
     )
     await session.commit()
     return RegistrationView.of(registration)
@@ -280,6 +278,7 @@ async def release_lapsed_protection(
     ones keep their status and just let the customer go. Expiry is applied
     lazily, by whoever next needs the truth: a registration attempt, a status view.
     """
+    moment = utcnow()
     lapsed = [
         col(Registration.protection_key).is_not(None),
         col(Registration.protected_until) < today,
@@ -293,7 +292,7 @@ async def release_lapsed_protection(
             await session.execute(
                 update(Registration)
                 .where(*lapsed, col(Registration.status) == Status.QUALIFIED.value)
-                .values(status=Status.EXPIRED.value, protection_key=None, updated_at=utcnow())
+                .values(status=Status.EXPIRED.value, protection_key=None, updated_at=moment)
                 .returning(col(Registration.id))
             )
         )
@@ -302,17 +301,13 @@ async def release_lapsed_protection(
     )
     for registration_id in expiring:
         assert registration_id is not None
-        session.add(
-            StatusChange(
-                registration_id=registration_id,
-                from_status=Status.QUALIFIED.value,
-                to_status=Status.EXPIRED.value,
-                changed_by=SYSTEM,
-                note="protection ended without an outcome",
-            )
+        record_change(
+            session,
+            registration_id=registration_id,
+            from_status=Status.QUALIFIED.value,
+            to=Status.EXPIRED,
+            by=SYSTEM,
+            at=moment,
+            note="protection ended without an outcome",
         )
     await session.execute(update(Registration).where(*lapsed).values(protection_key=None))
-
-
-def actor_of(account: Account) -> str:
-    return f"telegram:{account.telegram_user_id}"

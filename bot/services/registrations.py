@@ -13,9 +13,10 @@ from sqlmodel import col
 from bot.errors import RegistrationNotFound
 from bot.lifecycle import OPEN, RELEASING, Status, check_transition
 from bot.rules import Rules
-from bot.services.eligibility import actor_of, release_lapsed_protection
+from bot.services.eligibility import release_lapsed_protection
+from bot.services.history import actor_of, record_change
 from bot.services.views import Account, RegistrationView, StatusPage, Totals, reference_of
-from models import Partner, Registration, StatusChange, utcnow
+from models import Partner, Registration, utcnow
 
 PAGE_SIZE = 8
 
@@ -120,15 +121,14 @@ def change_status(
 ) -> None:
     """Move the registration and keep the move, with who and when."""
     assert registration.id is not None
-    session.add(
-        StatusChange(
-            registration_id=registration.id,
-            from_status=registration.status,
-            to_status=target.value,
-            changed_by=by,
-            changed_at=at,
-            note=note,
-        )
+    record_change(
+        session,
+        registration_id=registration.id,
+        from_status=registration.status,
+        to=target,
+        by=by,
+        at=at,
+        note=note,
     )
     registration.status = target.value
     registration.updated_at = at
