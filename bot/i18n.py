@@ -11,6 +11,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from babel import Locale
 from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal
 
@@ -51,6 +52,12 @@ class Texts:
         """The message `key` with its placeholders filled; text values are HTML-escaped."""
         safe = {name: _escape(value) for name, value in values.items()}
         return self._messages[key].format(**safe)
+
+    def plural(self, key: str, count: int, **values: Any) -> str:
+        """The message `key_one`, `key_other`… that the language uses for `count` things."""
+        form = Locale.parse(self.locale).plural_form(count)
+        chosen = f"{key}_{form}" if self.has(f"{key}_{form}") else f"{key}_other"
+        return self(chosen, count=count, **values)
 
     def plain(self, key: str, **values: Any) -> str:
         """The message for plain-text places (buttons, pop-ups): nothing escaped."""

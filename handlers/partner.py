@@ -115,7 +115,7 @@ def status_text(texts: Texts, account: Account, page: StatusPage) -> str:
         approved=texts.money(page.totals.approved),
         paid=texts.money(page.totals.paid),
     )
-    header = texts("status_header", company=account.company, count=page.total_count)
+    header = texts.plural("status_header", page.total_count, company=account.company)
     return f"{header}\n\n{totals}\n\n{texts('status_hint')}"
 
 

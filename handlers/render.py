@@ -26,11 +26,11 @@ def quote_detail(texts: Texts, rules: Rules, quote: Quote) -> Markup:
     if quote.loyalty_multiplier is None:
         return Markup(texts("quote_fixed", version=version))
     return Markup(
-        texts(
+        texts.plural(
             "quote_scaled",
+            quote.earlier_registrations,
             level=texts.level(quote.level),
             multiplier=texts.number(quote.loyalty_multiplier),
-            count=quote.earlier_registrations,
             window=rules.loyalty_window_days,
             version=version,
         )

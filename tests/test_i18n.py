@@ -24,9 +24,26 @@ def test_both_catalogues_have_the_same_keys_and_placeholders():
 def test_every_key_the_handlers_use_is_in_the_catalogues():
     used = set()
     for path in [*CODE.glob("handlers/*.py"), *CODE.glob("bot/**/*.py")]:
-        used |= set(re.findall(r'texts(?:\.plain)?\(\s*"([a-z_]+)"', path.read_text()))
+        text = path.read_text()
+        used |= set(re.findall(r'texts(?:\.plain)?\(\s*"([a-z_]+)"', text))
+        used |= {f"{key}_other" for key in re.findall(r'texts\.plural\(\s*"([a-z_]+)"', text)}
     assert used, "the pattern no longer finds the keys"
     assert used <= set(catalogue("en"))
+
+
+@pytest.mark.parametrize(
+    ("language", "count", "expected"),
+    [
+        ("en", 1, "1 registration"),
+        ("en", 2, "2 registrations"),
+        ("en", 0, "0 registrations"),
+        ("it", 1, "1 registrazione"),
+        ("it", 5, "5 registrazioni"),
+    ],
+)
+def test_counts_take_the_plural_form_of_the_language(language, count, expected):
+    header = Texts(language).plural("status_header", count, company="Acme")
+    assert header.endswith(f"{expected}")
 
 
 @pytest.mark.parametrize(
@@ -57,7 +74,9 @@ def test_money_and_dates_are_written_the_users_way():
 
 def test_values_are_escaped_for_html_but_markup_and_plain_texts_are_not():
     texts = Texts("en")
-    assert "Rossi &amp; &lt;Figli&gt;" in texts("status_header", company="Rossi & <Figli>", count=1)
+    assert "Rossi &amp; &lt;Figli&gt;" in texts.plural(
+        "status_header", 1, company="Rossi & <Figli>"
+    )
     assert "<b>x</b>" in texts(
         "verdict_new", customer="c", amount="1", until="d", quote_detail=Markup("<b>x</b>")
     )
