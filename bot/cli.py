@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.csvfiles import CsvHeaderError, ImportReport
-from bot.db import create_tables, make_engine, make_sessions
+from bot.db import create_tables, display_url, make_engine, make_sessions
 from bot.errors import (
     AlreadyRegistered,
     CustomerNotNew,
@@ -78,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def report_database_error(exc: Exception, settings: Settings) -> int:
     """One sentence, not a traceback; statement parameters and the password stay hidden."""
     reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-    where = _safe_url(settings.database_url)
+    where = display_url(settings.database_url)
     print(f"pai-bot: cannot use the database {where}: {reason}", file=sys.stderr)
     return FAILED
 
@@ -142,10 +142,9 @@ def run_bot(args: argparse.Namespace, settings: Settings) -> int:
 
     from bot.app import build_application
 
-    settings.require_token()
     logging.getLogger("telegram.ext").addFilter(_drop_traceback_of(InvalidToken))
-    application = build_application(settings)
-    logging.getLogger(__name__).info("starting; database %s", _safe_url(settings.database_url))
+    application = build_application(settings)  # refuses a missing or placeholder token
+    logging.getLogger(__name__).info("starting; database %s", display_url(settings.database_url))
     try:
         application.run_polling(allowed_updates=["message", "callback_query"])
     except InvalidToken:
@@ -173,12 +172,6 @@ def _drop_traceback_of(kind: type[BaseException]) -> logging.Filter:
             return True
 
     return DropTraceback()
-
-
-def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
 
 
 # --- imports -------------------------------------------------------------------

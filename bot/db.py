@@ -44,6 +44,12 @@ def async_url(database_url: str) -> URL:
     return url.set(drivername=_ASYNC_DRIVERS[backend])
 
 
+def display_url(database_url: str) -> str:
+    """DATABASE_URL as it can be shown in logs and messages: checked, password hidden."""
+    async_url(database_url)
+    return make_url(database_url).render_as_string(hide_password=True)
+
+
 def make_engine(database_url: str) -> AsyncEngine:
     url = async_url(database_url)
     if url.get_backend_name() == "sqlite":

@@ -131,3 +131,24 @@ def test_export_to_a_folder_that_does_not_exist_says_so(shell, capsys):
     code, _, err = run(capsys, "export", "no/such/folder/out.csv")
     assert code == 2
     assert "No such file or directory" in err
+
+
+def test_run_with_an_unreadable_database_url_stops_with_one_sentence(shell):
+    env = {
+        **os.environ,
+        "TELEGRAM_BOT_TOKEN": "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0",
+        "DATABASE_URL": "not a url",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "run"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=shell,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "pai-bot: DATABASE_URL is not a database URL such as sqlite:///pai.db"
+    )
