@@ -14,7 +14,7 @@ from telegram.request import BaseRequest
 from bot.config import Settings
 from bot.db import create_tables, make_engine, make_sessions
 from bot.i18n import LANGUAGES, Texts
-from bot.rules import Rules, load_rules
+from bot.rules import load_rules
 from bot.services.accounts import remember_bot_username
 from handlers import add_handlers
 from handlers.common import DEPS_KEY, App, Deps
@@ -29,7 +29,6 @@ RATE_LIMIT_RETRIES = 3
 def build_application(
     settings: Settings,
     *,
-    rules: Rules | None = None,
     request: BaseRequest | None = None,
     updates_request: BaseRequest | None = None,
 ) -> App:
@@ -37,7 +36,7 @@ def build_application(
     # Durations as timedelta, PTB's coming default: without this opt-in PTB warns
     # (deprecation) on every 429 it receives. It is read at run time, so set it first.
     os.environ.setdefault("PTB_TIMEDELTA", "true")
-    programme_rules = rules or load_rules(settings.pai_rules_file)
+    programme_rules = load_rules(settings.pai_rules_file)
     builder = (
         ApplicationBuilder()
         .token(settings.require_token())
