@@ -14,7 +14,12 @@ from babel import Locale
 from babel.dates import get_date_format
 from babel.numbers import NumberFormatError, format_decimal, parse_decimal
 from stdnum.eu import vat as eu_vat
-from stdnum.exceptions import ValidationError
+from stdnum.exceptions import (
+    InvalidChecksum,
+    InvalidComponent,
+    InvalidLength,
+    ValidationError,
+)
 
 from bot.errors import InvalidAmount, InvalidDate, InvalidInput, InvalidVat
 
@@ -43,12 +48,13 @@ def normalise_vat(text: str, *, default_country: str) -> str:
 
 
 def _vat_reason(exc: ValidationError) -> str:
-    name = type(exc).__name__
-    return {
-        "InvalidChecksum": "vat_checksum",
-        "InvalidLength": "vat_length",
-        "InvalidComponent": "vat_country",
-    }.get(name, "vat_invalid")
+    if isinstance(exc, InvalidChecksum):
+        return "vat_checksum"
+    if isinstance(exc, InvalidLength):
+        return "vat_length"
+    if isinstance(exc, InvalidComponent):
+        return "vat_country"
+    return "vat_invalid"
 
 
 def parse_amount(text: str, *, locale: str) -> Decimal:
