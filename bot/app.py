@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
 
 from telegram import BotCommand
 from telegram.error import TelegramError
-from telegram.ext import AIORateLimiter, ApplicationBuilder
-from telegram.request import BaseRequest
+from telegram.ext import AIORateLimiter, ApplicationBuilder, ContextTypes
+from telegram.request import BaseRequest, HTTPXRequest
 
+from bot.clock import Clock
 from bot.config import Settings
-from bot.db import create_tables, make_engine, make_sessions
 from bot.i18n import LANGUAGES, Texts
+from bot.resources import Resources, open_resources
 from bot.rules import load_rules
 from bot.services.accounts import remember_bot_username
+from bot.updates import CheckedUpdates, OnePerUser
 from handlers import add_handlers
-from handlers.common import DEPS_KEY, App, Deps
+from handlers.common import RESOURCES_KEY, App, Context
 
 log = logging.getLogger(__name__)
-ENGINE_KEY = "pai_engine"
 COMMANDS = ("new", "check", "status", "settings", "help", "cancel")
 # A 429 is Telegram saying "not yet": nothing was delivered, so retrying is safe.
 RATE_LIMIT_RETRIES = 3
@@ -31,42 +31,46 @@ def build_application(
     *,
     request: BaseRequest | None = None,
     updates_request: BaseRequest | None = None,
+    clock: Clock | None = None,
 ) -> App:
     """Build the bot; connections open in post_init, not here."""
     # Durations as timedelta, PTB's coming default: without this opt-in PTB warns
     # (deprecation) on every 429 it receives. It is read at run time, so set it first.
     os.environ.setdefault("PTB_TIMEDELTA", "true")
+    # Read now, so a broken rules file stops the bot before it connects to anything.
     programme_rules = load_rules(settings.pai_rules_file)
+
+    async def open_shared(application: App) -> None:
+        application.bot_data[RESOURCES_KEY] = await open_resources(
+            settings, clock=clock, rules=programme_rules
+        )
+        await _start(application)
+
     builder = (
         ApplicationBuilder()
         .token(settings.require_token())
         .base_url(settings.api_base_url)
         .base_file_url(settings.file_base_url)
+        .context_types(ContextTypes(context=Context))
         .rate_limiter(AIORateLimiter(max_retries=RATE_LIMIT_RETRIES))
-        .post_init(_open_resources)
+        # Users side by side, each user's updates in order (bot/updates.py).
+        .concurrent_updates(OnePerUser())
+        .get_updates_request(
+            CheckedUpdates(updates_request or HTTPXRequest(connection_pool_size=1))
+        )
+        .post_init(open_shared)
         .post_shutdown(_close_resources)
     )
     if request is not None:
         builder = builder.request(request)
-    if updates_request is not None:
-        builder = builder.get_updates_request(updates_request)
-    application = builder.build()
-    application.bot_data["settings"] = settings
-    application.bot_data["rules"] = programme_rules
+    application: App = builder.build()  # type: ignore[assignment]
     add_handlers(application)
     return application
 
 
-async def _open_resources(application: App) -> None:
-    settings: Settings = application.bot_data["settings"]
-    engine = make_engine(settings.database_url)
-    await create_tables(engine)
-    sessions = make_sessions(engine)
-    application.bot_data[ENGINE_KEY] = engine
-    application.bot_data[DEPS_KEY] = Deps(
-        sessions=sessions, rules=application.bot_data["rules"], settings=settings
-    )
-    async with sessions() as session:
+async def _start(application: App) -> None:
+    shared: Resources = application.bot_data[RESOURCES_KEY]
+    async with shared.sessions() as session:
         await remember_bot_username(session=session, username=application.bot.username)
     await _publish_commands(application)
     log.info("bot @%s ready", application.bot.username)
@@ -86,6 +90,6 @@ async def _publish_commands(application: App) -> None:
 
 
 async def _close_resources(application: App) -> None:
-    engine: Any = application.bot_data.pop(ENGINE_KEY, None)
-    if engine is not None:
-        await engine.dispose()
+    shared: Resources | None = application.bot_data.pop(RESOURCES_KEY, None)
+    if shared is not None:
+        await shared.close()

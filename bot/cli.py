@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -16,8 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.csvfiles import CsvHeaderError, ImportReport
-from bot.db import create_tables, display_url, make_engine, make_sessions
+from bot.db import display_url, prepare_sqlite_file
 from bot.errors import (
     AlreadyRegistered,
     CustomerNotNew,
@@ -25,31 +23,79 @@ from bot.errors import (
     DomainError,
     InvalidVat,
     NoIncentiveInForce,
-    UnknownPartner,
+    NotLinked,
 )
-from bot.i18n import Texts
+from bot.i18n import Texts, describe_invalid
 from bot.parsing import normalise_vat
-from bot.rules import Rules, is_new_customer, load_rules, protection_until, quote_incentive
-from bot.services.accounts import create_invite, partner_by_code, remembered_bot_username
-from bot.services.eligibility import assess_customer, customer_standing
-from bot.services.imports import import_partners, import_purchases
+from bot.resources import Resources, open_resources
+from bot.services.accounts import (
+    create_invite,
+    list_salespeople,
+    remembered_bot_username,
+    unlink_salesperson,
+)
+from bot.services.eligibility import check_for_partner, staff_verdict
+from bot.services.imports import ImportReport, import_partners, import_purchases
 from bot.services.registrations import EXPORT_COLUMNS, export_registrations
-from bot.services.views import reference_of
-from models import Partner
+from bot.sheets import style_for, write_table
 
 T = TypeVar("T")
 OK, REFUSED, FAILED = 0, 1, 2
+# The CLI speaks to staff at a shell: English.
+TEXTS = Texts("en")
+
+PURCHASES_HELP = """\
+The file is CSV (',' or ';', UTF-8 or Windows-1252) or an Excel .xlsx workbook
+(first sheet; the header may sit below a title). Columns, in any order, extra
+ones ignored:
+  vat            the customer's VAT number (IT12345670587, 12345670587, 123.456.705-87)
+  customer_name  the name the vendor knows it by
+  purchase_date  YYYY-MM-DD, or an Excel date
+
+Example purchases.csv:
+  vat,customer_name,purchase_date
+  IT12345670587,Rossi Impianti S.r.l.,2026-03-14
+
+Re-importing the same rows adds nothing. Bad rows are listed as FILE:LINE:
+reason and skipped; a purchase dated after today is one of them unless
+--allow-future is given. Exit status 1 if any row was rejected."""
+
+PARTNERS_HELP = """\
+The file is CSV or an Excel .xlsx workbook, like import-purchases. Columns:
+  code     the partner's short code, any case (kept upper-case)
+  company  the partner's company name
+  level    one of the rules file's levels (gold, certified, registered)
+
+Example partners.csv:
+  code,company,level
+  ACME,Acme Informatica S.r.l.,gold
+
+A code already known updates that partner; a code repeated in the file takes
+its last row, and the summary names the repeated lines."""
+
+EXPORT_HELP = f"""\
+Writes every registration with its frozen quote, status and dates. The name
+decides the format: FILE.xlsx is an Excel workbook (dates as dates, amounts as
+numbers); anything else is CSV (UTF-8, ',', ISO dates). --excel-csv writes a
+CSV Italian Excel opens cleanly (BOM, ';', decimal comma, dd/mm/yyyy).
+
+Columns: {", ".join(EXPORT_COLUMNS)}
+
+Example: pai-bot export registrations.xlsx"""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if not arguments:
+        parser.print_help()
+        return OK
+    args = parser.parse_args(arguments)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     # httpx logs every request URL, and Telegram's URLs carry the bot token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    # The conversation timeouts add and remove a job per message: noise at INFO.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     try:
         settings = Settings()
@@ -65,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"pai-bot: {exc}", file=sys.stderr)
         return FAILED
     except OSError as exc:
-        if exc.filename:  # a file of ours (the CSV, the export), not the database server
+        if exc.filename:  # a file of ours, not the database server
             print(f"pai-bot: {exc.filename}: {exc.strerror}", file=sys.stderr)
             return FAILED
         return report_database_error(exc, settings)
@@ -85,50 +131,105 @@ def report_database_error(exc: Exception, settings: Settings) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="pai-bot", description="PAI Assistant: the partner incentive bot."
+        prog="pai-bot",
+        description="PAI Assistant: the partner incentive bot and the staff's operations.",
+        epilog="Each command explains itself: pai-bot COMMAND --help. "
+        "Exit status: 0 done, 1 something refused, 2 an error.",
     )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    run = commands.add_parser("run", help="run the bot (long polling)")
+    def command(name: str, summary: str, details: str = "") -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name,
+            help=summary,
+            description=summary[0].upper() + summary[1:] + ".",
+            epilog=details or None,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    run = command("run", "run the bot (long polling)")
     run.set_defaults(command=run_bot)
 
-    purchases = commands.add_parser("import-purchases", help="load the vendor's sales history")
-    purchases.add_argument("file", type=Path, metavar="FILE.csv")
+    purchases = command("import-purchases", "load the vendor's sales history", PURCHASES_HELP)
+    purchases.add_argument("file", type=Path, metavar="FILE")
+    purchases.add_argument(
+        "--allow-future", action="store_true", help="import purchases dated after today too"
+    )
     purchases.set_defaults(command=run_import_purchases)
 
-    partners = commands.add_parser("import-partners", help="create or update partners")
-    partners.add_argument("file", type=Path, metavar="FILE.csv")
+    partners = command("import-partners", "create or update partners", PARTNERS_HELP)
+    partners.add_argument("file", type=Path, metavar="FILE")
     partners.set_defaults(command=run_import_partners)
 
-    invite = commands.add_parser("invite", help="print an invite link for a partner")
+    invite = command(
+        "invite",
+        "print a single-use invite link for a partner, valid 7 days",
+        "The link is the last line of the output. Example: pai-bot invite ACME",
+    )
     invite.add_argument("code", metavar="CODE")
     invite.set_defaults(command=run_invite)
 
-    check = commands.add_parser("check", help="is this customer new? what would it earn?")
+    check = command(
+        "check",
+        "is this customer new? who holds it? what would it earn?",
+        "Example: pai-bot check IT12345670587 --partner ACME",
+    )
     check.add_argument("vat", metavar="VAT")
     check.add_argument(
         "--partner", metavar="CODE", help="quote for this partner's level and loyalty"
     )
     check.set_defaults(command=run_check)
 
-    export = commands.add_parser("export", help="write all registrations to a CSV file")
-    export.add_argument("file", type=Path, metavar="FILE.csv")
+    export = command("export", "write all registrations to a CSV or Excel file", EXPORT_HELP)
+    export.add_argument("file", type=Path, metavar="FILE")
+    export.add_argument(
+        "--excel-csv", action="store_true", help="CSV for Italian Excel: BOM, ';', decimal comma"
+    )
     export.set_defaults(command=run_export)
+
+    salespeople = command(
+        "salespeople",
+        "list who is linked to which partner",
+        "Columns: Telegram id, partner, name, @username, joined, last seen.\n"
+        "Example: pai-bot salespeople ACME",
+    )
+    salespeople.add_argument("code", metavar="CODE", nargs="?", help="only this partner's")
+    salespeople.set_defaults(command=run_salespeople)
+
+    unlink = command(
+        "unlink",
+        "take a salesperson's access away at once",
+        "The partner keeps the registrations the person made; the person's buttons stop\n"
+        "working and the bot answers them as a stranger until a new invite.\n"
+        "Example: pai-bot unlink 123456789 (the id `pai-bot salespeople` shows)",
+    )
+    unlink.add_argument("telegram_id", metavar="TELEGRAM_ID", type=int)
+    unlink.set_defaults(command=run_unlink)
     return parser
 
 
-def with_database(settings: Settings, work: Callable[[AsyncSession, Rules], Awaitable[T]]) -> T:
-    """Open the database (creating missing tables), run `work` in one session, close."""
-    rules = load_rules(settings.pai_rules_file)
+def with_database(
+    settings: Settings,
+    work: Callable[[Resources], Awaitable[T]],
+    *,
+    writes: bool,
+) -> T:
+    """Open the database, run `work` with the resources, close; say which database it was.
+
+    Commands that only read refuse a SQLite file that is not there (an empty new
+    database would answer "unknown partner" to everything); the others say when
+    they made a new one.
+    """
+    where = display_url(settings.database_url)
+    created = prepare_sqlite_file(settings.database_url, must_exist=not writes)
+    print(f"pai-bot: database {where}{' (new, created now)' if created else ''}", file=sys.stderr)
 
     async def go() -> T:
-        engine = make_engine(settings.database_url)
+        shared = await open_resources(settings)
         try:
-            await create_tables(engine)
-            async with make_sessions(engine)() as session:
-                return await work(session, rules)
+            return await work(shared)
         finally:
-            await engine.dispose()
+            await shared.close()
 
     return asyncio.run(go())
 
@@ -141,12 +242,20 @@ def run_bot(args: argparse.Namespace, settings: Settings) -> int:
     from telegram.error import InvalidToken, NetworkError
 
     from bot.app import build_application
+    from handlers import ALLOWED_UPDATES
 
-    logging.getLogger("telegram.ext").addFilter(_drop_traceback_of(InvalidToken))
+    log = logging.getLogger(__name__)
+    logging.getLogger("telegram.ext").addFilter(_quiet_startup_failures(InvalidToken, NetworkError))
     application = build_application(settings)  # refuses a missing or placeholder token
-    logging.getLogger(__name__).info("starting; database %s", display_url(settings.database_url))
+    created = prepare_sqlite_file(settings.database_url, must_exist=False)
+    warn_if_env_file_is_shared(log)
+    log.info(
+        "starting; database %s%s",
+        display_url(settings.database_url),
+        " (new, created now)" if created else "",
+    )
     try:
-        application.run_polling(allowed_updates=["message", "callback_query"])
+        application.run_polling(allowed_updates=ALLOWED_UPDATES)
     except InvalidToken:
         print(
             "pai-bot: Telegram refused TELEGRAM_BOT_TOKEN: check it with @BotFather.",
@@ -162,45 +271,63 @@ def run_bot(args: argparse.Namespace, settings: Settings) -> int:
     return OK
 
 
-def _drop_traceback_of(kind: type[BaseException]) -> logging.Filter:
-    """Keep PTB's log line for `kind` but not its traceback: our sentence explains it."""
+def warn_if_env_file_is_shared(log: logging.Logger) -> None:
+    """The token sits in .env: say so when other users of the machine can read it."""
+    env_file = Path(".env")
+    try:
+        mode = env_file.stat().st_mode
+    except OSError:
+        return
+    if mode & 0o077:
+        log.warning(".env can be read by other users of this machine: chmod 600 .env")
 
-    class DropTraceback(logging.Filter):
+
+def _quiet_startup_failures(*kinds: type[BaseException]) -> logging.Filter:
+    """Drop the tracebacks of these errors, and PTB's line about a failed start.
+
+    A failed start gets our one sentence instead; once running, PTB's lines about
+    retrying (Telegram unreachable for a while) stay, without their tracebacks.
+    """
+
+    class QuietStartup(logging.Filter):
         def filter(self, record: logging.LogRecord) -> bool:
-            if record.exc_info and isinstance(record.exc_info[1], kind):
+            if "(Bootstrap" in record.getMessage():
+                return False
+            if record.exc_info and isinstance(record.exc_info[1], kinds):
                 record.exc_info = None
             return True
 
-    return DropTraceback()
+    return QuietStartup()
 
 
 # --- imports -------------------------------------------------------------------
 
 
 def run_import_purchases(args: argparse.Namespace, settings: Settings) -> int:
-    return run_import(args.file, settings, import_purchases, "purchases")
+    async def work(shared: Resources) -> ImportReport:
+        async with shared.sessions() as session:
+            return await import_purchases(
+                session=session,
+                rules=shared.rules,
+                path=args.file,
+                today=shared.today(),
+                allow_future=args.allow_future,
+            )
+
+    return report_import(args.file, with_database(settings, work, writes=True), "purchases")
 
 
 def run_import_partners(args: argparse.Namespace, settings: Settings) -> int:
-    return run_import(args.file, settings, import_partners, "partners")
+    async def work(shared: Resources) -> ImportReport:
+        async with shared.sessions() as session:
+            return await import_partners(
+                session=session, rules=shared.rules, path=args.file, now=shared.now()
+            )
+
+    return report_import(args.file, with_database(settings, work, writes=True), "partners")
 
 
-def run_import(
-    path: Path,
-    settings: Settings,
-    importer: Callable[..., Awaitable[ImportReport]],
-    what: str,
-) -> int:
-    if not path.is_file():
-        print(f"pai-bot: no such file: {path}", file=sys.stderr)
-        return FAILED
-    try:
-        report = with_database(
-            settings, lambda session, rules: importer(session=session, rules=rules, path=path)
-        )
-    except CsvHeaderError as exc:
-        print(f"pai-bot: {exc}", file=sys.stderr)
-        return REFUSED
+def report_import(path: Path, report: ImportReport, what: str) -> int:
     for rejection in report.rejected:
         print(f"{path}:{rejection.line}: {rejection.reason}", file=sys.stderr)
     parts = [f"{report.read} rows read", f"{report.added} {what} added"]
@@ -208,6 +335,9 @@ def run_import(
         parts.append(f"{report.updated} updated")
     parts += [f"{report.unchanged} unchanged", f"{len(report.rejected)} rejected"]
     print(", ".join(parts))
+    if report.repeated:
+        lines = ", ".join(str(line) for line in report.repeated)
+        print(f"lines {lines} repeat a code of an earlier line: the later row was taken")
     return REFUSED if report.rejected else OK
 
 
@@ -215,91 +345,83 @@ def run_import(
 
 
 def run_invite(args: argparse.Namespace, settings: Settings) -> int:
-    async def work(session: AsyncSession, rules: Rules) -> int:
-        username = settings.telegram_bot_username or await remembered_bot_username(session=session)
-        if not username:
-            print(
-                "pai-bot: the bot's username is not known yet: set TELEGRAM_BOT_USERNAME "
-                "or start the bot once with `pai-bot run`.",
-                file=sys.stderr,
+    async def work(shared: Resources) -> int:
+        async with shared.sessions() as session:
+            username = settings.telegram_bot_username or await remembered_bot_username(
+                session=session
             )
-            return FAILED
-        try:
-            invite = await create_invite(session=session, partner_code=args.code)
-        except UnknownPartner:
-            print(f"pai-bot: no partner with code {args.code!r}", file=sys.stderr)
-            return FAILED
-        expires = invite.expires_at.astimezone(rules.timezone)
+            if not username:
+                print(
+                    "pai-bot: the bot's username is not known yet: set TELEGRAM_BOT_USERNAME "
+                    "or start the bot once with `pai-bot run`.",
+                    file=sys.stderr,
+                )
+                return FAILED
+            invite = await create_invite(session=session, partner_code=args.code, now=shared.now())
+        expires = invite.expires_at.astimezone(shared.rules.timezone)
         print(f"Invite for {invite.company} ({invite.partner_code}), single use,")
-        print(f"valid until {expires:%Y-%m-%d %H:%M} ({rules.timezone.key}):")
+        print(f"valid until {expires:%Y-%m-%d %H:%M} ({shared.rules.timezone.key}):")
         print(invite.url(username))
         return OK
 
-    return with_database(settings, work)
+    return with_database(settings, work, writes=False)
 
 
 # --- check ---------------------------------------------------------------------
 
 
 def run_check(args: argparse.Namespace, settings: Settings) -> int:
-    async def work(session: AsyncSession, rules: Rules) -> int:
+    async def work(shared: Resources) -> int:
         try:
-            vat = normalise_vat(args.vat, default_country=rules.country)
+            vat = normalise_vat(args.vat, default_country=shared.rules.country)
         except InvalidVat as exc:
-            print(f"{args.vat}: not a valid VAT number ({exc.reason.removeprefix('vat_')})")
+            reason = describe_invalid(TEXTS, exc, country=shared.rules.country)
+            print(f"{args.vat}: not a valid VAT number: {reason}")
             return FAILED
-        if args.partner:
-            return await check_for_partner(session, rules, vat, args.partner)
-        return await check_for_staff(session, rules, vat)
+        async with shared.sessions() as session:
+            if args.partner:
+                return await check_as_partner(session, shared, vat, args.partner)
+            return await check_as_staff(session, shared, vat)
 
-    return with_database(settings, work)
+    return with_database(settings, work, writes=False)
 
 
-async def check_for_staff(session: AsyncSession, rules: Rules, vat: str) -> int:
-    """The verdict for staff: unlike partners, staff may see who holds a protection."""
-    today = rules.today()
-    standing = await customer_standing(
-        session=session, rules=rules, vat=vat, partner_id=None, today=today
-    )
-    holder, last = standing.holder, standing.last_purchase
+async def check_as_staff(session: AsyncSession, shared: Resources, vat: str) -> int:
+    """The verdict for staff: unlike partners, staff see who holds a protection."""
+    verdict = await staff_verdict(session=session, rules=shared.rules, vat=vat, now=shared.now())
+    name = f" ({verdict.vendor_name})" if verdict.vendor_name else ""
+    holder = verdict.holder
     if holder is not None:
-        partner = await session.get(Partner, holder.partner_id)
-        assert partner is not None
         print(
-            f"{vat}: protected until {holder.until.isoformat()} "
-            f"by {partner.code} ({partner.company}), {reference_of(holder.registration_id)}"
+            f"{vat}{name}: protected until {holder.until.isoformat()} by {holder.partner_code} "
+            f"({holder.company}), {holder.reference}, registered as {holder.typed_name!r}"
         )
         return REFUSED
-    if not is_new_customer(rules, last_purchase=last, on=today):
+    last = verdict.last_purchase
+    if not verdict.is_new:
         assert last is not None
-        print(f"{vat}: not new, last purchase {last.isoformat()}")
+        assert verdict.new_from is not None
+        print(
+            f"{vat}{name}: not new, last purchase {last.isoformat()}; "
+            f"new from {verdict.new_from.isoformat()}"
+        )
         return REFUSED
     history = f"last purchase {last.isoformat()}" if last else "no purchase on record"
     print(
-        f"{vat}: new customer ({history}); registering today protects it until "
-        f"{protection_until(rules, today).isoformat()}"
+        f"{vat}{name}: new customer ({history}); registering today protects it until "
+        f"{verdict.protected_until_if_registered.isoformat()}"
     )
-    try:
-        for level in rules.levels:
-            quote = quote_incentive(rules, on=today, level=level, earlier_registrations=0)
-            print(f"  {level}: {quote.amount} {quote.currency} (rules from {quote.version})")
-    except NoIncentiveInForce:
+    if not verdict.quotes:
         print("  no incentive version is in force today")
+    for quote in verdict.quotes:
+        print(f"  {quote.level}: {quote.amount} {quote.currency} (rules from {quote.version})")
     return OK
 
 
-async def check_for_partner(session: AsyncSession, rules: Rules, vat: str, code: str) -> int:
-    partner = await partner_by_code(session=session, code=code)
-    assert partner.id is not None
-    texts = Texts("en")
+async def check_as_partner(session: AsyncSession, shared: Resources, vat: str, code: str) -> int:
     try:
-        verdict = await assess_customer(
-            session=session,
-            rules=rules,
-            vat=vat,
-            partner_id=partner.id,
-            level=partner.level,
-            today=rules.today(),
+        partner, verdict = await check_for_partner(
+            session=session, rules=shared.rules, partner_code=code, vat=vat, now=shared.now()
         )
     except CustomerNotNew as refusal:
         print(f"{vat}: not new, last purchase {refusal.last_purchase.isoformat()}")
@@ -309,7 +431,7 @@ async def check_for_partner(session: AsyncSession, rules: Rules, vat: str, code:
         return REFUSED
     except AlreadyRegistered as refusal:
         print(
-            f"{vat}: already registered by {partner.code} as {refusal.reference} "
+            f"{vat}: already registered by {code.upper()} as {refusal.reference} "
             f"until {refusal.until.isoformat()}"
         )
         return REFUSED
@@ -317,10 +439,10 @@ async def check_for_partner(session: AsyncSession, rules: Rules, vat: str, code:
         print(f"{vat}: no incentive version is in force today")
         return REFUSED
     quote = verdict.quote
-    earn = texts.money(quote.amount, quote.currency)
+    earn = TEXTS.money(quote.amount, quote.currency)
     print(
         f"{vat}: new customer; {partner.code} would earn {earn} "
-        f"(level {quote.level}, {quote.earlier_registrations} earlier registrations, "
+        f"(level {quote.level}, {quote.earlier_registrations} registrations in the loyalty window, "
         f"multiplier {quote.loyalty_multiplier or '-'}, rules from {quote.version}), "
         f"protected until {verdict.protected_until.isoformat()}"
     )
@@ -332,22 +454,71 @@ async def check_for_partner(session: AsyncSession, rules: Rules, vat: str, code:
 
 def run_export(args: argparse.Namespace, settings: Settings) -> int:
     path: Path = args.file
+    style = style_for(path, excel_csv=args.excel_csv)
 
-    async def work(session: AsyncSession, rules: Rules) -> int:
-        count = 0
-        # Write next to the target and rename, so a failed export never leaves half a file.
-        partial = path.with_name(path.name + ".partial")
-        with partial.open("w", newline="", encoding="utf-8") as out:
-            writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS)
-            writer.writeheader()
-            async for row in export_registrations(session=session):
-                writer.writerow(row)
-                count += 1
-        partial.replace(path)
-        print(f"{count} registrations written to {path}")
+    async def work(shared: Resources) -> list[dict[str, object]]:
+        async with shared.sessions() as session:
+            return [row async for row in export_registrations(session=session)]
+
+    rows = with_database(settings, work, writes=False)
+    count = write_table(path, EXPORT_COLUMNS, rows, style=style)
+    print(f"{count} registrations written to {path}")
+    return OK
+
+
+# --- people --------------------------------------------------------------------
+
+
+def run_salespeople(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(shared: Resources) -> int:
+        async with shared.sessions() as session:
+            people = await list_salespeople(session=session, partner_code=args.code)
+        if not people:
+            print("nobody is linked" + (f" to {args.code.upper()}" if args.code else ""))
+            return OK
+        zone = shared.rules.timezone
+        print("telegram_id\tpartner\tname\tusername\tjoined\tlast_seen")
+        for person in people:
+            seen = person.last_seen_at
+            print(
+                "\t".join(
+                    [
+                        str(person.telegram_user_id),
+                        person.partner_code,
+                        person.display_name or "-",
+                        f"@{person.username}" if person.username else "-",
+                        f"{person.linked_at.astimezone(zone):%Y-%m-%d}",
+                        f"{seen.astimezone(zone):%Y-%m-%d %H:%M}" if seen else "never",
+                    ]
+                )
+            )
         return OK
 
-    return with_database(settings, work)
+    return with_database(settings, work, writes=False)
+
+
+def run_unlink(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(shared: Resources) -> int:
+        try:
+            async with shared.sessions() as session:
+                person = await unlink_salesperson(
+                    session=session, telegram_user_id=args.telegram_id, now=shared.now()
+                )
+        except NotLinked:
+            print(
+                f"pai-bot: nobody with Telegram id {args.telegram_id} is linked "
+                "(see pai-bot salespeople)",
+                file=sys.stderr,
+            )
+            return FAILED
+        who = person.display_name or f"Telegram id {person.telegram_user_id}"
+        print(
+            f"{who} no longer works for {person.partner_code}; "
+            f"the registrations they made stay with {person.partner_code}."
+        )
+        return OK
+
+    return with_database(settings, work, writes=False)
 
 
 if __name__ == "__main__":

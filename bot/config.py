@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.db import Timeouts
 from bot.errors import DomainError
 
 # What @BotFather hands out: the bot's numeric id, a colon, 35 URL-safe characters.
@@ -33,6 +34,11 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     pai_rules_file: Path | None = None
     pai_admin_ids: Annotated[frozenset[int], NoDecode] = Field(default_factory=frozenset)
+    # Seconds a statement may wait (PostgreSQL lock_timeout / statement_timeout, SQLite's
+    # busy timeout): past them the user gets an apology instead of a bot that hangs.
+    pai_pg_lock_timeout: float = Field(default=Timeouts.lock, gt=0)
+    pai_pg_statement_timeout: float = Field(default=Timeouts.statement, gt=0)
+    pai_sqlite_busy_timeout: float = Field(default=Timeouts.busy, gt=0)
 
     @field_validator("pai_admin_ids", mode="before")
     @classmethod
@@ -86,6 +92,14 @@ class Settings(BaseSettings):
                 "(which looks like 123456789:AAE...): put the real one in .env."
             )
         return token
+
+    @property
+    def timeouts(self) -> Timeouts:
+        return Timeouts(
+            lock=self.pai_pg_lock_timeout,
+            statement=self.pai_pg_statement_timeout,
+            busy=self.pai_sqlite_busy_timeout,
+        )
 
     @property
     def api_base_url(self) -> str:

@@ -1,7 +1,10 @@
-"""The database: async engine from DATABASE_URL, sessions, tables."""
+"""The database: async engine from DATABASE_URL, sessions, tables, the SQLite file."""
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
@@ -29,6 +32,23 @@ class DatabaseUrlError(DomainError):
     """DATABASE_URL is not a SQLite or PostgreSQL URL."""
 
 
+class DatabaseMissing(DomainError):
+    """A command that only reads was pointed at a SQLite file that does not exist."""
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """How long a statement may wait, in seconds: nothing waits forever.
+
+    `lock` and `statement` are PostgreSQL's lock_timeout and statement_timeout;
+    `busy` is how long SQLite waits for another connection's write lock.
+    """
+
+    lock: float = 10.0
+    statement: float = 30.0
+    busy: float = 10.0
+
+
 def async_url(database_url: str) -> URL:
     """Map `sqlite:///…` and `postgresql://…` to their async drivers."""
     try:
@@ -50,15 +70,56 @@ def display_url(database_url: str) -> str:
     return make_url(database_url).render_as_string(hide_password=True)
 
 
-def make_engine(database_url: str) -> AsyncEngine:
+def sqlite_file(database_url: str) -> Path | None:
+    """The file a SQLite URL names; None for PostgreSQL or an in-memory database."""
     url = async_url(database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database)
+
+
+def prepare_sqlite_file(database_url: str, *, must_exist: bool) -> bool:
+    """Make sure the SQLite file is there; return True when this call created it.
+
+    Commands that only read refuse a missing file instead of silently reading an
+    empty new database. A new file is readable by its owner only: it holds partners'
+    deals and salespeople's names (SQLite gives its -wal and -shm files the same mode).
+    """
+    path = sqlite_file(database_url)
+    if path is None or path.exists():
+        return False
+    if must_exist:
+        raise DatabaseMissing(f"there is no database at {path}: check DATABASE_URL")
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        return False  # another process made it a moment ago
+    except OSError as exc:
+        raise DatabaseMissing(f"cannot create the database {path}: {exc.strerror}") from None
+    return True
+
+
+def make_engine(database_url: str, timeouts: Timeouts | None = None) -> AsyncEngine:
+    url = async_url(database_url)
+    limits = timeouts or Timeouts()
     if url.get_backend_name() == "sqlite":
-        # A writer waits up to 30 s for another instead of failing at once; statement
+        # A writer waits `busy` seconds for another instead of failing at once; statement
         # parameters (VAT numbers, names) stay out of error messages and logs.
-        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
+        engine = create_async_engine(
+            url, connect_args={"timeout": limits.busy}, hide_parameters=True
+        )
         event.listen(engine.sync_engine, "connect", _tune_sqlite)
         return engine
-    return create_async_engine(url, pool_pre_ping=True, hide_parameters=True)
+    server_settings = {
+        "lock_timeout": str(int(limits.lock * 1000)),
+        "statement_timeout": str(int(limits.statement * 1000)),
+    }
+    return create_async_engine(
+        url,
+        pool_pre_ping=True,
+        hide_parameters=True,
+        connect_args={"server_settings": server_settings},
+    )
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:

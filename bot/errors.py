@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from decimal import Decimal
 
 
 class DomainError(Exception):
@@ -16,24 +17,33 @@ class RulesError(DomainError):
 
 @dataclass
 class InvalidInput(DomainError):
-    """A typed value could not be understood.
-
-    `reason` is a catalogue key; `suggestion` an optional corrected form to offer.
-    """
+    """A typed value could not be taken as it is; `reason` is a catalogue key."""
 
     reason: str
-    suggestion: str | None = None
 
     def __str__(self) -> str:
-        return self.reason if self.suggestion is None else f"{self.reason} ({self.suggestion})"
+        return self.reason
 
 
 class InvalidVat(InvalidInput):
     """The text is not a valid VAT number."""
 
 
+@dataclass
 class InvalidAmount(InvalidInput):
-    """The text is not a valid amount of money."""
+    """The text is not an amount to take as it is.
+
+    `readings` are amounts to offer as buttons, never to take silently: two when
+    the text reads two ways (reason `amount_ambiguous`: `12.500` is 12,500.00 or
+    12.50), one when a near miss has one likely meaning ("did you mean 12,500.50?").
+    """
+
+    readings: tuple[Decimal, ...] = ()
+
+    def __str__(self) -> str:
+        if not self.readings:
+            return self.reason
+        return f"{self.reason} ({' or '.join(str(r) for r in self.readings)})"
 
 
 class InvalidDate(InvalidInput):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import re
 import string
 import tomllib
 from decimal import Decimal
@@ -15,10 +16,24 @@ from babel import Locale
 from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal
 
+from bot.errors import InvalidInput
+from bot.parsing import vat_digits_for
+
 LANGUAGES = ("it", "en")
 DEFAULT_LANGUAGE = "en"
 # en_GB: English words with day-first dates, as the programme's partners write them.
 LOCALES = {"it": "it_IT", "en": "en_GB"}
+
+
+# Italian elides the article before a day that starts with a vowel sound: "all'8 gen",
+# "dall'11 mar", "l'1 giu". Catalogues write "al {until}"; this puts it right.
+_ITALIAN_MONTHS = "gen|feb|mar|apr|mag|giu|lug|ago|set|ott|nov|dic"
+_ITALIAN_ELISION = re.compile(rf"\b(?:(a|da|su|ne)l|(il)) (1|8|11)(?= (?:{_ITALIAN_MONTHS}))")
+
+
+def _elide(match: re.Match[str]) -> str:
+    preposition, article, day = match.groups()
+    return f"l'{day}" if article else f"{preposition}ll'{day}"
 
 
 def language_for(*, chosen: str | None, telegram_code: str | None) -> str:
@@ -51,7 +66,7 @@ class Texts:
     def __call__(self, key: str, **values: Any) -> str:
         """The message `key` with its placeholders filled; text values are HTML-escaped."""
         safe = {name: _escape(value) for name, value in values.items()}
-        return self._messages[key].format(**safe)
+        return self._polish(self._messages[key].format(**safe))
 
     def plural(self, key: str, count: int, **values: Any) -> str:
         """The message `key_one`, `key_other`… that the language uses for `count` things."""
@@ -61,7 +76,12 @@ class Texts:
 
     def plain(self, key: str, **values: Any) -> str:
         """The message for plain-text places (buttons, pop-ups): nothing escaped."""
-        return self._messages[key].format(**values)
+        return self._polish(self._messages[key].format(**values))
+
+    def _polish(self, text: str) -> str:
+        if self.language == "it":
+            return _ITALIAN_ELISION.sub(_elide, text)
+        return text
 
     def has(self, key: str) -> bool:
         return key in self._messages
@@ -71,6 +91,10 @@ class Texts:
 
     def number(self, value: Decimal | int) -> str:
         return str(format_decimal(value, locale=self.locale))
+
+    def multiplier(self, value: Decimal) -> str:
+        """A loyalty multiplier as the programme writes it: ×1.00, ×1.10."""
+        return "×" + str(format_decimal(value, format="0.00", locale=self.locale))
 
     def date(self, day: dt.date) -> str:
         return str(format_date(day, format="medium", locale=self.locale))
@@ -82,6 +106,16 @@ class Texts:
     def status(self, status: str) -> str:
         key = f"status_{status}"
         return self(key) if self.has(key) else status
+
+
+def describe_invalid(
+    texts: Texts, error: InvalidInput, *, country: str, max_length: int = 0
+) -> str:
+    """Why a typed or loaded value was refused, in words (no example: callers add theirs)."""
+    digits = vat_digits_for(country)
+    if error.reason in ("vat_digits", "vat_length") and digits is not None:
+        return texts(f"{error.reason}_count", digits=digits)
+    return texts(error.reason, max=max_length)
 
 
 class Markup(str):

@@ -41,6 +41,11 @@ class IncentiveVersion:
         reached = [s for s in self.loyalty if s.min_registrations <= earlier_registrations]
         return reached[-1] if reached else None
 
+    def next_loyalty_step(self, earlier_registrations: int) -> LoyaltyStep | None:
+        """Return the lowest step above the count: what more registrations would reach."""
+        ahead = [s for s in self.loyalty if s.min_registrations > earlier_registrations]
+        return ahead[0] if ahead else None
+
 
 @dataclass(frozen=True)
 class Rules:
@@ -71,6 +76,14 @@ class Quote:
     loyalty_min_registrations: int | None
     loyalty_multiplier: Decimal | None
     earlier_registrations: int
+    # The step more registrations would reach: None at the top, or with a fixed amount.
+    next_step: LoyaltyStep | None = None
+
+    @property
+    def registrations_to_next_step(self) -> int | None:
+        if self.next_step is None:
+            return None
+        return self.next_step.min_registrations - self.earlier_registrations
 
 
 def months_before(day: dt.date, months: int) -> dt.date:
@@ -105,11 +118,12 @@ def protection_until(rules: Rules, registered_on: dt.date) -> dt.date:
 
 
 def loyalty_window(rules: Rules, registered_on: dt.date) -> tuple[dt.date, dt.date]:
-    """Return [first, last] registration dates counted for loyalty: the days before D."""
-    return (
-        registered_on - dt.timedelta(days=rules.loyalty_window_days),
-        registered_on - dt.timedelta(days=1),
-    )
+    """Return [first, last] registration dates counted for loyalty: D - window to D itself.
+
+    D is included: a partner's registrations earlier the same day count, so its
+    third registration of a day is quoted with the two before it (PRODUCT.md §1).
+    """
+    return registered_on - dt.timedelta(days=rules.loyalty_window_days), registered_on
 
 
 def version_in_force(rules: Rules, on: dt.date) -> IncentiveVersion:
@@ -143,6 +157,7 @@ def quote_incentive(rules: Rules, *, on: dt.date, level: str, earlier_registrati
         loyalty_min_registrations=step.min_registrations if step else None,
         loyalty_multiplier=multiplier if step else None,
         earlier_registrations=earlier_registrations,
+        next_step=version.next_loyalty_step(earlier_registrations),
     )
 
 

@@ -2,62 +2,89 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 
 from telegram import Update
-from telegram.error import TelegramError
+from telegram.error import NetworkError
 from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
     MessageHandler,
+    TypeHandler,
     filters,
 )
 
-from handlers import partner
-from handlers.common import App, Context, account_of, reply, texts_for
-from handlers.registration import check_customer, registration_conversation
+from bot.i18n import Texts
+from bot.services.views import Account
+from handlers import callbacks, partner, registration
+from handlers.common import (
+    App,
+    Context,
+    account_of,
+    answer_query,
+    linked_only,
+    reply,
+    resources,
+    texts_for,
+)
+from handlers.registration import answer_stale
 
 log = logging.getLogger(__name__)
+# Updates the bot asks Telegram for: edits too, so that an edited answer is answered.
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
 
 
 def add_handlers(application: App) -> None:
     private = filters.ChatType.PRIVATE
-    # Order matters: the /new conversation comes first so that, while it runs, it
-    # sees every message and keeps its question; the catch-alls come last.
-    application.add_handler(registration_conversation())
-    application.add_handler(CommandHandler("start", partner.start, private))
-    application.add_handler(CommandHandler("check", check_customer, private))
-    application.add_handler(CommandHandler("status", partner.show_status, private))
-    application.add_handler(CommandHandler("settings", partner.show_settings, private))
-    application.add_handler(CommandHandler("help", partner.show_help, private))
-    application.add_handler(CommandHandler("cancel", partner.nothing_to_cancel, private))
+    messages = private & filters.UpdateType.MESSAGE
+    # Before anything else: a registration's confirmation that failed to arrive.
+    application.add_handler(TypeHandler(Update, registration.deliver_pending_confirmation), -1)
+    # Order matters within group 0: commands first, then edits, typed answers, buttons,
+    # and a catch-all for the rest (stickers, photos, unknown commands). The
+    # conversation needs no handler of its own: the draft says what a message answers.
+    application.add_handler(CommandHandler("start", partner.start, messages))
+    application.add_handler(CommandHandler("new", registration.start_registration, messages))
+    application.add_handler(CommandHandler("cancel", registration.cancel_registration, messages))
+    application.add_handler(CommandHandler("check", registration.check_customer, messages))
+    application.add_handler(CommandHandler("status", partner.show_status, messages))
+    application.add_handler(CommandHandler("settings", partner.show_settings, messages))
+    application.add_handler(CommandHandler("help", partner.show_help, messages))
     application.add_handler(
-        CallbackQueryHandler(partner.turn_status_page, pattern=r"^st:page:\d+$")
+        MessageHandler(private & filters.UpdateType.EDITED_MESSAGE, registration.receive_edit)
     )
     application.add_handler(
-        CallbackQueryHandler(partner.open_registration, pattern=r"^st:open:\d+:\d+$")
+        MessageHandler(messages & filters.TEXT & ~filters.COMMAND, registration.receive_text)
     )
-    application.add_handler(
-        CallbackQueryHandler(partner.confirm_lost, pattern=r"^st:lost:\d+:\d+$")
-    )
-    application.add_handler(
-        CallbackQueryHandler(partner.record_outcome, pattern=r"^st:(won|lostok):\d+:\d+$")
-    )
-    application.add_handler(
-        CallbackQueryHandler(partner.change_setting, pattern=r"^set:(lang|rem):\w+$")
-    )
-    # Buttons of conversations that ended (or of an older version of the bot).
-    application.add_handler(CallbackQueryHandler(partner.answer_stale_button))
-    application.add_handler(
-        MessageHandler(private & ~filters.UpdateType.EDITED, partner.answer_unknown)
-    )
+    application.add_handler(CallbackQueryHandler(press_button))
+    application.add_handler(MessageHandler(messages, registration.receive_other))
     application.add_error_handler(report_error)
 
 
+@linked_only(default=None)
+async def press_button(update: Update, context: Context, account: Account, texts: Texts) -> None:
+    """Read the button's data and hand it to its handler; forged or old data is "expired"."""
+    query = update.callback_query
+    assert query is not None
+    button = callbacks.parse(query.data)
+    if button is None:
+        await answer_stale(update, texts)
+    elif isinstance(button, callbacks.DraftButton):
+        await registration.press_draft_button(update, context, account, texts, button)
+    else:
+        await partner.press_partner_button(update, context, account, texts, button)
+
+
 async def report_error(update: object, context: Context) -> None:
-    """Log the failure without personal data and tell the user something went wrong."""
+    """Log the failure without personal data and tell the user something went wrong.
+
+    A registration under way is kept, marked so that the user's next message gets
+    its question again rather than being read as the answer to one they never saw.
+    """
     error = context.error
+    if not isinstance(update, Update) and isinstance(error, NetworkError):
+        # Fetching updates failed (Telegram away for a while): PTB tries again by itself.
+        log.warning("the Bot API cannot be reached (%s): trying again", type(error).__name__)
+        return
     update_id = update.update_id if isinstance(update, Update) else None
     log.error(
         "update %s failed: %s",
@@ -67,12 +94,23 @@ async def report_error(update: object, context: Context) -> None:
     )
     if not isinstance(update, Update) or update.effective_chat is None:
         return
+    if update.effective_chat.type != update.effective_chat.PRIVATE:
+        return
     try:
+        await mark_draft_interrupted(update, context)
         texts = texts_for(update, await account_of(update, context))
         await reply(update, texts("error_generic"))
     except Exception:  # the apology itself failed (Telegram or the database down)
         log.warning("could not tell the user about the failure of update %s", update_id)
-    if update.callback_query:
-        # Stops the button's spinner; fails harmlessly if the query was answered already.
-        with contextlib.suppress(TelegramError):
-            await update.callback_query.answer()
+    await answer_query(update)
+
+
+async def mark_draft_interrupted(update: Update, context: Context) -> None:
+    user = update.effective_user
+    if user is None:
+        return
+    drafts = resources(context).drafts
+    draft = await drafts.load(user.id)
+    if draft is not None and not draft.interrupted:
+        draft.interrupted = True
+        await drafts.save(user.id, draft)

@@ -1,50 +1,64 @@
-"""What every handler needs: the programme's resources, the user's account and language."""
+"""What every handler needs: the programme's resources, the user's account and language,
+and sending that survives Telegram's bad moments."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar, cast
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from telegram import CallbackQuery, Message, Update
-from telegram.error import BadRequest
-from telegram.ext import Application, ContextTypes
+from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
+from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
+from telegram.ext import Application, CallbackContext, ExtBot
 
-from bot.config import Settings
+from bot.drafts import Draft
 from bot.i18n import Texts, language_for
-from bot.rules import Rules
-from bot.services.accounts import find_account
+from bot.resources import Resources
+from bot.services.accounts import Visitor, recognise
 from bot.services.views import Account
 
 log = logging.getLogger(__name__)
-Context = ContextTypes.DEFAULT_TYPE
-App = Application[Any, Any, Any, Any, Any, Any]
-DEPS_KEY = "pai"
+RESOURCES_KEY = "pai"
 T = TypeVar("T")
+# Pauses before sending again a message that must arrive (the registration's
+# confirmation) when Telegram fails with a network error or a 5xx.
+RESEND_DELAYS = (0.5, 2.0)
 
 
-@dataclass
-class Deps:
-    """Long-lived resources, made in post_init: a session factory, never a session."""
+class Context(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], dict[Any, Any]]):
+    """PTB's context, plus the account of the update's user, looked up once per update."""
 
-    sessions: async_sessionmaker[AsyncSession]
-    rules: Rules
-    settings: Settings
+    account: Account | None
+    account_known: bool = False
 
 
-def deps(context: Context) -> Deps:
-    return cast(Deps, context.bot_data[DEPS_KEY])
+App = Application[ExtBot[None], Context, dict[Any, Any], dict[Any, Any], dict[Any, Any], Any]
+
+
+def resources(context: Context) -> Resources:
+    return cast(Resources, context.bot_data[RESOURCES_KEY])
 
 
 async def account_of(update: Update, context: Context) -> Account | None:
+    """The linked salesperson behind the update, or None; noted as seen, once per update."""
+    if context.account_known:
+        return context.account
     user = update.effective_user
-    if user is None:
-        return None
-    async with deps(context).sessions() as session:
-        return await find_account(session=session, telegram_user_id=user.id)
+    account = None
+    if user is not None:
+        visitor = Visitor(
+            telegram_user_id=user.id,
+            language_code=user.language_code,
+            display_name=user.full_name,
+            username=user.username,
+        )
+        shared = resources(context)
+        async with shared.sessions() as session:
+            account = await recognise(session=session, visitor=visitor, now=shared.now())
+    context.account, context.account_known = account, True
+    return account
 
 
 def texts_for(update: Update, account: Account | None) -> Texts:
@@ -57,34 +71,106 @@ def texts_for(update: Update, account: Account | None) -> Texts:
     )
 
 
-async def reply(update: Update, text: str, **kwargs: Any) -> Message | None:
+async def current_texts(update: Update, context: Context) -> Texts:
+    return texts_for(update, await account_of(update, context))
+
+
+def user_id_of(update: Update) -> int:
+    user = update.effective_user
+    assert user is not None, "handlers run for updates with a user"
+    return user.id
+
+
+async def current_draft(update: Update, context: Context) -> Draft | None:
+    """The user's registration in progress; one left alone too long is dropped."""
+    shared = resources(context)
+    user_id = user_id_of(update)
+    draft = await shared.drafts.load(user_id)
+    if draft is not None and draft.is_stale(shared.now()):
+        await shared.drafts.drop(user_id)
+        return None
+    return draft
+
+
+async def reply(
+    update: Update, text: str, markup: InlineKeyboardMarkup | None = None
+) -> Message | None:
     """Answer in the chat the update came from, as HTML."""
     chat = update.effective_chat
     if chat is None:
         return None
-    return await chat.send_message(text, parse_mode="HTML", **kwargs)
+    return await chat.send_message(text, parse_mode="HTML", reply_markup=markup)
 
 
-def pressed(update: Update) -> tuple[CallbackQuery, list[str]]:
-    """The button press behind a callback update, and its data split at colons."""
+async def reply_surely(
+    update: Update, text: str, markup: InlineKeyboardMarkup | None = None
+) -> Message | None:
+    """Answer, sending again after a network error or a 5xx: for what must arrive.
+
+    A refusal (400) or a blocked bot (403) is final; 429 is waited out by the rate
+    limiter before we see it.
+    """
+    for delay in (*RESEND_DELAYS, None):
+        try:
+            return await reply(update, text, markup)
+        except (BadRequest, Forbidden):
+            raise
+        except NetworkError as exc:
+            if delay is None:
+                raise
+            log.warning("sending failed (%s); trying again in %.1f s", type(exc).__name__, delay)
+            await asyncio.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+async def best_effort(what: str, call: Awaitable[object]) -> None:
+    """Run a step the user can do without (a spinner stopped, old buttons removed).
+
+    Telegram failing it, for any reason, is logged and skipped: it never costs the
+    user the answer that matters.
+    """
+    try:
+        await call
+    except TelegramError as exc:
+        log.info("%s skipped: %s", what, type(exc).__name__)
+
+
+async def answer_query(update: Update, text: str | None = None, *, alert: bool = False) -> None:
+    """Stop the pressed button's spinner, with a pop-up text when there is one."""
     query = update.callback_query
-    if query is None or query.data is None:
-        raise ValueError("not a button press with data")
-    return query, query.data.split(":")
+    if query is not None:
+        await best_effort("answering a button", query.answer(text, show_alert=alert))
 
 
 async def remove_buttons(update: Update) -> None:
-    """Take the buttons off the message just pressed, so they cannot be pressed twice.
+    """Take the buttons off the message just pressed, so they cannot be pressed twice."""
+    query = update.callback_query
+    if query is not None and query.message is not None:
+        await best_effort("removing buttons", query.edit_message_reply_markup(reply_markup=None))
 
-    Best effort: a message too old to edit, or already bare, keeps what it has.
+
+async def show_in_place(update: Update, text: str, markup: InlineKeyboardMarkup | None) -> None:
+    """Replace the message behind the pressed button; if it cannot be edited, send anew.
+
+    An unchanged view is not an error; a message too old to edit gets a fresh one.
     """
     query = update.callback_query
-    if query is None or query.message is None:
-        return
+    assert query is not None
     try:
-        await query.edit_message_reply_markup(reply_markup=None)
+        await query.edit_message_text(text, parse_mode="HTML", reply_markup=markup)
     except BadRequest as exc:
-        log.debug("could not remove buttons: %s", exc)
+        if "not modified" in str(exc).lower():
+            return
+        log.info("could not edit a message (%s): sending it anew", exc)
+        await reply(update, text, markup)
+    except NetworkError as exc:
+        log.info("editing a message skipped: %s", type(exc).__name__)
+
+
+def pressed(update: Update) -> CallbackQuery:
+    query = update.callback_query
+    assert query is not None, "a button handler runs for button presses"
+    return query
 
 
 Linked = Callable[[Update, Context, Account, Texts], Coroutine[Any, Any, T]]
@@ -94,8 +180,7 @@ Handler = Callable[[Update, Context], Coroutine[Any, Any, T]]
 def linked_only(default: T) -> Callable[[Linked[T]], Handler[T]]:
     """Run the callback only for a linked salesperson; tell anyone else how to join.
 
-    `default` is what the callback returns for an unlinked user (e.g. END for a
-    conversation entry point).
+    `default` is what the callback returns for an unlinked user.
     """
 
     def decorate(callback: Linked[T]) -> Handler[T]:
@@ -103,13 +188,17 @@ def linked_only(default: T) -> Callable[[Linked[T]], Handler[T]]:
         async def wrapper(update: Update, context: Context) -> T:
             account = await account_of(update, context)
             if account is None:
-                texts = texts_for(update, None)
-                if update.callback_query:
-                    await update.callback_query.answer()
-                await reply(update, texts("not_linked"))
+                await answer_not_linked(update)
                 return default
             return await callback(update, context, account, texts_for(update, account))
 
         return wrapper
 
     return decorate
+
+
+async def answer_not_linked(update: Update) -> None:
+    texts = texts_for(update, None)
+    await answer_query(update, texts.plain("stale_button") if update.callback_query else None)
+    if update.callback_query is None:
+        await reply(update, texts("not_linked"))

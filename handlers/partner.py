@@ -1,16 +1,20 @@
-"""/start, /help, /status, /settings and the answers to everything else."""
+"""/start, /help, /status, /settings, their buttons, and the answers to everything else."""
 
 from __future__ import annotations
 
 import logging
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import BadRequest
 
 from bot.errors import InviteInvalid, RegistrationNotFound, TransitionNotAllowed
 from bot.i18n import LANGUAGES, Texts
 from bot.lifecycle import Status
-from bot.services.accounts import redeem_invite, update_preferences
+from bot.services.accounts import (
+    Visitor,
+    preview_invite,
+    redeem_invite,
+    update_preferences,
+)
 from bot.services.registrations import (
     PAGE_SIZE,
     get_registration,
@@ -18,56 +22,147 @@ from bot.services.registrations import (
     report_outcome,
 )
 from bot.services.views import Account, RegistrationView, StatusPage
+from handlers.callbacks import (
+    AskLost,
+    MoveToPartner,
+    OpenRegistration,
+    ReportLost,
+    ReportWon,
+    SetLanguage,
+    SetReminders,
+    ShowPage,
+    StayWithPartner,
+)
 from handlers.common import (
     Context,
     account_of,
-    deps,
+    answer_query,
+    current_draft,
     linked_only,
-    pressed,
     remove_buttons,
     reply,
+    resources,
+    show_in_place,
     texts_for,
+    user_id_of,
 )
+from handlers.registration import repeat_if_registering
 from handlers.render import render_registration
 
 log = logging.getLogger(__name__)
+PartnerButton = (
+    ShowPage
+    | OpenRegistration
+    | ReportWon
+    | AskLost
+    | ReportLost
+    | SetLanguage
+    | SetReminders
+    | MoveToPartner
+    | StayWithPartner
+)
+
+
+# --- /start ----------------------------------------------------------------------
 
 
 async def start(update: Update, context: Context) -> None:
     """Link the account through an invite payload, or say how to get one."""
     if context.args:
-        await link_with_invite(update, context, context.args[0])
+        await follow_invite(update, context, context.args[0])
         return
     account = await account_of(update, context)
     texts = texts_for(update, account)
     if account is None:
-        await reply(update, texts("start_no_invite", programme=deps(context).rules.name))
-    else:
+        await reply(update, texts("start_no_invite", programme=resources(context).rules.name))
+    elif not await repeat_if_registering(update, context, texts):
         await reply(update, texts("start_already_linked", company=account.company))
 
 
-async def link_with_invite(update: Update, context: Context, token: str) -> None:
+async def follow_invite(update: Update, context: Context, token: str) -> None:
+    """Open an invite: link a newcomer at once; ask someone linked elsewhere before moving."""
+    shared = resources(context)
+    user_id = user_id_of(update)
+    account = await account_of(update, context)
+    texts = texts_for(update, account)
+    if await current_draft(update, context) is not None:
+        await shared.drafts.drop(user_id)
+        await reply(update, texts("draft_dropped"))
+    try:
+        async with shared.sessions() as session:
+            preview = await preview_invite(
+                session=session, token=token, telegram_user_id=user_id, now=shared.now()
+            )
+    except InviteInvalid:
+        await reply(update, texts("start_invite_invalid"))
+        return
+    if preview.current is None:
+        await link(update, context, token)
+    elif not preview.moves:
+        await reply(update, texts("start_already_linked", company=preview.current.company))
+    else:
+        markup = InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton(
+                        texts.plain("button_move", company=preview.partner.company),
+                        callback_data=MoveToPartner(token).data,
+                    ),
+                    InlineKeyboardButton(
+                        texts.plain("button_stay", company=preview.current.company),
+                        callback_data=StayWithPartner().data,
+                    ),
+                ]
+            ]
+        )
+        await reply(
+            update,
+            texts(
+                "invite_move",
+                current=preview.current.company,
+                company=preview.partner.company,
+            ),
+            markup,
+        )
+
+
+async def link(update: Update, context: Context, token: str) -> None:
+    """Use the invite and welcome the salesperson to the partner's programme."""
+    shared = resources(context)
     user = update.effective_user
     assert user is not None
-    resources = deps(context)
+    visitor = Visitor(
+        telegram_user_id=user.id,
+        language_code=user.language_code,
+        display_name=user.full_name,
+        username=user.username,
+    )
     try:
-        async with resources.sessions() as session:
-            account = await redeem_invite(session=session, token=token, telegram_user_id=user.id)
+        async with shared.sessions() as session:
+            account = await redeem_invite(
+                session=session, token=token, visitor=visitor, now=shared.now()
+            )
     except InviteInvalid:
         texts = texts_for(update, await account_of(update, context))
         await reply(update, texts("start_invite_invalid"))
         return
+    context.account = account
     log.info("salesperson %s linked to partner %s", account.salesperson_id, account.partner_code)
     texts = texts_for(update, account)
     await reply(
-        update, texts("start_welcome", company=account.company, programme=resources.rules.name)
+        update, texts("start_welcome", company=account.company, programme=shared.rules.name)
     )
+
+
+# --- /help, /cancel outside, anything else ------------------------------------------
 
 
 @linked_only(default=None)
 async def show_help(update: Update, context: Context, account: Account, texts: Texts) -> None:
     """Explain the programme and list the commands."""
-    rules = deps(context).rules
+    if await repeat_if_registering(update, context, texts):
+        return
+    rules = resources(context).rules
     await reply(
         update,
         texts(
@@ -78,29 +173,6 @@ async def show_help(update: Update, context: Context, account: Account, texts: T
             level=texts.level(account.level),
         ),
     )
-
-
-@linked_only(default=None)
-async def nothing_to_cancel(
-    update: Update, context: Context, account: Account, texts: Texts
-) -> None:
-    """Answer /cancel outside a conversation."""
-    await reply(update, texts("nothing_to_cancel"))
-
-
-@linked_only(default=None)
-async def answer_unknown(update: Update, context: Context, account: Account, texts: Texts) -> None:
-    """Point a linked user who typed something unexpected to the commands."""
-    await reply(update, texts("unknown_message"))
-
-
-async def answer_stale_button(update: Update, context: Context) -> None:
-    """Answer a button from a message whose conversation has ended."""
-    query = update.callback_query
-    assert query is not None
-    texts = texts_for(update, await account_of(update, context))
-    await query.answer(texts.plain("stale_button"), show_alert=False)
-    await remove_buttons(update)
 
 
 # --- /status ---------------------------------------------------------------
@@ -129,7 +201,7 @@ def status_buttons(texts: Texts, page: StatusPage) -> InlineKeyboardMarkup | Non
                     customer=r.customer_name[:24],
                     status=texts.status(r.status),
                 ),
-                callback_data=f"st:open:{r.id}:{page.offset}",
+                callback_data=OpenRegistration(r.reference, page.offset).data,
             )
         ]
         for r in page.registrations
@@ -139,13 +211,13 @@ def status_buttons(texts: Texts, page: StatusPage) -> InlineKeyboardMarkup | Non
         paging.append(
             InlineKeyboardButton(
                 texts.plain("button_newer"),
-                callback_data=f"st:page:{max(page.offset - PAGE_SIZE, 0)}",
+                callback_data=ShowPage(max(page.offset - PAGE_SIZE, 0)).data,
             )
         )
     if page.offset + PAGE_SIZE < page.total_count:
         paging.append(
             InlineKeyboardButton(
-                texts.plain("button_more"), callback_data=f"st:page:{page.offset + PAGE_SIZE}"
+                texts.plain("button_more"), callback_data=ShowPage(page.offset + PAGE_SIZE).data
             )
         )
     if paging:
@@ -154,152 +226,134 @@ def status_buttons(texts: Texts, page: StatusPage) -> InlineKeyboardMarkup | Non
 
 
 async def load_page(context: Context, account: Account, offset: int) -> StatusPage:
-    resources = deps(context)
-    async with resources.sessions() as session:
+    shared = resources(context)
+    async with shared.sessions() as session:
         return await list_registrations(
-            session=session, rules=resources.rules, account=account, offset=offset
+            session=session, rules=shared.rules, account=account, offset=offset, now=shared.now()
         )
 
 
 @linked_only(default=None)
 async def show_status(update: Update, context: Context, account: Account, texts: Texts) -> None:
     """List the partner's registrations with totals; each opens its detail."""
+    if await repeat_if_registering(update, context, texts):
+        return
     page = await load_page(context, account, 0)
-    await reply(update, status_text(texts, account, page), reply_markup=status_buttons(texts, page))
-
-
-@linked_only(default=None)
-async def turn_status_page(
-    update: Update, context: Context, account: Account, texts: Texts
-) -> None:
-    """Show older or newer registrations in the same message."""
-    query, (_, _, offset) = pressed(update)
-    await query.answer()
-    page = await load_page(context, account, int(offset))
-    await edit(update, status_text(texts, account, page), status_buttons(texts, page))
+    await reply(update, status_text(texts, account, page), status_buttons(texts, page))
 
 
 async def own_registration(
-    update: Update, context: Context, account: Account, texts: Texts, registration_id: int
+    update: Update, context: Context, account: Account, texts: Texts, reference: str
 ) -> RegistrationView | None:
     """The partner's registration behind a button; anyone else's is "not among yours"."""
     try:
-        async with deps(context).sessions() as session:
-            return await get_registration(
-                session=session, account=account, registration_id=registration_id
-            )
+        async with resources(context).sessions() as session:
+            return await get_registration(session=session, account=account, reference=reference)
     except RegistrationNotFound:
-        query, _ = pressed(update)
-        await query.answer(texts.plain("registration_not_found"), show_alert=True)
+        await answer_query(update, texts.plain("registration_not_found"), alert=True)
         return None
 
 
 def detail_buttons(
-    texts: Texts, registration: RegistrationView, offset: int, open_for_outcome: bool
+    texts: Texts, registration: RegistrationView, offset: int
 ) -> InlineKeyboardMarkup:
     rows = []
-    if open_for_outcome:
+    # Won / Lost while open; one whose protection lapsed since is refused when pressed.
+    if registration.status == Status.QUALIFIED:
         rows.append(
             [
                 InlineKeyboardButton(
-                    texts.plain("button_won"), callback_data=f"st:won:{registration.id}:{offset}"
+                    texts.plain("button_won"),
+                    callback_data=ReportWon(registration.reference, offset).data,
                 ),
                 InlineKeyboardButton(
-                    texts.plain("button_lost"), callback_data=f"st:lost:{registration.id}:{offset}"
+                    texts.plain("button_lost"),
+                    callback_data=AskLost(registration.reference, offset).data,
                 ),
             ]
         )
     rows.append(
-        [InlineKeyboardButton(texts.plain("button_back"), callback_data=f"st:page:{offset}")]
+        [InlineKeyboardButton(texts.plain("button_back"), callback_data=ShowPage(offset).data)]
     )
     return InlineKeyboardMarkup(rows)
-
-
-@linked_only(default=None)
-async def open_registration(
-    update: Update, context: Context, account: Account, texts: Texts
-) -> None:
-    """Show one registration, with Won / Lost while it is open."""
-    query, (_, _, registration_id, offset) = pressed(update)
-    registration = await own_registration(update, context, account, texts, int(registration_id))
-    if registration is None:
-        return
-    await query.answer()
-    await show_detail(update, context, texts, registration, int(offset))
 
 
 async def show_detail(
     update: Update, context: Context, texts: Texts, registration: RegistrationView, offset: int
 ) -> None:
-    await edit(
+    await show_in_place(
         update,
-        render_registration(texts, deps(context).rules, registration),
-        # Won / Lost while open; one whose protection lapsed since is refused when pressed.
-        detail_buttons(texts, registration, offset, registration.status == Status.QUALIFIED),
+        render_registration(texts, resources(context).rules, registration),
+        detail_buttons(texts, registration, offset),
     )
 
 
-@linked_only(default=None)
-async def record_outcome(update: Update, context: Context, account: Account, texts: Texts) -> None:
+async def record_outcome(
+    update: Update,
+    context: Context,
+    account: Account,
+    texts: Texts,
+    button: ReportWon | ReportLost,
+) -> None:
     """Mark the registration won or lost, as the partner reports."""
-    query, (_, action, registration_id, offset) = pressed(update)
-    outcome = Status.WON if action == "won" else Status.LOST  # "lostok": Lost, confirmed
-    resources = deps(context)
+    outcome = Status.WON if isinstance(button, ReportWon) else Status.LOST
+    shared = resources(context)
     try:
-        async with resources.sessions() as session:
+        async with shared.sessions() as session:
             registration = await report_outcome(
                 session=session,
-                rules=resources.rules,
+                rules=shared.rules,
                 account=account,
-                registration_id=int(registration_id),
+                reference=button.reference,
                 outcome=outcome,
+                now=shared.now(),
             )
     except RegistrationNotFound:
-        await query.answer(texts.plain("registration_not_found"), show_alert=True)
+        await answer_query(update, texts.plain("registration_not_found"), alert=True)
         return
     except TransitionNotAllowed as refused:
-        async with resources.sessions() as session:
-            current = await get_registration(
-                session=session, account=account, registration_id=int(registration_id)
-            )
-        await query.answer(
+        current = await own_registration(update, context, account, texts, button.reference)
+        if current is None:
+            return
+        await answer_query(
+            update,
             texts.plain(
                 "transition_not_allowed",
                 reference=current.reference,
                 status=texts.status(refused.current),
             ),
-            show_alert=True,
+            alert=True,
         )
-        await show_detail(update, context, texts, current, int(offset))
+        await show_detail(update, context, texts, current, button.offset)
         return
     key = "marked_won" if outcome == Status.WON else "marked_lost"
-    await query.answer(texts.plain(key, reference=registration.reference), show_alert=True)
-    await show_detail(update, context, texts, registration, int(offset))
+    await answer_query(update, texts.plain(key, reference=registration.reference), alert=True)
+    await show_detail(update, context, texts, registration, button.offset)
 
 
-@linked_only(default=None)
-async def confirm_lost(update: Update, context: Context, account: Account, texts: Texts) -> None:
+async def ask_lost(
+    update: Update, context: Context, account: Account, texts: Texts, button: AskLost
+) -> None:
     """Ask before marking lost: it hands the customer to other partners for good."""
-    query, (_, _, registration_id, offset) = pressed(update)
-    registration = await own_registration(update, context, account, texts, int(registration_id))
+    registration = await own_registration(update, context, account, texts, button.reference)
     if registration is None:
         return
-    await query.answer()
+    await answer_query(update)
     markup = InlineKeyboardMarkup(
         [
             [
                 InlineKeyboardButton(
                     texts.plain("button_lost_yes"),
-                    callback_data=f"st:lostok:{registration_id}:{offset}",
+                    callback_data=ReportLost(button.reference, button.offset).data,
                 ),
                 InlineKeyboardButton(
                     texts.plain("button_lost_no"),
-                    callback_data=f"st:open:{registration_id}:{offset}",
+                    callback_data=OpenRegistration(button.reference, button.offset).data,
                 ),
             ]
         ]
     )
-    await edit(
+    await show_in_place(
         update,
         texts(
             "confirm_lost", reference=registration.reference, customer=registration.customer_name
@@ -319,12 +373,14 @@ def settings_view(texts: Texts, account: Account) -> tuple[str, InlineKeyboardMa
         [
             [
                 InlineKeyboardButton(
-                    texts.plain("button_language"), callback_data=f"set:lang:{other_language}"
+                    texts.plain("button_language"),
+                    callback_data=SetLanguage(other_language).data,
                 )
             ],
             [
                 InlineKeyboardButton(
-                    texts.plain(f"button_reminders_{toggle}"), callback_data=f"set:rem:{toggle}"
+                    texts.plain(f"button_reminders_{toggle}"),
+                    callback_data=SetReminders(not account.reminders_enabled).data,
                 )
             ],
         ]
@@ -335,36 +391,56 @@ def settings_view(texts: Texts, account: Account) -> tuple[str, InlineKeyboardMa
 @linked_only(default=None)
 async def show_settings(update: Update, context: Context, account: Account, texts: Texts) -> None:
     """Show language and reminders, with buttons to change them."""
+    if await repeat_if_registering(update, context, texts):
+        return
     text, markup = settings_view(texts, account)
-    await reply(update, text, reply_markup=markup)
+    await reply(update, text, markup)
 
 
-@linked_only(default=None)
-async def change_setting(update: Update, context: Context, account: Account, texts: Texts) -> None:
+async def change_setting(
+    update: Update, context: Context, account: Account, button: SetLanguage | SetReminders
+) -> None:
     """Switch the language or the reminders, and show the settings in the new state."""
-    query, (_, what, value) = pressed(update)
-    async with deps(context).sessions() as session:
+    async with resources(context).sessions() as session:
         account = await update_preferences(
             session=session,
             telegram_user_id=account.telegram_user_id,
-            language=value if what == "lang" and value in LANGUAGES else None,
-            reminders_enabled=(value == "on") if what == "rem" else None,
+            language=button.language if isinstance(button, SetLanguage) else None,
+            reminders_enabled=button.on if isinstance(button, SetReminders) else None,
         )
     texts = texts_for(update, account)
-    await query.answer(texts.plain("settings_saved"))
+    await answer_query(update, texts.plain("settings_saved"))
     text, markup = settings_view(texts, account)
-    await edit(update, text, markup)
+    await show_in_place(update, text, markup)
 
 
-# --- helpers -------------------------------------------------------------------
+# --- the buttons -------------------------------------------------------------------
 
 
-async def edit(update: Update, text: str, markup: InlineKeyboardMarkup | None) -> None:
-    """Replace the message behind the pressed button; an unchanged view is not an error."""
-    query = update.callback_query
-    assert query is not None
-    try:
-        await query.edit_message_text(text, parse_mode="HTML", reply_markup=markup)
-    except BadRequest as exc:
-        if "not modified" not in str(exc).lower():
-            raise
+async def press_partner_button(
+    update: Update, context: Context, account: Account, texts: Texts, button: PartnerButton
+) -> None:
+    """Act on a /status, /settings or invite button."""
+    if isinstance(button, ShowPage):
+        await answer_query(update)
+        page = await load_page(context, account, button.offset)
+        await show_in_place(update, status_text(texts, account, page), status_buttons(texts, page))
+    elif isinstance(button, OpenRegistration):
+        registration = await own_registration(update, context, account, texts, button.reference)
+        if registration is not None:
+            await answer_query(update)
+            await show_detail(update, context, texts, registration, button.offset)
+    elif isinstance(button, ReportWon | ReportLost):
+        await record_outcome(update, context, account, texts, button)
+    elif isinstance(button, AskLost):
+        await ask_lost(update, context, account, texts, button)
+    elif isinstance(button, SetLanguage | SetReminders):
+        await change_setting(update, context, account, button)
+    elif isinstance(button, MoveToPartner):
+        await answer_query(update)
+        await remove_buttons(update)
+        await link(update, context, button.token)
+    else:
+        await answer_query(update)
+        await remove_buttons(update)
+        await reply(update, texts("invite_stay", company=account.company))

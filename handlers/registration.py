@@ -1,136 +1,141 @@
-"""/new and /check: the verdict at once, then the deal's details, a summary, Confirm."""
+"""/new and /check: the verdict at once, then the deal's details, a summary, Confirm.
+
+The conversation's state is the draft (`bot.drafts`), read on every update: what
+the bot waits for is whatever the draft says, never a guess kept elsewhere.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-import warnings
-from collections.abc import Callable
-from dataclasses import dataclass
-from decimal import Decimal
-from typing import Any, cast
+import logging
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.ext import (
-    CallbackQueryHandler,
-    CommandHandler,
-    ConversationHandler,
-    MessageHandler,
-    filters,
-)
-from telegram.warnings import PTBUserWarning
+from telegram.error import TelegramError
 
-from bot.errors import DomainError, InvalidInput
+from bot.drafts import NEXT_STEP, Draft, Step
+from bot.errors import DomainError, InvalidAmount, InvalidInput, InvalidVat
 from bot.i18n import Texts
 from bot.parsing import check_close_date, clean_text, normalise_vat, parse_amount, parse_date
+from bot.resources import Resources
 from bot.services.eligibility import Opportunity, check_eligibility, register_opportunity
-from bot.services.views import Account, Verdict
+from bot.services.registrations import get_registration
+from bot.services.views import Account, RegistrationView, Verdict
+from handlers.callbacks import (
+    CLOSE_IN_DAYS,
+    CancelDraft,
+    CloseIn,
+    ConfirmDraft,
+    DraftButton,
+    PickAmount,
+)
 from handlers.common import (
     Context,
     account_of,
-    deps,
+    answer_query,
+    current_draft,
+    current_texts,
     linked_only,
-    pressed,
     remove_buttons,
     reply,
-    texts_for,
+    reply_surely,
+    resources,
+    user_id_of,
 )
 from handlers.render import (
-    MAX_COMPANY,
-    MAX_PRODUCT,
     render_invalid,
     render_refusal,
+    render_registered,
     render_verdict,
 )
+from models import NAME_LENGTH, PRODUCT_LENGTH
 
-VAT, COMPANY, VALUE, PRODUCT, CLOSE, CONFIRM = range(6)
-NEXT_QUESTION = {COMPANY: VALUE, VALUE: PRODUCT, PRODUCT: CLOSE, CLOSE: CONFIRM}
-END = ConversationHandler.END
-CLOSE_IN_DAYS = (30, 60, 90)
-DRAFT_KEY = "draft"
-# A registration left half-way for this long is dropped; its buttons then answer "ended".
-CONVERSATION_TIMEOUT = dt.timedelta(hours=2)
-
-
-@dataclass
-class Draft:
-    """Everything typed so far in one /new conversation."""
-
-    state: int = VAT
-    verdict: Verdict | None = None
-    customer_name: str | None = None
-    deal_value: Decimal | None = None
-    product: str | None = None
-    expected_close: dt.date | None = None
-
-
-def draft_of(context: Context) -> Draft:
-    user_data = cast(dict[str, Any], context.user_data)
-    if not isinstance(user_data.get(DRAFT_KEY), Draft):
-        user_data[DRAFT_KEY] = Draft()
-    return cast(Draft, user_data[DRAFT_KEY])
-
-
-def forget_draft(context: Context) -> None:
-    cast(dict[str, Any], context.user_data).pop(DRAFT_KEY, None)
+log = logging.getLogger(__name__)
 
 
 # --- questions ---------------------------------------------------------------
 
 
-def question(texts: Texts, context: Context, state: int) -> tuple[str, InlineKeyboardMarkup | None]:
-    """The text and buttons that ask for what `state` waits for."""
-    if state == VAT:
+def question(
+    texts: Texts, shared: Resources, draft: Draft
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    """The text and buttons that ask for what the draft waits for."""
+    step = draft.step
+    if step == Step.VAT:
         return texts("ask_vat"), None
-    if state == COMPANY:
+    if step == Step.COMPANY:
         return texts("ask_company"), None
-    if state == VALUE:
-        return texts("ask_value"), None
-    if state == PRODUCT:
+    if step == Step.VALUE:
+        return amount_question(texts, draft)
+    if step == Step.PRODUCT:
         return texts("ask_product"), None
-    if state == CLOSE:
+    if step == Step.CLOSE:
         buttons = [
             InlineKeyboardButton(
-                texts.plain("close_in_days", days=days), callback_data=f"new:close:{days}"
+                texts.plain("close_in_days", days=days), callback_data=CloseIn(draft.id, days).data
             )
             for days in CLOSE_IN_DAYS
         ]
         # The example is a real date ahead, so that typing it as shown works.
-        example = deps(context).rules.today() + dt.timedelta(days=CLOSE_IN_DAYS[0])
+        example = shared.today() + dt.timedelta(days=CLOSE_IN_DAYS[0])
         return texts("ask_close", example=f"{example:%d/%m/%Y}"), InlineKeyboardMarkup([buttons])
-    return summary(texts, context), InlineKeyboardMarkup(
+    return summary(texts, draft), InlineKeyboardMarkup(
         [
             [
-                InlineKeyboardButton(texts.plain("button_confirm"), callback_data="new:confirm"),
-                InlineKeyboardButton(texts.plain("button_cancel"), callback_data="new:cancel"),
+                InlineKeyboardButton(
+                    texts.plain("button_confirm"), callback_data=ConfirmDraft(draft.id).data
+                ),
+                InlineKeyboardButton(
+                    texts.plain("button_cancel"), callback_data=CancelDraft(draft.id).data
+                ),
             ]
         ]
     )
 
 
-def summary(texts: Texts, context: Context) -> str:
-    draft = draft_of(context)
-    verdict = draft.verdict
-    assert verdict is not None
+def amount_question(texts: Texts, draft: Draft) -> tuple[str, InlineKeyboardMarkup | None]:
+    """Ask for the deal value; after an amount that reads two ways, with a button per reading."""
+    choices = draft.amount_choices
+    if not choices:
+        return texts("ask_value"), None
+    buttons = [
+        InlineKeyboardButton(
+            texts.money(amount, draft.currency),
+            callback_data=PickAmount(draft.id, index).data,
+        )
+        for index, amount in enumerate(choices)
+    ]
+    key = "amount_which" if len(choices) > 1 else "amount_did_you_mean"
+    return texts(key), InlineKeyboardMarkup([buttons])
+
+
+def summary(texts: Texts, draft: Draft) -> str:
+    assert draft.vat is not None
     assert draft.deal_value is not None
-    assert draft.expected_close
+    assert draft.expected_close is not None
+    assert draft.protected_until is not None
+    assert draft.quoted_amount is not None
     return texts(
         "summary",
-        customer=verdict.known_name or draft.customer_name or "",
-        vat=verdict.vat,
-        value=texts.money(draft.deal_value, verdict.quote.currency),
+        customer=draft.known_name or draft.customer_name or "",
+        vat=draft.vat,
+        value=texts.money(draft.deal_value, draft.currency),
         product=draft.product or "",
         close=texts.date(draft.expected_close),
-        amount=texts.money(verdict.quote.amount, verdict.quote.currency),
-        until=texts.date(verdict.protected_until),
+        amount=texts.money(draft.quoted_amount, draft.currency),
+        until=texts.date(draft.protected_until),
     )
 
 
-async def ask(update: Update, context: Context, texts: Texts, state: int, preface: str = "") -> int:
-    """Ask for `state`, after `preface` (an error or a note) when there is one."""
-    draft_of(context).state = state
-    text, markup = question(texts, context, state)
-    await reply(update, f"{preface}\n\n{text}" if preface else text, reply_markup=markup)
-    return state
+async def ask(
+    update: Update, context: Context, texts: Texts, draft: Draft, preface: str = ""
+) -> None:
+    """Keep the draft and ask for its step, after `preface` (an error or a note)."""
+    shared = resources(context)
+    draft.touched_at = shared.now()
+    draft.interrupted = False
+    await shared.drafts.save(user_id_of(update), draft)
+    text, markup = question(texts, shared, draft)
+    await reply(update, f"{preface}\n\n{text}" if preface else text, markup)
 
 
 # --- /check ------------------------------------------------------------------
@@ -138,256 +143,313 @@ async def ask(update: Update, context: Context, texts: Texts, state: int, prefac
 
 @linked_only(default=None)
 async def check_customer(update: Update, context: Context, account: Account, texts: Texts) -> None:
-    """Give the verdict and quote for /check VAT, registering nothing."""
+    """Give the verdict and quote for /check VAT, registering nothing; then back to /new."""
     typed = " ".join(context.args or [])
     if not typed:
         await reply(update, texts("check_usage"))
-        return
-    try:
-        await answer_verdict(update, context, account, texts, typed)
-    except InvalidInput as error:
-        await reply(update, f"{render_invalid(texts, error)}\n\n{texts('check_usage')}")
+    else:
+        try:
+            await answer_verdict(update, context, account, texts, typed)
+        except InvalidVat as error:
+            rules = resources(context).rules
+            await reply(update, f"{render_invalid(texts, rules, error)}\n\n{texts('check_usage')}")
+    draft = await current_draft(update, context)
+    if draft is not None:
+        await ask(update, context, texts, draft, texts("back_to_registration"))
 
 
 async def answer_verdict(
     update: Update, context: Context, account: Account, texts: Texts, typed: str
 ) -> Verdict | None:
     """Reply with the verdict on `typed`; return it when the customer qualifies."""
-    resources = deps(context)
-    vat = normalise_vat(typed, default_country=resources.rules.country)
+    shared = resources(context)
+    vat = normalise_vat(typed, default_country=shared.rules.country)
     try:
-        async with resources.sessions() as session:
+        async with shared.sessions() as session:
             verdict = await check_eligibility(
-                session=session, rules=resources.rules, account=account, vat=vat
+                session=session, rules=shared.rules, account=account, vat=vat, now=shared.now()
             )
     except InvalidInput:
         raise  # not a verdict: the caller asks again
     except DomainError as refusal:
-        await reply(update, render_refusal(texts, resources.rules, vat, refusal))
+        await reply(update, render_refusal(texts, shared.rules, vat, refusal))
         return None
-    await reply(update, render_verdict(texts, resources.rules, verdict))
+    await reply(update, render_verdict(texts, shared.rules, verdict))
     return verdict
 
 
 # --- /new ----------------------------------------------------------------------
 
 
-@linked_only(default=END)
+@linked_only(default=None)
 async def start_registration(
     update: Update, context: Context, account: Account, texts: Texts
-) -> int:
-    """Begin a registration; `/new VAT` skips the first question."""
-    forget_draft(context)
-    if context.args:
-        return await take_vat(update, context, account, texts, " ".join(context.args))
-    return await ask(update, context, texts, VAT)
-
-
-@linked_only(default=END)
-async def receive_vat(update: Update, context: Context, account: Account, texts: Texts) -> int:
-    """Check the typed VAT number and answer at once."""
-    return await take_vat(update, context, account, texts, typed_text(update))
+) -> None:
+    """Begin a registration, dropping a half-typed one; `/new VAT` skips the first question."""
+    dropped = await current_draft(update, context)
+    notice = texts("draft_dropped") if dropped is not None else ""
+    draft = Draft(touched_at=resources(context).now())
+    if not context.args:
+        await ask(update, context, texts, draft, notice)
+        return
+    if notice:
+        await reply(update, notice)
+    await take_vat(update, context, account, texts, draft, " ".join(context.args))
 
 
 async def take_vat(
-    update: Update, context: Context, account: Account, texts: Texts, typed: str
-) -> int:
+    update: Update, context: Context, account: Account, texts: Texts, draft: Draft, typed: str
+) -> None:
+    shared = resources(context)
     try:
         verdict = await answer_verdict(update, context, account, texts, typed)
-    except InvalidInput as error:
-        return await ask(update, context, texts, VAT, render_invalid(texts, error))
-    if verdict is None:
-        forget_draft(context)
-        return END
-    draft_of(context).verdict = verdict
-    return await ask(update, context, texts, VALUE if verdict.known_name else COMPANY)
+    except InvalidVat as error:
+        draft.step = Step.VAT
+        await ask(update, context, texts, draft, render_invalid(texts, shared.rules, error))
+        return
+    if verdict is None:  # refused: the verdict said why, and this registration ends
+        await shared.drafts.drop(user_id_of(update))
+        return
+    draft.vat = verdict.vat
+    draft.known_name = verdict.known_name
+    draft.quoted_amount = verdict.quote.amount
+    draft.currency = verdict.quote.currency
+    draft.protected_until = verdict.protected_until
+    draft.step = Step.VALUE if verdict.known_name else Step.COMPANY
+    await ask(update, context, texts, draft)
 
 
-async def take_answer(
-    update: Update, context: Context, state: int, keep: Callable[[Texts, str], None]
-) -> int:
-    """Keep the typed answer to `state` and ask the next question, or the same one again."""
-    texts = await current_texts(update, context)
+@linked_only(default=None)
+async def receive_text(update: Update, context: Context, account: Account, texts: Texts) -> None:
+    """Take a typed message as the answer to the draft's question, or point to the commands."""
+    draft = await current_draft(update, context)
+    if draft is None:
+        await reply(update, texts("unknown_message"))
+        return
+    if draft.interrupted:
+        # The last question may never have arrived: this message cannot be its answer.
+        await ask(update, context, texts, draft, texts("question_again"))
+        return
+    message = update.effective_message
+    typed = (message.text or "") if message else ""
+    if draft.step == Step.VAT:
+        await take_vat(update, context, account, texts, draft, typed)
+        return
+    if draft.step == Step.CONFIRM:
+        await ask(update, context, texts, draft, texts("use_buttons"))
+        return
     try:
-        keep(texts, typed_text(update))
+        keep_answer(resources(context), texts, draft, typed)
+    except InvalidAmount as error:
+        draft.amount_choices = error.readings
+        preface = (
+            ""
+            if len(error.readings) > 1
+            else render_invalid(texts, resources(context).rules, error)
+        )
+        await ask(update, context, texts, draft, preface)
+        return
     except InvalidInput as error:
-        return await ask(update, context, texts, state, render_invalid(texts, error))
-    return await ask(update, context, texts, NEXT_QUESTION[state])
+        await ask(
+            update, context, texts, draft, render_invalid(texts, resources(context).rules, error)
+        )
+        return
+    draft.step = NEXT_STEP[draft.step]
+    await ask(update, context, texts, draft)
 
 
-async def receive_company(update: Update, context: Context) -> int:
-    """Keep the customer's company name."""
-
-    def keep(texts: Texts, typed: str) -> None:
-        draft_of(context).customer_name = clean_text(typed, max_length=MAX_COMPANY)
-
-    return await take_answer(update, context, COMPANY, keep)
-
-
-async def receive_value(update: Update, context: Context) -> int:
-    """Keep the estimated deal value, read in the user's locale."""
-
-    def keep(texts: Texts, typed: str) -> None:
-        draft_of(context).deal_value = parse_amount(typed, locale=texts.locale)
-
-    return await take_answer(update, context, VALUE, keep)
-
-
-async def receive_product(update: Update, context: Context) -> int:
-    """Keep what is being sold."""
-
-    def keep(texts: Texts, typed: str) -> None:
-        draft_of(context).product = clean_text(typed, max_length=MAX_PRODUCT)
-
-    return await take_answer(update, context, PRODUCT, keep)
-
-
-async def receive_close_date(update: Update, context: Context) -> int:
-    """Keep the expected close date, typed in any of the accepted forms."""
-    today = deps(context).rules.today()
-
-    def keep(texts: Texts, typed: str) -> None:
+def keep_answer(shared: Resources, texts: Texts, draft: Draft, typed: str) -> None:
+    """Read a typed answer to the draft's step into the draft, or raise why it cannot be."""
+    if draft.step == Step.COMPANY:
+        draft.customer_name = clean_text(typed, max_length=NAME_LENGTH)
+    elif draft.step == Step.VALUE:
+        draft.amount_choices = ()
+        draft.deal_value = parse_amount(typed)
+    elif draft.step == Step.PRODUCT:
+        draft.product = clean_text(typed, max_length=PRODUCT_LENGTH)
+    elif draft.step == Step.CLOSE:
         close = parse_date(typed, locale=texts.locale)
-        draft_of(context).expected_close = check_close_date(close, today=today)
-
-    return await take_answer(update, context, CLOSE, keep)
+        draft.expected_close = check_close_date(close, today=shared.today())
 
 
-async def pick_close_date(update: Update, context: Context) -> int:
-    """Keep the close date from a 30/60/90 days button."""
-    query, (_, _, days) = pressed(update)
-    await query.answer()
-    await remove_buttons(update)
+async def repeat_question(update: Update, context: Context, texts: Texts, draft: Draft) -> None:
+    """Answer something unexpected mid-registration with the same question, saying why."""
+    message = update.effective_message
+    if message is not None and message.text and message.text.startswith("/"):
+        preface = texts("in_conversation")
+    elif draft.step == Step.CONFIRM:
+        preface = texts("use_buttons")
+    else:
+        preface = texts("use_text")
+    await ask(update, context, texts, draft, preface)
+
+
+async def repeat_if_registering(update: Update, context: Context, texts: Texts) -> bool:
+    """If a registration is under way, ask its question again and return True."""
+    draft = await current_draft(update, context)
+    if draft is None:
+        return False
+    await repeat_question(update, context, texts, draft)
+    return True
+
+
+@linked_only(default=None)
+async def receive_other(update: Update, context: Context, account: Account, texts: Texts) -> None:
+    """A sticker, photo or unknown command: the current question again, or the commands."""
+    if not await repeat_if_registering(update, context, texts):
+        await reply(update, texts("unknown_message"))
+
+
+async def receive_edit(update: Update, context: Context) -> None:
+    """An edited message is never read as an answer: say so, and ask the question again."""
+    account = await account_of(update, context)
+    if account is None:
+        return  # strangers' edits get nothing, like their messages get only the join text
     texts = await current_texts(update, context)
-    draft_of(context).expected_close = deps(context).rules.today() + dt.timedelta(days=int(days))
-    return await ask(update, context, texts, CONFIRM)
+    draft = await current_draft(update, context)
+    if draft is None:
+        await reply(update, texts("edit_ignored"))
+    else:
+        await ask(update, context, texts, draft, texts("edit_ignored"))
 
 
-@linked_only(default=END)
-async def confirm_registration(
+@linked_only(default=None)
+async def cancel_registration(
     update: Update, context: Context, account: Account, texts: Texts
-) -> int:
-    """Register the deal; the customer may have been taken since the verdict."""
-    query, _ = pressed(update)
-    draft = draft_of(context)
-    if draft.verdict is None or draft.deal_value is None or draft.product is None:
-        # Registered already, though the answer did not reach the user: /status has it.
-        await query.answer(texts.plain("stale_button"))
+) -> None:
+    """Leave the registration (/cancel), or say there is nothing to leave."""
+    draft = await current_draft(update, context)
+    if draft is None:
+        await reply(update, texts("nothing_to_cancel"))
+        return
+    await resources(context).drafts.drop(user_id_of(update))
+    await reply(update, texts("cancelled"))
+
+
+# --- the conversation's buttons --------------------------------------------------
+
+
+async def press_draft_button(
+    update: Update, context: Context, account: Account, texts: Texts, button: DraftButton
+) -> None:
+    """Act on a button of a /new conversation, if that conversation is still the current one."""
+    draft = await current_draft(update, context)
+    if draft is None or draft.id != button.draft:
+        await answer_stale(update, texts)
+        return
+    if isinstance(button, CancelDraft):
+        await answer_query(update)
         await remove_buttons(update)
-        return END
+        await resources(context).drafts.drop(user_id_of(update))
+        await reply(update, texts("cancelled"))
+    elif isinstance(button, CloseIn) and draft.step == Step.CLOSE:
+        await answer_query(update)
+        await remove_buttons(update)
+        draft.expected_close = resources(context).today() + dt.timedelta(days=button.days)
+        draft.step = Step.CONFIRM
+        await ask(update, context, texts, draft)
+    elif (
+        isinstance(button, PickAmount)
+        and draft.step == Step.VALUE
+        and button.index < len(draft.amount_choices)
+    ):
+        await answer_query(update)
+        await remove_buttons(update)
+        draft.deal_value = draft.amount_choices[button.index]
+        draft.amount_choices = ()
+        draft.step = Step.PRODUCT
+        await ask(update, context, texts, draft)
+    elif isinstance(button, ConfirmDraft) and draft.step == Step.CONFIRM:
+        await confirm_registration(update, context, account, texts, draft)
+    else:
+        await answer_stale(update, texts)
+
+
+async def answer_stale(update: Update, texts: Texts) -> None:
+    """A button of a conversation that ended (or that the bot never offered)."""
+    await answer_query(update, texts.plain("stale_button"))
+    await remove_buttons(update)
+
+
+async def confirm_registration(
+    update: Update, context: Context, account: Account, texts: Texts, draft: Draft
+) -> None:
+    """Register the deal; the customer may have been taken since the verdict.
+
+    Should registering fail unexpectedly (a database timeout), the draft and the
+    Confirm button stay, so the salesperson can press again after the apology.
+    """
+    await answer_query(update)
+    assert draft.vat is not None
+    assert draft.deal_value is not None
+    assert draft.product is not None
     assert draft.expected_close is not None
-    await query.answer()
     opportunity = Opportunity(
-        vat=draft.verdict.vat,
+        vat=draft.vat,
         customer_name=draft.customer_name,
         deal_value=draft.deal_value,
         product=draft.product,
         expected_close=draft.expected_close,
     )
-    resources = deps(context)
-    # Should this fail unexpectedly, the draft and the Confirm button stay, so the
-    # salesperson can press again; a verdict or a success ends both.
+    shared = resources(context)
+    user_id = user_id_of(update)
     try:
-        async with resources.sessions() as session:
+        async with shared.sessions() as session:
             registration = await register_opportunity(
-                session=session, rules=resources.rules, account=account, opportunity=opportunity
+                session=session,
+                rules=shared.rules,
+                account=account,
+                opportunity=opportunity,
+                now=shared.now(),
             )
     except InvalidInput:
         raise  # not a verdict: the draft lacks what the service needs, a bug
     except DomainError as refusal:
-        await finish(update, context)
-        await reply(update, render_refusal(texts, resources.rules, opportunity.vat, refusal))
-        return END
-    await finish(update, context)
-    await reply(
-        update,
-        texts(
-            "registered",
-            reference=registration.reference,
-            customer=registration.customer_name,
-            until=texts.date(registration.protected_until),
-            amount=texts.money(registration.incentive_amount, registration.currency),
-        ),
-    )
-    return END
-
-
-async def finish(update: Update, context: Context) -> None:
-    """End the conversation's traces: the draft, and the buttons just pressed."""
-    forget_draft(context)
-    await remove_buttons(update)
-
-
-async def cancel_registration(update: Update, context: Context) -> int:
-    """Leave the registration, by /cancel or the Cancel button."""
-    if update.callback_query:
-        await update.callback_query.answer()
+        await shared.drafts.drop(user_id)
         await remove_buttons(update)
-    forget_draft(context)
-    texts = await current_texts(update, context)
-    await reply(update, texts("cancelled"))
-    return END
+        await reply(update, render_refusal(texts, shared.rules, opportunity.vat, refusal))
+        return
+    # Registered: from here on the draft only waits for the confirmation to arrive.
+    draft.step = Step.REGISTERED
+    draft.reference = registration.reference
+    await shared.drafts.save(user_id, draft)
+    await remove_buttons(update)
+    await send_confirmation(update, context, texts, draft, registration)
 
 
-async def repeat_question(update: Update, context: Context) -> int:
-    """Answer anything unexpected mid-conversation by asking the same question again."""
-    texts = await current_texts(update, context)
-    state = draft_of(context).state
-    if update.callback_query:
-        await update.callback_query.answer(texts.plain("stale_button"))
-        return state
-    message = update.effective_message
-    if message is not None and message.text and message.text.startswith("/"):
-        preface = texts("in_conversation")
-    elif state == CONFIRM:
-        preface = texts("use_buttons")
-    else:
-        preface = texts("use_text")
-    return await ask(update, context, texts, state, preface)
+async def send_confirmation(
+    update: Update, context: Context, texts: Texts, draft: Draft, registration: RegistrationView
+) -> None:
+    """Tell the user the reference; if Telegram keeps failing, the next update tries again."""
+    text = render_registered(texts, resources(context).rules, registration)
+    if draft.quoted_amount is not None and draft.quoted_amount != registration.incentive_amount:
+        text = f"{texts('quote_changed')}\n\n{text}"
+    try:
+        await reply_surely(update, text)
+    except TelegramError as exc:
+        log.warning("the confirmation of a registration is pending: %s", type(exc).__name__)
+        return
+    await resources(context).drafts.drop(user_id_of(update))
 
 
-# --- helpers -------------------------------------------------------------------
-
-
-def typed_text(update: Update) -> str:
-    message = update.effective_message
-    return (message.text or "") if message else ""
-
-
-async def current_texts(update: Update, context: Context) -> Texts:
-    return texts_for(update, await account_of(update, context))
-
-
-def registration_conversation() -> ConversationHandler[Any]:
-    text = filters.TEXT & ~filters.COMMAND
-    with warnings.catch_warnings():
-        # The buttons belong to the user's one conversation, not to a message, so
-        # per_message=False is meant; PTB warns about that combination regardless.
-        warnings.filterwarnings("ignore", category=PTBUserWarning, message=".*per_message.*")
-        return ConversationHandler(
-            entry_points=[CommandHandler("new", start_registration, filters.ChatType.PRIVATE)],
-            states={
-                VAT: [MessageHandler(text, receive_vat)],
-                COMPANY: [MessageHandler(text, receive_company)],
-                VALUE: [MessageHandler(text, receive_value)],
-                PRODUCT: [MessageHandler(text, receive_product)],
-                CLOSE: [
-                    MessageHandler(text, receive_close_date),
-                    CallbackQueryHandler(pick_close_date, pattern=r"^new:close:\d+$"),
-                ],
-                CONFIRM: [
-                    CallbackQueryHandler(confirm_registration, pattern="^new:confirm$"),
-                    CallbackQueryHandler(cancel_registration, pattern="^new:cancel$"),
-                ],
-            },
-            fallbacks=[
-                CommandHandler("cancel", cancel_registration),
-                # Anything else — another command, a sticker, a photo, an old button —
-                # gets the current question again, with what was typed kept.
-                MessageHandler(filters.ALL, repeat_question),
-                CallbackQueryHandler(repeat_question, pattern="^new:"),
-            ],
-            conversation_timeout=CONVERSATION_TIMEOUT,
-            name="registration",
-            allow_reentry=False,
+async def deliver_pending_confirmation(update: Update, context: Context) -> None:
+    """Before anything else, give a user the confirmation that failed to reach them."""
+    user = update.effective_user
+    chat = update.effective_chat
+    if user is None or chat is None or chat.type != chat.PRIVATE:
+        return
+    shared = resources(context)
+    draft = await shared.drafts.load(user.id)
+    if draft is None or draft.step != Step.REGISTERED or draft.reference is None:
+        return
+    account = await account_of(update, context)
+    if account is None:
+        await shared.drafts.drop(user.id)
+        return
+    async with shared.sessions() as session:
+        registration = await get_registration(
+            session=session, account=account, reference=draft.reference
         )
+    await send_confirmation(
+        update, context, await current_texts(update, context), draft, registration
+    )

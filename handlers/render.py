@@ -2,39 +2,47 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from bot.errors import (
     AlreadyRegistered,
     CustomerNotNew,
     CustomerProtected,
     DomainError,
-    InvalidAmount,
     InvalidInput,
     InvalidVat,
     NoIncentiveInForce,
 )
-from bot.i18n import Markup, Texts
+from bot.i18n import Markup, Texts, describe_invalid
 from bot.rules import Quote, Rules, first_new_day
 from bot.services.views import RegistrationView, Verdict
-
-# Free-text limits, shared by the conversation and its error messages.
-MAX_COMPANY = 200
-MAX_PRODUCT = 200
+from models import NAME_LENGTH
 
 
-def quote_detail(texts: Texts, rules: Rules, quote: Quote) -> Markup:
+def loyalty_line(texts: Texts, rules: Rules, quote: Quote, *, with_next_step: bool) -> str:
+    """ "2 registrations in the last 365 days: ×1.00; 1 more reaches ×1.10"."""
+    multiplier = quote.loyalty_multiplier or Decimal(1)
+    line = texts.plural(
+        "loyalty_count",
+        quote.earlier_registrations,
+        window=rules.loyalty_window_days,
+        multiplier=texts.multiplier(multiplier),
+    )
+    more = quote.registrations_to_next_step
+    if with_next_step and quote.next_step is not None and more is not None:
+        line += texts.plural(
+            "loyalty_next", more, more=more, next=texts.multiplier(quote.next_step.multiplier)
+        )
+    return line
+
+
+def quote_detail(texts: Texts, rules: Rules, quote: Quote, *, with_next_step: bool) -> Markup:
     version = texts.date(quote.version)
     if quote.loyalty_multiplier is None:
         return Markup(texts("quote_fixed", version=version))
-    return Markup(
-        texts.plural(
-            "quote_scaled",
-            quote.earlier_registrations,
-            level=texts.level(quote.level),
-            multiplier=texts.number(quote.loyalty_multiplier),
-            window=rules.loyalty_window_days,
-            version=version,
-        )
-    )
+    scale = texts("quote_scaled", level=texts.level(quote.level), version=version)
+    loyalty = loyalty_line(texts, rules, quote, with_next_step=with_next_step)
+    return Markup(f"{scale}\n{texts('loyalty', line=loyalty)}")
 
 
 def render_verdict(texts: Texts, rules: Rules, verdict: Verdict) -> str:
@@ -42,7 +50,7 @@ def render_verdict(texts: Texts, rules: Rules, verdict: Verdict) -> str:
         "verdict_new",
         customer=verdict.known_name or verdict.vat,
         amount=texts.money(verdict.quote.amount, verdict.quote.currency),
-        quote_detail=quote_detail(texts, rules, verdict.quote),
+        quote_detail=quote_detail(texts, rules, verdict.quote, with_next_step=True),
         until=texts.date(verdict.protected_until),
     )
 
@@ -71,18 +79,17 @@ def render_refusal(texts: Texts, rules: Rules, vat: str, error: DomainError) -> 
     raise error
 
 
-def render_invalid(texts: Texts, error: InvalidInput) -> str:
-    """The reason a typed answer was refused, with an example of a good one."""
+def render_invalid(texts: Texts, rules: Rules, error: InvalidInput) -> str:
+    """The reason a typed answer was refused, with an example of a good one for a VAT number."""
+    message = describe_invalid(texts, error, country=rules.country, max_length=NAME_LENGTH)
     if isinstance(error, InvalidVat):
-        return f"{texts(error.reason)}\n{texts('vat_example')}"
-    message = texts(error.reason, max=MAX_COMPANY)
-    if isinstance(error, InvalidAmount) and error.suggestion:
-        message += "\n" + texts("amount_suggestion", suggestion=error.suggestion)
+        return f"{message}\n{texts('vat_example')}"
     return message
 
 
-def render_registration(texts: Texts, rules: Rules, registration: RegistrationView) -> str:
-    quote = Quote(
+def registration_quote(registration: RegistrationView) -> Quote:
+    """The quote frozen on a registration, as the rules engine writes quotes."""
+    return Quote(
         amount=registration.incentive_amount,
         currency=registration.currency,
         version=registration.incentive_version,
@@ -91,17 +98,43 @@ def render_registration(texts: Texts, rules: Rules, registration: RegistrationVi
         loyalty_multiplier=registration.loyalty_multiplier,
         earlier_registrations=registration.loyalty_count,
     )
+
+
+def render_registration(texts: Texts, rules: Rules, registration: RegistrationView) -> str:
+    if registration.protects:
+        dates = texts(
+            "detail_protected",
+            registered_on=texts.date(registration.registered_on),
+            until=texts.date(registration.protected_until),
+        )
+    else:
+        dates = texts("detail_released", registered_on=texts.date(registration.registered_on))
     return texts(
         "detail",
         reference=registration.reference,
         status=texts.status(registration.status),
         customer=registration.customer_name,
         vat=registration.vat,
-        registered_on=texts.date(registration.registered_on),
-        until=texts.date(registration.protected_until),
+        dates=Markup(dates),
         value=texts.money(registration.deal_value, registration.currency),
         product=registration.product,
         close=texts.date(registration.expected_close),
         amount=texts.money(registration.incentive_amount, registration.currency),
-        quote_detail=quote_detail(texts, rules, quote),
+        quote_detail=quote_detail(
+            texts, rules, registration_quote(registration), with_next_step=False
+        ),
+    )
+
+
+def render_registered(texts: Texts, rules: Rules, registration: RegistrationView) -> str:
+    """The confirmation of a registration: its reference, protection, and the quote frozen now."""
+    return texts(
+        "registered",
+        reference=registration.reference,
+        customer=registration.customer_name,
+        until=texts.date(registration.protected_until),
+        amount=texts.money(registration.incentive_amount, registration.currency),
+        quote_detail=quote_detail(
+            texts, rules, registration_quote(registration), with_next_step=False
+        ),
     )

@@ -10,14 +10,22 @@ from sqlmodel import Field, SQLModel
 
 from models.types import Cents, DecimalText, UTCDateTime
 
+# Field limits, defined once: the tables use them, and so does every check of
+# what people type or load before it is stored.
+CODE_LENGTH = 40
+NAME_LENGTH = 200  # partner companies and customers
+PRODUCT_LENGTH = 200
+REFERENCE_LENGTH = 10  # "PAI-" and six characters
+VAT_LENGTH = 20
+
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
 class PartnerBase(SQLModel):
-    code: str = Field(max_length=40, unique=True)
-    company: str = Field(max_length=200)
+    code: str = Field(max_length=CODE_LENGTH, unique=True)
+    company: str = Field(max_length=NAME_LENGTH)
     level: str = Field(max_length=40)
 
 
@@ -35,8 +43,18 @@ class Salesperson(SQLModel, table=True):
     partner_id: int = Field(foreign_key="partner.id", index=True)
     # None until the salesperson picks one: Telegram's language is used meanwhile.
     language: str | None = Field(default=None, max_length=8)
+    # The language Telegram last reported, kept for the messages the bot starts itself
+    # (reminders, broadcasts) to people who never opened /settings.
+    telegram_language: str | None = Field(default=None, max_length=16)
+    # For staff's list of who is linked: the name and @username Telegram shows.
+    display_name: str | None = Field(default=None, max_length=NAME_LENGTH)
+    username: str | None = Field(default=None, max_length=64)
     reminders_enabled: bool = True
     linked_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_seen_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Set when staff unlink the person: the row stays, so their past registrations
+    # still say who made them, but the account no longer works for the partner.
+    unlinked_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class Invite(SQLModel, table=True):
@@ -50,8 +68,10 @@ class Invite(SQLModel, table=True):
 
 
 class Customer(SQLModel, table=True):
-    vat: str = Field(primary_key=True, max_length=20)
-    name: str = Field(max_length=200)
+    """A customer's name from the vendor's sales history (never one a partner typed)."""
+
+    vat: str = Field(primary_key=True, max_length=VAT_LENGTH)
+    name: str = Field(max_length=NAME_LENGTH)
 
 
 class Purchase(SQLModel, table=True):
@@ -63,7 +83,7 @@ class Purchase(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    vat: str = Field(max_length=20)
+    vat: str = Field(max_length=VAT_LENGTH)
     purchase_date: dt.date
 
 
@@ -74,20 +94,24 @@ class Registration(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
+    # What partners see: random, so a reference tells nobody how many others exist.
+    reference: str = Field(max_length=REFERENCE_LENGTH, unique=True)
     partner_id: int = Field(foreign_key="partner.id")
     salesperson_id: int | None = Field(default=None, foreign_key="salesperson.id")
-    vat: str = Field(max_length=20, index=True)
-    customer_name: str = Field(max_length=200)
+    vat: str = Field(max_length=VAT_LENGTH, index=True)
+    # As the vendor's history names the customer, else as the partner typed it:
+    # a typed name stays with this registration and is shown to nobody else.
+    customer_name: str = Field(max_length=NAME_LENGTH)
     registered_on: dt.date
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     protected_until: dt.date
     # Holds the VAT number while the registration protects its customer and NULL
     # after: the unique constraint is what lets exactly one partner win a race.
-    protection_key: str | None = Field(default=None, max_length=20, unique=True)
+    protection_key: str | None = Field(default=None, max_length=VAT_LENGTH, unique=True)
     status: str = Field(max_length=16, index=True)
     deal_value: Decimal = Field(sa_type=Cents)
-    product: str = Field(max_length=200)
+    product: str = Field(max_length=PRODUCT_LENGTH)
     expected_close: dt.date
     incentive_amount: Decimal = Field(sa_type=Cents)
     currency: str = Field(max_length=3)
@@ -118,6 +142,11 @@ class BotState(SQLModel, table=True):
 
 
 __all__ = [
+    "CODE_LENGTH",
+    "NAME_LENGTH",
+    "PRODUCT_LENGTH",
+    "REFERENCE_LENGTH",
+    "VAT_LENGTH",
     "BotState",
     "Customer",
     "Invite",

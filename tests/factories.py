@@ -10,10 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from stdnum import luhn
 
 from bot.rules import Rules
-from bot.services.accounts import create_invite, redeem_invite
+from bot.services.accounts import Visitor, create_invite, redeem_invite
 from bot.services.eligibility import Opportunity, register_opportunity
 from bot.services.imports import import_partners, import_purchases
 from bot.services.views import Account, RegistrationView
+
+# A moment the service tests treat as now: a Saturday in Rome.
+NOW = dt.datetime(2026, 11, 28, 10, 0, tzinfo=dt.UTC)
 
 # Valid Italian VAT numbers (check digit correct), for customers in tests.
 VATS = [
@@ -43,7 +46,7 @@ async def add_partners(
 ) -> None:
     path = write_csv(tmp_path / "partners.csv", "code,company,level\n" + rows)
     async with sessions() as session:
-        report = await import_partners(session=session, rules=rules, path=path)
+        report = await import_partners(session=session, rules=rules, path=path, now=NOW)
     assert not report.rejected, report.rejected
 
 
@@ -52,18 +55,27 @@ async def add_purchases(
 ) -> None:
     path = write_csv(tmp_path / "purchases.csv", "vat,customer_name,purchase_date\n" + rows)
     async with sessions() as session:
-        report = await import_purchases(session=session, rules=rules, path=path)
+        report = await import_purchases(
+            session=session, rules=rules, path=path, today=rules.today(NOW), allow_future=True
+        )
     assert not report.rejected, report.rejected
 
 
 async def link_salesperson(
-    sessions: async_sessionmaker[AsyncSession], partner_code: str, telegram_user_id: int
+    sessions: async_sessionmaker[AsyncSession],
+    partner_code: str,
+    telegram_user_id: int,
+    *,
+    now: dt.datetime = NOW,
 ) -> Account:
     async with sessions() as session:
-        invite = await create_invite(session=session, partner_code=partner_code)
+        invite = await create_invite(session=session, partner_code=partner_code, now=now)
     async with sessions() as session:
         return await redeem_invite(
-            session=session, token=invite.token, telegram_user_id=telegram_user_id
+            session=session,
+            token=invite.token,
+            visitor=Visitor(telegram_user_id=telegram_user_id),
+            now=now,
         )
 
 
@@ -83,9 +95,14 @@ async def register(
     account: Account,
     vat: str,
     *,
-    now: dt.datetime | None = None,
+    now: dt.datetime = NOW,
+    name: str | None = "Rossi S.r.l.",
 ) -> RegistrationView:
     async with sessions() as session:
         return await register_opportunity(
-            session=session, rules=rules, account=account, opportunity=opportunity(vat), now=now
+            session=session,
+            rules=rules,
+            account=account,
+            opportunity=opportunity(vat, name),
+            now=now,
         )

@@ -23,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
+from telegram.error import TimedOut
 from telegram.request import BaseRequest, RequestData
 
 BOT_ID = 7000001
@@ -102,6 +103,10 @@ class TelegramError(Exception):
         self.code, self.description, self.retry_after = code, description, retry_after
 
 
+class Timeout(Exception):
+    """Queued as a failure: the call times out, as a slow network makes it."""
+
+
 @dataclass
 class FakeBotApi:
     """The state of a small Telegram: chats, the bot's messages, pending updates."""
@@ -110,7 +115,9 @@ class FakeBotApi:
     messages: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
     pending: list[dict[str, Any]] = field(default_factory=list)
     # method -> errors to answer with, one per call, before answering normally.
-    failures: dict[str, list[TelegramError]] = field(default_factory=dict)
+    failures: dict[str, list[TelegramError | Timeout]] = field(default_factory=dict)
+    # callback query id -> the user who pressed
+    pressed_by: dict[str, int] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _update_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _changed: threading.Condition = field(default_factory=threading.Condition)
@@ -123,6 +130,8 @@ class FakeBotApi:
             queued = self.failures.get(method)
             if queued:
                 error = queued.pop(0)
+                if isinstance(error, Timeout):
+                    raise error
                 body: dict[str, Any] = {
                     "ok": False,
                     "error_code": error.code,
@@ -264,20 +273,31 @@ class FakeBotApi:
                 message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
         return self._queue({"message": message})
 
-    def user_presses(self, user: User, message: dict[str, Any], data: str) -> dict[str, Any]:
-        """Queue a button press on one of the bot's messages."""
+    def user_presses(self, user: User, message: dict[str, Any], data: str | None) -> dict[str, Any]:
+        """Queue a button press on one of the bot's messages (data None: a press without data)."""
         shown = {k: v for k, v in message.items() if k not in {"html", "edited"}}
-        return self._queue(
-            {
-                "callback_query": {
-                    "id": str(next(self._ids)),
-                    "from": user.as_json(),
-                    "chat_instance": str(user.id),
-                    "message": shown,
-                    "data": data,
-                }
-            }
-        )
+        query: dict[str, Any] = {
+            "id": str(next(self._ids)),
+            "from": user.as_json(),
+            "chat_instance": str(user.id),
+            "message": shown,
+        }
+        if data is not None:
+            query["data"] = data
+        self.pressed_by[query["id"]] = user.id
+        return self._queue({"callback_query": query})
+
+    def user_edits(self, user: User, message: dict[str, Any], text: str) -> dict[str, Any]:
+        """Queue the edit of a message the user sent earlier (as `user_sends` returned it)."""
+        edited = {**message["message"], "text": text, "edit_date": int(time.time())}
+        return self._queue({"edited_message": edited})
+
+    def queue_raw(self, update: dict[str, Any]) -> dict[str, Any]:
+        """Queue an update exactly as given (an id is added): for what Telegram should not send."""
+        return self._queue(update)
+
+    def queries_of(self, user_id: int) -> set[str]:
+        return {query for query, user in self.pressed_by.items() if user == user_id}
 
     def _queue(self, update: dict[str, Any]) -> dict[str, Any]:
         with self._changed:
@@ -332,12 +352,15 @@ class FakeRequest(BaseRequest):
         **kwargs: Any,
     ) -> tuple[int, bytes]:
         params = dict(request_data.parameters) if request_data else {}
-        code, body = self.api.handle(url.rsplit("/", 1)[-1], params)
+        try:
+            code, body = self.api.handle(url.rsplit("/", 1)[-1], params)
+        except Timeout:
+            raise TimedOut() from None
         return code, json.dumps(body).encode()
 
 
-def serve_http(api: FakeBotApi, token: str) -> tuple[ThreadingHTTPServer, str]:
-    """Serve `api` on 127.0.0.1 at a free port; returns the server and its `…/bot` base URL."""
+def serve_http(api: FakeBotApi, token: str, port: int = 0) -> tuple[ThreadingHTTPServer, str]:
+    """Serve `api` on 127.0.0.1 (a free port unless given); return the server and `…/bot` URL."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
@@ -373,12 +396,13 @@ def serve_http(api: FakeBotApi, token: str) -> tuple[ThreadingHTTPServer, str]:
 
     class Server(ThreadingHTTPServer):
         daemon_threads = True
+        allow_reuse_address = True
 
         def handle_error(self, request: Any, client_address: Any) -> None:
             # A bot that stops mid long-poll hangs up on us: normal, not worth a traceback.
             if not isinstance(sys.exc_info()[1], ConnectionError):
                 super().handle_error(request, client_address)
 
-    server = Server(("127.0.0.1", 0), Handler)
+    server = Server(("127.0.0.1", port), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_port}/bot"

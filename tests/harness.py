@@ -1,8 +1,15 @@
-"""Talking to the assembled bot as users do, through the fake Bot API, in process."""
+"""Talking to the assembled bot as users do, through the fake Bot API, in process.
+
+Updates go through the same queue, the same checks and the same per-user
+concurrency as in production; only getUpdates is skipped.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import datetime as dt
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,29 +17,58 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import Update
-from telegram.ext import Application
 
 from bot.app import build_application
+from bot.clock import ManualClock
 from bot.config import Settings
-from handlers.common import DEPS_KEY
+from bot.resources import Resources
+from bot.updates import checked_updates
+from handlers.common import RESOURCES_KEY, App
 from tests.fake_bot_api import FakeBotApi, FakeRequest, User
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0"
+# A weekday morning in Rome, so that dates in the tests do not depend on the day they run.
+START = dt.datetime(2026, 11, 24, 9, 30, tzinfo=dt.UTC)
 
 
 @dataclass
 class Harness:
     api: FakeBotApi
-    app: Application
+    app: App
+    clock: ManualClock
+
+    @property
+    def resources(self) -> Resources:
+        shared: Resources = self.app.bot_data[RESOURCES_KEY]
+        return shared
 
     @property
     def sessions(self) -> async_sessionmaker[AsyncSession]:
-        return self.app.bot_data[DEPS_KEY].sessions
+        return self.resources.sessions
+
+    def today(self) -> dt.date:
+        return self.resources.today()
+
+    async def post(self) -> None:
+        """Hand every queued update to the bot, as polling would, without waiting."""
+        while self.api.pending:
+            raw = checked_updates([self.api.take_update()])
+            for update in raw:
+                await self.app.update_queue.put(Update.de_json(update, self.app.bot))
 
     async def deliver(self) -> None:
-        while self.api.pending:
-            update = self.api.take_update()
-            await self.app.process_update(Update.de_json(update, self.app.bot))
+        """Hand the queued updates to the bot and wait until every one is handled."""
+        await self.post()
+        await self.app.update_queue.join()
+
+    async def wait_until(self, condition: Callable[[], bool], within: float = 10.0) -> float:
+        """Wait for `condition` while the bot works; return the seconds it took."""
+        started = time.monotonic()
+        while not condition():
+            if time.monotonic() - started > within:
+                raise AssertionError("the bot did not answer in time")
+            await asyncio.sleep(0.01)
+        return time.monotonic() - started
 
     def chat(self, user_id: int, language: str = "it") -> Chat:
         return Chat(self, User(id=user_id, language_code=language))
@@ -42,11 +78,20 @@ class Harness:
 class Chat:
     harness: Harness
     user: User
+    # The update of the user's last message, for editing it later.
+    said: dict[str, Any] | None = None
 
     async def send(self, text: str | None = None, **content: Any) -> list[dict[str, Any]]:
         """Send a message; return the bot's messages sent in answer."""
         before = len(self.harness.api.sent_to(self.user.id))
-        self.harness.api.user_sends(self.user, text, **content)
+        self.said = self.harness.api.user_sends(self.user, text, **content)
+        await self.harness.deliver()
+        return self.harness.api.sent_to(self.user.id)[before:]
+
+    async def edit(self, message: dict[str, Any], text: str) -> list[dict[str, Any]]:
+        """Edit one of the user's own messages; return the bot's messages sent in answer."""
+        before = len(self.harness.api.sent_to(self.user.id))
+        self.harness.api.user_edits(self.user, message, text)
         await self.harness.deliver()
         return self.harness.api.sent_to(self.user.id)[before:]
 
@@ -55,7 +100,7 @@ class Chat:
         data = button_data(message, label)
         return await self.press_data(message, data)
 
-    async def press_data(self, message: dict[str, Any], data: str) -> list[dict[str, Any]]:
+    async def press_data(self, message: dict[str, Any], data: str | None) -> list[dict[str, Any]]:
         before = len(self.harness.api.sent_to(self.user.id))
         self.harness.api.user_presses(self.user, message, data)
         await self.harness.deliver()
@@ -67,6 +112,14 @@ class Chat:
 
     def messages(self) -> list[dict[str, Any]]:
         return self.harness.api.sent_to(self.user.id)
+
+    def popups(self) -> list[str]:
+        """The texts of the button answers (pop-ups) the user got."""
+        return [
+            str(params.get("text", ""))
+            for params in self.harness.api.answers()
+            if params.get("callback_query_id") in self.harness.api.queries_of(self.user.id)
+        ]
 
 
 def buttons(message: dict[str, Any]) -> list[tuple[str, str]]:
@@ -81,21 +134,37 @@ def button_data(message: dict[str, Any], label: str) -> str:
     raise AssertionError(f"no button {label!r} on {message['text']!r}: {buttons(message)}")
 
 
-@asynccontextmanager
-async def running_bot(tmp_path: Path, api: FakeBotApi | None = None) -> AsyncIterator[Harness]:
-    api = api or FakeBotApi()
-    settings = Settings(
+def settings_for(database_url: str, **overrides: Any) -> Settings:
+    return Settings(
         _env_file=None,  # type: ignore[call-arg]
         telegram_bot_token=TOKEN,
-        database_url=f"sqlite:///{tmp_path / 'bot.db'}",
+        database_url=database_url,
+        **overrides,
     )
-    app = build_application(settings, request=FakeRequest(api), updates_request=FakeRequest(api))
+
+
+@asynccontextmanager
+async def running_bot(
+    tmp_path: Path,
+    api: FakeBotApi | None = None,
+    *,
+    database_url: str | None = None,
+    **settings: Any,
+) -> AsyncIterator[Harness]:
+    api = api or FakeBotApi()
+    clock = ManualClock(START)
+    app = build_application(
+        settings_for(database_url or f"sqlite:///{tmp_path / 'bot.db'}", **settings),
+        request=FakeRequest(api),
+        updates_request=FakeRequest(api),
+        clock=clock,
+    )
     await app.initialize()
     assert app.post_init is not None
     await app.post_init(app)
     await app.start()
     try:
-        yield Harness(api, app)
+        yield Harness(api, app, clock)
     finally:
         await app.stop()
         assert app.post_shutdown is not None

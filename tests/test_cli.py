@@ -1,16 +1,22 @@
-"""`pai-bot` commands run on real files, as staff run them."""
+"""`pai-bot` commands run on real files, as staff run them: CSV and Excel workbooks."""
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import os
+import stat
 import subprocess
 import sys
+from decimal import Decimal
 
 import pytest
+from openpyxl import Workbook, load_workbook
 
 from bot.cli import main
 from tests.factories import VATS, italian_vat, write_csv
+
+TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0"
 
 
 @pytest.fixture
@@ -29,6 +35,57 @@ def run(capsys, *argv):
     return code, out, err
 
 
+def partners_and_purchases(shell, capsys) -> None:
+    write_csv(shell / "partners.csv", "code,company,level\nACME,Acme,gold\nBETA,Beta,certified\n")
+    assert run(capsys, "import-partners", "partners.csv")[0] == 0
+
+
+def workbook(path, rows, *, title: str | None = None):
+    book = Workbook()
+    sheet = book.active
+    if title:
+        sheet.append([title])
+        sheet.append([])
+    for row in rows:
+        sheet.append(row)
+    book.save(path)
+    return path
+
+
+# --- help --------------------------------------------------------------------
+
+
+def test_bare_pai_bot_prints_the_help(capsys):
+    code, out, _ = run(capsys)
+    assert code == 0
+    assert "import-purchases" in out
+    assert "salespeople" in out
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        ("import-purchases", ["vat", "customer_name", "purchase_date", "Example", ".xlsx"]),
+        ("import-partners", ["code", "company", "level", "Example"]),
+        ("export", ["--excel-csv", "reference", "Example"]),
+        ("invite", ["Example"]),
+        ("check", ["Example"]),
+        ("salespeople", ["Example"]),
+        ("unlink", ["Example"]),
+    ],
+)
+def test_every_command_explains_its_columns_and_gives_an_example(capsys, command, expected):
+    with pytest.raises(SystemExit) as exited:
+        main([command, "--help"])
+    out, _ = capsys.readouterr()
+    assert exited.value.code == 0
+    for word in expected:
+        assert word in out
+
+
+# --- imports -------------------------------------------------------------------
+
+
 def test_importing_partners_and_purchases_reports_counts_and_bad_lines(shell, capsys):
     write_csv(
         shell / "partners.csv", "\ufeffcode;company;level;region\nACME;Acme;gold;Nord\nX;;gold;\n"
@@ -37,19 +94,129 @@ def test_importing_partners_and_purchases_reports_counts_and_bad_lines(shell, ca
     assert code == 1
     assert "1 partners added" in out
     assert "partners.csv:3: company" in err
+    assert f"database sqlite:///{shell / 'pai.db'} (new, created now)" in err
     write_csv(
         shell / "purchases.csv", f"vat,customer_name,purchase_date\n{VATS[0]},Rossi,2026-06-01\n"
     )
-    assert run(capsys, "import-purchases", "purchases.csv")[0] == 0
+    code, _, err = run(capsys, "import-purchases", "purchases.csv")
+    assert code == 0
+    assert "created now" not in err
     code, out, _ = run(capsys, "import-purchases", "purchases.csv")
     assert (code, "0 purchases added" in out, "1 unchanged" in out) == (0, True, True)
 
 
-def test_import_with_a_wrong_header_imports_nothing(shell, capsys):
-    write_csv(shell / "purchases.csv", "partita_iva,data\nIT12345670587,2026-01-01\n")
-    code, _, err = run(capsys, "import-purchases", "purchases.csv")
+def test_purchases_and_partners_are_read_from_excel_workbooks_as_staff_have_them(shell, capsys):
+    workbook(
+        shell / "partners.xlsx",
+        [["Code", "Company", "Level", "Note"], ["acme", "Acme Informatica", "Gold", "north"]],
+        title="Partner list, November",
+    )
+    code, out, _ = run(capsys, "import-partners", "partners.xlsx")
+    assert (code, "1 partners added" in out) == (0, True)
+    workbook(
+        shell / "purchases.xlsx",
+        [
+            ["purchase_date", "VAT", "customer_name"],
+            [dt.datetime(2026, 3, 14), VATS[0], "Rossi"],
+            ["2025-01-10", 743110157, "Bianchi SpA"],  # a number: Excel dropped the zeros
+            [dt.date(2026, 2, 1), "not a vat", "Bad"],
+        ],
+    )
+    code, out, err = run(capsys, "import-purchases", "purchases.xlsx")
     assert code == 1
-    assert "lacks vat" in err
+    assert "2 purchases added" in out
+    assert "purchases.xlsx:4: VAT number 'not a vat'" in err
+    code, out, _ = run(capsys, "check", VATS[1])
+    assert "IT00743110157 (Bianchi SpA): new customer (last purchase 2025-01-10)" in out
+
+
+@pytest.mark.parametrize("suffix", ["csv", "xlsx"])
+def test_a_file_with_the_wrong_header_imports_nothing_and_shows_what_it_found(
+    shell, capsys, suffix
+):
+    path = shell / f"purchases.{suffix}"
+    if suffix == "csv":
+        write_csv(path, "partita_iva,data\nIT12345670587,2026-01-01\n")
+    else:
+        workbook(path, [["partita_iva", "data"], ["IT12345670587", "2026-01-01"]])
+    code, _, err = run(capsys, "import-purchases", path.name)
+    assert code == 2
+    assert "vat, customer_name, purchase_date" in err
+    assert "found: partita_iva, data" in err
+
+
+def test_a_file_that_is_not_a_table_is_refused_in_one_sentence(shell, capsys):
+    (shell / "photo.csv").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    code, _, err = run(capsys, "import-partners", "photo.csv")
+    assert code == 2
+    assert "neither CSV nor an Excel .xlsx workbook" in err
+    code, _, err = run(capsys, "import-partners", "missing.csv")
+    assert (code, "missing.csv" in err) == (2, True)
+
+
+def test_a_purchase_dated_after_today_needs_allow_future(shell, capsys):
+    tomorrow = dt.date.today() + dt.timedelta(days=2)
+    write_csv(
+        shell / "purchases.csv",
+        f"vat,customer_name,purchase_date\n{VATS[0]},Rossi,{tomorrow.isoformat()}\n",
+    )
+    code, out, err = run(capsys, "import-purchases", "purchases.csv")
+    assert (code, "0 purchases added" in out) == (1, True)
+    assert "purchases.csv:2: purchase_date" in err
+    assert "--allow-future" in err
+    code, out, _ = run(capsys, "import-purchases", "purchases.csv", "--allow-future")
+    assert (code, "1 purchases added" in out) == (0, True)
+
+
+def test_a_code_repeated_in_a_partners_file_is_named_in_the_summary(shell, capsys):
+    write_csv(
+        shell / "partners.csv",
+        "code,company,level\nACME,Old name,gold\nBETA,Beta,gold\nACME,New name,certified\n",
+    )
+    code, out, _ = run(capsys, "import-partners", "partners.csv")
+    assert code == 0
+    assert "2 partners added" in out
+    assert "lines 4 repeat a code of an earlier line" in out
+
+
+def test_a_broken_csv_line_is_rejected_with_its_number_and_the_rest_imported(shell, capsys):
+    huge = "x" * 200_000
+    write_csv(
+        shell / "purchases.csv",
+        "vat,customer_name,purchase_date\n"
+        f'{VATS[0]},"Rossi, unterminated,2026-01-10\n'
+        f"{VATS[1]},{huge},2026-01-10\n"
+        f"{VATS[2]},Ver\x00di,2026-01-10\n",
+    )
+    code, out, err = run(capsys, "import-purchases", "purchases.csv")
+    assert code == 1
+    assert "purchases.csv:2: unterminated quote" in err
+    assert "purchases.csv:3: a field is longer than" in err
+    assert "1 purchases added" in out
+    assert "Traceback" not in err
+
+
+# --- check, invite -------------------------------------------------------------
+
+
+def test_check_from_the_shell_gives_the_verdict_and_quotes(shell, capsys):
+    write_csv(shell / "partners.csv", "code,company,level\nACME,Acme,certified\n")
+    run(capsys, "import-partners", "partners.csv")
+    write_csv(
+        shell / "purchases.csv", f"vat,customer_name,purchase_date\n{VATS[0]},Rossi,2099-01-01\n"
+    )
+    run(capsys, "import-purchases", "purchases.csv", "--allow-future")
+    code, out, _ = run(capsys, "check", "123.456.705-87")
+    assert (code, "not new, last purchase 2099-01-01" in out) == (1, True)
+    code, out, _ = run(capsys, "check", VATS[1])
+    assert code == 0
+    assert "gold: 500.00 EUR" in out
+    code, out, _ = run(capsys, "check", VATS[1], "--partner", "ACME")
+    assert (code, "€300.00" in out) == (0, True)
+    code, out, _ = run(capsys, "check", "12345670588")
+    assert (code, "not a valid VAT number" in out) == (2, True)
+    code, out, _ = run(capsys, "check", "ciao")
+    assert "a VAT number has 11 digits" in out
 
 
 def test_invite_prints_the_deep_link_last(shell, capsys, monkeypatch):
@@ -66,46 +233,172 @@ def test_invite_prints_the_deep_link_last(shell, capsys, monkeypatch):
     assert (code, "NOPE" in err) == (2, True)
 
 
-def test_check_from_the_shell_gives_the_verdict_and_quotes(shell, capsys):
-    write_csv(shell / "partners.csv", "code,company,level\nACME,Acme,certified\n")
-    run(capsys, "import-partners", "partners.csv")
-    write_csv(
-        shell / "purchases.csv", f"vat,customer_name,purchase_date\n{VATS[0]},Rossi,2099-01-01\n"
-    )
-    run(capsys, "import-purchases", "purchases.csv")
-    code, out, _ = run(capsys, "check", "123.456.705-87")
-    assert (code, "not new, last purchase 2099-01-01" in out) == (1, True)
-    code, out, _ = run(capsys, "check", VATS[1])
-    assert code == 0
-    assert "gold: 500.00 EUR" in out
-    code, out, _ = run(capsys, "check", VATS[1], "--partner", "ACME")
-    assert (code, "€300.00" in out) == (0, True)
-    code, out, _ = run(capsys, "check", "12345670588")
-    assert (code, "not a valid VAT number" in out) == (2, True)
+@pytest.mark.parametrize("command", [["check", VATS[0]], ["invite", "ACME"], ["export", "x.csv"]])
+def test_commands_that_only_read_refuse_a_database_file_that_is_not_there(shell, capsys, command):
+    code, _, err = run(capsys, *command)
+    assert code == 2
+    assert f"there is no database at {shell / 'pai.db'}" in err
+    assert not (shell / "pai.db").exists()
 
 
-def test_export_writes_every_registration(shell, capsys):
-    code, _out, _ = run(capsys, "export", "out.csv")
-    assert code == 0
+def test_a_new_database_file_is_readable_by_its_owner_only(shell, capsys):
+    partners_and_purchases(shell, capsys)
+    assert stat.S_IMODE(os.stat(shell / "pai.db").st_mode) == 0o600
+
+
+# --- export --------------------------------------------------------------------
+
+
+def registered(shell, capsys):
+    """Two registrations in the database, made through the services."""
+    import asyncio
+
+    from bot.config import Settings
+    from bot.resources import open_resources
+    from tests.factories import NOW, link_salesperson, register
+
+    partners_and_purchases(shell, capsys)
+
+    async def make():
+        shared = await open_resources(Settings(_env_file=None))
+        try:
+            acme = await link_salesperson(shared.sessions, "ACME", 1)
+            await register(shared.sessions, shared.rules, acme, VATS[0], now=NOW)
+            await register(shared.sessions, shared.rules, acme, italian_vat(3), now=NOW)
+        finally:
+            await shared.close()
+
+    asyncio.run(make())
+
+
+def test_export_writes_every_registration_as_csv(shell, capsys):
+    registered(shell, capsys)
+    code, out, _ = run(capsys, "export", "out.csv")
+    assert (code, "2 registrations written" in out) == (0, True)
     with open(shell / "out.csv", newline="", encoding="utf-8") as exported:
-        assert next(csv.reader(exported))[:3] == ["reference", "partner_code", "partner_company"]
+        rows = list(csv.DictReader(exported))
+    assert [row["incentive_amount"] for row in rows] == ["500.00", "500.00"]
+    assert rows[0]["registered_on"] == "2026-11-28"
+    assert rows[0]["reference"].startswith("PAI-")
+    assert stat.S_IMODE(os.stat(shell / "out.csv").st_mode) == 0o600
 
 
-def test_run_without_a_token_stops_with_one_sentence(shell):
-    env = {k: v for k, v in os.environ.items() if k != "TELEGRAM_BOT_TOKEN"}
-    result = subprocess.run(
+def test_export_to_xlsx_keeps_dates_as_dates_and_amounts_as_numbers(shell, capsys):
+    registered(shell, capsys)
+    code, _, _ = run(capsys, "export", "out.xlsx")
+    assert code == 0
+    sheet = load_workbook(shell / "out.xlsx").active
+    header = [cell.value for cell in sheet[1]]
+    first = dict(zip(header, [cell.value for cell in sheet[2]], strict=True))
+    assert first["registered_on"] == dt.datetime(2026, 11, 28)
+    assert first["incentive_amount"] == 500
+    assert isinstance(first["deal_value"], float | int | Decimal)
+
+
+def test_export_for_italian_excel_has_a_bom_semicolons_and_decimal_commas(shell, capsys):
+    registered(shell, capsys)
+    code, _, _ = run(capsys, "export", "out.csv", "--excel-csv")
+    assert code == 0
+    data = (shell / "out.csv").read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf")
+    text = data.decode("utf-8-sig")
+    assert text.splitlines()[0].startswith("reference;partner_code;")
+    assert ";500,00;" in text
+    assert "28/11/2026" in text
+
+
+@pytest.mark.parametrize("target", ["/", ".", "no/such/folder/out.csv"])
+def test_export_to_a_place_it_cannot_write_is_one_sentence(shell, capsys, target):
+    registered(shell, capsys)
+    code, _, err = run(capsys, "export", target)
+    assert code == 2
+    lines = [line for line in err.splitlines() if not line.startswith("pai-bot: database")]
+    assert len(lines) == 1
+    assert "tmp" not in lines[0]
+    assert "partial" not in lines[0]
+
+
+# --- people ---------------------------------------------------------------------
+
+
+def test_staff_list_who_is_linked_and_unlink_someone_who_left(shell, capsys):
+    registered(shell, capsys)
+    code, out, _ = run(capsys, "salespeople")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split("\t") == [
+        "telegram_id",
+        "partner",
+        "name",
+        "username",
+        "joined",
+        "last_seen",
+    ]
+    assert lines[1].startswith("1\tACME\t")
+    code, out, _ = run(capsys, "salespeople", "BETA")
+    assert "nobody is linked to BETA" in out
+    code, out, _ = run(capsys, "unlink", "1")
+    assert code == 0
+    assert "no longer works for ACME" in out
+    assert "stay with ACME" in out
+    code, out, _ = run(capsys, "salespeople")
+    assert "nobody is linked" in out
+    code, _, err = run(capsys, "unlink", "1")
+    assert code == 2
+    assert "nobody with Telegram id 1 is linked" in err
+
+
+# --- the database and the run command --------------------------------------------
+
+
+def test_an_unreachable_database_is_one_sentence_without_the_password(shell, capsys, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgresql://pai:s3cret@127.0.0.1:9/pai")
+    code, _, err = run(capsys, "check", VATS[0])
+    assert code == 2
+    assert "pai-bot: database postgresql://pai:***@127.0.0.1:9/pai" in err
+    assert "pai-bot: cannot use the database postgresql://pai:***@127.0.0.1:9/pai" in err
+    assert "s3cret" not in err
+    assert len(err.strip().splitlines()) == 2
+
+
+def pai_bot_process(shell, **env):
+    environment = {k: v for k, v in os.environ.items() if k != "TELEGRAM_BOT_TOKEN"}
+    environment.update(env)
+    return subprocess.run(
         [sys.executable, "-m", "bot.cli", "run"],
         capture_output=True,
         text=True,
-        env=env,
+        env=environment,
         cwd=shell,
         timeout=60,
         check=False,
     )
+
+
+def test_run_without_a_token_stops_with_one_sentence(shell):
+    result = pai_bot_process(shell)
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "pai-bot: TELEGRAM_BOT_TOKEN is not set: ask @BotFather for a token and put it in .env."
     )
+
+
+def test_run_with_an_unreadable_database_url_stops_with_one_sentence(shell):
+    result = pai_bot_process(shell, TELEGRAM_BOT_TOKEN=TOKEN, DATABASE_URL="not a url")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "pai-bot: DATABASE_URL is not a database URL such as sqlite:///pai.db"
+    )
+
+
+def test_run_with_the_bot_api_unreachable_stops_with_one_sentence(shell):
+    result = pai_bot_process(
+        shell, TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_API_BASE_URL="http://127.0.0.1:9/bot"
+    )
+    assert result.returncode == 2
+    assert "pai-bot: cannot reach the Bot API at http://127.0.0.1:9/bot" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert TOKEN.split(":")[1] not in result.stderr
 
 
 def test_hundred_thousand_purchases_import_in_one_run(shell, capsys):
@@ -116,39 +409,3 @@ def test_hundred_thousand_purchases_import_in_one_run(shell, capsys):
     code, out, _ = run(capsys, "import-purchases", "big.csv")
     assert code == 0
     assert "100000 purchases added" in out
-
-
-def test_an_unreachable_database_is_one_sentence_without_the_password(shell, capsys, monkeypatch):
-    monkeypatch.setenv("DATABASE_URL", "postgresql://pai:s3cret@127.0.0.1:9/pai")
-    code, _, err = run(capsys, "check", VATS[0])
-    assert code == 2
-    assert err.startswith("pai-bot: cannot use the database postgresql://pai:***@127.0.0.1:9/pai")
-    assert "s3cret" not in err
-    assert len(err.strip().splitlines()) == 1
-
-
-def test_export_to_a_folder_that_does_not_exist_says_so(shell, capsys):
-    code, _, err = run(capsys, "export", "no/such/folder/out.csv")
-    assert code == 2
-    assert "No such file or directory" in err
-
-
-def test_run_with_an_unreadable_database_url_stops_with_one_sentence(shell):
-    env = {
-        **os.environ,
-        "TELEGRAM_BOT_TOKEN": "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0",
-        "DATABASE_URL": "not a url",
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "run"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=shell,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 2
-    assert result.stderr.strip() == (
-        "pai-bot: DATABASE_URL is not a database URL such as sqlite:///pai.db"
-    )

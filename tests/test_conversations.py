@@ -3,45 +3,51 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from decimal import Decimal
 
 import pytest
 from babel.dates import format_date
 from sqlalchemy import select
 
-from bot.rules import load_rules
 from bot.services.accounts import create_invite
 from bot.services.imports import import_partners, import_purchases
+from handlers import callbacks
 from models import Customer, Registration, Salesperson, StatusChange
 from tests.factories import VATS, italian_vat, write_csv
-from tests.harness import Harness, button_data, buttons, running_bot
+from tests.fake_bot_api import TelegramError, Timeout
+from tests.harness import START, Chat, Harness, button_data, buttons, running_bot
 
-TODAY = load_rules().today()
+TODAY = START.date()  # 24 Nov 2026, the harness clock's day in Rome too
 SOON = TODAY + dt.timedelta(days=45)
+
+
+async def load_programme(bot: Harness, rules, tmp_path) -> None:
+    partners = write_csv(
+        tmp_path / "partners.csv",
+        "code,company,level\nACME,Acme Informatica & Figli,gold\nBETA,Beta Srl,certified\n",
+    )
+    purchases = write_csv(
+        tmp_path / "purchases.csv",
+        "vat,customer_name,purchase_date\n"
+        f"{VATS[1]},Bianchi SpA,2020-01-10\n"  # known, bought long ago: qualifies
+        f"{VATS[2]},Verdi Srl,{TODAY.isoformat()}\n",  # bought today: not new
+    )
+    async with bot.sessions() as session:
+        await import_partners(session=session, rules=rules, path=partners, now=START)
+        await import_purchases(session=session, rules=rules, path=purchases, today=TODAY)
 
 
 @pytest.fixture
 async def bot(tmp_path, rules):
     async with running_bot(tmp_path) as harness:
-        partners = write_csv(
-            tmp_path / "partners.csv",
-            "code,company,level\nACME,Acme Informatica & Figli,gold\nBETA,Beta Srl,certified\n",
-        )
-        purchases = write_csv(
-            tmp_path / "purchases.csv",
-            "vat,customer_name,purchase_date\n"
-            f"{VATS[1]},Bianchi SpA,2020-01-10\n"  # known, bought long ago: qualifies
-            f"{VATS[2]},Verdi Srl,{TODAY.isoformat()}\n",  # bought today: not new
-        )
-        async with harness.sessions() as session:
-            await import_partners(session=session, rules=rules, path=partners)
-            await import_purchases(session=session, rules=rules, path=purchases)
+        await load_programme(harness, rules, tmp_path)
         yield harness
 
 
-async def join(bot: Harness, user_id: int, partner: str = "ACME", language: str = "it"):
+async def join(bot: Harness, user_id: int, partner: str = "ACME", language: str = "it") -> Chat:
     async with bot.sessions() as session:
-        invite = await create_invite(session=session, partner_code=partner)
+        invite = await create_invite(session=session, partner_code=partner, now=bot.clock.now())
     chat = bot.chat(user_id, language)
     await chat.send(f"/start {invite.token}")
     return chat
@@ -58,6 +64,11 @@ async def reach_summary(chat, vat=VATS[1], *, value="100", company="Cliente Srl"
     return summary
 
 
+async def register_one(chat, vat, value="1000", company="Cliente Srl"):
+    summary = await reach_summary(chat, vat, value=value, company=company)
+    return await chat.press(summary, "Confirm")
+
+
 async def registrations(bot: Harness) -> list[Registration]:
     async with bot.sessions() as session:
         return list(
@@ -65,24 +76,43 @@ async def registrations(bot: Harness) -> list[Registration]:
         )
 
 
+async def reference_of(bot: Harness, vat: str) -> str:
+    return next(r.reference for r in await registrations(bot) if r.vat == vat)
+
+
 # --- joining -------------------------------------------------------------------
 
 
 async def test_invite_link_links_the_account_and_welcomes_by_company(bot):
     async with bot.sessions() as session:
-        invite = await create_invite(session=session, partner_code="ACME")
+        invite = await create_invite(session=session, partner_code="ACME", now=bot.clock.now())
     chat = bot.chat(11, "it")
     [welcome] = await chat.send(f"/start {invite.token}")
     assert "Acme Informatica & Figli" in welcome["text"]
     assert "/new" in welcome["text"]
     async with bot.sessions() as session:
         linked = (await session.execute(select(Salesperson))).scalars().one()
-    assert linked.telegram_user_id == 11
+    assert (linked.telegram_user_id, linked.telegram_language, linked.display_name) == (
+        11,
+        "it",
+        "Giulia",
+    )
+
+
+async def test_the_telegram_language_is_kept_as_it_changes_for_messages_the_bot_starts(bot):
+    chat = await join(bot, 11, language="it")
+    chat.user.language_code = "de"
+    [answer] = await chat.send("/help")
+    assert "What this bot does" not in answer["text"]  # the help text, in English now
+    assert "new customers" in answer["text"]
+    async with bot.sessions() as session:
+        linked = (await session.execute(select(Salesperson))).scalars().one()
+    assert linked.telegram_language == "de"
 
 
 async def test_used_invite_links_nobody_else(bot):
     async with bot.sessions() as session:
-        invite = await create_invite(session=session, partner_code="ACME")
+        invite = await create_invite(session=session, partner_code="ACME", now=bot.clock.now())
     await bot.chat(11).send(f"/start {invite.token}")
     [refusal] = await bot.chat(12, "en").send(f"/start {invite.token}")
     assert "already used or it expired" in refusal["text"]
@@ -100,6 +130,37 @@ async def test_unlinked_user_only_learns_how_to_join(bot, text):
     assert await registrations(bot) == []
 
 
+async def test_opening_another_partners_invite_asks_before_moving(bot):
+    chat = await join(bot, 11, "ACME", "en")
+    await register_one(chat, VATS[0])
+    async with bot.sessions() as session:
+        invite = await create_invite(session=session, partner_code="BETA", now=bot.clock.now())
+    [question] = await chat.send(f"/start {invite.token}")
+    assert "You are linked to Acme Informatica & Figli. Move to Beta Srl?" in question["text"]
+    assert "registrations stay with Acme" in question["text"]
+    [stay] = await chat.press(question, "Stay")
+    assert "nothing changed" in stay["text"]
+    [status] = await chat.send("/status")
+    assert "Acme Informatica" in status["text"]
+    [question] = await chat.send(f"/start {invite.token}")  # the invite was not used
+    [welcome] = await chat.press(question, "Move to Beta")
+    assert "Beta Srl" in welcome["text"]
+    [status] = await chat.send("/status")
+    assert "no registrations" in status["text"]
+    [acme_deal] = await registrations(bot)
+    assert acme_deal.partner_id == 1  # it stayed with ACME
+
+
+async def test_opening_an_invite_of_ones_own_partner_changes_nothing(bot):
+    chat = await join(bot, 11, "ACME", "en")
+    async with bot.sessions() as session:
+        invite = await create_invite(session=session, partner_code="ACME", now=bot.clock.now())
+    [answer] = await chat.send(f"/start {invite.token}")
+    assert "already set up for" in answer["text"]
+    [welcome] = await bot.chat(12, "en").send(f"/start {invite.token}")  # it was not used
+    assert "Acme Informatica" in welcome["text"]
+
+
 # --- /new ----------------------------------------------------------------------
 
 
@@ -111,10 +172,15 @@ async def test_registering_an_unknown_customer_end_to_end_in_italian(bot):
     assert "cliente nuovo" in verdict["text"]
     assert "500,00\xa0€" in verdict["text"]
     assert "Livello Gold" in verdict["text"]
+    assert "Fedeltà: 0 registrazioni negli ultimi 365 giorni: ×1,00" in verdict["text"]
+    assert "ancora 3 e arrivi a ×1,10" in verdict["text"]
     assert "ragione sociale" in ask_company["text"]
     [ask_value] = await chat.send("Rossi Impianti S.r.l.")
     assert "euro" in ask_value["text"]
-    [_ask_product] = await chat.send("12.500")
+    [which] = await chat.send("12.500")  # twelve thousand five hundred, or twelve fifty?
+    assert [label for label, _ in buttons(which)] == ["12.500,00\xa0€", "12,50\xa0€"]
+    [_ask_product] = await chat.press(which, "12.500,00")
+    assert not buttons(which)
     [ask_close] = await chat.send("Gestionale, 10 utenti")
     assert [label for label, _ in buttons(ask_close)] == [
         "Tra 30 giorni",
@@ -125,9 +191,10 @@ async def test_registering_an_unknown_customer_end_to_end_in_italian(bot):
     assert "12.500,00\xa0€" in summary["text"]
     assert format_date(SOON, "medium", locale="it_IT") in summary["text"]
     [done] = await chat.press(summary, "Conferma")
-    assert "PAI-000001" in done["text"]
-    assert not buttons(summary)  # Confirm cannot be pressed twice
     [registration] = await registrations(bot)
+    assert registration.reference in done["text"]
+    assert "Il cliente Rossi Impianti S.r.l. è protetto per te" in done["text"]
+    assert not buttons(summary)  # Confirm cannot be pressed twice
     assert registration.customer_name == "Rossi Impianti S.r.l."
     assert registration.deal_value == Decimal("12500.00")
     assert registration.product == "Gestionale, 10 utenti"
@@ -135,7 +202,8 @@ async def test_registering_an_unknown_customer_end_to_end_in_italian(bot):
     assert registration.incentive_amount == Decimal("500.00")
     assert registration.protected_until.strftime("%d") in done["text"]
     async with bot.sessions() as session:
-        assert (await session.get(Customer, VATS[0])).name == "Rossi Impianti S.r.l."
+        # The name the salesperson typed stays with the registration.
+        assert await session.get(Customer, VATS[0]) is None
 
 
 async def test_known_customer_skips_the_company_question_and_buttons_pick_the_date(bot):
@@ -155,10 +223,76 @@ async def test_known_customer_skips_the_company_question_and_buttons_pick_the_da
     assert registration.customer_name == "Bianchi SpA"
 
 
+@pytest.mark.parametrize(
+    ("language", "typed", "labels"),
+    [
+        ("en", "12.500", ["€12,500.00", "€12.50"]),
+        ("en", "1,500", ["€1,500.00", "€1.50"]),
+        ("it", "12,500", ["12.500,00\xa0€", "12,50\xa0€"]),
+        ("it", "€ 12.500", ["12.500,00\xa0€", "12,50\xa0€"]),
+        ("en", "12.500 €", ["€12,500.00", "€12.50"]),
+    ],
+)
+async def test_an_amount_that_reads_two_ways_is_asked_back_never_guessed(
+    bot, language, typed, labels
+):
+    chat = await join(bot, 11, language=language)
+    await chat.send(f"/new {VATS[1]}")
+    [which] = await chat.send(typed)
+    assert [label for label, _ in buttons(which)] == labels
+    [_next] = await chat.press(which, labels[1])
+    await chat.send("Mouse")
+    [summary] = await chat.send(SOON.isoformat())
+    await chat.press(summary, "Conf")
+    [registration] = await registrations(bot)
+    assert registration.deal_value * 1000 == Decimal(
+        labels[0].strip("€\xa0").replace(".", "").replace(",", ".")
+    ) or (registration.deal_value < 100)
+
+
+@pytest.mark.parametrize(
+    ("language", "typed", "value"),
+    [
+        ("en", "12500", "12500"),
+        ("it", "12.500,50", "12500.50"),
+        ("it", "12,500.50", "12500.50"),  # unambiguous in either convention
+        ("en", "12k", "12000"),
+        ("it", "12mila", "12000"),
+        ("it", "1,2 mln", "1200000"),
+        ("en", "EUR 12500", "12500"),
+    ],
+)
+async def test_unambiguous_amounts_and_shorthand_go_straight_through(bot, language, typed, value):
+    chat = await join(bot, 11, language=language)
+    await chat.send(f"/new {VATS[1]}")
+    [ask_product] = await chat.send(typed)
+    assert not buttons(ask_product)
+    await chat.send("Mouse")
+    [summary] = await chat.send(SOON.isoformat())
+    await chat.press(summary, "Conf")
+    [registration] = await registrations(bot)
+    assert registration.deal_value == Decimal(value)
+
+
+async def test_a_near_miss_amount_offers_its_reading_as_a_button_and_typing_still_works(bot):
+    chat = await join(bot, 11, language="en")
+    await chat.send(f"/new {VATS[1]}")
+    [offer] = await chat.send("12.500.50")
+    assert "Did you mean" in offer["text"]
+    assert [label for label, _ in buttons(offer)] == ["€12,500.50"]
+    [again] = await chat.send("abc")  # typing something else instead of pressing
+    assert "not an amount I can read" in again["text"]
+    assert not buttons(again)
+    await chat.press_data(offer, button_data(offer, "12,500.50"))  # the old offer expired
+    assert "expired" in chat.popups()[-1]
+    [ask_product] = await chat.send("12500.50")
+    assert "selling" in ask_product["text"]
+
+
 async def test_customer_who_bought_recently_is_refused_with_the_last_purchase_date(bot):
     chat = await join(bot, 11, language="en")
     [answer] = await chat.send(f"/new {VATS[2]}")
-    assert "not a new customer" in answer["text"]
+    assert "is not a new customer" in answer["text"]
     assert "last purchase on" in answer["text"]
     [after] = await chat.send("hello")  # the conversation ended
     assert "did not understand" in after["text"]
@@ -173,7 +307,22 @@ async def test_protected_customer_is_refused_without_naming_the_partner(bot):
     assert "Acme" not in answer["text"]
     assert "ACME" not in answer["text"]
     [mine] = await acme.send(f"/check {VATS[1]}")
-    assert "PAI-000001" in mine["text"]
+    assert await reference_of(bot, VATS[1]) in mine["text"]
+
+
+async def test_a_name_one_partner_typed_is_never_shown_to_another(bot):
+    acme = await join(bot, 11, "ACME", "en")
+    beta = await join(bot, 22, "BETA", "en")
+    await register_one(acme, VATS[0], company="Secret Customer Srl")
+    [status] = await acme.send("/status")
+    await acme.press(status, await reference_of(bot, VATS[0]))
+    await acme.press(status, "Lost")
+    await acme.press(status, "Yes, it is lost")
+    [verdict] = await beta.send(f"/check {VATS[0]}")
+    assert "Secret" not in verdict["text"]
+    verdict, question = await beta.send(f"/new {VATS[0]}")
+    assert "Secret" not in verdict["text"]
+    assert "company name" in question["text"]  # beta is asked, not told
 
 
 async def test_wrong_answers_repeat_the_question_and_keep_what_was_typed(bot):
@@ -183,13 +332,12 @@ async def test_wrong_answers_repeat_the_question_and_keep_what_was_typed(bot):
     assert "cifra di controllo" in bad_vat["text"]
     assert "Per esempio" in bad_vat["text"]
     assert "Invia la partita IVA" in bad_vat["text"]
+    [words] = await chat.send("ciao")
+    assert "una partita IVA ha 11 cifre" in words["text"]
     await chat.send(VATS[0])
     [empty] = await chat.send("   ")
     assert "ragione sociale" in empty["text"]
     await chat.send("Rossi <Impianti> & C.")
-    [bad_value] = await chat.send("12,500.50")
-    assert "12.500,50" in bad_value["text"]  # the Italian reading is suggested
-    assert "euro" in bad_value["text"]
     [sticker] = await chat.send(
         sticker={
             "file_id": "x",
@@ -213,12 +361,109 @@ async def test_wrong_answers_repeat_the_question_and_keep_what_was_typed(bot):
     assert f"{TODAY + dt.timedelta(days=30):%d/%m/%Y}" in nonsense["text"]
     [summary] = await chat.send(SOON.isoformat())
     assert "Rossi <Impianti> & C." in summary["text"]
-    await chat.press(summary, "Conferma")
+    [typed] = await chat.send("sì")
+    assert "Tocca Conferma" in typed["text"]
+    await chat.press(typed, "Conferma")
     [registration] = await registrations(bot)
     assert (registration.customer_name, registration.deal_value) == (
         "Rossi <Impianti> & C.",
         Decimal("0.50"),
     )
+
+
+async def test_an_edited_message_is_never_read_as_an_answer(bot):
+    chat = await join(bot, 11, language="en")
+    await chat.send(f"/new {VATS[1]}")
+    await chat.send("1000")
+    value_message = chat.said
+    [answer] = await chat.edit(value_message, "2000")
+    assert "do not read edited messages" in answer["text"]
+    assert "What are you selling" in answer["text"]  # the current question, again
+    await chat.send("Mouse")
+    [summary] = await chat.send(SOON.isoformat())
+    assert "€1,000.00" in summary["text"]
+    await chat.press(summary, "Confirm")
+    [registration] = await registrations(bot)
+    assert registration.deal_value == Decimal("1000.00")
+
+
+async def test_new_in_the_middle_of_a_registration_starts_over_saying_so(bot):
+    chat = await join(bot, 11, language="en")
+    await chat.send(f"/new {VATS[1]}")
+    await chat.send("1000")
+    [question] = await chat.send("/new")
+    assert "was dropped" in question["text"]
+    assert "VAT number" in question["text"]
+    dropped, verdict, ask = await chat.send(f"/new {VATS[0]}")
+    assert "was dropped" in dropped["text"]
+    assert "new customer" in verdict["text"]
+    assert "company name" in ask["text"]
+
+
+async def test_check_in_the_middle_of_a_registration_answers_and_asks_again(bot):
+    chat = await join(bot, 11, language="en")
+    await chat.send(f"/new {VATS[1]}")
+    verdict, back = await chat.send(f"/check {VATS[2]}")
+    assert "is not a new customer" in verdict["text"]
+    assert "Back to your registration" in back["text"]
+    assert "deal value" in back["text"]
+    await chat.send("1000")
+    await chat.send("Mouse")
+    [summary] = await chat.send(SOON.isoformat())
+    assert "Bianchi SpA" in summary["text"]
+
+
+async def test_start_with_an_invite_in_the_middle_of_a_registration_ends_it_and_follows(bot):
+    chat = await join(bot, 11, "ACME", "en")
+    await chat.send(f"/new {VATS[1]}")
+    async with bot.sessions() as session:
+        invite = await create_invite(session=session, partner_code="BETA", now=bot.clock.now())
+    dropped, question = await chat.send(f"/start {invite.token}")
+    assert "was dropped" in dropped["text"]
+    assert "Move to Beta Srl?" in question["text"]
+    [answer] = await chat.send("1000")  # no longer an answer to anything
+    assert "did not understand" in answer["text"]
+
+
+async def test_after_a_question_failed_to_arrive_the_next_message_gets_it_again(bot):
+    chat = await join(bot, 11, language="en")
+    await chat.send(f"/new {VATS[1]}")
+    bot.api.failures["sendMessage"] = [TelegramError(502, "Bad Gateway")]
+    await chat.send("1000")  # kept; the question "what are you selling?" fails
+    [again] = await chat.send("1000")  # sent again after the apology: not a product
+    assert "may not have reached you" in again["text"]
+    assert "What are you selling" in again["text"]
+    await chat.send("Mouse")
+    [summary] = await chat.send(SOON.isoformat())
+    assert "Selling: Mouse" in summary["text"]
+    assert "€1,000.00" in summary["text"]
+
+
+async def test_a_partners_third_registration_of_the_day_is_quoted_with_the_two_before(bot):
+    chat = await join(bot, 11, language="en")
+    await register_one(chat, italian_vat(1))
+    await register_one(chat, italian_vat(2))
+    [verdict, _ask] = await chat.send(f"/new {italian_vat(3)}")
+    assert (
+        "Loyalty: 2 registrations in the last 365 days: ×1.00; 1 more reaches ×1.10"
+        in (verdict["text"])
+    )
+
+
+async def test_a_colleague_confirming_in_between_changes_the_quote_and_confirm_says_so(bot):
+    first = await join(bot, 11, "ACME", "en")
+    colleague = await join(bot, 12, "ACME", "en")
+    await register_one(first, italian_vat(1))
+    await register_one(first, italian_vat(2))
+    summary = await reach_summary(first, italian_vat(3), company="Uno Srl")
+    assert "€500.00" in summary["text"]
+    await register_one(colleague, italian_vat(4))  # the partner's third, before ours
+    [done] = await first.press(summary, "Confirm")
+    assert "incentive changed since the summary" in done["text"]
+    assert "€550.00" in done["text"]
+    assert "3 registrations in the last 365 days: ×1.10" in done["text"]
+    mine = next(r for r in await registrations(bot) if r.vat == italian_vat(3))
+    assert (mine.loyalty_count, mine.incentive_amount) == (3, Decimal("550.00"))
 
 
 async def test_cancel_leaves_at_any_step_and_registers_nothing(bot):
@@ -245,7 +490,28 @@ async def test_stale_confirm_button_after_the_conversation_ended_registers_nothi
     summary = await reach_summary(chat)
     await chat.send("/cancel")
     await chat.press_data(summary, button_data(summary, "Confirm"))
-    assert "ended" in bot.api.answers()[-1]["text"]
+    assert "expired" in chat.popups()[-1]
+    assert await registrations(bot) == []
+
+
+async def test_a_confirm_button_of_an_older_registration_does_not_confirm_the_new_one(bot):
+    chat = await join(bot, 11, language="en")
+    old_summary = await reach_summary(chat, VATS[1])
+    await chat.send("/new")  # drops it
+    await reach_summary(chat, VATS[0])
+    await chat.press_data(old_summary, button_data(old_summary, "Confirm"))
+    assert "expired" in chat.popups()[-1]
+    assert await registrations(bot) == []
+
+
+async def test_a_registration_left_for_two_hours_is_dropped(bot):
+    chat = await join(bot, 11, language="en")
+    summary = await reach_summary(chat)
+    bot.clock.advance(dt.timedelta(hours=2, minutes=1))
+    await chat.press_data(summary, button_data(summary, "Confirm"))
+    assert "expired" in chat.popups()[-1]
+    [answer] = await chat.send("1000")
+    assert "did not understand" in answer["text"]
     assert await registrations(bot) == []
 
 
@@ -265,29 +531,30 @@ async def test_a_second_partner_confirming_after_the_first_is_told_the_customer_
 # --- /status, /settings, /help ---------------------------------------------------
 
 
-async def register_one(chat, vat, value="1000", company="Cliente Srl"):
-    summary = await reach_summary(chat, vat, value=value, company=company)
-    await chat.press(summary, "Confirm")
-
-
 async def test_status_lists_registrations_with_totals_and_marks_won_and_lost(bot):
     chat = await join(bot, 11, language="en")
     await register_one(chat, VATS[0])
+    bot.clock.advance(dt.timedelta(minutes=1))
     await register_one(chat, VATS[1])
+    first, second = await reference_of(bot, VATS[0]), await reference_of(bot, VATS[1])
     [status] = await chat.send("/status")
     assert "2 registrations" in status["text"]
     assert "Expected: €1,000.00" in status["text"]
-    await chat.press(status, "PAI-000002")
+    assert buttons(status)[0][0].startswith(second)  # newest first
+    await chat.press(status, second)
     assert "Bianchi SpA" in status["text"]  # the same message now shows the detail
+    assert "protected until" in status["text"]
     await chat.press(status, "Won")
     assert "won" in status["text"]
     assert "Won" not in [label for label, _ in buttons(status)]
     await chat.press(status, "All registrations")
-    await chat.press(status, "PAI-000001")
+    await chat.press(status, first)
     await chat.press(status, "Lost")
     assert "free for other partners" in status["text"]
     await chat.press(status, "Yes, it is lost")
     assert "lost" in status["text"]
+    assert "protected until" not in status["text"]  # a lost deal protects nobody
+    assert "no longer protected" in status["text"]
     async with bot.sessions() as session:
         moves = (
             await session.execute(
@@ -299,16 +566,27 @@ async def test_status_lists_registrations_with_totals_and_marks_won_and_lost(bot
     assert "Expected: €500.00" in status["text"]
 
 
+async def test_an_expired_registration_no_longer_says_it_is_protected(bot):
+    chat = await join(bot, 11, language="en")
+    await register_one(chat, VATS[0])
+    bot.clock.advance(dt.timedelta(days=91))
+    [status] = await chat.send("/status")
+    await chat.press(status, await reference_of(bot, VATS[0]))
+    assert "expired" in status["text"]
+    assert "protected until" not in status["text"]
+
+
 async def test_one_partner_never_sees_anothers_registrations(bot):
     acme = await join(bot, 11, "ACME", "en")
     beta = await join(bot, 22, "BETA", "en")
     await register_one(acme, VATS[0])
+    reference = await reference_of(bot, VATS[0])
     [status] = await beta.send("/status")
     assert "no registrations" in status["text"]
-    # A hand-made button for ACME's registration gets nothing.
-    await beta.press_data(status, "st:open:1:0")
-    assert "not among yours" in bot.api.answers()[-1]["text"]
-    await beta.press_data(status, "st:lostok:1:0")
+    # Hand-made buttons for ACME's registration, well formed, get nothing.
+    await beta.press_data(status, callbacks.OpenRegistration(reference, 0).data)
+    assert "not among yours" in beta.popups()[-1]
+    await beta.press_data(status, callbacks.ReportLost(reference, 0).data)
     [registration] = await registrations(bot)
     assert registration.status == "qualified"
 
@@ -318,7 +596,7 @@ async def test_names_with_html_characters_show_as_typed_in_messages_and_buttons(
     await register_one(chat, VATS[0], company="Rossi & <Figli>")
     [status] = await chat.send("/status")
     assert "Rossi & <Figli>" in buttons(status)[0][0]
-    await chat.press(status, "PAI-000001")
+    await chat.press(status, await reference_of(bot, VATS[0]))
     assert "Rossi & <Figli>" in status["text"]
     assert "Rossi &amp; &lt;Figli&gt;" in status["html"]
 
@@ -328,7 +606,7 @@ async def test_colleagues_of_the_same_partner_share_registrations(bot):
     second = await join(bot, 12, "ACME", "en")
     await register_one(first, VATS[0])
     [status] = await second.send("/status")
-    assert "PAI-000001" in str(buttons(status))
+    assert await reference_of(bot, VATS[0]) in str(buttons(status))
 
 
 async def test_settings_switch_language_and_reminders(bot):
@@ -355,8 +633,6 @@ async def test_photos_and_unknown_text_outside_a_conversation_get_a_pointer(bot)
 
 
 async def test_a_telegram_error_while_answering_reaches_only_that_user(bot):
-    from tests.fake_bot_api import TelegramError
-
     chat = await join(bot, 11, language="en")
     other = await join(bot, 12, language="en")
     bot.api.failures["sendMessage"] = [TelegramError(500, "Internal Server Error")]
@@ -399,8 +675,6 @@ async def test_confirm_that_fails_unexpectedly_can_be_pressed_again(bot, monkeyp
 
 
 async def test_telegram_asking_to_slow_down_delays_the_answer_and_sends_it_once(bot):
-    from tests.fake_bot_api import TelegramError
-
     chat = await join(bot, 11, language="en")
     bot.api.failures["sendMessage"] = [
         TelegramError(429, "Too Many Requests: retry after 1", retry_after=1)
@@ -413,8 +687,6 @@ async def test_telegram_asking_to_slow_down_delays_the_answer_and_sends_it_once(
 
 
 async def test_a_user_who_blocked_the_bot_breaks_nothing(bot):
-    from tests.fake_bot_api import TelegramError
-
     chat = await join(bot, 11, language="en")
     bot.api.failures["sendMessage"] = [
         TelegramError(403, "Forbidden: bot was blocked by the user"),
@@ -430,34 +702,17 @@ async def test_status_pages_through_older_registrations(bot):
     vats = [italian_vat(5000 + i) for i in range(10)]
     for vat in vats:
         await register_one(chat, vat)
+        bot.clock.advance(dt.timedelta(minutes=1))
+    newest_first = [await reference_of(bot, vat) for vat in reversed(vats)]
     [status] = await chat.send("/status")
     assert "10 registrations" in status["text"]
     labels = [label for label, _ in buttons(status)]
-    assert labels[0].startswith("PAI-000010")
-    assert len([label for label in labels if label.startswith("PAI-")]) == 8
+    assert [label[:10] for label in labels if label.startswith("PAI-")] == newest_first[:8]
     await chat.press(status, "Older")
     labels = [label for label, _ in buttons(status)]
-    assert [label[:10] for label in labels if label.startswith("PAI-")] == [
-        "PAI-000002",
-        "PAI-000001",
-    ]
+    assert [label[:10] for label in labels if label.startswith("PAI-")] == newest_first[8:]
     await chat.press(status, "Newer")
-    assert buttons(status)[0][0].startswith("PAI-000010")
-
-
-async def test_a_registration_whose_answer_was_lost_is_not_registered_twice(bot):
-    from tests.fake_bot_api import TelegramError
-
-    chat = await join(bot, 11, language="en")
-    summary = await reach_summary(chat)
-    bot.api.failures["sendMessage"] = [TelegramError(502, "Bad Gateway")]
-    [apology] = await chat.press_data(summary, "new:confirm")
-    assert "went wrong" in apology["text"]
-    assert await chat.press_data(summary, "new:confirm") == []  # a queued second tap
-    assert "ended" in bot.api.answers()[-1]["text"]
-    assert len(await registrations(bot)) == 1
-    [mine] = await chat.send(f"/check {VATS[1]}")
-    assert "You already registered" in mine["text"]
+    assert buttons(status)[0][0].startswith(newest_first[0])
 
 
 async def test_the_bot_stays_silent_in_group_chats(bot):
@@ -466,3 +721,153 @@ async def test_the_bot_stays_silent_in_group_chats(bot):
         bot.api.user_sends(chat.user, text, group=-100123)
     await bot.deliver()
     assert bot.api.sent_to(-100123) == []
+
+
+# --- what a bad day at Telegram does to Confirm and the close date --------------
+
+BEST_EFFORT_FAILURES = [
+    TelegramError(502, "Bad Gateway"),
+    TelegramError(500, "Internal Server Error"),
+    Timeout(),
+]
+
+
+@pytest.mark.parametrize("failure", BEST_EFFORT_FAILURES, ids=["502", "500", "timeout"])
+@pytest.mark.parametrize("method", ["answerCallbackQuery", "editMessageReplyMarkup"])
+async def test_a_failed_best_effort_step_on_confirm_never_costs_the_confirmation(
+    bot, method, failure
+):
+    chat = await join(bot, 11, language="en")
+    summary = await reach_summary(chat)
+    bot.api.failures[method] = [failure]
+    [done] = await chat.press(summary, "Confirm")
+    assert "Registered" in done["text"]
+    assert await reference_of(bot, VATS[1]) in done["text"]
+    assert "went wrong" not in str(chat.messages())
+
+
+@pytest.mark.parametrize("failure", BEST_EFFORT_FAILURES, ids=["502", "500", "timeout"])
+@pytest.mark.parametrize("method", ["answerCallbackQuery", "editMessageReplyMarkup"])
+async def test_a_failed_best_effort_step_on_the_close_date_buttons_keeps_the_conversation(
+    bot, method, failure
+):
+    chat = await join(bot, 11, language="en")
+    await chat.send(f"/new {VATS[1]}")
+    await chat.send("1000")
+    [ask_close] = await chat.send("Mouse")
+    bot.api.failures[method] = [failure]
+    [summary] = await chat.press(ask_close, "30 days")
+    assert "Please check and confirm" in summary["text"]
+    [done] = await chat.press(summary, "Confirm")
+    assert "Registered" in done["text"]
+
+
+@pytest.mark.parametrize("failure", BEST_EFFORT_FAILURES, ids=["502", "500", "timeout"])
+async def test_the_confirmation_is_sent_again_when_sending_it_fails(bot, failure):
+    chat = await join(bot, 11, language="en")
+    summary = await reach_summary(chat)
+    bot.api.failures["sendMessage"] = [failure]
+    [done] = await chat.press(summary, "Confirm")
+    assert "Registered" in done["text"]
+    assert len(await registrations(bot)) == 1
+
+
+async def test_a_confirmation_telegram_keeps_refusing_arrives_with_the_next_message(bot):
+    chat = await join(bot, 11, language="en")
+    summary = await reach_summary(chat)
+    confirm = button_data(summary, "Confirm")
+    bot.api.failures["sendMessage"] = [TelegramError(502, "Bad Gateway")] * 3
+    assert await chat.press_data(summary, confirm) == []  # sent three times, failed each time
+    [done] = await chat.press_data(summary, confirm)  # the next tap brings it, registers nothing
+    assert "Registered" in done["text"]
+    assert await reference_of(bot, VATS[1]) in done["text"]
+    assert "expired" in chat.popups()[-1]
+    [status] = await chat.send("/status")  # delivered once, not again
+    assert "1 registration" in status["text"]
+    assert len(await registrations(bot)) == 1
+
+
+# --- forged and broken input ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        "new:close:3000",  # the old format, with a date in 2035
+        "1:n:c:AAAAAAAA:3000",
+        "1:n:c:AAAAAAAA:45",  # a number the bot never offers
+        "1:s:p:99999999999999999999999999",
+        "1:s:o:ABCDEF:99999999999999999999",
+        "1:s:o:abcdef:0",
+        "st:open:1:0",
+        "1:g:rem:maybe",
+        "1:g:lang:fr",
+        "1:i:move:short",
+        "",
+        None,
+        "1:n:ok:AAAAAAAA:extra",
+    ],
+)
+async def test_forged_button_data_is_answered_as_an_expired_button(bot, data, caplog):
+    chat = await join(bot, 11, language="en")
+    [settings] = await chat.send("/settings")
+    assert await chat.press_data(settings, data) == []
+    assert "expired" in chat.popups()[-1]
+    assert "Traceback" not in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    async with bot.sessions() as session:
+        salesperson = (await session.execute(select(Salesperson))).scalars().one()
+    assert salesperson.reminders_enabled
+
+
+async def test_a_nul_byte_or_control_characters_in_a_name_are_cleaned_away(bot):
+    chat = await join(bot, 11, language="en")
+    await chat.send(f"/new {VATS[0]}")
+    await chat.send("Rossi\x00 Srl\x07\u202e")
+    await chat.send("1000")
+    await chat.send("Mouse\x1b[31m")
+    [summary] = await chat.send(SOON.isoformat())
+    await chat.press(summary, "Confirm")
+    [registration] = await registrations(bot)
+    assert (registration.customer_name, registration.product) == ("Rossi Srl", "Mouse[31m")
+
+
+async def test_an_update_telegram_should_never_send_is_skipped_without_its_content(bot, caplog):
+    chat = await join(bot, 11, language="en")
+    bot.api.queue_raw(
+        {"message": {"message_id": 1, "chat": {"id": 11, "type": "private"}, "text": "IT-SECRET"}}
+    )
+    bot.api.queue_raw({"message": {"message_id": 2, "date": 1, "text": "no chat, VAT IT-SECRET"}})
+    caplog.set_level(logging.INFO)
+    [answer] = await chat.send("/help")  # the next update is handled as usual
+    assert "/new" in answer["text"]
+    skipped = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert len(skipped) == 2
+    assert "SECRET" not in caplog.text
+
+
+async def test_a_salesperson_who_left_keeps_no_access(bot):
+    from bot.services.accounts import unlink_salesperson
+
+    chat = await join(bot, 11, language="en")
+    await register_one(chat, VATS[0])
+    [status] = await chat.send("/status")
+    async with bot.sessions() as session:
+        await unlink_salesperson(session=session, telegram_user_id=11, now=bot.clock.now())
+    assert await chat.press(status, await reference_of(bot, VATS[0])) == []
+    assert "expired" in chat.popups()[-1]
+    [answer] = await chat.send("/status")
+    assert "invite link" in answer["text"]
+    colleague = await join(bot, 12, language="en")
+    [theirs] = await colleague.send("/status")
+    assert "1 registration" in theirs["text"]
+
+
+async def test_one_users_messages_are_handled_in_the_order_sent(bot):
+    chat = await join(bot, 11, language="en")
+    for text in (f"/new {VATS[1]}", "1000", "Mouse", SOON.isoformat()):
+        bot.api.user_sends(chat.user, text)
+    await bot.deliver()
+    summary = chat.last
+    assert "Please check and confirm" in summary["text"]
+    assert "Selling: Mouse" in summary["text"]

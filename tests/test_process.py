@@ -7,6 +7,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -102,20 +103,23 @@ def test_salesperson_joins_and_registers_a_deal_with_the_real_process(api, tmp_p
         messages = wait_for_reply(fake, user, 3)
         assert "new customer" in messages[1]["text"]
         fake.user_sends(user, "2,000")
-        wait_for_reply(fake, user, 4)
+        which = wait_for_reply(fake, user, 4)[-1]
+        fake.user_presses(user, which, button_data(which, "€2,000.00"))
+        wait_for_reply(fake, user, 5)
         fake.user_sends(user, "Firewall")
-        ask_close = wait_for_reply(fake, user, 5)[-1]
+        ask_close = wait_for_reply(fake, user, 6)[-1]
         fake.user_presses(user, ask_close, button_data(ask_close, "30 days"))
-        summary = wait_for_reply(fake, user, 6)[-1]
+        summary = wait_for_reply(fake, user, 7)[-1]
         fake.user_presses(user, summary, button_data(summary, "Confirm"))
-        done = wait_for_reply(fake, user, 7)[-1]
-        assert "PAI-000001" in done["text"]
+        done = wait_for_reply(fake, user, 8)[-1]
         assert process.poll() is None
     assert process.returncode == 0
     with sqlite3.connect(tmp_path / "pai.db") as db:
-        assert db.execute("SELECT vat, status, deal_value FROM registration").fetchall() == [
-            (VATS[1], "qualified", 200000)
-        ]
+        [(reference, vat, status, value)] = db.execute(
+            "SELECT reference, vat, status, deal_value FROM registration"
+        ).fetchall()
+    assert (vat, status, value) == (VATS[1], "qualified", 200000)
+    assert reference in done["text"]
     text = log.read_text()
     assert TOKEN not in text
     assert TOKEN.split(":")[1] not in text
@@ -155,3 +159,64 @@ def test_a_token_telegram_refuses_stops_the_bot_with_one_sentence(api, tmp_path)
     )
     assert "Traceback" not in result.stderr
     assert "ZZHdqTcv" not in result.stderr
+
+
+def test_updates_telegram_should_never_send_are_skipped_by_the_real_process(api, tmp_path):
+    fake, base_url = api
+    env = environment(tmp_path, base_url)
+    env["TELEGRAM_BOT_USERNAME"] = BOT_USERNAME
+    write_csv(tmp_path / "partners.csv", "code,company,level\nACME,Acme Informatica,gold\n")
+    pai_bot(env, tmp_path, "import-partners", "partners.csv")
+    link = pai_bot(env, tmp_path, "invite", "ACME").stdout.splitlines()[-1]
+    user = User(id=88, language_code="en")
+    log = tmp_path / "bot.log"
+    with running(env, tmp_path, log):
+        fake.user_sends(user, "/start " + link.split("start=")[1])
+        wait_for_reply(fake, user, 1)
+        # No date: PTB cannot read it; without the check the batch would be fetched forever.
+        fake.queue_raw({"message": {"message_id": 5, "chat": {"id": 88}, "text": "IT-SECRET"}})
+        fake.user_sends(user, "/help")
+        assert "/new" in wait_for_reply(fake, user, 2)[-1]["text"]
+    text = log.read_text()
+    assert "skipped: unreadable" in text
+    assert "SECRET" not in text
+    assert len(text) < 20_000  # one line for it, not a flood
+
+
+def test_the_running_bot_rides_out_the_bot_api_going_away(tmp_path):
+    fake = FakeBotApi()
+    server, base_url = serve_http(fake, TOKEN)
+    port = server.server_port
+    env = environment(tmp_path, base_url)
+    env["TELEGRAM_BOT_USERNAME"] = BOT_USERNAME
+    write_csv(tmp_path / "partners.csv", "code,company,level\nACME,Acme Informatica,gold\n")
+    pai_bot(env, tmp_path, "import-partners", "partners.csv")
+    link = pai_bot(env, tmp_path, "invite", "ACME").stdout.splitlines()[-1]
+    user = User(id=99, language_code="en")
+    try:
+        with running(env, tmp_path, tmp_path / "bot.log") as process:
+            fake.user_sends(user, "/start " + link.split("start=")[1])
+            wait_for_reply(fake, user, 1)
+            server.shutdown()
+            server.server_close()
+            time.sleep(3)  # the Bot API is away for a while: the bot keeps trying
+            assert process.poll() is None
+            server, _ = serve_http(fake, TOKEN, port=port)
+            fake.user_sends(user, "/help")
+            assert "/new" in wait_for_reply(fake, user, 2)[-1]["text"]
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "Traceback" not in (tmp_path / "bot.log").read_text()
+
+
+def test_run_warns_when_the_env_file_can_be_read_by_others(api, tmp_path):
+    fake, base_url = api
+    env = environment(tmp_path, base_url)
+    env_file = tmp_path / ".env"
+    env_file.write_text(f"TELEGRAM_BOT_USERNAME={BOT_USERNAME}\n")
+    env_file.chmod(0o644)
+    log = tmp_path / "bot.log"
+    with running(env, tmp_path, log):
+        fake.wait_for(lambda: any(m == "getUpdates" for m, _ in fake.calls), timeout=60)
+    assert ".env can be read by other users" in log.read_text()

@@ -85,8 +85,27 @@ def test_protection_lasts_protection_days_from_registration():
     assert protection_until(RULES, D(2026, 11, 28)) == D(2027, 2, 26)
 
 
-def test_loyalty_window_is_the_days_before_the_registration_date():
-    assert loyalty_window(RULES, D(2026, 11, 28)) == (D(2025, 11, 28), D(2026, 11, 27))
+def test_loyalty_window_runs_from_window_days_before_to_the_registration_date_itself():
+    assert loyalty_window(RULES, D(2026, 11, 28)) == (D(2025, 11, 28), D(2026, 11, 28))
+
+
+@pytest.mark.parametrize(
+    ("earlier", "more", "multiplier"),
+    [(0, 3, "1.1"), (2, 1, "1.1"), (3, 3, "1.25"), (11, 1, "1.5"), (12, None, None)],
+)
+def test_a_quote_names_how_many_more_registrations_reach_the_next_step(earlier, more, multiplier):
+    quote = quote_incentive(RULES, on=D(2026, 11, 28), level="gold", earlier_registrations=earlier)
+    assert quote.registrations_to_next_step == more
+    if multiplier is None:
+        assert quote.next_step is None
+    else:
+        assert quote.next_step is not None
+        assert quote.next_step.multiplier == Decimal(multiplier)
+
+
+def test_a_fixed_amount_has_no_next_step():
+    quote = quote_incentive(RULES, on=D(2025, 1, 10), level="gold", earlier_registrations=0)
+    assert quote.next_step is None
 
 
 @pytest.mark.parametrize(

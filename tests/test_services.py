@@ -16,12 +16,24 @@ from bot.errors import (
     CustomerProtected,
     InvalidInput,
     InviteInvalid,
+    NotLinked,
     RegistrationNotFound,
     TransitionNotAllowed,
 )
 from bot.lifecycle import Status
-from bot.services.accounts import create_invite, find_account, redeem_invite
-from bot.services.eligibility import check_eligibility, register_opportunity
+from bot.references import is_reference
+from bot.services.accounts import (
+    Visitor,
+    create_invite,
+    find_account,
+    list_salespeople,
+    preview_invite,
+    recognise,
+    redeem_invite,
+    unlink_salesperson,
+)
+from bot.services.eligibility import check_eligibility, register_opportunity, staff_verdict
+from bot.services.history import change_status
 from bot.services.imports import import_partners, import_purchases
 from bot.services.registrations import (
     export_registrations,
@@ -32,16 +44,17 @@ from bot.services.registrations import (
 from models import Customer, Registration, StatusChange
 from tests.conftest import count_rows
 from tests.factories import (
+    NOW,
     VATS,
     add_partners,
     add_purchases,
+    italian_vat,
     link_salesperson,
     opportunity,
     register,
     write_csv,
 )
 
-NOW = dt.datetime(2026, 11, 28, 10, 0, tzinfo=dt.UTC)
 TODAY = dt.date(2026, 11, 28)
 
 
@@ -69,7 +82,7 @@ async def test_purchases_import_tolerates_bom_semicolons_and_extra_columns(
         "IT00743110157;Bianchi SpA;2025-01-10;99\n",
     )
     async with sessions() as session:
-        report = await import_purchases(session=session, rules=rules, path=path)
+        report = await import_purchases(session=session, rules=rules, path=path, today=TODAY)
     assert (report.read, report.added, report.rejected) == (2, 2, [])
     async with sessions() as session:
         assert (await session.get(Customer, "IT12345670587")).name == "Rossi S.r.l."
@@ -80,7 +93,7 @@ async def test_reimporting_the_same_purchases_adds_nothing(sessions, rules, tmp_
     await add_purchases(sessions, rules, tmp_path, rows)
     path = write_csv(tmp_path / "again.csv", "vat,customer_name,purchase_date\n" + rows)
     async with sessions() as session:
-        report = await import_purchases(session=session, rules=rules, path=path)
+        report = await import_purchases(session=session, rules=rules, path=path, today=TODAY)
     assert (report.added, report.unchanged) == (0, 2)
     assert await count_rows(sessions, "purchase") == 2
 
@@ -96,7 +109,7 @@ async def test_bad_purchase_rows_are_reported_by_line_and_skipped(sessions, rule
         "IT01114601006,Good,2024-12-31\n",
     )
     async with sessions() as session:
-        report = await import_purchases(session=session, rules=rules, path=path)
+        report = await import_purchases(session=session, rules=rules, path=path, today=TODAY)
     assert [(r.line, r.reason.split(" ")[0]) for r in report.rejected] == [
         (3, "VAT"),
         (5, "purchase_date"),
@@ -112,7 +125,7 @@ async def test_partner_import_updates_the_partner_with_the_same_code(sessions, r
         "NEW;New Co;platinum\nBETA;Beta;registered\n",
     )
     async with sessions() as session:
-        report = await import_partners(session=session, rules=rules, path=path)
+        report = await import_partners(session=session, rules=rules, path=path, now=NOW)
     assert (report.added, report.updated) == (1, 1)
     assert [(r.line, "platinum" in r.reason) for r in report.rejected] == [(3, True)]
     acme = await link_salesperson(sessions, "ACME", 5)
@@ -211,13 +224,44 @@ async def test_registration_freezes_the_quote_with_version_level_and_loyalty(
     for index, days_ago in enumerate([400, 300, 200, 100]):  # the first is outside the window
         await register(sessions, rules, acme, VATS[index], now=NOW - dt.timedelta(days=days_ago))
     same_day = await register(sessions, rules, acme, VATS[4], now=NOW)
-    fourth = await register(sessions, rules, acme, VATS[5], now=NOW)
-    # Three earlier registrations in the 365 days before today: the 1.1 step.
+    # Three earlier registrations in the 365 days up to today: the 1.1 step.
     assert (same_day.loyalty_count, same_day.loyalty_min_registrations) == (3, 3)
     assert same_day.incentive_amount == Decimal("550.00")
-    assert fourth.loyalty_count == 3  # registrations of the same day are not "before" it
     assert same_day.incentive_version == dt.date(2025, 7, 1)
     assert same_day.level == "gold"
+
+
+async def test_a_partners_third_registration_of_the_day_is_quoted_with_the_two_before_it(
+    sessions, rules, programme
+):
+    acme, beta = programme
+    first = await register(sessions, rules, acme, VATS[0], now=NOW)
+    await register(sessions, rules, beta, VATS[1], now=NOW)  # another partner's: not counted
+    second = await register(sessions, rules, acme, VATS[2], now=NOW + dt.timedelta(hours=1))
+    third = await register(sessions, rules, acme, VATS[3], now=NOW + dt.timedelta(hours=2))
+    fourth = await register(sessions, rules, acme, VATS[4], now=NOW + dt.timedelta(hours=3))
+    assert [r.loyalty_count for r in (first, second, third, fourth)] == [0, 1, 2, 3]
+    assert fourth.incentive_amount == Decimal("550.00")  # the fourth reaches the 1.1 step
+
+
+async def test_a_rejected_registration_does_not_count_for_loyalty(sessions, rules, programme):
+    acme, _ = programme
+    for vat in VATS[:3]:
+        await register(sessions, rules, acme, vat, now=NOW)
+    async with sessions() as session:
+        rejected = (
+            await session.execute(select(Registration).where(Registration.vat == VATS[0]))
+        ).scalar_one()
+        for target in (Status.WON, Status.REJECTED):
+            await change_status(
+                session, registration_id=rejected.id, target=target, by="staff", at=NOW
+            )
+        await session.commit()
+    async with sessions() as session:
+        verdict = await check_eligibility(
+            session=session, rules=rules, account=acme, vat=VATS[5], now=NOW
+        )
+    assert verdict.quote.earlier_registrations == 2
 
 
 async def test_an_unknown_customer_needs_a_company_name(sessions, rules, programme):
@@ -289,12 +333,12 @@ async def test_invite_links_one_account_once(sessions, rules, tmp_path):
         invite = await create_invite(session=session, partner_code="acme", now=NOW)
     async with sessions() as session:
         account = await redeem_invite(
-            session=session, token=invite.token, telegram_user_id=7, now=NOW
+            session=session, token=invite.token, visitor=Visitor(7), now=NOW
         )
     assert account.company == "Acme"
     async with sessions() as session:
         with pytest.raises(InviteInvalid):
-            await redeem_invite(session=session, token=invite.token, telegram_user_id=8, now=NOW)
+            await redeem_invite(session=session, token=invite.token, visitor=Visitor(8), now=NOW)
         assert await find_account(session=session, telegram_user_id=8) is None
 
 
@@ -307,11 +351,11 @@ async def test_invite_expires_after_seven_days(sessions, rules, tmp_path):
             await redeem_invite(
                 session=session,
                 token=invite.token,
-                telegram_user_id=7,
+                visitor=Visitor(7),
                 now=NOW + dt.timedelta(days=7, seconds=1),
             )
         with pytest.raises(InviteInvalid):
-            await redeem_invite(session=session, token="made-up", telegram_user_id=7, now=NOW)
+            await redeem_invite(session=session, token="made-up", visitor=Visitor(7), now=NOW)
 
 
 # --- status and outcomes ------------------------------------------------------
@@ -324,14 +368,15 @@ async def test_a_partner_sees_only_its_own_registrations(sessions, rules, progra
     async with sessions() as session:
         page = await list_registrations(session=session, rules=rules, account=acme, now=NOW)
         with pytest.raises(RegistrationNotFound):
-            await get_registration(session=session, account=beta, registration_id=mine.id)
+            await get_registration(session=session, account=beta, reference=mine.reference)
         with pytest.raises(RegistrationNotFound):
             await report_outcome(
                 session=session,
                 rules=rules,
                 account=beta,
-                registration_id=mine.id,
+                reference=mine.reference,
                 outcome=Status.LOST,
+                now=NOW,
             )
     assert [r.vat for r in page.registrations] == [VATS[0]]
     assert page.totals.expected == Decimal("500.00")
@@ -346,7 +391,7 @@ async def test_lost_deal_frees_the_customer_and_won_keeps_it(sessions, rules, pr
             session=session,
             rules=rules,
             account=acme,
-            registration_id=lost.id,
+            reference=lost.reference,
             outcome=Status.LOST,
             now=NOW,
         )
@@ -354,7 +399,7 @@ async def test_lost_deal_frees_the_customer_and_won_keeps_it(sessions, rules, pr
             session=session,
             rules=rules,
             account=acme,
-            registration_id=won.id,
+            reference=won.reference,
             outcome=Status.WON,
             now=NOW,
         )
@@ -363,7 +408,7 @@ async def test_lost_deal_frees_the_customer_and_won_keeps_it(sessions, rules, pr
                 session=session,
                 rules=rules,
                 account=acme,
-                registration_id=won.id,
+                reference=won.reference,
                 outcome=Status.LOST,
                 now=NOW,
             )
@@ -380,11 +425,12 @@ async def test_export_lists_every_registration_with_quote_and_status(sessions, r
     async with sessions() as session:
         rows = [row async for row in export_registrations(session=session)]
     assert [(r["partner_code"], r["incentive_amount"], r["status"]) for r in rows] == [
-        ("ACME", "500.00", "qualified"),
-        ("BETA", "300.00", "qualified"),
+        ("ACME", Decimal("500.00"), "qualified"),
+        ("BETA", Decimal("300.00"), "qualified"),
     ]
-    assert rows[0]["deal_value"] == "12500.00"
-    assert rows[0]["loyalty_multiplier"] == "1.0"
+    assert rows[0]["deal_value"] == Decimal("12500.00")
+    assert rows[0]["loyalty_multiplier"] == Decimal("1.0")
+    assert rows[0]["registered_on"] == TODAY
 
 
 async def test_the_database_refuses_a_second_protection_even_when_the_check_was_passed(
@@ -441,10 +487,340 @@ async def test_status_shows_registrations_past_protection_as_expired_and_refuses
                 session=session,
                 rules=rules,
                 account=acme,
-                registration_id=old.id,
+                reference=old.reference,
                 outcome=Status.WON,
                 now=later,
             )
     assert [r.status for r in page.registrations] == ["qualified", "expired"]
     assert page.totals.expected == Decimal("500.00")  # only the one still protected
     assert refused.value.current == "expired"
+
+
+# --- the lifecycle: one function moves every status -----------------------------
+
+ALLOWED_MOVES = {
+    ("qualified", "won"),
+    ("qualified", "lost"),
+    ("qualified", "expired"),
+    ("won", "approved"),
+    ("won", "rejected"),
+    ("approved", "paid"),
+}
+# How to bring a fresh registration to each status through allowed moves.
+PATH_TO = {
+    "qualified": [],
+    "won": ["won"],
+    "approved": ["won", "approved"],
+    "paid": ["won", "approved", "paid"],
+    "lost": ["lost"],
+    "expired": ["expired"],
+    "rejected": ["won", "rejected"],
+}
+
+
+async def test_every_status_move_is_allowed_or_refused_as_the_lifecycle_says(
+    sessions, rules, programme
+):
+    acme, _ = programme
+    for index, (start, path) in enumerate(PATH_TO.items()):
+        registration = await register(sessions, rules, acme, italian_vat(700 + index), now=NOW)
+        async with sessions() as session:
+            for step in path:
+                await change_status(
+                    session, registration_id=registration.id, target=Status(step), by="t", at=NOW
+                )
+            await session.commit()
+        for target in Status:
+            async with sessions() as session:
+                if (start, target.value) in ALLOWED_MOVES:
+                    left = await change_status(
+                        session, registration_id=registration.id, target=target, by="t", at=NOW
+                    )
+                    assert left == start
+                    await session.rollback()  # keep `start` for the next target
+                else:
+                    with pytest.raises(TransitionNotAllowed) as refused:
+                        await change_status(
+                            session,
+                            registration_id=registration.id,
+                            target=target,
+                            by="t",
+                            at=NOW,
+                        )
+                    assert (refused.value.current, refused.value.target) == (start, target.value)
+            async with sessions() as session:
+                assert (await session.get(Registration, registration.id)).status == start
+
+
+async def test_a_status_move_keeps_who_and_when_and_frees_the_customer_when_it_ends(
+    sessions, rules, programme
+):
+    acme, beta = programme
+    registration = await register(sessions, rules, acme, VATS[0], now=NOW)
+    async with sessions() as session:
+        await change_status(
+            session,
+            registration_id=registration.id,
+            target=Status.LOST,
+            by="telegram:1001",
+            at=NOW,
+            note="price",
+        )
+        await session.commit()
+    async with sessions() as session:
+        moves = (
+            await session.execute(
+                select(StatusChange.from_status, StatusChange.to_status, StatusChange.note)
+                .where(StatusChange.registration_id == registration.id)
+                .order_by(StatusChange.id)
+            )
+        ).all()
+    assert moves == [(None, "qualified", None), ("qualified", "lost", "price")]
+    await register(sessions, rules, beta, VATS[0], now=NOW)  # the customer is free again
+
+
+async def test_two_colleagues_reporting_opposite_outcomes_at_once_only_one_counts(
+    sessions, rules, programme
+):
+    acme, _ = programme
+    colleague = await link_salesperson(sessions, "ACME", 1003)
+    registration = await register(sessions, rules, acme, VATS[0], now=NOW)
+
+    async def report(account, outcome):
+        try:
+            async with sessions() as session:
+                return await report_outcome(
+                    session=session,
+                    rules=rules,
+                    account=account,
+                    reference=registration.reference,
+                    outcome=outcome,
+                    now=NOW,
+                )
+        except TransitionNotAllowed as refused:
+            return refused
+
+    outcomes = await asyncio.gather(report(acme, Status.WON), report(colleague, Status.LOST))
+    assert sum(isinstance(o, TransitionNotAllowed) for o in outcomes) == 1
+    async with sessions() as session:
+        moves = (
+            await session.execute(
+                select(StatusChange.to_status).where(
+                    StatusChange.registration_id == registration.id
+                )
+            )
+        ).all()
+    assert len(moves) == 2  # created, then exactly one outcome
+
+
+# --- references ----------------------------------------------------------------
+
+
+async def test_references_are_random_unambiguous_and_unique(sessions, rules, programme):
+    acme, _ = programme
+    references = [
+        (await register(sessions, rules, acme, italian_vat(900 + i), now=NOW)).reference
+        for i in range(30)
+    ]
+    assert len(set(references)) == 30
+    for reference in references:
+        assert is_reference(reference)
+        assert not set(reference[4:]) & set("01OIL")
+    # Not a counter: the first registration does not say how many exist.
+    assert references[0] != "PAI-000001"
+    assert sorted(references) != references or sorted(references, reverse=True) != references
+
+
+async def test_the_database_refuses_a_second_registration_with_the_same_reference(
+    sessions, rules, programme, monkeypatch
+):
+    import bot.services.eligibility as eligibility
+
+    acme, _ = programme
+    clashing = iter(["PAI-ABCDEF", "PAI-ABCDEF", "PAI-GHJKMN"])
+    monkeypatch.setattr(eligibility, "new_reference", lambda: next(clashing))
+    first = await register(sessions, rules, acme, VATS[0], now=NOW)
+    second = await register(sessions, rules, acme, VATS[1], now=NOW)  # clashes once, retries
+    assert (first.reference, second.reference) == ("PAI-ABCDEF", "PAI-GHJKMN")
+    assert await count_rows(sessions, "registration") == 2
+
+
+# --- privacy: what one partner typed stays with its registration ----------------
+
+
+async def test_a_name_a_partner_typed_is_never_shown_to_another_partner(
+    sessions, rules, programme, tmp_path
+):
+    acme, beta = programme
+    registered = await register(sessions, rules, acme, VATS[0], now=NOW, name="Typed by Acme")
+    async with sessions() as session:
+        await report_outcome(
+            session=session,
+            rules=rules,
+            account=acme,
+            reference=registered.reference,
+            outcome=Status.LOST,
+            now=NOW,
+        )
+        verdict = await check_eligibility(
+            session=session, rules=rules, account=beta, vat=VATS[0], now=NOW
+        )
+        assert await session.get(Customer, VATS[0]) is None
+    assert verdict.known_name is None  # beta is asked for the name, not told acme's
+    async with sessions() as session:
+        staff = await staff_verdict(session=session, rules=rules, vat=VATS[0], now=NOW)
+    assert staff.vendor_name is None
+    # Once the vendor's history names the customer, that name is everyone's.
+    await add_purchases(sessions, rules, tmp_path, f"{VATS[0]},Vendor Name SpA,2020-01-01\n")
+    async with sessions() as session:
+        verdict = await check_eligibility(
+            session=session, rules=rules, account=beta, vat=VATS[0], now=NOW
+        )
+    assert verdict.known_name == "Vendor Name SpA"
+
+
+async def test_staff_see_the_holder_and_the_name_it_typed(sessions, rules, programme):
+    acme, _ = programme
+    registered = await register(sessions, rules, acme, VATS[0], now=NOW, name="Typed by Acme")
+    async with sessions() as session:
+        staff = await staff_verdict(session=session, rules=rules, vat=VATS[0], now=NOW)
+    assert staff.holder is not None
+    assert (staff.holder.partner_code, staff.holder.reference, staff.holder.typed_name) == (
+        "ACME",
+        registered.reference,
+        "Typed by Acme",
+    )
+
+
+async def test_a_customer_row_an_older_version_made_from_a_typed_name_is_not_shared(
+    sessions, rules, programme
+):
+    _, beta = programme
+    async with sessions() as session:
+        session.add(Customer(vat=VATS[0], name="Typed long ago"))
+        await session.commit()
+        verdict = await check_eligibility(
+            session=session, rules=rules, account=beta, vat=VATS[0], now=NOW
+        )
+    assert verdict.known_name is None
+
+
+# --- accounts: invites that move people, people who leave -------------------------
+
+
+async def test_an_invite_preview_says_whether_it_moves_the_account(sessions, rules, programme):
+    acme, _ = programme
+    async with sessions() as session:
+        beta_invite = await create_invite(session=session, partner_code="BETA", now=NOW)
+        acme_invite = await create_invite(session=session, partner_code="ACME", now=NOW)
+    async with sessions() as session:
+        move = await preview_invite(
+            session=session,
+            token=beta_invite.token,
+            telegram_user_id=acme.telegram_user_id,
+            now=NOW,
+        )
+        same = await preview_invite(
+            session=session,
+            token=acme_invite.token,
+            telegram_user_id=acme.telegram_user_id,
+            now=NOW,
+        )
+        newcomer = await preview_invite(
+            session=session, token=beta_invite.token, telegram_user_id=555, now=NOW
+        )
+    assert (move.moves, move.current.code, move.partner.code) == (True, "ACME", "BETA")
+    assert (same.moves, newcomer.moves, newcomer.current) == (False, False, None)
+    async with sessions() as session:  # previewing used nothing
+        await redeem_invite(session=session, token=beta_invite.token, visitor=Visitor(555), now=NOW)
+
+
+async def test_an_unlinked_salesperson_loses_access_and_the_partner_keeps_the_registrations(
+    sessions, rules, programme
+):
+    acme, _ = programme
+    registered = await register(sessions, rules, acme, VATS[0], now=NOW)
+    async with sessions() as session:
+        person = await unlink_salesperson(
+            session=session, telegram_user_id=acme.telegram_user_id, now=NOW
+        )
+        assert person.partner_code == "ACME"
+        assert await find_account(session=session, telegram_user_id=acme.telegram_user_id) is None
+        with pytest.raises(NotLinked):
+            await unlink_salesperson(
+                session=session, telegram_user_id=acme.telegram_user_id, now=NOW
+            )
+        assert [p.telegram_user_id for p in await list_salespeople(session=session)] == [2002]
+    colleague = await link_salesperson(sessions, "ACME", 1009)
+    async with sessions() as session:
+        page = await list_registrations(session=session, rules=rules, account=colleague, now=NOW)
+    assert [r.reference for r in page.registrations] == [registered.reference]
+    back = await link_salesperson(sessions, "ACME", acme.telegram_user_id)  # a new invite
+    assert back.partner_code == "ACME"
+
+
+async def test_telegram_language_name_and_last_seen_are_kept_as_they_change(
+    sessions, rules, programme
+):
+    acme, _ = programme
+    visitor = Visitor(acme.telegram_user_id, "de", "Anna Weber", "anna_w")
+    async with sessions() as session:
+        account = await recognise(session=session, visitor=visitor, now=NOW)
+    assert account.telegram_language == "de"
+    later = NOW + dt.timedelta(hours=1)
+    async with sessions() as session:
+        account = await recognise(
+            session=session, visitor=dataclasses.replace(visitor, language_code="it"), now=later
+        )
+        [person] = await list_salespeople(session=session, partner_code="acme")
+    assert account.telegram_language == "it"
+    assert (person.display_name, person.username, person.last_seen_at) == (
+        "Anna Weber",
+        "anna_w",
+        later,
+    )
+    async with sessions() as session:
+        assert await recognise(session=session, visitor=Visitor(99999), now=NOW) is None
+
+
+# --- imports ---------------------------------------------------------------------
+
+
+async def test_a_purchase_dated_after_today_is_rejected_unless_allowed(sessions, rules, tmp_path):
+    path = write_csv(
+        tmp_path / "p.csv",
+        f"vat,customer_name,purchase_date\n{VATS[0]},Rossi,2026-11-28\n{VATS[1]},Verdi,2026-11-29\n",
+    )
+    async with sessions() as session:
+        report = await import_purchases(session=session, rules=rules, path=path, today=TODAY)
+    assert [(r.line, "after today" in r.reason) for r in report.rejected] == [(3, True)]
+    async with sessions() as session:
+        report = await import_purchases(
+            session=session, rules=rules, path=path, today=TODAY, allow_future=True
+        )
+    assert (report.added, report.rejected) == (1, [])
+
+
+async def test_a_code_repeated_in_a_partners_file_takes_the_later_row(sessions, rules, tmp_path):
+    path = write_csv(
+        tmp_path / "p.csv",
+        "code,company,level\nACME,Acme Old,gold\nBETA,Beta,gold\nacme,Acme New,certified\n",
+    )
+    async with sessions() as session:
+        report = await import_partners(session=session, rules=rules, path=path, now=NOW)
+    assert (report.added, report.repeated) == (2, [4])
+    acme = await link_salesperson(sessions, "ACME", 5)
+    assert (acme.company, acme.level) == ("Acme New", "certified")
+
+
+async def test_control_characters_in_a_file_are_cleaned_before_they_are_stored(
+    sessions, rules, tmp_path
+):
+    path = write_csv(
+        tmp_path / "p.csv",
+        f"vat,customer_name,purchase_date\n{VATS[0]},Ros\x00si\x07 Srl,2026-01-10\n",
+    )
+    async with sessions() as session:
+        report = await import_purchases(session=session, rules=rules, path=path, today=TODAY)
+        assert report.rejected == []
+        assert (await session.get(Customer, VATS[0])).name == "Rossi Srl"

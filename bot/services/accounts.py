@@ -11,11 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from bot.errors import InviteInvalid, NotLinked, UnknownPartner
-from bot.services.views import Account
-from models import BotState, Invite, Partner, Salesperson, utcnow
+from bot.services.views import Account, PartnerView, SalespersonView
+from models import NAME_LENGTH, BotState, Invite, Partner, Salesperson
 
 INVITE_LIFETIME = dt.timedelta(days=7)
 BOT_USERNAME_KEY = "bot_username"
+# "Last seen" is for staff deciding who has left: to the quarter hour is plenty, and it
+# spares a write on every message.
+LAST_SEEN_PRECISION = dt.timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -29,18 +32,40 @@ class InviteLink:
         return f"https://t.me/{bot_username}?start={self.token}"
 
 
+@dataclass(frozen=True)
+class Visitor:
+    """Who Telegram says is writing: what we keep about a salesperson, fresh each time."""
+
+    telegram_user_id: int
+    language_code: str | None = None
+    display_name: str | None = None
+    username: str | None = None
+
+
+@dataclass(frozen=True)
+class InvitePreview:
+    """What opening an invite would do, before it is used."""
+
+    partner: PartnerView
+    # The partner the account works for now; None for someone new.
+    current: PartnerView | None
+
+    @property
+    def moves(self) -> bool:
+        return self.current is not None and self.current.code != self.partner.code
+
+
 async def create_invite(
-    *, session: AsyncSession, partner_code: str, now: dt.datetime | None = None
+    *, session: AsyncSession, partner_code: str, now: dt.datetime
 ) -> InviteLink:
     partner = await partner_by_code(session=session, code=partner_code)
     assert partner.id is not None
-    moment = now or utcnow()
     # 24 random bytes: 32 URL-safe characters, within the 64 a deep link allows.
     invite = Invite(
         token=secrets.token_urlsafe(24),
         partner_id=partner.id,
-        created_at=moment,
-        expires_at=moment + INVITE_LIFETIME,
+        created_at=now,
+        expires_at=now + INVITE_LIFETIME,
     )
     session.add(invite)
     await session.commit()
@@ -55,15 +80,34 @@ async def partner_by_code(*, session: AsyncSession, code: str) -> Partner:
     return partner
 
 
+async def preview_invite(
+    *, session: AsyncSession, token: str, telegram_user_id: int, now: dt.datetime
+) -> InvitePreview:
+    """The partner an unused, unexpired invite is for, and the one the account has now."""
+    row = (
+        await session.execute(
+            select(Partner)
+            .join(Invite, col(Invite.partner_id) == col(Partner.id))
+            .where(
+                col(Invite.token) == token,
+                col(Invite.used_at).is_(None),
+                col(Invite.expires_at) > now,
+            )
+        )
+    ).scalar_one_or_none()
+    if row is None:
+        raise InviteInvalid()
+    account = await find_account(session=session, telegram_user_id=telegram_user_id)
+    current = None
+    if account is not None:
+        current = PartnerView(account.partner_code, account.company, account.level)
+    return InvitePreview(partner=PartnerView.of(row), current=current)
+
+
 async def redeem_invite(
-    *,
-    session: AsyncSession,
-    token: str,
-    telegram_user_id: int,
-    now: dt.datetime | None = None,
+    *, session: AsyncSession, token: str, visitor: Visitor, now: dt.datetime
 ) -> Account:
     """Link the Telegram account to the invite's partner; each invite works once."""
-    moment = now or utcnow()
     # One conditional UPDATE claims the invite, so two people racing for it
     # cannot both succeed.
     claimed = await session.execute(
@@ -71,9 +115,9 @@ async def redeem_invite(
         .where(
             col(Invite.token) == token,
             col(Invite.used_at).is_(None),
-            col(Invite.expires_at) > moment,
+            col(Invite.expires_at) > now,
         )
-        .values(used_at=moment)
+        .values(used_at=now)
         .returning(col(Invite.id), col(Invite.partner_id))
     )
     row = claimed.first()
@@ -82,15 +126,17 @@ async def redeem_invite(
         raise InviteInvalid()
     invite_id, partner_id = row
     salesperson = await _salesperson_by_telegram_id(
-        session=session, telegram_user_id=telegram_user_id
+        session=session, telegram_user_id=visitor.telegram_user_id
     )
     if salesperson is None:
-        salesperson = Salesperson(telegram_user_id=telegram_user_id, partner_id=partner_id)
+        salesperson = Salesperson(telegram_user_id=visitor.telegram_user_id, partner_id=partner_id)
         session.add(salesperson)
-    else:
-        # A salesperson who moved to another partner follows the newer invite.
-        salesperson.partner_id = partner_id
-        salesperson.linked_at = moment
+    # A salesperson who moved to another partner (or came back after being
+    # unlinked) follows the newer invite; their old partner keeps its registrations.
+    salesperson.partner_id = partner_id
+    salesperson.linked_at = now
+    salesperson.unlinked_at = None
+    _note_visitor(salesperson, visitor, now)
     await session.flush()
     await session.execute(
         update(Invite)
@@ -112,13 +158,58 @@ async def _salesperson_by_telegram_id(
 
 
 async def find_account(*, session: AsyncSession, telegram_user_id: int) -> Account | None:
+    """The linked salesperson behind a Telegram account; None for strangers and the unlinked."""
+    row = await _linked(session, telegram_user_id)
+    return None if row is None else Account.of(row[0], row[1])
+
+
+async def _linked(
+    session: AsyncSession, telegram_user_id: int
+) -> tuple[Salesperson, Partner] | None:
     statement = (
         select(Salesperson, Partner)
         .join(Partner, col(Partner.id) == col(Salesperson.partner_id))
-        .where(col(Salesperson.telegram_user_id) == telegram_user_id)
+        .where(
+            col(Salesperson.telegram_user_id) == telegram_user_id,
+            col(Salesperson.unlinked_at).is_(None),
+        )
     )
     row = (await session.execute(statement)).first()
-    return None if row is None else Account.of(row[0], row[1])
+    return None if row is None else (row[0], row[1])
+
+
+async def recognise(*, session: AsyncSession, visitor: Visitor, now: dt.datetime) -> Account | None:
+    """The visitor's account, noting their Telegram language, name and when they were seen.
+
+    Writes only when something changed (or "last seen" is a quarter of an hour old),
+    so most messages cost one read.
+    """
+    row = await _linked(session, visitor.telegram_user_id)
+    if row is None:
+        return None
+    salesperson, partner = row
+    if _note_visitor(salesperson, visitor, now):
+        await session.commit()
+    return Account.of(salesperson, partner)
+
+
+def _note_visitor(salesperson: Salesperson, visitor: Visitor, now: dt.datetime) -> bool:
+    """Copy what Telegram reports onto the salesperson; return whether anything changed."""
+    fresh = {
+        "telegram_language": (visitor.language_code or None),
+        "display_name": (visitor.display_name or "")[:NAME_LENGTH] or None,
+        "username": visitor.username,
+    }
+    changed = False
+    for name, value in fresh.items():
+        if value is not None and getattr(salesperson, name) != value:
+            setattr(salesperson, name, value)
+            changed = True
+    seen = salesperson.last_seen_at
+    if seen is None or now - seen >= LAST_SEEN_PRECISION:
+        salesperson.last_seen_at = now
+        changed = True
+    return changed
 
 
 async def update_preferences(
@@ -128,20 +219,48 @@ async def update_preferences(
     language: str | None = None,
     reminders_enabled: bool | None = None,
 ) -> Account:
-    salesperson = await _salesperson_by_telegram_id(
-        session=session, telegram_user_id=telegram_user_id
-    )
-    if salesperson is None:
+    row = await _linked(session, telegram_user_id)
+    if row is None:
         raise NotLinked()
+    salesperson, partner = row
     if language is not None:
         salesperson.language = language
     if reminders_enabled is not None:
         salesperson.reminders_enabled = reminders_enabled
-    partner = await session.get(Partner, salesperson.partner_id)
-    assert partner is not None
     account = Account.of(salesperson, partner)
     await session.commit()
     return account
+
+
+async def list_salespeople(
+    *, session: AsyncSession, partner_code: str | None = None
+) -> list[SalespersonView]:
+    """Who is linked to which partner (all partners, or one), by partner then by name."""
+    statement = (
+        select(Salesperson, col(Partner.code))
+        .join(Partner, col(Partner.id) == col(Salesperson.partner_id))
+        .where(col(Salesperson.unlinked_at).is_(None))
+        .order_by(col(Partner.code), col(Salesperson.display_name), col(Salesperson.id))
+    )
+    if partner_code is not None:
+        partner = await partner_by_code(session=session, code=partner_code)
+        statement = statement.where(col(Partner.id) == partner.id)
+    rows = (await session.execute(statement)).all()
+    return [SalespersonView.of(salesperson, code) for salesperson, code in rows]
+
+
+async def unlink_salesperson(
+    *, session: AsyncSession, telegram_user_id: int, now: dt.datetime
+) -> SalespersonView:
+    """Take a person's access away at once; the partner keeps every registration they made."""
+    row = await _linked(session, telegram_user_id)
+    if row is None:
+        raise NotLinked()
+    salesperson, partner = row
+    salesperson.unlinked_at = now
+    view = SalespersonView.of(salesperson, partner.code)
+    await session.commit()
+    return view
 
 
 async def remember_bot_username(*, session: AsyncSession, username: str) -> None:

@@ -1,9 +1,10 @@
-"""Loading the vendor's sales history and the partner list from CSV files."""
+"""Loading the vendor's sales history and the partner list from CSV or Excel files."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +13,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from bot.csvfiles import ImportReport, read_rows
 from bot.errors import InvalidVat
-from bot.i18n import Texts
-from bot.parsing import normalise_vat
+from bot.i18n import Texts, describe_invalid
+from bot.parsing import normalise_vat, vat_digits_for
 from bot.rules import Rules
-from models import Customer, Partner, Purchase, utcnow
+from bot.sheets import BadLine, read_table
+from models import CODE_LENGTH, NAME_LENGTH, Customer, Partner, Purchase
 
 PURCHASE_COLUMNS = ("vat", "customer_name", "purchase_date")
 PARTNER_COLUMNS = ("code", "company", "level")
@@ -27,6 +28,26 @@ REPORT_TEXTS = Texts("en")
 BATCH = 5000
 
 
+@dataclass
+class Rejection:
+    line: int
+    reason: str
+
+
+@dataclass
+class ImportReport:
+    read: int = 0
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+    # Lines whose key (a partner code) an earlier line of the same file already had.
+    repeated: list[int] = field(default_factory=list)
+
+    def reject(self, line: int, reason: str) -> None:
+        self.rejected.append(Rejection(line, reason))
+
+
 def _insert(session: AsyncSession, table: Any) -> Any:
     """The dialect's INSERT, which knows ON CONFLICT on both SQLite and PostgreSQL."""
     if session.get_bind().dialect.name == "postgresql":
@@ -34,26 +55,65 @@ def _insert(session: AsyncSession, table: Any) -> Any:
     return sqlite.insert(table)
 
 
-async def import_purchases(*, session: AsyncSession, rules: Rules, path: Path) -> ImportReport:
-    """Add the file's purchases; rows already imported add nothing."""
+def _file_vat(text: str, country: str) -> str:
+    """A VAT number from a file, where Excel may have stored it as a number.
+
+    A number cell loses leading zeros (00743110157 becomes 743110157): digits that
+    fall short of the country's length are padded back, and the check digit
+    still decides whether the result is a VAT number.
+    """
+    digits = vat_digits_for(country)
+    if text.isdigit() and digits is not None and len(text) < digits:
+        text = text.zfill(digits)
+    return normalise_vat(text, default_country=country)
+
+
+async def import_purchases(
+    *,
+    session: AsyncSession,
+    rules: Rules,
+    path: Path,
+    today: dt.date,
+    allow_future: bool = False,
+) -> ImportReport:
+    """Add the file's purchases; rows already imported add nothing.
+
+    A purchase dated after `today` is a typo in the history (and would make a
+    customer "not new" for months): rejected unless `allow_future`.
+    """
     report = ImportReport()
     purchases: dict[tuple[str, dt.date], None] = {}
     names: dict[str, str] = {}
-    for line, row in read_rows(path, PURCHASE_COLUMNS):
+    for row in read_table(path, PURCHASE_COLUMNS):
+        if isinstance(row, BadLine):
+            report.read += 1
+            report.reject(row.line, row.reason)
+            continue
         report.read += 1
+        cells = row.cells
         try:
-            vat = normalise_vat(row["vat"], default_country=rules.country)
+            vat = _file_vat(cells["vat"], rules.country)
         except InvalidVat as exc:
-            report.reject(line, f"VAT number {row['vat']!r}: {REPORT_TEXTS(exc.reason)}")
+            reason = describe_invalid(REPORT_TEXTS, exc, country=rules.country)
+            report.reject(row.line, f"VAT number {cells['vat']!r}: {reason}")
             continue
         try:
-            day = dt.date.fromisoformat(row["purchase_date"])
+            day = dt.date.fromisoformat(cells["purchase_date"])
         except ValueError:
-            report.reject(line, f"purchase_date {row['purchase_date']!r} is not YYYY-MM-DD")
+            report.reject(
+                row.line, f"purchase_date {cells['purchase_date']!r} is not a date (YYYY-MM-DD)"
+            )
+            continue
+        if day > today and not allow_future:
+            report.reject(
+                row.line,
+                f"purchase_date {day.isoformat()} is after today "
+                "(--allow-future imports such rows)",
+            )
             continue
         purchases[(vat, day)] = None
-        if row["customer_name"]:
-            names[vat] = row["customer_name"][:200]
+        if cells["customer_name"]:
+            names[vat] = cells["customer_name"][:NAME_LENGTH]
     before = await _count(session, Purchase)
     rows = [{"vat": vat, "purchase_date": day} for vat, day in purchases]
     for chunk in _chunks(rows, BATCH):
@@ -77,20 +137,31 @@ async def _upsert_customer_names(session: AsyncSession, names: dict[str, str]) -
         await session.execute(statement, chunk)
 
 
-async def import_partners(*, session: AsyncSession, rules: Rules, path: Path) -> ImportReport:
-    """Create partners, or update the one with the same code."""
+async def import_partners(
+    *, session: AsyncSession, rules: Rules, path: Path, now: dt.datetime
+) -> ImportReport:
+    """Create partners, or update the one with the same code; a code repeated in the file
+    takes its last row, and the report names the repeated lines."""
     report = ImportReport()
     wanted: dict[str, tuple[str, str]] = {}
-    for line, row in read_rows(path, PARTNER_COLUMNS):
+    for row in read_table(path, PARTNER_COLUMNS):
         report.read += 1
-        code, company, level = row["code"].upper(), row["company"], row["level"].lower()
-        if not code or len(code) > 40:
-            report.reject(line, "code must be 1 to 40 characters")
-        elif not company or len(company) > 200:
-            report.reject(line, "company must be 1 to 200 characters")
+        if isinstance(row, BadLine):
+            report.reject(row.line, row.reason)
+            continue
+        cells = row.cells
+        code, company, level = cells["code"].upper(), cells["company"], cells["level"].lower()
+        if not code or len(code) > CODE_LENGTH:
+            report.reject(row.line, f"code must be 1 to {CODE_LENGTH} characters")
+        elif not company or len(company) > NAME_LENGTH:
+            report.reject(row.line, f"company must be 1 to {NAME_LENGTH} characters")
         elif level not in rules.levels:
-            report.reject(line, f"level {row['level']!r} is not one of {', '.join(rules.levels)}")
+            report.reject(
+                row.line, f"level {cells['level']!r} is not one of {', '.join(rules.levels)}"
+            )
         else:
+            if code in wanted:
+                report.repeated.append(row.line)
             wanted[code] = (company, level)
     existing = {
         p.code: p
@@ -98,7 +169,6 @@ async def import_partners(*, session: AsyncSession, rules: Rules, path: Path) ->
             await session.execute(select(Partner).where(col(Partner.code).in_(list(wanted))))
         ).scalars()
     }
-    now = utcnow()
     for code, (company, level) in wanted.items():
         partner = existing.get(code)
         if partner is None:

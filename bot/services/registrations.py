@@ -11,12 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from bot.errors import RegistrationNotFound
-from bot.lifecycle import OPEN, RELEASING, Status, check_transition
+from bot.lifecycle import OPEN, Status
 from bot.rules import Rules
 from bot.services.eligibility import release_lapsed_protection
-from bot.services.history import actor_of, record_change
-from bot.services.views import Account, RegistrationView, StatusPage, Totals, reference_of
-from models import Partner, Registration, utcnow
+from bot.services.history import actor_of, change_status
+from bot.services.views import Account, RegistrationView, StatusPage, Totals
+from models import Partner, Registration
 
 PAGE_SIZE = 8
 
@@ -26,21 +26,21 @@ async def list_registrations(
     session: AsyncSession,
     rules: Rules,
     account: Account,
+    now: dt.datetime,
     offset: int = 0,
     limit: int = PAGE_SIZE,
-    now: dt.datetime | None = None,
 ) -> StatusPage:
     """The partner's registrations, newest first, with totals over all of them."""
     # Registrations whose protection ended show as expired, out of the expected total.
-    await release_lapsed_protection(
-        session=session, today=rules.today(now), partner_id=account.partner_id
-    )
-    await session.commit()
+    if await release_lapsed_protection(
+        session=session, today=rules.today(now), at=now, partner_id=account.partner_id
+    ):
+        await session.commit()
     mine = col(Registration.partner_id) == account.partner_id
     statement = (
         select(Registration)
         .where(mine)
-        .order_by(col(Registration.id).desc())
+        .order_by(col(Registration.created_at).desc(), col(Registration.id).desc())
         .offset(max(offset, 0))
         .limit(limit)
     )
@@ -68,17 +68,19 @@ async def list_registrations(
 
 
 async def get_registration(
-    *, session: AsyncSession, account: Account, registration_id: int
+    *, session: AsyncSession, account: Account, reference: str
 ) -> RegistrationView:
     return RegistrationView.of(
-        await _own_registration(session=session, account=account, registration_id=registration_id)
+        await _own_registration(session=session, account=account, reference=reference)
     )
 
 
 async def _own_registration(
-    *, session: AsyncSession, account: Account, registration_id: int
+    *, session: AsyncSession, account: Account, reference: str
 ) -> Registration:
-    registration = await session.get(Registration, registration_id)
+    registration = (
+        await session.execute(select(Registration).where(col(Registration.reference) == reference))
+    ).scalar_one_or_none()
     # Another partner's registration is "not found": its existence is not ours to reveal.
     if registration is None or registration.partner_id != account.partner_id:
         raise RegistrationNotFound()
@@ -90,50 +92,28 @@ async def report_outcome(
     session: AsyncSession,
     rules: Rules,
     account: Account,
-    registration_id: int,
+    reference: str,
     outcome: Status,
-    now: dt.datetime | None = None,
+    now: dt.datetime,
 ) -> RegistrationView:
     """The partner reports a deal won or lost while its protection lasts."""
-    moment = now or utcnow()
     # Protection ended before the partner reported: the registration expired.
-    await release_lapsed_protection(
-        session=session, today=rules.today(moment), partner_id=account.partner_id
-    )
-    await session.commit()
-    registration = await _own_registration(
-        session=session, account=account, registration_id=registration_id
-    )
-    check_transition(registration.status, outcome)
-    change_status(registration, outcome, by=actor_of(account), at=moment, session=session)
-    await session.commit()
-    return RegistrationView.of(registration)
-
-
-def change_status(
-    registration: Registration,
-    target: Status,
-    *,
-    by: str,
-    at: dt.datetime,
-    session: AsyncSession,
-    note: str | None = None,
-) -> None:
-    """Move the registration and keep the move, with who and when."""
+    if await release_lapsed_protection(
+        session=session, today=rules.today(now), at=now, partner_id=account.partner_id
+    ):
+        await session.commit()
+    registration = await _own_registration(session=session, account=account, reference=reference)
     assert registration.id is not None
-    record_change(
-        session,
-        registration_id=registration.id,
-        from_status=registration.status,
-        to=target,
-        by=by,
-        at=at,
-        note=note,
-    )
-    registration.status = target.value
-    registration.updated_at = at
-    if target in RELEASING:
-        registration.protection_key = None
+    try:
+        await change_status(
+            session, registration_id=registration.id, target=outcome, by=actor_of(account), at=now
+        )
+    except Exception:
+        await session.rollback()
+        raise
+    await session.commit()
+    await session.refresh(registration)
+    return RegistrationView.of(registration)
 
 
 EXPORT_COLUMNS = (
@@ -159,39 +139,34 @@ EXPORT_COLUMNS = (
 )
 
 
-async def export_registrations(*, session: AsyncSession) -> AsyncIterator[dict[str, str]]:
-    """Every registration with its frozen quote and status, oldest first, as text."""
+async def export_registrations(*, session: AsyncSession) -> AsyncIterator[dict[str, object]]:
+    """Every registration with its frozen quote and status, oldest first, as typed values."""
     statement = (
         select(Registration, col(Partner.code), col(Partner.company))
         .join(Partner, col(Partner.id) == col(Registration.partner_id))
-        .order_by(col(Registration.id))
+        .order_by(col(Registration.created_at), col(Registration.id))
         .execution_options(yield_per=1000)
     )
     stream = await session.stream(statement)
     async for registration, code, company in stream:
-        assert registration.id is not None
         yield {
-            "reference": reference_of(registration.id),
+            "reference": registration.reference,
             "partner_code": code,
             "partner_company": company,
             "vat": registration.vat,
             "customer_name": registration.customer_name,
             "status": registration.status,
-            "registered_on": registration.registered_on.isoformat(),
-            "protected_until": registration.protected_until.isoformat(),
-            "deal_value": f"{registration.deal_value:.2f}",
+            "registered_on": registration.registered_on,
+            "protected_until": registration.protected_until,
+            "deal_value": registration.deal_value,
             "product": registration.product,
-            "expected_close": registration.expected_close.isoformat(),
-            "incentive_amount": f"{registration.incentive_amount:.2f}",
+            "expected_close": registration.expected_close,
+            "incentive_amount": registration.incentive_amount,
             "currency": registration.currency,
-            "incentive_version": registration.incentive_version.isoformat(),
+            "incentive_version": registration.incentive_version,
             "level": registration.level,
-            "loyalty_min_registrations": _text(registration.loyalty_min_registrations),
-            "loyalty_multiplier": _text(registration.loyalty_multiplier),
-            "loyalty_count": str(registration.loyalty_count),
-            "updated_at": registration.updated_at.isoformat(timespec="seconds"),
+            "loyalty_min_registrations": registration.loyalty_min_registrations,
+            "loyalty_multiplier": registration.loyalty_multiplier,
+            "loyalty_count": registration.loyalty_count,
+            "updated_at": registration.updated_at,
         }
-
-
-def _text(value: object | None) -> str:
-    return "" if value is None else str(value)

@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
+from bot.lifecycle import OPEN, Status
 from bot.rules import Quote
 from models import Partner, Registration, Salesperson
 
@@ -21,6 +22,7 @@ class Account:
     company: str
     level: str
     language: str | None
+    telegram_language: str | None
     reminders_enabled: bool
 
     @classmethod
@@ -35,7 +37,42 @@ class Account:
             company=partner.company,
             level=partner.level,
             language=salesperson.language,
+            telegram_language=salesperson.telegram_language,
             reminders_enabled=salesperson.reminders_enabled,
+        )
+
+
+@dataclass(frozen=True)
+class PartnerView:
+    code: str
+    company: str
+    level: str
+
+    @classmethod
+    def of(cls, partner: Partner) -> PartnerView:
+        return cls(code=partner.code, company=partner.company, level=partner.level)
+
+
+@dataclass(frozen=True)
+class SalespersonView:
+    """A linked Telegram account as staff see it."""
+
+    telegram_user_id: int
+    partner_code: str
+    display_name: str | None
+    username: str | None
+    linked_at: dt.datetime
+    last_seen_at: dt.datetime | None
+
+    @classmethod
+    def of(cls, salesperson: Salesperson, partner_code: str) -> SalespersonView:
+        return cls(
+            telegram_user_id=salesperson.telegram_user_id,
+            partner_code=partner_code,
+            display_name=salesperson.display_name,
+            username=salesperson.username,
+            linked_at=salesperson.linked_at,
+            last_seen_at=salesperson.last_seen_at,
         )
 
 
@@ -44,6 +81,7 @@ class Verdict:
     """The customer qualifies: what a registration today would earn and protect."""
 
     vat: str
+    # The customer's name from the vendor's history; never a name another partner typed.
     known_name: str | None
     quote: Quote
     registered_on: dt.date
@@ -71,12 +109,17 @@ class RegistrationView:
     loyalty_multiplier: Decimal | None
     loyalty_count: int
 
+    @property
+    def protects(self) -> bool:
+        """Whether it still holds the customer: open or won, not lost, expired or rejected."""
+        return Status(self.status) in OPEN
+
     @classmethod
     def of(cls, registration: Registration) -> RegistrationView:
         assert registration.id is not None
         return cls(
             id=registration.id,
-            reference=reference_of(registration.id),
+            reference=registration.reference,
             vat=registration.vat,
             customer_name=registration.customer_name,
             status=registration.status,
@@ -108,7 +151,3 @@ class StatusPage:
     totals: Totals
     total_count: int
     offset: int
-
-
-def reference_of(registration_id: int) -> str:
-    return f"PAI-{registration_id:06d}"

@@ -1,0 +1,145 @@
+"""How updates reach the handlers: checked first, each user's in order, users side by side."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable
+from typing import Any
+
+from telegram import Update
+from telegram.ext import BaseUpdateProcessor
+from telegram.request import BaseRequest, RequestData
+
+log = logging.getLogger(__name__)
+# Updates handled at the same moment, across users: enough that one user's slow
+# database call or 429 wait never holds up the others, and that a user's backlog
+# (each waiting its turn in a slot) leaves plenty of slots to everyone else.
+MAX_CONCURRENT_UPDATES = 256
+
+
+class OnePerUser(BaseUpdateProcessor):
+    """Handle different users' updates concurrently, and each user's one at a time, in order.
+
+    A conversation must never see two updates of its user at once (two taps on
+    Confirm, a message sent while the previous one is still being answered).
+    Updates start in the order they arrive; slots and the per-user asyncio.Lock are
+    both first come, first served, so a user's updates run in their order.
+    """
+
+    def __init__(self, max_concurrent_updates: int = MAX_CONCURRENT_UPDATES) -> None:
+        super().__init__(max_concurrent_updates)
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._users: dict[int, int] = {}  # updates waiting or running, per user
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        key = _user_of(update)
+        if key is None:
+            await coroutine
+            return
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._users[key] = self._users.get(key, 0) + 1
+        try:
+            async with lock:
+                await coroutine
+        finally:
+            self._users[key] -= 1
+            if not self._users[key]:  # nobody waits: forget the lock, memory stays flat
+                del self._users[key]
+                del self._locks[key]
+
+    async def initialize(self) -> None:
+        return None
+
+    async def shutdown(self) -> None:
+        return None
+
+
+def _user_of(update: object) -> int | None:
+    if not isinstance(update, Update):
+        return None
+    if update.effective_user is not None:
+        return update.effective_user.id
+    return update.effective_chat.id if update.effective_chat is not None else None
+
+
+def checked_updates(raw: list[Any]) -> list[Any]:
+    """Updates as Telegram sent them, with the ones it should never send emptied.
+
+    An update PTB cannot read (a message without a date) would fail the whole batch,
+    and PTB would fetch and log it again and again, other users' texts included; one
+    without a chat cannot be answered. Each such update keeps only its id, so the
+    offset still moves past it, and leaves one log line without its content.
+    """
+    checked = []
+    for update in raw:
+        update_id = update.get("update_id") if isinstance(update, dict) else None
+        problem = _problem_with(update)
+        if problem is None:
+            checked.append(update)
+        elif isinstance(update_id, int):
+            log.warning("update %s skipped: %s", update_id, problem)
+            checked.append({"update_id": update_id})
+        else:
+            log.warning("an update without an id skipped: %s", problem)
+    return checked
+
+
+def _problem_with(update: Any) -> str | None:
+    try:
+        parsed = Update.de_json(update, None)
+    except Exception as exc:  # PTB raises whatever the missing field causes
+        return f"unreadable ({type(exc).__name__})"
+    if parsed is None:
+        return "empty"
+    if parsed.effective_message is not None and parsed.effective_chat is None:
+        return "a message without a chat"
+    return None
+
+
+class CheckedUpdates(BaseRequest):
+    """The network layer for getUpdates: passes everything through `checked_updates`."""
+
+    def __init__(self, inner: BaseRequest) -> None:
+        self._inner = inner
+
+    @property
+    def read_timeout(self) -> float | None:
+        return self._inner.read_timeout
+
+    async def initialize(self) -> None:
+        await self._inner.initialize()
+
+    async def shutdown(self) -> None:
+        await self._inner.shutdown()
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        read_timeout: Any = BaseRequest.DEFAULT_NONE,
+        write_timeout: Any = BaseRequest.DEFAULT_NONE,
+        connect_timeout: Any = BaseRequest.DEFAULT_NONE,
+        pool_timeout: Any = BaseRequest.DEFAULT_NONE,
+    ) -> tuple[int, bytes]:
+        code, body = await self._inner.do_request(
+            url,
+            method,
+            request_data,
+            read_timeout=read_timeout,
+            write_timeout=write_timeout,
+            connect_timeout=connect_timeout,
+            pool_timeout=pool_timeout,
+        )
+        if not url.endswith("/getUpdates") or code != 200:
+            return code, body
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            return code, body  # PTB reports a body that is not JSON in its own words
+        if isinstance(answer, dict) and isinstance(answer.get("result"), list):
+            answer["result"] = checked_updates(answer["result"])
+            body = json.dumps(answer).encode()
+        return code, body

@@ -1,0 +1,242 @@
+"""Button data: every button the bot offers is built and read back here, and only here.
+
+Telegram hands back whatever a client puts in a button's data, so data is parsed,
+never trusted: a fixed shape per kind, bounded numbers, and only the values the
+bot itself offers. Anything else, like a button of an older version of the bot,
+reads as None and is answered as an expired button.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from bot.i18n import LANGUAGES
+from bot.references import ALPHABET, LENGTH, PREFIX
+
+VERSION = "1"
+CLOSE_IN_DAYS = (30, 60, 90)
+MAX_AMOUNT_CHOICES = 2
+# Far beyond any partner's registrations, and small enough to stay an int everywhere.
+MAX_OFFSET = 100_000
+
+_NUMBER = re.compile(r"^\d{1,6}$")
+_DRAFT_ID = re.compile(r"^[A-Za-z0-9_-]{8}$")
+_REFERENCE_CODE = re.compile(rf"^[{ALPHABET}]{{{LENGTH}}}$")
+_INVITE_TOKEN = re.compile(r"^[A-Za-z0-9_-]{32}$")
+
+
+@dataclass(frozen=True)
+class CloseIn:
+    """A close date N days from today, on the close-date question."""
+
+    draft: str
+    days: int
+
+    @property
+    def data(self) -> str:
+        return _join("n", "c", self.draft, str(self.days))
+
+
+@dataclass(frozen=True)
+class PickAmount:
+    """One of the readings of an amount the bot asked back about."""
+
+    draft: str
+    index: int
+
+    @property
+    def data(self) -> str:
+        return _join("n", "a", self.draft, str(self.index))
+
+
+@dataclass(frozen=True)
+class ConfirmDraft:
+    draft: str
+
+    @property
+    def data(self) -> str:
+        return _join("n", "ok", self.draft)
+
+
+@dataclass(frozen=True)
+class CancelDraft:
+    draft: str
+
+    @property
+    def data(self) -> str:
+        return _join("n", "x", self.draft)
+
+
+@dataclass(frozen=True)
+class ShowPage:
+    """A page of /status, starting at `offset`."""
+
+    offset: int
+
+    @property
+    def data(self) -> str:
+        return _join("s", "p", str(self.offset))
+
+
+@dataclass(frozen=True)
+class OpenRegistration:
+    reference: str
+    offset: int  # the page to go back to
+
+    @property
+    def data(self) -> str:
+        return _join("s", "o", _code(self.reference), str(self.offset))
+
+
+@dataclass(frozen=True)
+class ReportWon:
+    reference: str
+    offset: int
+
+    @property
+    def data(self) -> str:
+        return _join("s", "w", _code(self.reference), str(self.offset))
+
+
+@dataclass(frozen=True)
+class AskLost:
+    """Lost, first press: asks for confirmation, since it frees the customer."""
+
+    reference: str
+    offset: int
+
+    @property
+    def data(self) -> str:
+        return _join("s", "l", _code(self.reference), str(self.offset))
+
+
+@dataclass(frozen=True)
+class ReportLost:
+    reference: str
+    offset: int
+
+    @property
+    def data(self) -> str:
+        return _join("s", "L", _code(self.reference), str(self.offset))
+
+
+@dataclass(frozen=True)
+class SetLanguage:
+    language: str
+
+    @property
+    def data(self) -> str:
+        return _join("g", "lang", self.language)
+
+
+@dataclass(frozen=True)
+class SetReminders:
+    on: bool
+
+    @property
+    def data(self) -> str:
+        return _join("g", "rem", "on" if self.on else "off")
+
+
+@dataclass(frozen=True)
+class MoveToPartner:
+    """Yes to "you are linked to ACME; move to BETA?": the invite is used only now."""
+
+    token: str
+
+    @property
+    def data(self) -> str:
+        return _join("i", "move", self.token)
+
+
+@dataclass(frozen=True)
+class StayWithPartner:
+    @property
+    def data(self) -> str:
+        return _join("i", "stay")
+
+
+Button = (
+    CloseIn
+    | PickAmount
+    | ConfirmDraft
+    | CancelDraft
+    | ShowPage
+    | OpenRegistration
+    | ReportWon
+    | AskLost
+    | ReportLost
+    | SetLanguage
+    | SetReminders
+    | MoveToPartner
+    | StayWithPartner
+)
+# The buttons of a /new conversation: they belong to one draft.
+DraftButton = CloseIn | PickAmount | ConfirmDraft | CancelDraft
+
+_OUTCOMES: dict[str, type[OpenRegistration | ReportWon | AskLost | ReportLost]] = {
+    "o": OpenRegistration,
+    "w": ReportWon,
+    "l": AskLost,
+    "L": ReportLost,
+}
+
+
+def parse(data: str | None) -> Button | None:
+    """The button behind callback data, or None for anything the bot did not offer."""
+    if not data or len(data) > 64:
+        return None
+    version, _, rest = data.partition(":")
+    if version != VERSION:
+        return None
+    parts = rest.split(":")
+    match parts:
+        case ["n", "c", draft, days] if _draft(draft) and _bounded(days, 366) in CLOSE_IN_DAYS:
+            return CloseIn(draft, int(days))
+        case ["n", "a", draft, index] if _draft(draft) and (
+            _bounded(index, MAX_AMOUNT_CHOICES - 1) is not None
+        ):
+            return PickAmount(draft, int(index))
+        case ["n", "ok", draft] if _draft(draft):
+            return ConfirmDraft(draft)
+        case ["n", "x", draft] if _draft(draft):
+            return CancelDraft(draft)
+        case ["s", "p", offset] if _bounded(offset, MAX_OFFSET) is not None:
+            return ShowPage(int(offset))
+        case ["s", kind, code, offset] if (
+            kind in _OUTCOMES
+            and _REFERENCE_CODE.match(code)
+            and _bounded(offset, MAX_OFFSET) is not None
+        ):
+            return _OUTCOMES[kind](PREFIX + code, int(offset))
+        case ["g", "lang", language] if language in LANGUAGES:
+            return SetLanguage(language)
+        case ["g", "rem", ("on" | "off") as value]:
+            return SetReminders(value == "on")
+        case ["i", "move", token] if _INVITE_TOKEN.match(token):
+            return MoveToPartner(token)
+        case ["i", "stay"]:
+            return StayWithPartner()
+    return None
+
+
+def _join(*parts: str) -> str:
+    return ":".join((VERSION, *parts))
+
+
+def _code(reference: str) -> str:
+    """The six characters of a reference: its prefix would only spend the 64 bytes allowed."""
+    return reference.removeprefix(PREFIX)
+
+
+def _draft(text: str) -> bool:
+    return bool(_DRAFT_ID.match(text))
+
+
+def _bounded(text: str, maximum: int) -> int | None:
+    """A whole number from 0 to `maximum` written in plain digits, else None."""
+    if not _NUMBER.match(text):
+        return None
+    value = int(text)
+    return value if value <= maximum else None
