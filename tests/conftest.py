@@ -6,9 +6,11 @@ import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 from hypothesis import settings
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import SQLModel
 
@@ -33,7 +35,35 @@ def database_url_for(backend: str, tmp_path: Path) -> str:
     return TEST_DATABASE_URL
 
 
+_created: set[str] = set()
+
+
+async def ensure_postgresql_database(url: str) -> None:
+    """Create the test database when the server does not have it yet (a fresh machine)."""
+    if url in _created:
+        return
+    target = make_url(url)
+    try:
+        connection = await asyncpg.connect(
+            target.set(drivername="postgresql").render_as_string(False)
+        )
+    except asyncpg.InvalidCatalogNameError:
+        server = target.set(drivername="postgresql", database="postgres")
+        admin = await asyncpg.connect(server.render_as_string(False))
+        try:
+            await admin.execute(f'CREATE DATABASE "{target.database}"')
+        except asyncpg.DuplicateDatabaseError:
+            pass  # another test process made it a moment ago
+        finally:
+            await admin.close()
+    else:
+        await connection.close()
+    _created.add(url)
+
+
 async def reset_postgresql(url: str) -> None:
+    """Empty the test database: the suite drops every table of the database it is given."""
+    await ensure_postgresql_database(url)
     engine = make_engine(url)
     async with engine.begin() as connection:
         await connection.run_sync(SQLModel.metadata.drop_all)

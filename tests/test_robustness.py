@@ -1,0 +1,115 @@
+"""One slow user never stalls the others: a locked database, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiosqlite
+import asyncpg
+import pytest
+from sqlalchemy import select
+
+from bot.db import sqlite_file
+from models import Registration
+from tests.conftest import BACKENDS, database_url_for, reset_postgresql
+from tests.harness import button_data, running_bot
+from tests.test_conversations import join, load_programme, reach_summary
+
+OTHERS = ("/help", "/status", "/settings", "/check IT12345670587", "/new")
+
+
+@asynccontextmanager
+async def registrations_locked(database_url: str) -> AsyncIterator[None]:
+    """Hold, from another connection, the lock a registration's first write needs.
+
+    SQLite: a write transaction (readers go on, writers wait). PostgreSQL: the
+    registration table in EXCLUSIVE mode (SELECTs go on, INSERT and UPDATE wait).
+    """
+    path = sqlite_file(database_url)
+    if path is not None:
+        async with aiosqlite.connect(path) as db:
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            finally:
+                await db.execute("ROLLBACK")
+        return
+    connection = await asyncpg.connect(database_url)
+    try:
+        transaction = connection.transaction()
+        await transaction.start()
+        await connection.execute("LOCK TABLE registration IN EXCLUSIVE MODE")
+        try:
+            yield
+        finally:
+            await transaction.rollback()
+    finally:
+        await connection.close()
+
+
+async def fresh_database(backend: str, tmp_path: Path) -> str:
+    url = database_url_for(backend, tmp_path)
+    if backend == "postgresql":
+        await reset_postgresql(url)
+    return url
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_locked_table_stalls_only_the_user_who_needs_it(tmp_path, rules, backend):
+    url = await fresh_database(backend, tmp_path)
+    async with running_bot(tmp_path, database_url=url) as bot:
+        await load_programme(bot, rules, tmp_path)
+        first = await join(bot, 11, language="en")
+        summary = await reach_summary(first)
+        others = [await join(bot, 20 + i, language="en") for i in range(len(OTHERS))]
+        before = {chat.user.id: len(chat.messages()) for chat in others}
+        async with registrations_locked(url):
+            started = time.monotonic()
+            bot.api.user_presses(first.user, summary, button_data(summary, "Confirm"))
+            for chat, command in zip(others, OTHERS, strict=True):
+                bot.api.user_sends(chat.user, command)
+            await bot.post()
+            waits = []
+            for chat in others:
+                waits.append(
+                    await bot.wait_until(
+                        lambda chat=chat: len(chat.messages()) > before[chat.user.id], within=5
+                    )
+                )
+            answered_while_locked = time.monotonic() - started
+            assert not any("Registered" in m["text"] for m in first.messages())
+            await asyncio.sleep(0.3)  # the lock is held a little longer still
+            held = time.monotonic() - started
+        released = time.monotonic()
+        await bot.wait_until(lambda: "Registered" in first.last["text"], within=10)
+        first_answered = time.monotonic() - released
+        print(
+            f"\n{backend}: five others answered within {max(waits):.3f} s "
+            f"(all by {answered_while_locked:.3f} s) while the lock was held for {held:.3f} s; "
+            f"the first user answered {first_answered:.3f} s after it was released"
+        )
+        assert max(waits) < 1.0
+        async with bot.sessions() as session:
+            assert len((await session.execute(select(Registration))).scalars().all()) == 1
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_lock_held_past_the_timeout_gets_an_apology_and_the_draft_is_kept(
+    tmp_path, rules, backend
+):
+    url = await fresh_database(backend, tmp_path)
+    short = {"pai_pg_lock_timeout": 0.3, "pai_sqlite_busy_timeout": 0.3}
+    async with running_bot(tmp_path, database_url=url, **short) as bot:
+        await load_programme(bot, rules, tmp_path)
+        chat = await join(bot, 11, language="en")
+        summary = await reach_summary(chat)
+        confirm = button_data(summary, "Confirm")
+        async with registrations_locked(url):
+            [apology] = await chat.press_data(summary, confirm)
+        assert "went wrong" in apology["text"]
+        [done] = await chat.press_data(summary, confirm)  # the same button, after the lock
+        assert "Registered" in done["text"]
