@@ -28,11 +28,12 @@ from bot.db import create_tables, make_engine, make_sessions
 from bot.errors import DomainError
 from bot.parsing import normalise_vat
 from bot.rules import load_rules
-from bot.services.accounts import create_invite, redeem_invite
+from bot.services.accounts import Visitor, create_invite, redeem_invite
 from bot.services.eligibility import check_eligibility
 from bot.services.imports import import_purchases
 
 TODAY = dt.date(2026, 11, 28)
+NOW = dt.datetime.combine(TODAY, dt.time(10), tzinfo=dt.UTC)
 BARE_QUERY = text("SELECT max(purchase_date) FROM purchase WHERE vat = :vat")
 
 
@@ -72,12 +73,14 @@ def seed(path: Path, customers: int, purchases: int, registrations: int) -> None
     for index in range(registrations):
         day = TODAY - dt.timedelta(days=rng.randrange(400))
         db.execute(
-            "INSERT INTO registration (partner_id, vat, customer_name, registered_on, created_at,"
-            " updated_at, protected_until, protection_key, status, deal_value, product,"
-            " expected_close, incentive_amount, currency, incentive_version, level, loyalty_count)"
-            " VALUES (1, ?, 'x', ?, ?, ?, ?, ?, 'qualified', 100000, 'x', ?, 50000, 'EUR',"
+            "INSERT INTO registration (reference, partner_id, vat, customer_name, registered_on,"
+            " created_at, updated_at, protected_until, protection_key, status, deal_value,"
+            " product, expected_close, incentive_amount, currency, incentive_version, level,"
+            " loyalty_count)"
+            " VALUES (?, 1, ?, 'x', ?, ?, ?, ?, ?, 'qualified', 100000, 'x', ?, 50000, 'EUR',"
             " '2025-07-01', 'gold', 0)",
             (
+                f"PAI-{index:06d}",
                 vat_of(customers + index),
                 day.isoformat(),
                 day.isoformat(),
@@ -102,9 +105,11 @@ async def measure(path: Path, customers: int, checks: int) -> None:
     engine = make_engine(f"sqlite:///{path}")
     sessions = make_sessions(engine)
     async with sessions() as session:
-        invite = await create_invite(session=session, partner_code="BENCH")
+        invite = await create_invite(session=session, partner_code="BENCH", now=NOW)
     async with sessions() as session:
-        account = await redeem_invite(session=session, token=invite.token, telegram_user_id=1)
+        account = await redeem_invite(
+            session=session, token=invite.token, visitor=Visitor(1), now=NOW
+        )
     rng = random.Random(11)
     # Typed the way salespeople type them: spaces, no prefix; some unknown customers.
     typed = [
@@ -113,7 +118,7 @@ async def measure(path: Path, customers: int, checks: int) -> None:
         else vat_of(rng.randrange(customers + customers // 10))
         for i in range(checks)
     ]
-    now = dt.datetime.combine(TODAY, dt.time(10), tzinfo=dt.UTC)
+    now = NOW
 
     async def full_check(raw: str) -> None:
         vat = normalise_vat(raw, default_country=rules.country)
@@ -182,7 +187,7 @@ async def measure_import(folder: Path, rows: int) -> None:
     for attempt in ("first import", "re-import (adds nothing)"):
         started = time.perf_counter()
         async with sessions() as session:
-            report = await import_purchases(session=session, rules=rules, path=path)
+            report = await import_purchases(session=session, rules=rules, path=path, today=TODAY)
         elapsed = time.perf_counter() - started
         print(
             f"{attempt} of {rows} rows:  {elapsed:.2f} s, {report.added} added, "

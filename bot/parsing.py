@@ -368,6 +368,10 @@ def strip_control(text: str) -> str:
     cannot be encoded at all: text from chat and from files passes here before it
     is stored, so both databases keep the same, clean text.
     """
+    if text.isprintable():
+        # Nothing to drop: printable text has no control, surrogate or format
+        # characters and no whitespace but the plain space. The common case, fast.
+        return text
     kept = []
     for char in text:
         if char.isspace():

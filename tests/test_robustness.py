@@ -113,3 +113,23 @@ async def test_a_lock_held_past_the_timeout_gets_an_apology_and_the_draft_is_kep
         assert "went wrong" in apology["text"]
         [done] = await chat.press_data(summary, confirm)  # the same button, after the lock
         assert "Registered" in done["text"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_control_characters_typed_in_chat_are_cleaned_the_same_on_both_databases(
+    tmp_path, rules, backend
+):
+    url = await fresh_database(backend, tmp_path)
+    async with running_bot(tmp_path, database_url=url) as bot:
+        await load_programme(bot, rules, tmp_path)
+        chat = await join(bot, 11, language="en")
+        await chat.send("/new IT12345670587")
+        await chat.send("Rossi\x00 Srl\x07\u202e")  # a NUL makes PostgreSQL refuse the row
+        await chat.send("1000")
+        await chat.send("Mouse\x00")
+        [summary] = await chat.send("2027-01-08")
+        [done] = await chat.press(summary, "Confirm")
+        assert "Registered" in done["text"]
+        async with bot.sessions() as session:
+            [registration] = (await session.execute(select(Registration))).scalars().all()
+        assert (registration.customer_name, registration.product) == ("Rossi Srl", "Mouse")

@@ -824,3 +824,21 @@ async def test_control_characters_in_a_file_are_cleaned_before_they_are_stored(
         report = await import_purchases(session=session, rules=rules, path=path, today=TODAY)
         assert report.rejected == []
         assert (await session.get(Customer, VATS[0])).name == "Rossi Srl"
+
+
+async def test_noting_a_visit_never_fails_when_the_database_is_busy(
+    sessions, rules, programme, monkeypatch
+):
+    from sqlalchemy.exc import OperationalError
+
+    acme, _ = programme
+
+    async def busy(self):
+        raise OperationalError("UPDATE salesperson", {}, Exception("database is locked"))
+
+    async with sessions() as session:
+        monkeypatch.setattr(type(session), "commit", busy)
+        account = await recognise(
+            session=session, visitor=Visitor(acme.telegram_user_id, "de"), now=NOW
+        )
+    assert (account.partner_code, account.telegram_language) == ("ACME", "de")

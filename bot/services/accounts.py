@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from bot.errors import InviteInvalid, NotLinked, UnknownPartner
+from bot.parsing import strip_control
 from bot.services.views import Account, PartnerView, SalespersonView
 from models import NAME_LENGTH, BotState, Invite, Partner, Salesperson
 
+log = logging.getLogger(__name__)
 INVITE_LIFETIME = dt.timedelta(days=7)
 BOT_USERNAME_KEY = "bot_username"
 # "Last seen" is for staff deciding who has left: to the quarter hour is plenty, and it
@@ -188,17 +192,24 @@ async def recognise(*, session: AsyncSession, visitor: Visitor, now: dt.datetime
     if row is None:
         return None
     salesperson, partner = row
-    if _note_visitor(salesperson, visitor, now):
-        await session.commit()
-    return Account.of(salesperson, partner)
+    changed = _note_visitor(salesperson, visitor, now)
+    account = Account.of(salesperson, partner)
+    if changed:
+        try:
+            await session.commit()
+        except DBAPIError as exc:
+            # Bookkeeping only: a busy database must not cost the user their answer.
+            await session.rollback()
+            log.info("could not note a visit: %s", type(exc.orig).__name__)
+    return account
 
 
 def _note_visitor(salesperson: Salesperson, visitor: Visitor, now: dt.datetime) -> bool:
     """Copy what Telegram reports onto the salesperson; return whether anything changed."""
     fresh = {
-        "telegram_language": (visitor.language_code or None),
-        "display_name": (visitor.display_name or "")[:NAME_LENGTH] or None,
-        "username": visitor.username,
+        "telegram_language": strip_control(visitor.language_code or "")[:16] or None,
+        "display_name": strip_control(visitor.display_name or "").strip()[:NAME_LENGTH] or None,
+        "username": strip_control(visitor.username or "")[:64] or None,
     }
     changed = False
     for name, value in fresh.items():
