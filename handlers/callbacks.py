@@ -157,12 +157,11 @@ class StayWithPartner:
         return _join("i", "stay")
 
 
-Button = (
-    CloseIn
-    | PickAmount
-    | ConfirmDraft
-    | CancelDraft
-    | ShowPage
+# The buttons of a /new conversation: they belong to one draft.
+DraftButton = CloseIn | PickAmount | ConfirmDraft | CancelDraft
+# The buttons of /status, /settings and invites.
+PartnerButton = (
+    ShowPage
     | OpenRegistration
     | ReportWon
     | AskLost
@@ -172,8 +171,6 @@ Button = (
     | MoveToPartner
     | StayWithPartner
 )
-# The buttons of a /new conversation: they belong to one draft.
-DraftButton = CloseIn | PickAmount | ConfirmDraft | CancelDraft
 
 _OUTCOMES: dict[str, type[OpenRegistration | ReportWon | AskLost | ReportLost]] = {
     "o": OpenRegistration,
@@ -181,6 +178,9 @@ _OUTCOMES: dict[str, type[OpenRegistration | ReportWon | AskLost | ReportLost]] 
     "l": AskLost,
     "L": ReportLost,
 }
+
+
+Button = DraftButton | PartnerButton
 
 
 def parse(data: str | None) -> Button | None:

@@ -26,6 +26,7 @@ from handlers.callbacks import (
     AskLost,
     MoveToPartner,
     OpenRegistration,
+    PartnerButton,
     ReportLost,
     ReportWon,
     SetLanguage,
@@ -50,17 +51,6 @@ from handlers.registration import repeat_if_registering
 from handlers.render import render_registration
 
 log = logging.getLogger(__name__)
-PartnerButton = (
-    ShowPage
-    | OpenRegistration
-    | ReportWon
-    | AskLost
-    | ReportLost
-    | SetLanguage
-    | SetReminders
-    | MoveToPartner
-    | StayWithPartner
-)
 
 
 # --- /start ----------------------------------------------------------------------

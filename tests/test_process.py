@@ -72,6 +72,15 @@ def running(env: dict[str, str], cwd: Path, log: Path) -> Iterator[subprocess.Po
                 process.wait()
 
 
+def invite_for_acme(env: dict[str, str], cwd: Path) -> str:
+    """Load partner ACME with the CLI and return the payload of an invite for it."""
+    env["TELEGRAM_BOT_USERNAME"] = BOT_USERNAME
+    write_csv(cwd / "partners.csv", "code,company,level\nACME,Acme Informatica,gold\n")
+    pai_bot(env, cwd, "import-partners", "partners.csv")
+    link = pai_bot(env, cwd, "invite", "ACME").stdout.splitlines()[-1]
+    return link.split("start=")[1]
+
+
 def wait_for_reply(api: FakeBotApi, user: User, count: int) -> list[dict]:
     api.wait_for(lambda: len(api.sent_to(user.id)) >= count)
     return api.sent_to(user.id)
@@ -129,13 +138,10 @@ def test_salesperson_joins_and_registers_a_deal_with_the_real_process(api, tmp_p
 def test_a_restart_keeps_registrations_and_answers_where_it_left(api, tmp_path):
     fake, base_url = api
     env = environment(tmp_path, base_url)
-    env["TELEGRAM_BOT_USERNAME"] = BOT_USERNAME
-    write_csv(tmp_path / "partners.csv", "code,company,level\nACME,Acme Informatica,gold\n")
-    pai_bot(env, tmp_path, "import-partners", "partners.csv")
-    link = pai_bot(env, tmp_path, "invite", "ACME").stdout.splitlines()[-1]
+    payload = invite_for_acme(env, tmp_path)
     user = User(id=77, language_code="it")
     with running(env, tmp_path, tmp_path / "first.log"):
-        fake.user_sends(user, "/start " + link.split("start=")[1])
+        fake.user_sends(user, f"/start {payload}")
         wait_for_reply(fake, user, 1)
         fake.user_sends(user, f"/check {VATS[0]}")
         assert "cliente nuovo" in wait_for_reply(fake, user, 2)[-1]["text"]
@@ -164,14 +170,11 @@ def test_a_token_telegram_refuses_stops_the_bot_with_one_sentence(api, tmp_path)
 def test_updates_telegram_should_never_send_are_skipped_by_the_real_process(api, tmp_path):
     fake, base_url = api
     env = environment(tmp_path, base_url)
-    env["TELEGRAM_BOT_USERNAME"] = BOT_USERNAME
-    write_csv(tmp_path / "partners.csv", "code,company,level\nACME,Acme Informatica,gold\n")
-    pai_bot(env, tmp_path, "import-partners", "partners.csv")
-    link = pai_bot(env, tmp_path, "invite", "ACME").stdout.splitlines()[-1]
+    payload = invite_for_acme(env, tmp_path)
     user = User(id=88, language_code="en")
     log = tmp_path / "bot.log"
     with running(env, tmp_path, log):
-        fake.user_sends(user, "/start " + link.split("start=")[1])
+        fake.user_sends(user, f"/start {payload}")
         wait_for_reply(fake, user, 1)
         # No date: PTB cannot read it; without the check the batch would be fetched forever.
         fake.queue_raw({"message": {"message_id": 5, "chat": {"id": 88}, "text": "IT-SECRET"}})
@@ -188,14 +191,11 @@ def test_the_running_bot_rides_out_the_bot_api_going_away(tmp_path):
     server, base_url = serve_http(fake, TOKEN)
     port = server.server_port
     env = environment(tmp_path, base_url)
-    env["TELEGRAM_BOT_USERNAME"] = BOT_USERNAME
-    write_csv(tmp_path / "partners.csv", "code,company,level\nACME,Acme Informatica,gold\n")
-    pai_bot(env, tmp_path, "import-partners", "partners.csv")
-    link = pai_bot(env, tmp_path, "invite", "ACME").stdout.splitlines()[-1]
+    payload = invite_for_acme(env, tmp_path)
     user = User(id=99, language_code="en")
     try:
         with running(env, tmp_path, tmp_path / "bot.log") as process:
-            fake.user_sends(user, "/start " + link.split("start=")[1])
+            fake.user_sends(user, f"/start {payload}")
             wait_for_reply(fake, user, 1)
             server.shutdown()
             server.server_close()
