@@ -7,12 +7,13 @@ import os
 
 from telegram import BotCommand
 from telegram.error import TelegramError
-from telegram.ext import AIORateLimiter, ApplicationBuilder, ContextTypes
+from telegram.ext import ApplicationBuilder, ContextTypes
 from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.clock import Clock
 from bot.config import Settings
 from bot.i18n import LANGUAGES, Texts
+from bot.ratelimit import PerChatRateLimiter
 from bot.resources import Resources, open_resources
 from bot.rules import load_rules
 from bot.services.accounts import remember_bot_username
@@ -22,8 +23,6 @@ from handlers.common import RESOURCES_KEY, App, Context
 
 log = logging.getLogger(__name__)
 COMMANDS = ("new", "check", "status", "settings", "help", "cancel")
-# A 429 is Telegram saying "not yet": nothing was delivered, so retrying is safe.
-RATE_LIMIT_RETRIES = 3
 
 
 def build_application(
@@ -52,7 +51,7 @@ def build_application(
         .base_url(settings.api_base_url)
         .base_file_url(settings.file_base_url)
         .context_types(ContextTypes(context=Context))
-        .rate_limiter(AIORateLimiter(max_retries=RATE_LIMIT_RETRIES))
+        .rate_limiter(PerChatRateLimiter())
         # Users side by side, each user's updates in order (bot/updates.py).
         .concurrent_updates(OnePerUser())
         .get_updates_request(

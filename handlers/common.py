@@ -13,7 +13,7 @@ from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
 from telegram.ext import Application, CallbackContext, ExtBot
 
-from bot.drafts import Draft
+from bot.drafts import Draft, Step
 from bot.i18n import Texts, language_for
 from bot.resources import Resources
 from bot.services.accounts import Visitor, recognise
@@ -82,10 +82,16 @@ def user_id_of(update: Update) -> int:
 
 
 async def current_draft(update: Update, context: Context) -> Draft | None:
-    """The user's registration in progress; one left alone too long is dropped."""
+    """The user's registration in progress; one left alone too long is dropped.
+
+    A registered draft waiting for its confirmation to arrive is no conversation:
+    only `deliver_pending_confirmation` deals with it.
+    """
     shared = resources(context)
     user_id = user_id_of(update)
     draft = await shared.drafts.load(user_id)
+    if draft is not None and draft.step == Step.REGISTERED:
+        return None
     if draft is not None and draft.is_stale(shared.now()):
         await shared.drafts.drop(user_id)
         return None

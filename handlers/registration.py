@@ -11,6 +11,7 @@ import logging
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
+from telegram.ext import ApplicationHandlerStop
 
 from bot.drafts import NEXT_STEP, Draft, Step
 from bot.errors import DomainError, InvalidAmount, InvalidInput, InvalidVat
@@ -419,7 +420,7 @@ async def confirm_registration(
 
 async def send_confirmation(
     update: Update, context: Context, texts: Texts, draft: Draft, registration: RegistrationView
-) -> None:
+) -> bool:
     """Tell the user the reference; if Telegram keeps failing, the next update tries again."""
     text = render_registered(texts, resources(context).rules, registration)
     if draft.quoted_amount is not None and draft.quoted_amount != registration.incentive_amount:
@@ -428,8 +429,9 @@ async def send_confirmation(
         await reply_surely(update, text)
     except TelegramError as exc:
         log.warning("the confirmation of a registration is pending: %s", type(exc).__name__)
-        return
+        return False
     await resources(context).drafts.drop(user_id_of(update))
+    return True
 
 
 async def deliver_pending_confirmation(update: Update, context: Context) -> None:
@@ -450,6 +452,9 @@ async def deliver_pending_confirmation(update: Update, context: Context) -> None
         registration = await get_registration(
             session=session, account=account, reference=draft.reference
         )
-    await send_confirmation(
-        update, context, await current_texts(update, context), draft, registration
-    )
+    texts = await current_texts(update, context)
+    if not await send_confirmation(update, context, texts, draft, registration):
+        # Telegram still fails: handle nothing else now, so that no other step can
+        # drop the pending confirmation or read this update against it.
+        await answer_query(update)
+        raise ApplicationHandlerStop

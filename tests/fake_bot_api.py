@@ -116,6 +116,8 @@ class FakeBotApi:
     pending: list[dict[str, Any]] = field(default_factory=list)
     # method -> errors to answer with, one per call, before answering normally.
     failures: dict[str, list[TelegramError | Timeout]] = field(default_factory=dict)
+    # chat id -> errors for the bot's next messages to that chat only
+    chat_failures: dict[int, list[TelegramError | Timeout]] = field(default_factory=dict)
     # callback query id -> the user who pressed
     pressed_by: dict[str, int] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -128,6 +130,9 @@ class FakeBotApi:
         with self._changed:
             self.calls.append((method, params))
             queued = self.failures.get(method)
+            chat = params.get("chat_id")
+            if not queued and chat is not None and method == "sendMessage":
+                queued = self.chat_failures.get(int(chat))
             if queued:
                 error = queued.pop(0)
                 if isinstance(error, Timeout):

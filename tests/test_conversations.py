@@ -871,3 +871,30 @@ async def test_one_users_messages_are_handled_in_the_order_sent(bot):
     summary = chat.last
     assert "Please check and confirm" in summary["text"]
     assert "Selling: Mouse" in summary["text"]
+
+
+async def test_one_users_wait_after_telegram_says_slow_down_does_not_hold_up_the_others(bot):
+    slowed = await join(bot, 11, language="en")
+    other = await join(bot, 12, language="en")
+    bot.api.chat_failures[11] = [TelegramError(429, "Too Many Requests", retry_after=3)]
+    bot.api.user_sends(slowed.user, "/help")
+    bot.api.user_sends(other.user, "/help")
+    await bot.post()
+    waited = await bot.wait_until(lambda: len(other.messages()) == 2, within=2.5)
+    assert len(slowed.messages()) == 1  # still waiting out its 3 seconds
+    assert waited < 2.5
+    await bot.app.update_queue.join()
+    assert "/new" in slowed.last["text"]
+    assert len(slowed.messages()) == 2  # delivered once, after the wait
+
+
+async def test_a_confirmation_pending_while_telegram_fails_cannot_be_cancelled_away(bot):
+    chat = await join(bot, 11, language="en")
+    summary = await reach_summary(chat)
+    bot.api.failures["sendMessage"] = [TelegramError(502, "Bad Gateway")] * 6
+    assert await chat.press(summary, "Confirm") == []  # three sends fail
+    assert await chat.send("/cancel") == []  # the pending one fails three times more
+    done, answer = await chat.send("/cancel")  # Telegram is back
+    assert "Registered" in done["text"]
+    assert "nothing to cancel" in answer["text"]
+    assert len(await registrations(bot)) == 1

@@ -1,0 +1,86 @@
+"""Telegram's rate limits, kept so that one chat's "slow down" never stalls the others."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from aiolimiter import AsyncLimiter
+from telegram.error import RetryAfter
+from telegram.ext import BaseRateLimiter
+
+log = logging.getLogger(__name__)
+# Telegram's documented ceiling for a bot: about 30 messages a second overall.
+MESSAGES_PER_SECOND = 30
+# A 429 is Telegram saying "not yet": nothing was delivered, so retrying is safe.
+RETRIES = 3
+_NO_CHAT = "no chat"
+
+JSON = bool | dict[str, Any] | list[dict[str, Any]]
+
+
+class PerChatRateLimiter(BaseRateLimiter[int]):
+    """Messages under Telegram's overall rate; after a 429, only the chat it concerned waits.
+
+    PTB's AIORateLimiter halts *every* request while it waits out a 429, so one
+    user's "retry after 30 s" would keep every other user waiting as long. Here the
+    wait is kept per chat: the chat that got the 429 pauses for the time Telegram
+    gave, and everyone else goes on. Calls without a chat (getUpdates, commands)
+    pause only each other.
+    """
+
+    def __init__(
+        self, messages_per_second: float = MESSAGES_PER_SECOND, retries: int = RETRIES
+    ) -> None:
+        self._overall = AsyncLimiter(messages_per_second, 1)
+        self._retries = retries
+        self._paused_until: dict[int | str, float] = {}
+
+    async def initialize(self) -> None:
+        return None
+
+    async def shutdown(self) -> None:
+        return None
+
+    async def process_request(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, JSON]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: int | None,
+    ) -> JSON:
+        chat = data.get("chat_id")
+        key: int | str = chat if isinstance(chat, int | str) else _NO_CHAT
+        retries = self._retries if rate_limit_args is None else rate_limit_args
+        for attempt in range(retries + 1):
+            await self._wait_for(key)
+            try:
+                if key == _NO_CHAT:
+                    return await callback(*args, **kwargs)
+                async with self._overall:
+                    return await callback(*args, **kwargs)
+            except RetryAfter as exc:
+                if attempt == retries:
+                    raise
+                pause = exc.retry_after
+                seconds = pause if isinstance(pause, int | float) else pause.total_seconds()
+                log.info("Telegram asked to wait %.1f s before the next %s", seconds, endpoint)
+                loop = asyncio.get_running_loop()
+                self._paused_until[key] = max(
+                    self._paused_until.get(key, 0.0), loop.time() + seconds + 0.1
+                )
+        raise AssertionError("unreachable")
+
+    async def _wait_for(self, key: int | str) -> None:
+        until = self._paused_until.get(key)
+        if until is None:
+            return
+        delay = until - asyncio.get_running_loop().time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        else:
+            self._paused_until.pop(key, None)  # memory stays flat
