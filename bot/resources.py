@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -12,6 +16,8 @@ from bot.config import Settings
 from bot.db import create_tables, make_engine, make_sessions
 from bot.drafts import DraftStore, MemoryDrafts
 from bot.rules import Rules, load_rules
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -27,6 +33,8 @@ class Resources:
     sessions: async_sessionmaker[AsyncSession]
     clock: Clock
     drafts: DraftStore = field(default_factory=MemoryDrafts)
+    # Work that must not hold up an answer (noting a visit); awaited on close.
+    _background: set[asyncio.Task[None]] = field(default_factory=set)
 
     def now(self) -> dt.datetime:
         return self.clock.now()
@@ -35,7 +43,26 @@ class Resources:
         """Today in the programme's time zone."""
         return self.rules.today(self.clock.now())
 
+    def run_in_background(self, work: Coroutine[Any, Any, None], what: str) -> None:
+        """Run `work` beside the current answer; a failure is logged, never raised."""
+
+        async def guarded() -> None:
+            try:
+                await work
+            except Exception as exc:  # bookkeeping: the user already has their answer
+                log.info("%s failed: %s", what, type(exc).__name__)
+
+        task = asyncio.get_running_loop().create_task(guarded())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def settle(self) -> None:
+        """Wait for the work running in the background."""
+        while self._background:
+            await asyncio.gather(*self._background)
+
     async def close(self) -> None:
+        await self.settle()
         await self.engine.dispose()
 
 

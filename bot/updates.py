@@ -13,10 +13,11 @@ from telegram.ext import BaseUpdateProcessor
 from telegram.request import BaseRequest, RequestData
 
 log = logging.getLogger(__name__)
-# Updates handled at the same moment, across users: enough that one user's slow
-# database call or 429 wait never holds up the others, and that a user's backlog
-# (each waiting its turn in a slot) leaves plenty of slots to everyone else.
+# Handlers running at the same moment, across users: enough that one user's slow
+# database call or 429 wait never holds up the others.
 MAX_CONCURRENT_UPDATES = 256
+# Updates accepted at once, most of them waiting for their user's turn.
+MAX_WAITING_UPDATES = 100_000
 
 
 class OnePerUser(BaseUpdateProcessor):
@@ -24,24 +25,29 @@ class OnePerUser(BaseUpdateProcessor):
 
     A conversation must never see two updates of its user at once (two taps on
     Confirm, a message sent while the previous one is still being answered).
-    Updates start in the order they arrive; slots and the per-user asyncio.Lock are
-    both first come, first served, so a user's updates run in their order.
+    Updates start in the order they arrive and wait for their user's turn on an
+    asyncio.Lock, first come, first served. Only then do they take one of the
+    `working` slots that bound how many handlers run at once: a user with a backlog
+    waits on their own lock and leaves every slot to the others. (PTB's own bound,
+    taken before do_process_update, is set far above it for that reason.)
     """
 
-    def __init__(self, max_concurrent_updates: int = MAX_CONCURRENT_UPDATES) -> None:
-        super().__init__(max_concurrent_updates)
+    def __init__(self, working: int = MAX_CONCURRENT_UPDATES) -> None:
+        super().__init__(max_concurrent_updates=MAX_WAITING_UPDATES)
+        self._working = asyncio.Semaphore(working)
         self._locks: dict[int, asyncio.Lock] = {}
         self._users: dict[int, int] = {}  # updates waiting or running, per user
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         key = _user_of(update)
         if key is None:
-            await coroutine
+            async with self._working:
+                await coroutine
             return
         lock = self._locks.setdefault(key, asyncio.Lock())
         self._users[key] = self._users.get(key, 0) + 1
         try:
-            async with lock:
+            async with lock, self._working:
                 await coroutine
         finally:
             self._users[key] -= 1

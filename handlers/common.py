@@ -16,7 +16,7 @@ from telegram.ext import Application, CallbackContext, ExtBot
 from bot.drafts import Draft, Step
 from bot.i18n import Texts, language_for
 from bot.resources import Resources
-from bot.services.accounts import Visitor, recognise
+from bot.services.accounts import Visitor, note_visit, recognise
 from bot.services.views import Account
 
 log = logging.getLogger(__name__)
@@ -56,9 +56,18 @@ async def account_of(update: Update, context: Context) -> Account | None:
         )
         shared = resources(context)
         async with shared.sessions() as session:
-            account = await recognise(session=session, visitor=visitor, now=shared.now())
+            found = await recognise(session=session, visitor=visitor, now=shared.now())
+        if found is not None:
+            account = found.account
+            if found.visit:
+                shared.run_in_background(note(shared, user.id, found.visit), "noting a visit")
     context.account, context.account_known = account, True
     return account
+
+
+async def note(shared: Resources, telegram_user_id: int, visit: dict[str, object]) -> None:
+    async with shared.sessions() as session:
+        await note_visit(session=session, telegram_user_id=telegram_user_id, visit=visit)
 
 
 def texts_for(update: Update, account: Account | None) -> Texts:

@@ -17,6 +17,8 @@ NAME_LENGTH = 200  # partner companies and customers
 PRODUCT_LENGTH = 200
 REFERENCE_LENGTH = 10  # "PAI-" and six characters
 VAT_LENGTH = 20
+LANGUAGE_CODE_LENGTH = 16  # an IETF tag as Telegram reports it: "it", "pt-br"
+USERNAME_LENGTH = 64
 
 
 def utcnow() -> dt.datetime:
@@ -45,10 +47,10 @@ class Salesperson(SQLModel, table=True):
     language: str | None = Field(default=None, max_length=8)
     # The language Telegram last reported, kept for the messages the bot starts itself
     # (reminders, broadcasts) to people who never opened /settings.
-    telegram_language: str | None = Field(default=None, max_length=16)
+    telegram_language: str | None = Field(default=None, max_length=LANGUAGE_CODE_LENGTH)
     # For staff's list of who is linked: the name and @username Telegram shows.
     display_name: str | None = Field(default=None, max_length=NAME_LENGTH)
-    username: str | None = Field(default=None, max_length=64)
+    username: str | None = Field(default=None, max_length=USERNAME_LENGTH)
     reminders_enabled: bool = True
     linked_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     last_seen_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -143,9 +145,11 @@ class BotState(SQLModel, table=True):
 
 __all__ = [
     "CODE_LENGTH",
+    "LANGUAGE_CODE_LENGTH",
     "NAME_LENGTH",
     "PRODUCT_LENGTH",
     "REFERENCE_LENGTH",
+    "USERNAME_LENGTH",
     "VAT_LENGTH",
     "BotState",
     "Customer",

@@ -60,6 +60,7 @@ class Harness:
         """Hand the queued updates to the bot and wait until every one is handled."""
         await self.post()
         await self.app.update_queue.join()
+        await self.resources.settle()
 
     async def wait_until(self, condition: Callable[[], bool], within: float = 10.0) -> float:
         """Wait for `condition` while the bot works; return the seconds it took."""

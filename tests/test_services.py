@@ -27,12 +27,17 @@ from bot.services.accounts import (
     create_invite,
     find_account,
     list_salespeople,
+    note_visit,
     preview_invite,
     recognise,
     redeem_invite,
     unlink_salesperson,
 )
-from bot.services.eligibility import check_eligibility, register_opportunity, staff_verdict
+from bot.services.eligibility import (
+    check_eligibility,
+    register_opportunity,
+    staff_verdict,
+)
 from bot.services.history import change_status
 from bot.services.imports import import_partners, import_purchases
 from bot.services.registrations import (
@@ -759,28 +764,53 @@ async def test_an_unlinked_salesperson_loses_access_and_the_partner_keeps_the_re
     assert back.partner_code == "ACME"
 
 
+async def see(sessions, visitor, now):
+    """Recognise a visitor and note the visit, as the bot does (the note runs beside)."""
+    async with sessions() as session:
+        found = await recognise(session=session, visitor=visitor, now=now)
+    if found is not None and found.visit:
+        async with sessions() as session:
+            await note_visit(
+                session=session, telegram_user_id=visitor.telegram_user_id, visit=found.visit
+            )
+    return found
+
+
 async def test_telegram_language_name_and_last_seen_are_kept_as_they_change(
     sessions, rules, programme
 ):
     acme, _ = programme
     visitor = Visitor(acme.telegram_user_id, "de", "Anna Weber", "anna_w")
-    async with sessions() as session:
-        account = await recognise(session=session, visitor=visitor, now=NOW)
-    assert account.telegram_language == "de"
+    found = await see(sessions, visitor, NOW)
+    assert found.account.telegram_language == "de"
     later = NOW + dt.timedelta(hours=1)
+    found = await see(sessions, dataclasses.replace(visitor, language_code="it"), later)
+    assert found.account.telegram_language == "it"
     async with sessions() as session:
-        account = await recognise(
-            session=session, visitor=dataclasses.replace(visitor, language_code="it"), now=later
-        )
         [person] = await list_salespeople(session=session, partner_code="acme")
-    assert account.telegram_language == "it"
     assert (person.display_name, person.username, person.last_seen_at) == (
         "Anna Weber",
         "anna_w",
         later,
     )
+    assert await see(sessions, Visitor(99999), NOW) is None
+
+
+async def test_recognising_a_visitor_only_reads_and_says_what_changed(sessions, rules, programme):
+    acme, _ = programme
+    visitor = Visitor(acme.telegram_user_id, "it\x00", "Anna\u202e", None)
+    later = NOW + dt.timedelta(minutes=20)  # joined at NOW
+    first = await see(sessions, visitor, later)
+    assert first.visit == {
+        "telegram_language": "it",
+        "display_name": "Anna",
+        "last_seen_at": later,
+    }
     async with sessions() as session:
-        assert await recognise(session=session, visitor=Visitor(99999), now=NOW) is None
+        again = await recognise(
+            session=session, visitor=visitor, now=later + dt.timedelta(minutes=14)
+        )
+    assert again.visit == {}  # nothing new, seen within the quarter hour: no write at all
 
 
 # --- imports ---------------------------------------------------------------------
@@ -824,21 +854,3 @@ async def test_control_characters_in_a_file_are_cleaned_before_they_are_stored(
         report = await import_purchases(session=session, rules=rules, path=path, today=TODAY)
         assert report.rejected == []
         assert (await session.get(Customer, VATS[0])).name == "Rossi Srl"
-
-
-async def test_noting_a_visit_never_fails_when_the_database_is_busy(
-    sessions, rules, programme, monkeypatch
-):
-    from sqlalchemy.exc import OperationalError
-
-    acme, _ = programme
-
-    async def busy(self):
-        raise OperationalError("UPDATE salesperson", {}, Exception("database is locked"))
-
-    async with sessions() as session:
-        monkeypatch.setattr(type(session), "commit", busy)
-        account = await recognise(
-            session=session, visitor=Visitor(acme.telegram_user_id, "de"), now=NOW
-        )
-    assert (account.partner_code, account.telegram_language) == ("ACME", "de")

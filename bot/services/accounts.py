@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-import logging
 import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from bot.errors import InviteInvalid, NotLinked, UnknownPartner
 from bot.parsing import strip_control
 from bot.services.views import Account, PartnerView, SalespersonView
-from models import NAME_LENGTH, BotState, Invite, Partner, Salesperson
+from models import (
+    LANGUAGE_CODE_LENGTH,
+    NAME_LENGTH,
+    USERNAME_LENGTH,
+    BotState,
+    Invite,
+    Partner,
+    Salesperson,
+)
 
-log = logging.getLogger(__name__)
 INVITE_LIFETIME = dt.timedelta(days=7)
 BOT_USERNAME_KEY = "bot_username"
 # "Last seen" is for staff deciding who has left: to the quarter hour is plenty, and it
@@ -140,7 +146,8 @@ async def redeem_invite(
     salesperson.partner_id = partner_id
     salesperson.linked_at = now
     salesperson.unlinked_at = None
-    _note_visitor(salesperson, visitor, now)
+    for name, value in _visit(salesperson, visitor, now).items():
+        setattr(salesperson, name, value)
     await session.flush()
     await session.execute(
         update(Invite)
@@ -182,45 +189,63 @@ async def _linked(
     return None if row is None else (row[0], row[1])
 
 
-async def recognise(*, session: AsyncSession, visitor: Visitor, now: dt.datetime) -> Account | None:
-    """The visitor's account, noting their Telegram language, name and when they were seen.
+@dataclass(frozen=True)
+class Recognised:
+    """A visitor's account, and what Telegram reported that we have not kept yet."""
 
-    Writes only when something changed (or "last seen" is a quarter of an hour old),
-    so most messages cost one read.
+    account: Account
+    # Columns of the salesperson to update; empty when nothing changed.
+    visit: dict[str, object]
+
+
+async def recognise(
+    *, session: AsyncSession, visitor: Visitor, now: dt.datetime
+) -> Recognised | None:
+    """The visitor's account (None for strangers), and the visit to note: one read, no write.
+
+    Noting the visit (language, name, "last seen") is left to `note_visit`, which the
+    bot runs beside the answer: bookkeeping never makes a user wait for a lock.
     """
     row = await _linked(session, visitor.telegram_user_id)
     if row is None:
         return None
     salesperson, partner = row
-    changed = _note_visitor(salesperson, visitor, now)
+    visit = _visit(salesperson, visitor, now)
     account = Account.of(salesperson, partner)
-    if changed:
-        try:
-            await session.commit()
-        except DBAPIError as exc:
-            # Bookkeeping only: a busy database must not cost the user their answer.
-            await session.rollback()
-            log.info("could not note a visit: %s", type(exc.orig).__name__)
-    return account
+    language = visit.get("telegram_language")
+    if isinstance(language, str):  # answer in the language just reported
+        account = dataclasses.replace(account, telegram_language=language)
+    return Recognised(account=account, visit=visit)
 
 
-def _note_visitor(salesperson: Salesperson, visitor: Visitor, now: dt.datetime) -> bool:
-    """Copy what Telegram reports onto the salesperson; return whether anything changed."""
+async def note_visit(
+    *, session: AsyncSession, telegram_user_id: int, visit: dict[str, object]
+) -> None:
+    await session.execute(
+        update(Salesperson)
+        .where(col(Salesperson.telegram_user_id) == telegram_user_id)
+        .values(**visit)
+    )
+    await session.commit()
+
+
+def _visit(salesperson: Salesperson, visitor: Visitor, now: dt.datetime) -> dict[str, object]:
+    """What Telegram reports about the salesperson that differs from what we keep."""
     fresh = {
-        "telegram_language": strip_control(visitor.language_code or "")[:16] or None,
+        "telegram_language": strip_control(visitor.language_code or "")[:LANGUAGE_CODE_LENGTH]
+        or None,
         "display_name": strip_control(visitor.display_name or "").strip()[:NAME_LENGTH] or None,
-        "username": strip_control(visitor.username or "")[:64] or None,
+        "username": strip_control(visitor.username or "")[:USERNAME_LENGTH] or None,
     }
-    changed = False
-    for name, value in fresh.items():
-        if value is not None and getattr(salesperson, name) != value:
-            setattr(salesperson, name, value)
-            changed = True
+    visit: dict[str, object] = {
+        name: value
+        for name, value in fresh.items()
+        if value is not None and getattr(salesperson, name) != value
+    }
     seen = salesperson.last_seen_at
     if seen is None or now - seen >= LAST_SEEN_PRECISION:
-        salesperson.last_seen_at = now
-        changed = True
-    return changed
+        visit["last_seen_at"] = now
+    return visit
 
 
 async def update_preferences(

@@ -380,7 +380,7 @@ async def _release_lapsed_hold_on(
 async def release_lapsed_protection(
     *, session: AsyncSession, today: dt.date, at: dt.datetime, partner_id: int | None = None
 ) -> int:
-    """End protections past their date (one partner's, or all); return how many expired.
+    """End protections past their date (one partner's, or all); return how many it changed.
 
     Open registrations become `expired` (kept as done by `system`); won or later
     ones keep their status and just let the customer go. Reads first and writes
@@ -392,18 +392,19 @@ async def release_lapsed_protection(
     if partner_id is not None:
         lapsed = lapsed.where(col(Registration.partner_id) == partner_id)
     rows = (await session.execute(lapsed)).all()
-    expired = 0
+    changed = 0
     for registration_id, status in rows:
         assert registration_id is not None
         if status == Status.QUALIFIED.value:
-            expired += await _expire(session, registration_id, at)
+            changed += await _expire(session, registration_id, at)
         else:
             await session.execute(
                 update(Registration)
                 .where(col(Registration.id) == registration_id)
                 .values(protection_key=None)
             )
-    return expired
+            changed += 1
+    return changed
 
 
 async def _expire(session: AsyncSession, registration_id: int, at: dt.datetime) -> bool:
