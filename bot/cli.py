@@ -50,7 +50,7 @@ The file is CSV (',' or ';', UTF-8 or Windows-1252) or an Excel .xlsx workbook
 ones ignored:
   vat            the customer's VAT number (IT12345670587, 12345670587, 123.456.705-87)
   customer_name  the name the vendor knows it by
-  purchase_date  YYYY-MM-DD, or an Excel date
+  purchase_date  YYYY-MM-DD or DD/MM/YYYY, or an Excel date
 
 Example purchases.csv:
   vat,customer_name,purchase_date

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy import event, inspect
+from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -135,7 +135,30 @@ def make_sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+class SchemaOutdated(DomainError):
+    """The database's tables lack columns this version needs."""
+
+
 async def create_tables(engine: AsyncEngine) -> None:
-    """Create missing tables (migrations come later)."""
+    """Create missing tables, and refuse tables an earlier version made without new columns.
+
+    Without the check such a database would start, then fail every update with an
+    apology. Migrations come with a later version.
+    """
     async with engine.begin() as connection:
         await connection.run_sync(SQLModel.metadata.create_all)
+        missing = await connection.run_sync(_missing_columns)
+    if missing:
+        raise SchemaOutdated(
+            "the database was made by an earlier version and lacks "
+            f"{', '.join(missing)}: it needs migrating before this version can use it"
+        )
+
+
+def _missing_columns(connection: Connection) -> list[str]:
+    inspector = inspect(connection)
+    missing = []
+    for table in SQLModel.metadata.sorted_tables:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        missing += [f"{table.name}.{c.name}" for c in table.columns if c.name not in present]
+    return missing

@@ -51,6 +51,13 @@ class InvalidDate(InvalidInput):
 
 
 @dataclass
+class InvalidText(InvalidInput):
+    """Free text that is empty or longer than `limit` characters."""
+
+    limit: int = 0
+
+
+@dataclass
 class CustomerNotNew(DomainError):
     """The customer bought from the vendor within the lookback period."""
 

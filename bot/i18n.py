@@ -16,7 +16,7 @@ from babel import Locale
 from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal
 
-from bot.errors import InvalidInput
+from bot.errors import InvalidInput, InvalidText
 from bot.parsing import vat_digits_for
 
 LANGUAGES = ("it", "en")
@@ -108,14 +108,14 @@ class Texts:
         return self(key) if self.has(key) else status
 
 
-def describe_invalid(
-    texts: Texts, error: InvalidInput, *, country: str, max_length: int = 0
-) -> str:
+def describe_invalid(texts: Texts, error: InvalidInput, *, country: str) -> str:
     """Why a typed or loaded value was refused, in words (no example: callers add theirs)."""
     digits = vat_digits_for(country)
     if error.reason in ("vat_digits", "vat_length") and digits is not None:
         return texts(f"{error.reason}_count", digits=digits)
-    return texts(error.reason, max=max_length)
+    if isinstance(error, InvalidText):
+        return texts(error.reason, max=error.limit)
+    return texts(error.reason)
 
 
 class Markup(str):

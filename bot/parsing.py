@@ -18,7 +18,7 @@ from babel.numbers import format_decimal
 from stdnum.eu import vat as eu_vat
 from stdnum.exceptions import InvalidChecksum, InvalidLength, ValidationError
 
-from bot.errors import InvalidAmount, InvalidDate, InvalidInput, InvalidVat
+from bot.errors import InvalidAmount, InvalidDate, InvalidText, InvalidVat
 
 _LONGEST_INPUT = 64
 
@@ -164,6 +164,10 @@ def parse_amount(text: str) -> Decimal:
     if len(valid) == 2:
         # Only `N.DDD` / `N,DDD` gets here: grouping first, then the decimal reading.
         raise InvalidAmount("amount_ambiguous", readings=tuple(v.quantize(_CENT) for v in valid))
+    too_large = [r for r in readings if isinstance(r, Decimal) and r >= _MAX_AMOUNT]
+    if valid and too_large:
+        # `1.000 mln`: a million, or a milliard over the limit? Still not ours to guess.
+        raise InvalidAmount("amount_invalid", readings=(valid[0].quantize(_CENT),))
     if valid:
         return valid[0].quantize(_CENT)
     if readings:
@@ -385,7 +389,7 @@ def clean_text(text: str, *, max_length: int) -> str:
     """Drop control characters, collapse whitespace; refuse empty or over-long free text."""
     cleaned = " ".join(strip_control(text).split())
     if not cleaned:
-        raise InvalidInput("text_empty")
+        raise InvalidText("text_empty", limit=max_length)
     if len(cleaned) > max_length:
-        raise InvalidInput("text_too_long")
+        raise InvalidText("text_too_long", limit=max_length)
     return cleaned

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
@@ -245,11 +246,11 @@ async def own_registration(
 
 
 def detail_buttons(
-    texts: Texts, registration: RegistrationView, offset: int
+    texts: Texts, registration: RegistrationView, offset: int, today: dt.date
 ) -> InlineKeyboardMarkup:
     rows = []
-    # Won / Lost while open; one whose protection lapsed since is refused when pressed.
-    if registration.status == Status.QUALIFIED:
+    # Won / Lost while open; the service still refuses one whose protection lapsed.
+    if registration.open_on(today):
         rows.append(
             [
                 InlineKeyboardButton(
@@ -271,10 +272,11 @@ def detail_buttons(
 async def show_detail(
     update: Update, context: Context, texts: Texts, registration: RegistrationView, offset: int
 ) -> None:
+    shared = resources(context)
     await show_in_place(
         update,
-        render_registration(texts, resources(context).rules, registration),
-        detail_buttons(texts, registration, offset),
+        render_registration(texts, shared.rules, registration, shared.today()),
+        detail_buttons(texts, registration, offset, shared.today()),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 from bot.errors import (
@@ -16,7 +17,6 @@ from bot.errors import (
 from bot.i18n import Markup, Texts, describe_invalid
 from bot.rules import Quote, Rules, first_new_day
 from bot.services.views import RegistrationView, Verdict
-from models import NAME_LENGTH
 
 
 def loyalty_line(texts: Texts, rules: Rules, quote: Quote, *, with_next_step: bool) -> str:
@@ -81,7 +81,7 @@ def render_refusal(texts: Texts, rules: Rules, vat: str, error: DomainError) -> 
 
 def render_invalid(texts: Texts, rules: Rules, error: InvalidInput) -> str:
     """The reason a typed answer was refused, with an example of a good one for a VAT number."""
-    message = describe_invalid(texts, error, country=rules.country, max_length=NAME_LENGTH)
+    message = describe_invalid(texts, error, country=rules.country)
     if isinstance(error, InvalidVat):
         return f"{message}\n{texts('vat_example')}"
     return message
@@ -100,8 +100,10 @@ def registration_quote(registration: RegistrationView) -> Quote:
     )
 
 
-def render_registration(texts: Texts, rules: Rules, registration: RegistrationView) -> str:
-    if registration.protects:
+def render_registration(
+    texts: Texts, rules: Rules, registration: RegistrationView, today: dt.date
+) -> str:
+    if registration.protects_on(today):
         dates = texts(
             "detail_protected",
             registered_on=texts.date(registration.registered_on),

@@ -409,3 +409,22 @@ def test_hundred_thousand_purchases_import_in_one_run(shell, capsys):
     code, out, _ = run(capsys, "import-purchases", "big.csv")
     assert code == 0
     assert "100000 purchases added" in out
+
+
+def test_dates_saved_as_text_by_italian_excel_are_read_day_first(shell, capsys):
+    write_csv(
+        shell / "purchases.csv",
+        f"vat;customer_name;purchase_date\n{VATS[0]};Rossi;14/03/2026\n{VATS[1]};Bianchi;3.1.2025\n",
+    )
+    code, out, _ = run(capsys, "import-purchases", "purchases.csv")
+    assert (code, "2 purchases added" in out) == (0, True)
+    code, out, _ = run(capsys, "check", VATS[0])
+    assert "last purchase 2026-03-14" in out
+
+
+def test_staff_checking_a_protected_customer_see_the_holder_and_the_name_it_typed(shell, capsys):
+    registered(shell, capsys)  # ACME registered VATS[0] as "Rossi S.r.l."
+    code, out, _ = run(capsys, "check", VATS[0])
+    assert code == 1
+    assert "by ACME (Acme)" in out
+    assert "registered as 'Rossi S.r.l.'" in out

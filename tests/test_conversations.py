@@ -103,8 +103,7 @@ async def test_the_telegram_language_is_kept_as_it_changes_for_messages_the_bot_
     chat = await join(bot, 11, language="it")
     chat.user.language_code = "de"
     [answer] = await chat.send("/help")
-    assert "What this bot does" not in answer["text"]  # the help text, in English now
-    assert "new customers" in answer["text"]
+    assert "new customers" in answer["text"]  # German Telegram: the help text in English
     async with bot.sessions() as session:
         linked = (await session.execute(select(Salesperson))).scalars().one()
     assert linked.telegram_language == "de"
@@ -564,6 +563,30 @@ async def test_status_lists_registrations_with_totals_and_marks_won_and_lost(bot
     assert moves[-2:] == [("won", "telegram:11"), ("lost", "telegram:11")]
     [status] = await chat.send("/status")
     assert "Expected: €500.00" in status["text"]
+
+
+async def test_a_won_deal_past_its_protection_date_no_longer_says_it_is_protected(bot):
+    chat = await join(bot, 11, language="en")
+    await register_one(chat, VATS[0])
+    [status] = await chat.send("/status")
+    await chat.press(status, await reference_of(bot, VATS[0]))
+    await chat.press(status, "Won")
+    assert "protected until" in status["text"]
+    bot.clock.advance(dt.timedelta(days=91))
+    await chat.press(status, "All registrations")
+    await chat.press(status, await reference_of(bot, VATS[0]))
+    assert "won" in status["text"]
+    assert "no longer protected" in status["text"]
+
+
+async def test_an_open_registration_seen_after_its_protection_ended_offers_no_outcome(bot):
+    chat = await join(bot, 11, language="en")
+    await register_one(chat, VATS[0])
+    [status] = await chat.send("/status")
+    bot.clock.advance(dt.timedelta(days=91))
+    await chat.press(status, await reference_of(bot, VATS[0]))  # from the old list
+    assert "no longer protected" in status["text"]
+    assert "Won" not in [label for label, _ in buttons(status)]
 
 
 async def test_an_expired_registration_no_longer_says_it_is_protected(bot):

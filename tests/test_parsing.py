@@ -186,7 +186,6 @@ def test_amounts_with_one_reading_are_taken_as_they_are(typed, expected):
         ("12,345", "12345.00"),
         ("999,999", "999999.00"),
         ("1500.500", "1500.50"),  # a first group of four cannot be thousands
-        ("1.000m", "1000000.00"),  # a thousand million is beyond any deal
     ],
 )
 def test_a_three_digit_group_with_only_one_valid_reading_is_that_reading(typed, expected):
@@ -608,3 +607,13 @@ def test_cleaned_text_can_always_be_stored(text):
     cleaned.encode("utf-8")
     assert "\x00" not in cleaned
     assert not any(char in cleaned for char in "\u202a\u202b\u202c\u202d\u202e\ufeff")
+
+
+@pytest.mark.parametrize(
+    ("typed", "offered"),
+    [("1.000 mln", "1000000.00"), ("2.500 mln", "2500000.00"), ("1.000m", "1000000.00")],
+)
+def test_a_reading_ruled_out_only_by_its_size_is_still_not_guessed(typed, offered):
+    with pytest.raises(InvalidAmount) as caught:
+        parse_amount(typed)
+    assert caught.value.readings == (Decimal(offered),)

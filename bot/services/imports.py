@@ -13,9 +13,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from bot.errors import InvalidVat
+from bot.errors import InvalidDate, InvalidVat
 from bot.i18n import Texts, describe_invalid
-from bot.parsing import normalise_vat, vat_digits_for
+from bot.parsing import normalise_vat, parse_date, vat_digits_for
 from bot.rules import Rules
 from bot.sheets import BadLine, read_table
 from models import CODE_LENGTH, NAME_LENGTH, Customer, Partner, Purchase
@@ -24,6 +24,8 @@ PURCHASE_COLUMNS = ("vat", "customer_name", "purchase_date")
 PARTNER_COLUMNS = ("code", "company", "level")
 # Import reports are for staff at a shell: English, like the rest of the CLI.
 REPORT_TEXTS = Texts("en")
+# Text dates in files are read day first, as the programme's staff write them.
+FILE_DATE_LOCALE = "it_IT"
 # Rows per INSERT: well under PostgreSQL's 32,767 bind parameters per statement.
 BATCH = 5000
 
@@ -98,10 +100,13 @@ async def import_purchases(
             report.reject(row.line, f"VAT number {cells['vat']!r}: {reason}")
             continue
         try:
-            day = dt.date.fromisoformat(cells["purchase_date"])
-        except ValueError:
+            # ISO, or day first as Italian Excel writes dates it saves as text.
+            day = parse_date(cells["purchase_date"], locale=FILE_DATE_LOCALE)
+        except InvalidDate:
             report.reject(
-                row.line, f"purchase_date {cells['purchase_date']!r} is not a date (YYYY-MM-DD)"
+                row.line,
+                f"purchase_date {cells['purchase_date']!r} is not a date "
+                "(YYYY-MM-DD or DD/MM/YYYY)",
             )
             continue
         if day > today and not allow_future:

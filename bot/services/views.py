@@ -109,10 +109,13 @@ class RegistrationView:
     loyalty_multiplier: Decimal | None
     loyalty_count: int
 
-    @property
-    def protects(self) -> bool:
-        """Whether it still holds the customer: open or won, not lost, expired or rejected."""
-        return Status(self.status) in OPEN
+    def protects_on(self, today: dt.date) -> bool:
+        """Whether it holds the customer today: open or won, and its protection not past."""
+        return Status(self.status) in OPEN and self.protected_until >= today
+
+    def open_on(self, today: dt.date) -> bool:
+        """Whether the partner can still report its outcome (Won / Lost)."""
+        return self.status == Status.QUALIFIED and self.protected_until >= today
 
     @classmethod
     def of(cls, registration: Registration) -> RegistrationView:
