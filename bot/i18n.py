@@ -28,12 +28,14 @@ LOCALES = {"it": "it_IT", "en": "en_GB"}
 # Italian elides the article before a day that starts with a vowel sound: "all'8 gen",
 # "dall'11 mar", "l'1 giu". Catalogues write "al {until}"; this puts it right.
 _ITALIAN_MONTHS = "gen|feb|mar|apr|mag|giu|lug|ago|set|ott|nov|dic"
-_ITALIAN_ELISION = re.compile(rf"\b(?:(a|da|su|ne)l|(il)) (1|8|11)(?= (?:{_ITALIAN_MONTHS}))")
+_ITALIAN_ELISION = re.compile(
+    rf"\b(?:(a|da|su|ne)l|(il)) ((?:<[a-z]+>)?)(1|8|11)(?= (?:{_ITALIAN_MONTHS}))"
+)
 
 
 def _elide(match: re.Match[str]) -> str:
-    preposition, article, day = match.groups()
-    return f"l'{day}" if article else f"{preposition}ll'{day}"
+    preposition, article, tag, day = match.groups()
+    return f"{tag}l'{day}" if article else f"{preposition}ll'{tag}{day}"
 
 
 def language_for(*, chosen: str | None, telegram_code: str | None) -> str:

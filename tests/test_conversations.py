@@ -172,7 +172,7 @@ async def test_registering_an_unknown_customer_end_to_end_in_italian(bot):
     assert "500,00\xa0€" in verdict["text"]
     assert "Livello Gold" in verdict["text"]
     assert "Fedeltà: 0 registrazioni negli ultimi 365 giorni: ×1,00" in verdict["text"]
-    assert "ancora 3 e arrivi a ×1,10" in verdict["text"]
+    assert "ne mancano 3 per arrivare a ×1,10" in verdict["text"]
     assert "ragione sociale" in ask_company["text"]
     [ask_value] = await chat.send("Rossi Impianti S.r.l.")
     assert "euro" in ask_value["text"]

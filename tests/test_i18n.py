@@ -88,3 +88,35 @@ def test_values_are_escaped_for_html_but_markup_and_plain_texts_are_not():
 def test_every_language_has_a_locale():
     for language in LANGUAGES:
         assert Texts(language).language == language
+
+
+@pytest.mark.parametrize(
+    ("day", "expected"),
+    [
+        (dt.date(2027, 1, 8), "fino all'8 gen 2027"),
+        (dt.date(2027, 3, 11), "fino all'11 mar 2027"),
+        (dt.date(2027, 6, 1), "fino all'1 giu 2027"),
+        (dt.date(2027, 1, 18), "fino al 18 gen 2027"),
+        (dt.date(2027, 1, 2), "fino al 2 gen 2027"),
+    ],
+)
+def test_italian_dates_take_the_elided_article_before_a_vowel_sound(day, expected):
+    texts = Texts("it")
+    text = texts("verdict_protected", vat="IT1", until=texts.date(day))
+    assert expected in text
+
+
+def test_elision_works_inside_bold_text_and_on_the_day_after_il():
+    texts = Texts("it")
+    assert "<b>fino all'8 gen 2027</b>" in texts(
+        "registered",
+        reference="PAI-ABCDEF",
+        customer="Rossi",
+        until=texts.date(dt.date(2027, 1, 8)),
+        amount="500,00 €",
+        quote_detail=Markup(""),
+    )
+    assert "il 8" not in texts("detail_released", registered_on=texts.date(dt.date(2027, 1, 8)))
+    assert "Registrata l'8 gen 2027" in texts(
+        "detail_released", registered_on=texts.date(dt.date(2027, 1, 8))
+    )
