@@ -9,10 +9,12 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from stdnum import luhn
 
+from bot.lifecycle import Status
 from bot.rules import Rules
 from bot.services.accounts import Visitor, create_invite, redeem_invite
 from bot.services.eligibility import Opportunity, register_opportunity
 from bot.services.imports import import_partners, import_purchases
+from bot.services.registrations import report_outcome
 from bot.services.views import Account, RegistrationView
 
 # A moment the service tests treat as now: a Saturday in Rome.
@@ -104,5 +106,26 @@ async def register(
             rules=rules,
             account=account,
             opportunity=opportunity(vat, name),
+            now=now,
+        )
+
+
+async def report(
+    sessions: async_sessionmaker[AsyncSession],
+    rules: Rules,
+    account: Account,
+    registration: RegistrationView,
+    outcome: Status,
+    *,
+    now: dt.datetime = NOW,
+) -> RegistrationView:
+    """The partner reports a registration's outcome, as /status does."""
+    async with sessions() as session:
+        return await report_outcome(
+            session=session,
+            rules=rules,
+            account=account,
+            reference=registration.reference,
+            outcome=outcome,
             now=now,
         )
