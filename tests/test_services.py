@@ -36,6 +36,7 @@ from bot.services.accounts import (
 from bot.services.eligibility import (
     check_eligibility,
     register_opportunity,
+    release_lapsed_protection,
     staff_verdict,
 )
 from bot.services.history import change_status
@@ -57,6 +58,7 @@ from tests.factories import (
     link_salesperson,
     opportunity,
     register,
+    report,
     write_csv,
 )
 
@@ -658,15 +660,8 @@ async def test_a_name_a_partner_typed_is_never_shown_to_another_partner(
 ):
     acme, beta = programme
     registered = await register(sessions, rules, acme, VATS[0], now=NOW, name="Typed by Acme")
+    await report(sessions, rules, acme, registered, Status.LOST)
     async with sessions() as session:
-        await report_outcome(
-            session=session,
-            rules=rules,
-            account=acme,
-            reference=registered.reference,
-            outcome=Status.LOST,
-            now=NOW,
-        )
         verdict = await check_eligibility(
             session=session, rules=rules, account=beta, vat=VATS[0], now=NOW
         )
@@ -876,3 +871,22 @@ async def test_a_database_an_earlier_version_made_is_refused_in_one_sentence(tmp
         await engine.dispose()
     assert "salesperson.telegram_language" in str(refused.value)
     assert "needs migrating" in str(refused.value)
+
+
+async def test_a_won_deal_past_its_protection_lets_the_customer_go_once_and_for_good(
+    sessions, rules, programme
+):
+    acme, _ = programme
+    won = await register(sessions, rules, acme, VATS[0], now=NOW)
+    await report(sessions, rules, acme, won, Status.WON)
+    later = NOW + dt.timedelta(days=91)
+    async with sessions() as session:
+        await list_registrations(session=session, rules=rules, account=acme, now=later)
+    async with sessions() as session:
+        registration = await session.get(Registration, won.id)
+        assert (registration.status, registration.protection_key) == ("won", None)
+        # Nothing left to release: a second look writes nothing.
+        changed = await release_lapsed_protection(
+            session=session, today=rules.today(later), at=later, partner_id=acme.partner_id
+        )
+    assert changed == 0
