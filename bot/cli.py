@@ -147,7 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
 
-    run = command("run", "run the bot (long polling)")
+    run = command(
+        "run",
+        "run the bot (long polling)",
+        "Reads TELEGRAM_BOT_TOKEN and the rest from the environment or .env in this folder.\n"
+        "Example: pai-bot run",
+    )
     run.set_defaults(command=run_bot)
 
     purchases = command("import-purchases", "load the vendor's sales history", PURCHASES_HELP)

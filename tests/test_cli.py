@@ -72,6 +72,7 @@ def test_bare_pai_bot_prints_the_help(capsys):
         ("check", ["Example"]),
         ("salespeople", ["Example"]),
         ("unlink", ["Example"]),
+        ("run", ["Example", ".env"]),
     ],
 )
 def test_every_command_explains_its_columns_and_gives_an_example(capsys, command, expected):
