@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 
 from telegram import BotCommand
 from telegram.error import TelegramError
-from telegram.ext import ApplicationBuilder, ContextTypes
+from telegram.ext import ApplicationBuilder, BaseRateLimiter, ContextTypes
 from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.clock import Clock
@@ -15,11 +16,12 @@ from bot.config import Settings
 from bot.i18n import LANGUAGES, Texts
 from bot.ratelimit import PerChatRateLimiter
 from bot.resources import Resources, open_resources
-from bot.rules import load_rules
+from bot.rules import Rules, load_rules
 from bot.services.accounts import remember_bot_username
 from bot.updates import CheckedUpdates, OnePerUser
 from handlers import add_handlers
 from handlers.common import RESOURCES_KEY, App, Context
+from handlers.reminders import tick
 
 log = logging.getLogger(__name__)
 COMMANDS = ("new", "check", "status", "settings", "help", "cancel")
@@ -31,8 +33,13 @@ def build_application(
     request: BaseRequest | None = None,
     updates_request: BaseRequest | None = None,
     clock: Clock | None = None,
+    schedule_reminders: bool = True,
+    rate_limiter: BaseRateLimiter[int] | None = None,
 ) -> App:
-    """Build the bot; connections open in post_init, not here."""
+    """Build the bot; connections open in post_init, not here.
+
+    Tests turn the scheduled tick off and run it themselves with a moved clock.
+    """
     # Durations as timedelta, PTB's coming default: without this opt-in PTB warns
     # (deprecation) on every 429 it receives. It is read at run time, so set it first.
     os.environ.setdefault("PTB_TIMEDELTA", "true")
@@ -44,6 +51,8 @@ def build_application(
             settings, clock=clock, rules=programme_rules
         )
         await _start(application)
+        if schedule_reminders:
+            _schedule_reminders(application, programme_rules)
 
     builder = (
         ApplicationBuilder()
@@ -51,7 +60,7 @@ def build_application(
         .base_url(settings.api_base_url)
         .base_file_url(settings.file_base_url)
         .context_types(ContextTypes(context=Context))
-        .rate_limiter(PerChatRateLimiter())
+        .rate_limiter(rate_limiter or PerChatRateLimiter())
         # Users side by side, each user's updates in order (bot/updates.py).
         .concurrent_updates(OnePerUser())
         .get_updates_request(
@@ -73,6 +82,20 @@ async def _start(application: App) -> None:
         await remember_bot_username(session=session, username=application.bot.username)
     await _publish_commands(application)
     log.info("bot @%s ready", application.bot.username)
+
+
+def _schedule_reminders(application: App, rules: Rules) -> None:
+    """One repeating tick that computes what is due from the database, first right at start:
+    a bot that was down catches up at once, and a restart loses nothing."""
+    jobs = application.job_queue
+    assert jobs is not None, "python-telegram-bot[job-queue] is a dependency"
+    jobs.run_repeating(
+        tick,
+        interval=dt.timedelta(minutes=rules.reminders.tick_minutes),
+        first=0,
+        name="reminders",
+        job_kwargs={"max_instances": 1, "coalesce": True},
+    )
 
 
 async def _publish_commands(application: App) -> None:

@@ -29,7 +29,7 @@ LOCALES = {"it": "it_IT", "en": "en_GB"}
 # "dall'11 mar", "l'1 giu". Catalogues write "al {until}"; this puts it right.
 _ITALIAN_MONTHS = "gen|feb|mar|apr|mag|giu|lug|ago|set|ott|nov|dic"
 _ITALIAN_ELISION = re.compile(
-    rf"\b(?:(a|da|su|ne)l|(il)) ((?:<[a-z]+>)?)(1|8|11)(?= (?:{_ITALIAN_MONTHS}))"
+    rf"\b(?:(a|da|su|ne|de)l|(il)) ((?:<[a-z]+>)?)(1|8|11)(?= (?:{_ITALIAN_MONTHS}))"
 )
 
 

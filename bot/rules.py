@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import re
 import tomllib
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
@@ -48,6 +49,23 @@ class IncentiveVersion:
 
 
 @dataclass(frozen=True)
+class ReminderRules:
+    """The `[reminders]` section: when the bot writes first, and when it keeps quiet."""
+
+    inactivity_days: int = 21
+    followup_days: int = 14
+    # Nothing is sent from `quiet_from` to `quiet_until` (programme time zone); the
+    # span may cross midnight, as the default does.
+    quiet_from: dt.time = dt.time(19, 0)
+    quiet_until: dt.time = dt.time(9, 0)
+    weekdays_only: bool = True
+    tick_minutes: int = 5
+
+    def quiet_hours(self) -> str:
+        return f"{self.quiet_from:%H:%M}-{self.quiet_until:%H:%M}"
+
+
+@dataclass(frozen=True)
 class Rules:
     name: str
     currency: str
@@ -58,6 +76,7 @@ class Rules:
     protection_days: int
     loyalty_window_days: int
     incentives: tuple[IncentiveVersion, ...]
+    reminders: ReminderRules = ReminderRules()
 
     def today(self, now: dt.datetime | None = None) -> dt.date:
         """Return the programme's date at `now` (aware), in its own time zone."""
@@ -161,6 +180,78 @@ def quote_incentive(rules: Rules, *, on: dt.date, level: str, earlier_registrati
     )
 
 
+@dataclass(frozen=True)
+class LoyaltyStanding:
+    """Where a partner stands for loyalty today, as a nudge or /status says it."""
+
+    count: int  # registrations in the window up to today, rejected ones aside
+    multiplier: Decimal | None  # what its next registration would get; None: fixed amount
+    next_step: LoyaltyStep | None
+    # The day the count falls below its step unless the partner registers again.
+    keep_before: dt.date | None
+
+    @property
+    def registrations_to_next_step(self) -> int | None:
+        return None if self.next_step is None else self.next_step.min_registrations - self.count
+
+
+def loyalty_standing(rules: Rules, today: dt.date, registered: list[dt.date]) -> LoyaltyStanding:
+    """A partner's loyalty standing from the dates of its registrations in the window.
+
+    With n registrations at step m, the count drops below m on the day the
+    (n - m + 1)-th oldest leaves the window: one more registration before that
+    day keeps the partner there.
+    """
+    first, last = loyalty_window(rules, today)
+    dates = sorted(day for day in registered if first <= day <= last)
+    count = len(dates)
+    try:
+        version = version_in_force(rules, today)
+    except NoIncentiveInForce:
+        return LoyaltyStanding(count, None, None, None)
+    if version.fixed is not None:
+        return LoyaltyStanding(count, None, None, None)
+    step = version.loyalty_step(count)
+    multiplier = step.multiplier if step else Decimal(1)
+    keep_before = None
+    if step is not None and step.min_registrations > 0:
+        leaving = dates[count - step.min_registrations]
+        keep_before = leaving + dt.timedelta(days=rules.loyalty_window_days + 1)
+    return LoyaltyStanding(count, multiplier, version.next_loyalty_step(count), keep_before)
+
+
+def sending_allowed(rules: Rules, moment: dt.datetime) -> bool:
+    """Whether the bot may write first at `moment`: outside quiet hours, on a weekday."""
+    local = moment.astimezone(rules.timezone)
+    reminders = rules.reminders
+    if reminders.weekdays_only and local.weekday() >= 5:
+        return False
+    return not _in_quiet_hours(reminders, local.time())
+
+
+def _in_quiet_hours(reminders: ReminderRules, time: dt.time) -> bool:
+    start, end = reminders.quiet_from, reminders.quiet_until
+    if start == end:
+        return False
+    if start < end:
+        return start <= time < end
+    return time >= start or time < end  # across midnight: 19:00-09:00
+
+
+def next_allowed_moment(rules: Rules, moment: dt.datetime) -> dt.datetime:
+    """The first moment at or after `moment` when the bot may write first."""
+    if sending_allowed(rules, moment):
+        return moment
+    local = moment.astimezone(rules.timezone)
+    # Quiet hours end at `quiet_until` on some day within the next week: try each.
+    for days in range(8):
+        day = local.date() + dt.timedelta(days=days)
+        candidate = dt.datetime.combine(day, rules.reminders.quiet_until, rules.timezone)
+        if candidate >= local and sending_allowed(rules, candidate):
+            return candidate.astimezone(dt.UTC)
+    raise RulesError("the reminders' quiet hours and weekdays leave no moment to send")
+
+
 # --- loading -----------------------------------------------------------------
 
 
@@ -209,6 +300,41 @@ def parse_rules(data: dict[str, Any]) -> Rules:
         protection_days=_positive_int(programme, "protection_days"),
         loyalty_window_days=_positive_int(programme, "loyalty_window_days"),
         incentives=tuple(versions),
+        reminders=_parse_reminders(data.get("reminders", {})),
+    )
+
+
+_QUIET_HOURS = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+
+
+def _parse_reminders(raw: Any) -> ReminderRules:
+    """The `[reminders]` table; every key has a default, the whole table may be absent."""
+    if not isinstance(raw, dict):
+        raise RulesError("[reminders] must be a table")
+    defaults = ReminderRules()
+    quiet = str(raw.get("quiet_hours", defaults.quiet_hours()))
+    match = _QUIET_HOURS.match(quiet)
+    try:
+        if not match:
+            raise ValueError(quiet)
+        quiet_from = dt.time(int(match[1]), int(match[2]))
+        quiet_until = dt.time(int(match[3]), int(match[4]))
+    except ValueError as exc:
+        raise RulesError('reminders.quiet_hours must be two times, like "19:00-09:00"') from exc
+    weekdays_only = raw.get("weekdays_only", defaults.weekdays_only)
+    if not isinstance(weekdays_only, bool):
+        raise RulesError("reminders.weekdays_only must be true or false")
+
+    def whole(key: str, default: int) -> int:
+        return _positive_int(raw, key, section="reminders", default=default)
+
+    return ReminderRules(
+        inactivity_days=whole("inactivity_days", defaults.inactivity_days),
+        followup_days=whole("followup_days", defaults.followup_days),
+        quiet_from=quiet_from,
+        quiet_until=quiet_until,
+        weekdays_only=weekdays_only,
+        tick_minutes=whole("tick_minutes", defaults.tick_minutes),
     )
 
 
@@ -270,8 +396,10 @@ def _required(table: dict[str, Any], where: str, key: str) -> Any:
     return table[key]
 
 
-def _positive_int(programme: dict[str, Any], key: str) -> int:
-    value = _required(programme, "programme", key)
+def _positive_int(
+    table: dict[str, Any], key: str, *, section: str = "programme", default: int | None = None
+) -> int:
+    value = table.get(key, default) if default is not None else _required(table, section, key)
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise RulesError(f"programme.{key} must be a positive whole number")
+        raise RulesError(f"{section}.{key} must be a positive whole number")
     return value

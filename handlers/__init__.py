@@ -16,7 +16,7 @@ from telegram.ext import (
 
 from bot.i18n import Texts
 from bot.services.views import Account
-from handlers import callbacks, partner, registration
+from handlers import callbacks, partner, registration, reminders
 from handlers.common import (
     App,
     Context,
@@ -70,6 +70,10 @@ async def press_button(update: Update, context: Context, account: Account, texts
         await answer_stale(update, texts)
     elif isinstance(button, callbacks.DraftButton):
         await registration.press_draft_button(update, context, account, texts, button)
+    elif isinstance(button, callbacks.StartRegistration):
+        await registration.start_from_button(update, context, account, texts)
+    elif isinstance(button, callbacks.FollowupButton):
+        await reminders.press_followup_button(update, context, account, texts, button)
     else:
         await partner.press_partner_button(update, context, account, texts, button)
 

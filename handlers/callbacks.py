@@ -157,8 +157,62 @@ class StayWithPartner:
         return _join("i", "stay")
 
 
+@dataclass(frozen=True)
+class StartRegistration:
+    """ "Register a deal", under a nudge: the same as /new."""
+
+    @property
+    def data(self) -> str:
+        return _join("n", "new")
+
+
+# Why a deal was lost, as the follow-up asks it; the keys are catalogue suffixes.
+LOST_REASONS = ("price", "competitor", "budget", "decision", "other")
+
+
+@dataclass(frozen=True)
+class FollowupWon:
+    reference: str
+
+    @property
+    def data(self) -> str:
+        return _join("f", "w", _code(self.reference))
+
+
+@dataclass(frozen=True)
+class FollowupLost:
+    """Lost, first press: asks why."""
+
+    reference: str
+
+    @property
+    def data(self) -> str:
+        return _join("f", "l", _code(self.reference))
+
+
+@dataclass(frozen=True)
+class FollowupLostBecause:
+    reference: str
+    reason: str
+
+    @property
+    def data(self) -> str:
+        return _join("f", "r", _code(self.reference), self.reason)
+
+
+@dataclass(frozen=True)
+class FollowupStillOpen:
+    reference: str
+
+    @property
+    def data(self) -> str:
+        return _join("f", "o", _code(self.reference))
+
+
 # The buttons of a /new conversation: they belong to one draft.
 DraftButton = CloseIn | PickAmount | ConfirmDraft | CancelDraft
+# The buttons of a follow-up on an open registration.
+FollowupButton = FollowupWon | FollowupLost | FollowupLostBecause | FollowupStillOpen
 # The buttons of /status, /settings and invites.
 PartnerButton = (
     ShowPage
@@ -180,7 +234,13 @@ _OUTCOMES: dict[str, type[OpenRegistration | ReportWon | AskLost | ReportLost]] 
 }
 
 
-Button = DraftButton | PartnerButton
+Button = DraftButton | PartnerButton | FollowupButton | StartRegistration
+
+_FOLLOWUPS: dict[str, type[FollowupWon | FollowupLost | FollowupStillOpen]] = {
+    "w": FollowupWon,
+    "l": FollowupLost,
+    "o": FollowupStillOpen,
+}
 
 
 def parse(data: str | None) -> Button | None:
@@ -202,6 +262,12 @@ def parse(data: str | None) -> Button | None:
             return ConfirmDraft(draft)
         case ["n", "x", draft] if _draft(draft):
             return CancelDraft(draft)
+        case ["n", "new"]:
+            return StartRegistration()
+        case ["f", kind, code] if kind in _FOLLOWUPS and _REFERENCE_CODE.match(code):
+            return _FOLLOWUPS[kind](PREFIX + code)
+        case ["f", "r", code, reason] if _REFERENCE_CODE.match(code) and reason in LOST_REASONS:
+            return FollowupLostBecause(PREFIX + code, reason)
         case ["s", "p", offset] if _bounded(offset, MAX_OFFSET) is not None:
             return ShowPage(int(offset))
         case ["s", kind, code, offset] if (

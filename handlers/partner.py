@@ -10,6 +10,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from bot.errors import InviteInvalid, RegistrationNotFound, TransitionNotAllowed
 from bot.i18n import LANGUAGES, Texts
 from bot.lifecycle import Status
+from bot.rules import Rules
 from bot.services.accounts import (
     Visitor,
     preview_invite,
@@ -49,6 +50,7 @@ from handlers.common import (
     user_id_of,
 )
 from handlers.registration import repeat_if_registering
+from handlers.reminders import standing_line
 from handlers.render import render_registration
 
 log = logging.getLogger(__name__)
@@ -169,9 +171,11 @@ async def show_help(update: Update, context: Context, account: Account, texts: T
 # --- /status ---------------------------------------------------------------
 
 
-def status_text(texts: Texts, account: Account, page: StatusPage) -> str:
+def status_text(texts: Texts, rules: Rules, account: Account, page: StatusPage) -> str:
+    # Where the partner stands for loyalty comes first: what the next deal would earn.
+    standing = texts("loyalty", line=standing_line(texts, rules, page.standing))
     if page.total_count == 0:
-        return texts("status_empty")
+        return f"{standing}\n\n{texts('status_empty')}"
     totals = texts(
         "status_totals",
         expected=texts.money(page.totals.expected),
@@ -179,7 +183,7 @@ def status_text(texts: Texts, account: Account, page: StatusPage) -> str:
         paid=texts.money(page.totals.paid),
     )
     header = texts.plural("status_header", page.total_count, company=account.company)
-    return f"{header}\n\n{totals}\n\n{texts('status_hint')}"
+    return f"{header}\n{standing}\n\n{totals}\n\n{texts('status_hint')}"
 
 
 def status_buttons(texts: Texts, page: StatusPage) -> InlineKeyboardMarkup | None:
@@ -230,7 +234,8 @@ async def show_status(update: Update, context: Context, account: Account, texts:
     if await repeat_if_registering(update, context, texts):
         return
     page = await load_page(context, account, 0)
-    await reply(update, status_text(texts, account, page), status_buttons(texts, page))
+    rules = resources(context).rules
+    await reply(update, status_text(texts, rules, account, page), status_buttons(texts, page))
 
 
 async def own_registration(
@@ -416,7 +421,10 @@ async def press_partner_button(
     if isinstance(button, ShowPage):
         await answer_query(update)
         page = await load_page(context, account, button.offset)
-        await show_in_place(update, status_text(texts, account, page), status_buttons(texts, page))
+        rules = resources(context).rules
+        await show_in_place(
+            update, status_text(texts, rules, account, page), status_buttons(texts, page)
+        )
     elif isinstance(button, OpenRegistration):
         registration = await own_registration(update, context, account, texts, button.reference)
         if registration is not None:

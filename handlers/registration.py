@@ -187,15 +187,29 @@ async def start_registration(
     update: Update, context: Context, account: Account, texts: Texts
 ) -> None:
     """Begin a registration, dropping a half-typed one; `/new VAT` skips the first question."""
+    await begin_registration(update, context, account, texts, " ".join(context.args or []))
+
+
+async def start_from_button(
+    update: Update, context: Context, account: Account, texts: Texts
+) -> None:
+    """ "Register a deal" under a nudge: the same as /new."""
+    await answer_query(update)
+    await begin_registration(update, context, account, texts, "")
+
+
+async def begin_registration(
+    update: Update, context: Context, account: Account, texts: Texts, typed_vat: str
+) -> None:
     dropped = await current_draft(update, context)
     notice = texts("draft_dropped") if dropped is not None else ""
     draft = Draft(touched_at=resources(context).now())
-    if not context.args:
+    if not typed_vat:
         await ask(update, context, texts, draft, notice)
         return
     if notice:
         await reply(update, notice)
-    await take_vat(update, context, account, texts, draft, " ".join(context.args))
+    await take_vat(update, context, account, texts, draft, typed_vat)
 
 
 async def take_vat(

@@ -57,6 +57,9 @@ class Salesperson(SQLModel, table=True):
     # Set when staff unlink the person: the row stays, so their past registrations
     # still say who made them, but the account no longer works for the partner.
     unlinked_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Set when Telegram refused a message because the person blocked the bot (403):
+    # the bot writes first no more until they talk to it again.
+    unreachable_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class Invite(SQLModel, table=True):
@@ -136,6 +139,38 @@ class StatusChange(SQLModel, table=True):
     note: str | None = Field(default=None, max_length=500)
 
 
+class Reminder(SQLModel, table=True):
+    """One message the bot started (a nudge, a follow-up, an expiry notice) to one person.
+
+    The row is written before the send, under the unique constraint, so a second
+    tick, a second instance or a restart can never send the same reminder again.
+    """
+
+    __table_args__ = (
+        UniqueConstraint("kind", "subject", "period", "salesperson_id", name="uq_reminder_once"),
+        Index("ix_reminder_kind_due", "kind", "due_on"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=16)  # nudge, followup, expiry
+    # What it is about: "partner:12" or "registration:345" (never NULL, so the
+    # unique constraint holds on both databases).
+    subject: str = Field(max_length=40)
+    # Which occurrence: a nudge's inactivity cycle, a follow-up's reason.
+    period: str = Field(max_length=40)
+    salesperson_id: int = Field(foreign_key="salesperson.id", index=True)
+    partner_id: int = Field(foreign_key="partner.id")
+    registration_id: int | None = Field(default=None, foreign_key="registration.id")
+    due_on: dt.date
+    # sending (claimed, maybe sent), sent, retry (a network error), blocked (403),
+    # skipped (no longer due when its turn came)
+    status: str = Field(max_length=16, index=True)
+    claim: str = Field(max_length=32, index=True)  # the tick that claimed it
+    attempts: int = 0
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    sent_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
 class BotState(SQLModel, table=True):
     """Small facts the bot remembers across restarts (e.g. its username)."""
 
@@ -158,6 +193,7 @@ __all__ = [
     "PartnerBase",
     "Purchase",
     "Registration",
+    "Reminder",
     "Salesperson",
     "StatusChange",
     "utcnow",

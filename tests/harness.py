@@ -159,6 +159,7 @@ async def running_bot(
         request=FakeRequest(api),
         updates_request=FakeRequest(api),
         clock=clock,
+        schedule_reminders=False,
     )
     await app.initialize()
     assert app.post_init is not None

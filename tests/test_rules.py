@@ -5,19 +5,24 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from bot.errors import NoIncentiveInForce, RulesError
 from bot.rules import (
+    ReminderRules,
     first_new_day,
     is_new_customer,
     load_rules,
     lookback_cutoff,
+    loyalty_standing,
     loyalty_window,
     months_before,
+    next_allowed_moment,
     protection_until,
     quote_incentive,
+    sending_allowed,
     version_in_force,
 )
 
@@ -257,3 +262,89 @@ def test_missing_rules_file_is_a_rules_error(tmp_path):
 def test_programme_today_is_in_the_programme_time_zone():
     late_evening_utc = dt.datetime(2026, 12, 31, 23, 30, tzinfo=dt.UTC)
     assert RULES.today(late_evening_utc) == D(2027, 1, 1)  # already new year in Rome
+
+
+# --- reminders: when the bot may write first --------------------------------------
+
+ROME = ZoneInfo("Europe/Rome")
+
+
+def rome(*args: int) -> dt.datetime:
+    return dt.datetime(*args, tzinfo=ROME)
+
+
+def test_the_reminders_section_has_defaults_when_absent(tmp_path):
+    rules = load_rules(
+        rules_with(tmp_path, "[[incentives]]\neffective_from = 2024-01-01\nfixed = 1")
+    )
+    assert rules.reminders == ReminderRules()
+    assert RULES.reminders.quiet_hours() == "19:00-09:00"
+
+
+@pytest.mark.parametrize(
+    ("moment", "allowed"),
+    [
+        (rome(2026, 11, 24, 9, 0), True),  # a Tuesday, as quiet hours end
+        (rome(2026, 11, 24, 8, 59), False),
+        (rome(2026, 11, 24, 18, 59), True),
+        (rome(2026, 11, 24, 19, 0), False),
+        (rome(2026, 11, 24, 23, 30), False),
+        (rome(2026, 11, 28, 11, 0), False),  # Saturday
+        (rome(2026, 11, 29, 11, 0), False),  # Sunday
+    ],
+)
+def test_the_bot_writes_first_only_outside_quiet_hours_on_weekdays(moment, allowed):
+    assert sending_allowed(RULES, moment) is allowed
+
+
+@pytest.mark.parametrize(
+    ("moment", "next_moment"),
+    [
+        (rome(2026, 11, 24, 10, 0), rome(2026, 11, 24, 10, 0)),
+        (rome(2026, 11, 24, 20, 0), rome(2026, 11, 25, 9, 0)),
+        (rome(2026, 11, 25, 2, 0), rome(2026, 11, 25, 9, 0)),
+        (rome(2026, 11, 27, 19, 30), rome(2026, 11, 30, 9, 0)),  # Friday evening: Monday
+        (rome(2026, 11, 28, 12, 0), rome(2026, 11, 30, 9, 0)),
+    ],
+)
+def test_a_reminder_due_when_the_bot_must_keep_quiet_goes_at_the_next_allowed_moment(
+    moment, next_moment
+):
+    assert next_allowed_moment(RULES, moment) == next_moment
+
+
+def test_quiet_hours_within_one_day_and_every_day_allowed(tmp_path):
+    rules = load_rules(
+        rules_with(
+            tmp_path,
+            "[[incentives]]\neffective_from = 2024-01-01\nfixed = 1\n"
+            '[reminders]\nquiet_hours = "12:00-14:00"\nweekdays_only = false\n',
+        )
+    )
+    assert sending_allowed(rules, rome(2026, 11, 28, 11, 59))
+    assert not sending_allowed(rules, rome(2026, 11, 28, 13, 0))
+    assert next_allowed_moment(rules, rome(2026, 11, 29, 13, 0)) == rome(2026, 11, 29, 14, 0)
+
+
+@pytest.mark.parametrize(
+    "section", ['quiet_hours = "evenings"', "weekdays_only = 1", "inactivity_days = 0"]
+)
+def test_a_broken_reminders_section_stops_with_the_reason(tmp_path, section):
+    path = rules_with(
+        tmp_path, f"[[incentives]]\neffective_from = 2024-01-01\nfixed = 1\n[reminders]\n{section}"
+    )
+    with pytest.raises(RulesError, match="reminders"):
+        load_rules(path)
+
+
+def test_loyalty_standing_counts_the_window_and_says_what_keeps_the_step():
+    today = D(2026, 11, 28)
+    dates = [D(2025, 11, 1), D(2026, 3, 14), D(2026, 6, 1), D(2026, 9, 1)]  # first is outside
+    standing = loyalty_standing(RULES, today, dates)
+    assert (standing.count, standing.multiplier) == (3, Decimal("1.1"))
+    # The count falls below 3 when 14 March 2026 leaves the window.
+    assert standing.keep_before == D(2027, 3, 15)
+    assert standing.registrations_to_next_step == 3
+    assert standing.next_step.multiplier == Decimal("1.25")
+    empty = loyalty_standing(RULES, today, [])
+    assert (empty.count, empty.multiplier, empty.keep_before) == (0, Decimal("1.0"), None)

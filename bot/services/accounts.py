@@ -245,6 +245,8 @@ def _visit(salesperson: Salesperson, visitor: Visitor, now: dt.datetime) -> dict
     seen = salesperson.last_seen_at
     if seen is None or now - seen >= LAST_SEEN_PRECISION:
         visit["last_seen_at"] = now
+    if salesperson.unreachable_at is not None:
+        visit["unreachable_at"] = None  # they talk to the bot again: it may write first
     return visit
 
 

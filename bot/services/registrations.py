@@ -15,6 +15,7 @@ from bot.lifecycle import OPEN, Status
 from bot.rules import Rules
 from bot.services.eligibility import release_lapsed_protection
 from bot.services.history import actor_of, change_status
+from bot.services.loyalty import partner_standing
 from bot.services.views import Account, RegistrationView, StatusPage, Totals
 from models import Partner, Registration
 
@@ -64,6 +65,9 @@ async def list_registrations(
         ),
         total_count=sum(count for _status, count, _amount in sums),
         offset=max(offset, 0),
+        standing=await partner_standing(
+            session=session, rules=rules, partner_id=account.partner_id, now=now
+        ),
     )
 
 
@@ -95,8 +99,9 @@ async def report_outcome(
     reference: str,
     outcome: Status,
     now: dt.datetime,
+    note: str | None = None,
 ) -> RegistrationView:
-    """The partner reports a deal won or lost while its protection lasts."""
+    """The partner reports a deal won or lost (with why, if given) while it is protected."""
     # Protection ended before the partner reported: the registration expired.
     if await release_lapsed_protection(
         session=session, today=rules.today(now), at=now, partner_id=account.partner_id
@@ -106,7 +111,12 @@ async def report_outcome(
     assert registration.id is not None
     try:
         await change_status(
-            session, registration_id=registration.id, target=outcome, by=actor_of(account), at=now
+            session,
+            registration_id=registration.id,
+            target=outcome,
+            by=actor_of(account),
+            at=now,
+            note=note,
         )
     except Exception:
         await session.rollback()

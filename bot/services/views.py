@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from bot.lifecycle import OPEN, Status
-from bot.rules import Quote
+from bot.rules import LoyaltyStanding, Quote
 from models import Partner, Registration, Salesperson
 
 
@@ -154,3 +154,4 @@ class StatusPage:
     totals: Totals
     total_count: int
     offset: int
+    standing: LoyaltyStanding

@@ -1,0 +1,477 @@
+"""Reminders the bot starts: what is due at a moment, claimed once, and how each went.
+
+Nothing that matters lives in the scheduler: what is due is computed from the
+database at each tick, and each reminder is written down (under a unique
+constraint) before it is sent, so a restart, a second tick or a second instance
+never sends it again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from bot.lifecycle import Status
+from bot.rules import LoyaltyStanding, Rules
+from bot.services.eligibility import release_lapsed_protection
+from bot.services.loyalty import loyalty_standings
+from bot.services.views import RegistrationView
+from models import Partner, Registration, Reminder, Salesperson
+
+NUDGE, FOLLOWUP, EXPIRY = "nudge", "followup", "expiry"
+# A follow-up asks before protection ends, or on the expected close date if earlier.
+BEFORE_PROTECTION_ENDS, ON_CLOSE_DATE = "protection", "close"
+# Expiries older than this are not announced (a bot that was down for a month
+# does not wake everybody with old news).
+EXPIRY_NOTICE_DAYS = 7
+# Rows per statement, well under both databases' limits on bound parameters.
+BATCH = 1000
+
+
+@dataclass(frozen=True)
+class Recipient:
+    salesperson_id: int
+    telegram_user_id: int
+    partner_id: int
+    language: str | None
+    telegram_language: str | None
+    display_name: str | None
+    username: str | None
+    linked_on: dt.date
+
+    @classmethod
+    def of(cls, salesperson: Salesperson, zone: dt.tzinfo) -> Recipient:
+        assert salesperson.id is not None
+        return cls(
+            salesperson_id=salesperson.id,
+            telegram_user_id=salesperson.telegram_user_id,
+            partner_id=salesperson.partner_id,
+            language=salesperson.language,
+            telegram_language=salesperson.telegram_language,
+            display_name=salesperson.display_name,
+            username=salesperson.username,
+            linked_on=salesperson.linked_at.astimezone(zone).date(),
+        )
+
+
+@dataclass(frozen=True)
+class Due:
+    """A reminder due now for one person, not sent yet."""
+
+    kind: str
+    subject: str
+    period: str
+    due_on: dt.date
+    partner_id: int
+    registration_id: int | None
+    recipient: Recipient
+
+
+@dataclass(frozen=True)
+class ToSend:
+    """A claimed reminder, with what its message needs."""
+
+    id: int
+    due: Due
+    company: str = ""
+    inactive_days: int = 0
+    standing: LoyaltyStanding | None = None
+    registration: RegistrationView | None = None
+
+
+@dataclass
+class Outcomes:
+    """How each send went, written back in one go."""
+
+    sent: list[int] = field(default_factory=list)
+    retry: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)
+    blocked: list[tuple[int, int]] = field(default_factory=list)  # (reminder, salesperson)
+
+
+def partner_subject(partner_id: int) -> str:
+    return f"partner:{partner_id}"
+
+
+def registration_subject(registration_id: int) -> str:
+    return f"registration:{registration_id}"
+
+
+# --- what is due -------------------------------------------------------------------
+
+
+async def expire_lapsed(*, session: AsyncSession, rules: Rules, now: dt.datetime) -> int:
+    """Registrations whose protection ended without an outcome become expired, now."""
+    changed = await release_lapsed_protection(session=session, today=rules.today(now), at=now)
+    await session.commit()
+    return changed
+
+
+async def due_reminders(*, session: AsyncSession, rules: Rules, now: dt.datetime) -> list[Due]:
+    """Every reminder due at `now` that nobody has had yet (quiet hours aside)."""
+    today = rules.today(now)
+    people = await _reachable_salespeople(session, rules)
+    by_partner: dict[int, list[Recipient]] = defaultdict(list)
+    for person in people:
+        by_partner[person.partner_id].append(person)
+    due = await _nudges(session, rules, today, people)
+    due += await _registration_reminders(session, rules, today, by_partner)
+    return due
+
+
+async def _reachable_salespeople(session: AsyncSession, rules: Rules) -> list[Recipient]:
+    """Linked salespeople who want reminders and have not blocked the bot."""
+    statement = select(Salesperson).where(
+        col(Salesperson.unlinked_at).is_(None),
+        col(Salesperson.unreachable_at).is_(None),
+        col(Salesperson.reminders_enabled).is_(True),
+    )
+    return [Recipient.of(s, rules.timezone) for s in (await session.execute(statement)).scalars()]
+
+
+async def _nudges(
+    session: AsyncSession, rules: Rules, today: dt.date, people: Sequence[Recipient]
+) -> list[Due]:
+    """A nudge each `inactivity_days` without a registration, counted from the partner's
+    last registration, or from the day the salesperson joined if later."""
+    every = rules.reminders.inactivity_days
+    last_registered = dict(
+        (
+            await session.execute(
+                select(col(Registration.partner_id), func.max(Registration.registered_on)).group_by(
+                    col(Registration.partner_id)
+                )
+            )
+        ).all()
+    )
+    already = {
+        (subject, period, salesperson)
+        for subject, period, salesperson in (
+            await session.execute(
+                select(
+                    col(Reminder.subject), col(Reminder.period), col(Reminder.salesperson_id)
+                ).where(
+                    col(Reminder.kind) == NUDGE,
+                    col(Reminder.due_on) > today - dt.timedelta(days=every),
+                )
+            )
+        ).all()
+    }
+    due = []
+    for person in people:
+        last = _as_date(last_registered.get(person.partner_id))
+        anchor = max(last, person.linked_on) if last else person.linked_on
+        idle = (today - anchor).days
+        if idle < every:
+            continue
+        cycle = idle // every
+        key = (partner_subject(person.partner_id), f"{anchor.isoformat()}/{cycle}")
+        if (*key, person.salesperson_id) in already:
+            continue
+        due.append(
+            Due(
+                kind=NUDGE,
+                subject=key[0],
+                period=key[1],
+                due_on=anchor + dt.timedelta(days=cycle * every),
+                partner_id=person.partner_id,
+                registration_id=None,
+                recipient=person,
+            )
+        )
+    return due
+
+
+async def _registration_reminders(
+    session: AsyncSession,
+    rules: Rules,
+    today: dt.date,
+    by_partner: dict[int, list[Recipient]],
+) -> list[Due]:
+    """Follow-ups on open registrations, and notices of those that expired."""
+    followup_days = dt.timedelta(days=rules.reminders.followup_days)
+    open_ones = (
+        await session.execute(
+            select(
+                col(Registration.id),
+                col(Registration.partner_id),
+                col(Registration.salesperson_id),
+                col(Registration.protected_until),
+                col(Registration.expected_close),
+            ).where(
+                col(Registration.status) == Status.QUALIFIED.value,
+                col(Registration.protected_until) >= today,
+                (col(Registration.protected_until) <= today + followup_days)
+                | (col(Registration.expected_close) <= today),
+            )
+        )
+    ).all()
+    expired = (
+        await session.execute(
+            select(
+                col(Registration.id),
+                col(Registration.partner_id),
+                col(Registration.salesperson_id),
+                col(Registration.protected_until),
+            ).where(
+                col(Registration.status) == Status.EXPIRED.value,
+                col(Registration.protected_until) < today,
+                col(Registration.protected_until) >= today - dt.timedelta(days=EXPIRY_NOTICE_DAYS),
+            )
+        )
+    ).all()
+    subjects = [registration_subject(cast(int, row[0])) for row in (*open_ones, *expired)]
+    already = await _told(session, subjects)
+    due: list[Due] = []
+    for registration_id, partner_id, registered_by, until, close in open_ones:
+        protection_due = until - followup_days
+        period, due_on = (
+            (BEFORE_PROTECTION_ENDS, protection_due)
+            if today >= protection_due
+            else (ON_CLOSE_DATE, close)
+        )
+        due += _to_registration_people(
+            FOLLOWUP,
+            registration_id,
+            partner_id,
+            registered_by,
+            period,
+            due_on,
+            by_partner,
+            already,
+        )
+    for registration_id, partner_id, registered_by, until in expired:
+        due += _to_registration_people(
+            EXPIRY,
+            registration_id,
+            partner_id,
+            registered_by,
+            "expired",
+            until + dt.timedelta(days=1),
+            by_partner,
+            already,
+        )
+    return due
+
+
+def _to_registration_people(
+    kind: str,
+    registration_id: Any,
+    partner_id: int,
+    registered_by: int | None,
+    period: str,
+    due_on: dt.date,
+    by_partner: dict[int, list[Recipient]],
+    already: set[tuple[str, str]],
+) -> list[Due]:
+    """The salesperson who registered the deal, or, if they left or turned reminders off,
+    the partner's other salespeople; nobody if anyone was told already."""
+    subject = registration_subject(registration_id)
+    if (subject, period) in already:
+        return []
+    colleagues = by_partner.get(partner_id, [])
+    chosen = [p for p in colleagues if p.salesperson_id == registered_by] or colleagues
+    return [
+        Due(kind, subject, period, due_on, partner_id, registration_id, person) for person in chosen
+    ]
+
+
+async def _told(session: AsyncSession, subjects: Sequence[str]) -> set[tuple[str, str]]:
+    """The (subject, period) pairs someone already had a reminder for."""
+    told: set[tuple[str, str]] = set()
+    for chunk in _chunks(subjects):
+        rows = await session.execute(
+            select(col(Reminder.subject), col(Reminder.period)).where(
+                col(Reminder.subject).in_(chunk), col(Reminder.kind) != NUDGE
+            )
+        )
+        told.update((subject, period) for subject, period in rows.all())
+    return told
+
+
+# --- claiming, sending, recording ---------------------------------------------------
+
+
+async def claim_reminders(
+    *, session: AsyncSession, due: Sequence[Due], token: str, now: dt.datetime
+) -> list[int]:
+    """Write down the due reminders and those to retry, for this tick; return their ids.
+
+    The unique constraint lets a reminder be written once: whatever another tick
+    or instance claimed first is not claimed here.
+    """
+    rows = [
+        {
+            "kind": d.kind,
+            "subject": d.subject,
+            "period": d.period,
+            "salesperson_id": d.recipient.salesperson_id,
+            "partner_id": d.partner_id,
+            "registration_id": d.registration_id,
+            "due_on": d.due_on,
+            "status": "sending",
+            "claim": token,
+            "attempts": 1,
+            "created_at": now,
+        }
+        for d in due
+    ]
+    insert = _insert(session).on_conflict_do_nothing()
+    for chunk in _chunks(rows):
+        await session.execute(insert, chunk)
+    await session.execute(
+        update(Reminder)
+        .where(col(Reminder.status) == "retry")
+        .values(status="sending", claim=token, attempts=col(Reminder.attempts) + 1)
+    )
+    await session.commit()
+    claimed = await session.execute(
+        select(col(Reminder.id))
+        .where(col(Reminder.claim) == token, col(Reminder.status) == "sending")
+        .order_by(col(Reminder.id))
+    )
+    return [cast(int, i) for i in claimed.scalars()]
+
+
+async def reminders_to_send(
+    *, session: AsyncSession, rules: Rules, ids: Sequence[int], now: dt.datetime
+) -> tuple[list[ToSend], list[int]]:
+    """What each claimed reminder says; and the ones no longer due (their person left,
+    turned reminders off, blocked the bot; the deal got an outcome)."""
+    today = rules.today(now)
+    rows: list[tuple[Reminder, Salesperson]] = []
+    for chunk in _chunks(list(ids)):
+        result = await session.execute(
+            select(Reminder, Salesperson)
+            .join(Salesperson, col(Salesperson.id) == col(Reminder.salesperson_id))
+            .where(col(Reminder.id).in_(chunk))
+        )
+        rows += [(r, s) for r, s in result.all()]
+    registrations = await _registrations(
+        session, [r.registration_id for r, _ in rows if r.registration_id is not None]
+    )
+    partners = await _partners(session, [r.partner_id for r, _ in rows if r.kind == NUDGE])
+    standings = await loyalty_standings(
+        session=session, rules=rules, today=today, partner_ids=list(partners)
+    )
+    ready, gone = [], []
+    for reminder, person in rows:
+        assert reminder.id is not None
+        registration = registrations.get(reminder.registration_id or 0)
+        if not _still_wanted(reminder, person, registration, today):
+            gone.append(reminder.id)
+            continue
+        due = Due(
+            kind=reminder.kind,
+            subject=reminder.subject,
+            period=reminder.period,
+            due_on=reminder.due_on,
+            partner_id=reminder.partner_id,
+            registration_id=reminder.registration_id,
+            recipient=Recipient.of(person, rules.timezone),
+        )
+        if reminder.kind == NUDGE:
+            anchor = dt.date.fromisoformat(reminder.period.split("/")[0])
+            ready.append(
+                ToSend(
+                    reminder.id,
+                    due,
+                    company=partners[reminder.partner_id],
+                    inactive_days=(today - anchor).days,
+                    standing=standings[reminder.partner_id],
+                )
+            )
+        else:
+            ready.append(ToSend(reminder.id, due, registration=registration))
+    return ready, gone
+
+
+def _still_wanted(
+    reminder: Reminder,
+    person: Salesperson,
+    registration: RegistrationView | None,
+    today: dt.date,
+) -> bool:
+    if (
+        person.unlinked_at is not None
+        or person.unreachable_at is not None
+        or not person.reminders_enabled
+        or person.partner_id != reminder.partner_id
+    ):
+        return False
+    if reminder.kind == FOLLOWUP:
+        return registration is not None and registration.open_on(today)
+    if reminder.kind == EXPIRY:
+        return registration is not None and registration.status == Status.EXPIRED
+    return True
+
+
+async def _registrations(session: AsyncSession, ids: Iterable[int]) -> dict[int, RegistrationView]:
+    found: dict[int, RegistrationView] = {}
+    for chunk in _chunks(sorted(set(ids))):
+        result = await session.execute(select(Registration).where(col(Registration.id).in_(chunk)))
+        for registration in result.scalars():
+            view = RegistrationView.of(registration)
+            found[view.id] = view
+    return found
+
+
+async def _partners(session: AsyncSession, ids: Iterable[int]) -> dict[int, str]:
+    found: dict[int, str] = {}
+    for chunk in _chunks(sorted(set(ids))):
+        result = await session.execute(
+            select(col(Partner.id), col(Partner.company)).where(col(Partner.id).in_(chunk))
+        )
+        found.update({cast(int, i): str(company) for i, company in result.all()})
+    return found
+
+
+async def record_outcomes(*, session: AsyncSession, outcomes: Outcomes, now: dt.datetime) -> None:
+    """Write how the sends went. A blocked bot marks its person unreachable."""
+    for status, ids in (
+        ("sent", outcomes.sent),
+        ("retry", outcomes.retry),
+        ("failed", outcomes.failed),
+        ("skipped", outcomes.skipped),
+        ("blocked", [reminder for reminder, _ in outcomes.blocked]),
+    ):
+        values: dict[str, object] = {"status": status}
+        if status == "sent":
+            values["sent_at"] = now
+        for chunk in _chunks(ids):
+            await session.execute(
+                update(Reminder).where(col(Reminder.id).in_(chunk)).values(**values)
+            )
+    people = sorted({person for _, person in outcomes.blocked})
+    for chunk in _chunks(people):
+        await session.execute(
+            update(Salesperson).where(col(Salesperson.id).in_(chunk)).values(unreachable_at=now)
+        )
+    await session.commit()
+
+
+def _insert(session: AsyncSession) -> Any:
+    """The dialect's INSERT, which knows ON CONFLICT on both SQLite and PostgreSQL."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(Reminder)
+    return sqlite.insert(Reminder)
+
+
+def _as_date(value: dt.date | str | None) -> dt.date | None:
+    """SQLite hands back max() of a date column as text; PostgreSQL as a date."""
+    if value is None or isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(value)
+
+
+def _chunks(items: Sequence[Any]) -> list[Sequence[Any]]:
+    return [items[i : i + BATCH] for i in range(0, len(items), BATCH)]
