@@ -130,11 +130,15 @@ async def due_reminders(*, session: AsyncSession, rules: Rules, now: dt.datetime
 
 async def _reachable_salespeople(session: AsyncSession, rules: Rules) -> list[Recipient]:
     """Linked salespeople who want reminders and have not blocked the bot."""
-    statement = select(Salesperson).where(
-        col(Salesperson.unlinked_at).is_(None),
-        col(Salesperson.unreachable_at).is_(None),
-        col(Salesperson.reminders_enabled).is_(True),
-    )
+    statement = (
+        select(Salesperson)
+        .where(
+            col(Salesperson.unlinked_at).is_(None),
+            col(Salesperson.unreachable_at).is_(None),
+            col(Salesperson.reminders_enabled).is_(True),
+        )
+        .order_by(col(Salesperson.id))
+    )  # the same order on both databases, run after run
     return [Recipient.of(s, rules.timezone) for s in (await session.execute(statement)).scalars()]
 
 
@@ -207,12 +211,14 @@ async def _registration_reminders(
                 col(Registration.salesperson_id),
                 col(Registration.protected_until),
                 col(Registration.expected_close),
-            ).where(
+            )
+            .where(
                 col(Registration.status) == Status.QUALIFIED.value,
                 col(Registration.protected_until) >= today,
                 (col(Registration.protected_until) <= today + followup_days)
                 | (col(Registration.expected_close) <= today),
             )
+            .order_by(col(Registration.id))
         )
     ).all()
     expired = (
@@ -222,11 +228,13 @@ async def _registration_reminders(
                 col(Registration.partner_id),
                 col(Registration.salesperson_id),
                 col(Registration.protected_until),
-            ).where(
+            )
+            .where(
                 col(Registration.status) == Status.EXPIRED.value,
                 col(Registration.protected_until) < today,
                 col(Registration.protected_until) >= today - dt.timedelta(days=EXPIRY_NOTICE_DAYS),
             )
+            .order_by(col(Registration.id))
         )
     ).all()
     subjects = [registration_subject(cast(int, row[0])) for row in (*open_ones, *expired)]
@@ -354,6 +362,7 @@ async def reminders_to_send(
             select(Reminder, Salesperson)
             .join(Salesperson, col(Salesperson.id) == col(Reminder.salesperson_id))
             .where(col(Reminder.id).in_(chunk))
+            .order_by(col(Reminder.id))
         )
         rows += [(r, s) for r, s in result.all()]
     registrations = await _registrations(

@@ -1,0 +1,338 @@
+"""Reminders through weeks of programme time: the clock moves, the tick runs, users read."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from bot.services.accounts import unlink_salesperson
+from handlers.reminders import run_tick
+from models import Registration, Reminder, Salesperson, StatusChange
+from tests.conftest import BACKENDS, database_url_for, reset_postgresql
+from tests.factories import VATS
+from tests.fake_bot_api import TelegramError
+from tests.harness import Harness, buttons, running_bot
+from tests.test_conversations import join, load_programme, register_one
+
+ROME = ZoneInfo("Europe/Rome")
+
+
+def rome(year: int, month: int, day: int, hour: int = 10, minute: int = 0) -> dt.datetime:
+    return dt.datetime(year, month, day, hour, minute, tzinfo=ROME)
+
+
+@pytest.fixture(params=BACKENDS)
+async def bot(request, tmp_path, rules) -> AsyncIterator[Harness]:
+    url = database_url_for(request.param, tmp_path)
+    if request.param == "postgresql":
+        await reset_postgresql(url)
+    async with running_bot(tmp_path, database_url=url) as harness:
+        await load_programme(harness, rules, tmp_path)
+        yield harness
+
+
+async def tick_at(bot: Harness, moment: dt.datetime):
+    bot.clock.set(moment)
+    return await run_tick(bot.app)
+
+
+def nudges(chat) -> list[dict]:
+    return [m for m in chat.messages() if "has registered no deal" in m["text"]]
+
+
+async def reminders(bot: Harness) -> list[Reminder]:
+    async with bot.sessions() as session:
+        return list((await session.execute(select(Reminder).order_by(Reminder.id))).scalars())
+
+
+# --- nudges ------------------------------------------------------------------------
+
+
+async def test_a_nudge_comes_after_inactivity_days_and_again_after_as_many_more(bot):
+    chat = await join(bot, 11, language="en")  # Tuesday 24 November 2026
+    day = rome(2026, 11, 25)
+    sent_on = []
+    while day < rome(2027, 1, 12):
+        await tick_at(bot, day)
+        await tick_at(bot, day + dt.timedelta(hours=3))  # a second tick the same day
+        if len(nudges(chat)) > len(sent_on):
+            sent_on.append(day.date())
+        day += dt.timedelta(days=1)
+    # 21 days after joining, then 21 more; both Tuesdays.
+    assert sent_on == [dt.date(2026, 12, 15), dt.date(2027, 1, 5)]
+    first = nudges(chat)[0]
+    assert "Acme Informatica & Figli has registered no deal in 21 days" in first["text"]
+    assert (
+        "Loyalty: 0 registrations in the last 365 days: ×1.00; 3 more reach ×1.10"
+        in (first["text"])
+    )
+    assert [label for label, _ in buttons(first)] == ["📝 Register a deal"]
+
+
+async def test_a_registration_starts_the_count_again(bot):
+    chat = await join(bot, 11, language="en")
+    await tick_at(bot, rome(2026, 12, 8))
+    await register_one(chat, VATS[0])  # 8 December
+    await tick_at(bot, rome(2026, 12, 15))  # 21 days after joining, 7 after the deal
+    assert nudges(chat) == []
+    await tick_at(bot, rome(2026, 12, 29))  # 21 days after the registration
+    [nudge] = nudges(chat)
+    assert "1 registration in the last 365 days: ×1.00; 2 more reach ×1.10" in nudge["text"]
+
+
+async def test_the_nudges_button_starts_a_registration(bot):
+    chat = await join(bot, 11, language="en")
+    await tick_at(bot, rome(2026, 12, 15))
+    [nudge] = nudges(chat)
+    [question] = await chat.press(nudge, "Register a deal")
+    assert "Send the VAT number" in question["text"]
+    verdict, _ask = await chat.send(VATS[1])
+    assert "new customer" in verdict["text"]
+
+
+async def test_nothing_is_sent_in_quiet_hours_or_at_weekends_but_at_the_next_allowed_moment(
+    bot,
+):
+    chat = await join(bot, 11, language="en")
+    bot.clock.set(rome(2026, 11, 28, 11))  # a Saturday: due 21 days later, a Saturday too
+    other = await join(bot, 12, language="en")
+    await tick_at(bot, rome(2026, 12, 15, 20))  # the first one's day, but evening: quiet
+    assert nudges(chat) == []
+    await tick_at(bot, rome(2026, 12, 16, 8, 55))
+    assert nudges(chat) == []
+    await tick_at(bot, rome(2026, 12, 16, 9, 0))  # quiet hours over: it goes now
+    assert len(nudges(chat)) == 1
+    for moment in (rome(2026, 12, 19, 10), rome(2026, 12, 20, 15), rome(2026, 12, 21, 8)):
+        await tick_at(bot, moment)  # Saturday, Sunday, Monday before nine
+    assert nudges(other) == []
+    await tick_at(bot, rome(2026, 12, 21, 9, 5))
+    assert len(nudges(other)) == 1
+    assert len(nudges(chat)) == 1
+
+
+async def test_reminders_turned_off_reach_nobody_and_on_again_they_resume(bot):
+    chat = await join(bot, 11, language="en")
+    [settings] = await chat.send("/settings")
+    await chat.press(settings, "Turn reminders off")
+    await tick_at(bot, rome(2026, 12, 15))
+    assert nudges(chat) == []
+    await chat.press(settings, "Turn reminders on")
+    await tick_at(bot, rome(2026, 12, 16))
+    assert len(nudges(chat)) == 1
+
+
+async def test_every_linked_salesperson_gets_the_nudge_in_their_own_language(bot):
+    english = await join(bot, 11, language="en")
+    italian = await join(bot, 12, language="it")
+    await tick_at(bot, rome(2026, 12, 15))
+    assert len(nudges(english)) == 1
+    [nudge] = [
+        m for m in italian.messages() if "non registra opportunità da 21 giorni" in m["text"]
+    ]
+    assert "Fedeltà: 0 registrazioni" in nudge["text"]
+
+
+async def test_nothing_is_sent_twice_across_a_restart_between_ticks(tmp_path, rules):
+    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    async with running_bot(tmp_path, database_url=url) as first:
+        await load_programme(first, rules, tmp_path)
+        chat = await join(first, 11, language="en")
+        await tick_at(first, rome(2026, 12, 15))
+        assert len(nudges(chat)) == 1
+        api = first.api
+    async with running_bot(tmp_path, api, database_url=url) as second:
+        report = await tick_at(second, rome(2026, 12, 15, 10, 5))
+        assert report.sent == 0
+        assert len(nudges(chat)) == 1
+
+
+# --- follow-ups, expiry -------------------------------------------------------------
+
+
+async def test_a_follow_up_comes_on_the_close_date_and_before_protection_ends(bot):
+    chat = await join(bot, 11, language="en")
+    await register_one(chat, VATS[1])  # 24 Nov, close in 45 days (8 Jan), protected to 22 Feb
+    [registration] = await registrations(bot)
+    followups = []
+    for moment in (rome(2027, 1, 7), rome(2027, 1, 8), rome(2027, 1, 11), rome(2027, 2, 8)):
+        await tick_at(bot, moment)
+        followups = [m for m in chat.messages() if registration.reference in m["text"]]
+    close, protection = [m for m in followups if "How" in m["text"]]
+    assert "You expected to close it by 8 Jan 2027" in close["text"]
+    assert "Its protection ends on 22 Feb 2027" in protection["text"]
+    assert [label for label, _ in buttons(protection)] == ["🏆 Won", "Lost", "Still open"]
+
+
+async def test_follow_up_buttons_update_the_registration_in_the_same_message(bot):
+    chat = await join(bot, 11, language="en")
+    for vat in (VATS[0], VATS[1], VATS[3]):  # VATS[2] bought today: not new
+        await register_one(chat, vat)
+    await tick_at(bot, rome(2027, 2, 8))  # 14 days before protection ends
+    won, lost, still = [m for m in chat.messages() if "protection ends on" in m["text"]]
+    await chat.press(won, "Won")
+    assert "marked won" in won["text"]
+    assert not buttons(won)
+    await chat.press(lost, "Lost")
+    assert "Why was" in lost["text"]
+    await chat.press(lost, "Competitor")
+    assert "marked lost (Competitor)" in lost["text"]
+    await chat.press(still, "Still open")
+    assert "still open, protected until 22 Feb 2027" in still["text"]
+    async with bot.sessions() as session:
+        rows = (await session.execute(select(Registration).order_by(Registration.id))).scalars()
+        statuses = [r.status for r in rows]
+        notes = (
+            (
+                await session.execute(
+                    select(StatusChange.note).where(StatusChange.to_status == "lost")
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert statuses == ["won", "lost", "qualified"]
+    assert notes == ["reason: competitor"]
+
+
+async def test_a_stale_or_repeated_follow_up_press_changes_nothing_and_says_so(bot):
+    chat = await join(bot, 11, language="en")
+    await register_one(chat, VATS[1])
+    await tick_at(bot, rome(2027, 2, 8))
+    [followup] = [m for m in chat.messages() if "protection ends on" in m["text"]]
+    won_data = dict(buttons(followup))["🏆 Won"]
+    lost_data = dict(buttons(followup))["Lost"]
+    await chat.press_data(followup, won_data)
+    await chat.press_data(followup, won_data)  # a second tap, from a slow phone
+    assert "is won already: nothing changed" in followup["text"]
+    await chat.press_data(followup, lost_data.replace(":l:", ":r:") + ":price")
+    assert "is won already" in followup["text"]
+    async with bot.sessions() as session:
+        moves = (await session.execute(select(StatusChange.to_status))).scalars().all()
+    assert moves == ["qualified", "won"]
+
+
+async def test_a_follow_up_goes_to_colleagues_when_the_salesperson_left(bot):
+    chat = await join(bot, 11, language="en")
+    colleague = await join(bot, 12, language="en")
+    await register_one(chat, VATS[1])
+    async with bot.sessions() as session:
+        await unlink_salesperson(session=session, telegram_user_id=11, now=bot.clock.now())
+    await tick_at(bot, rome(2027, 2, 8))
+    assert [m for m in colleague.messages() if "protection ends on" in m["text"]]
+    assert not [m for m in chat.messages() if "protection ends on" in m["text"]]
+
+
+async def test_protection_ending_without_an_outcome_expires_it_and_says_so_once(bot):
+    chat = await join(bot, 11, language="en")
+    await register_one(chat, VATS[1])
+    [settings] = await chat.send("/settings")
+    for moment in (rome(2027, 2, 22, 18), rome(2027, 2, 23, 7), rome(2027, 2, 23, 10)):
+        await tick_at(bot, moment)
+    [registration] = await registrations(bot)
+    assert registration.status == "expired"  # by the night's tick, before anyone looked
+    notices = [m for m in chat.messages() if "expired" in m["text"]]
+    assert len(notices) == 1
+    assert "ended on 22 Feb 2027" in notices[0]["text"]
+    for moment in (rome(2027, 2, 24), rome(2027, 2, 25)):
+        await tick_at(bot, moment)
+    assert len([m for m in chat.messages() if "expired" in m["text"]]) == 1
+    async with bot.sessions() as session:
+        moves = (
+            await session.execute(
+                select(StatusChange.to_status, StatusChange.changed_by).order_by(StatusChange.id)
+            )
+        ).all()
+    assert moves == [("qualified", "telegram:11"), ("expired", "system")]
+    assert settings is not None
+
+
+async def test_expiry_notices_respect_the_reminders_setting(bot):
+    chat = await join(bot, 11, language="en")
+    await register_one(chat, VATS[1])
+    [settings] = await chat.send("/settings")
+    await chat.press(settings, "Turn reminders off")
+    await tick_at(bot, rome(2027, 2, 24))
+    [registration] = await registrations(bot)
+    assert registration.status == "expired"
+    assert not [m for m in chat.messages() if "expired" in m["text"]]
+
+
+# --- Telegram's bad days -----------------------------------------------------------
+
+
+async def test_a_reminder_that_failed_on_the_network_is_sent_at_the_next_tick_once(bot):
+    chat = await join(bot, 11, language="en")
+    bot.api.chat_failures[11] = [TelegramError(502, "Bad Gateway")]
+    report = await tick_at(bot, rome(2026, 12, 15))
+    assert (report.sent, report.retry) == (0, 1)
+    assert nudges(chat) == []
+    report = await tick_at(bot, rome(2026, 12, 15, 10, 5))
+    assert (report.sent, report.retry) == (1, 0)
+    await tick_at(bot, rome(2026, 12, 15, 10, 10))
+    assert len(nudges(chat)) == 1
+
+
+async def test_someone_who_blocked_the_bot_is_skipped_until_they_talk_to_it_again(bot):
+    chat = await join(bot, 11, language="en")
+    bot.api.chat_failures[11] = [TelegramError(403, "Forbidden: bot was blocked by the user")]
+    report = await tick_at(bot, rome(2026, 12, 15))
+    assert report.blocked == 1
+    async with bot.sessions() as session:
+        person = (await session.execute(select(Salesperson))).scalars().one()
+    assert person.unreachable_at is not None
+    await tick_at(bot, rome(2027, 1, 5))  # the next cycle: skipped
+    assert nudges(chat) == []
+    await chat.send("/help")  # back
+    await tick_at(bot, rome(2027, 1, 26))
+    assert len(nudges(chat)) == 1
+
+
+async def test_status_shows_the_loyalty_standing_at_the_top(bot):
+    chat = await join(bot, 11, language="en")
+    for vat in (VATS[0], VATS[1], VATS[3]):  # VATS[2] bought today: not new
+        await register_one(chat, vat)
+    [status] = await chat.send("/status")
+    standing = status["text"].splitlines()[1]
+    assert standing.startswith("Loyalty: 3 registrations in the last 365 days: ×1.10")
+    assert "1 more before 25 Nov 2027 keeps you there; 3 more reach ×1.25" in standing
+
+
+async def registrations(bot: Harness) -> list[Registration]:
+    async with bot.sessions() as session:
+        return list(
+            (await session.execute(select(Registration).order_by(Registration.id))).scalars()
+        )
+
+
+async def test_two_ticks_at_once_send_each_reminder_once(bot):
+    import asyncio
+
+    chats = [await join(bot, 11 + i, language="en") for i in range(4)]
+    bot.clock.set(rome(2026, 12, 15))
+    reports = await asyncio.gather(run_tick(bot.app), run_tick(bot.app))
+    assert sum(report.sent for report in reports) == 4
+    assert [len(nudges(chat)) for chat in chats] == [1, 1, 1, 1]
+
+
+async def test_a_crash_between_the_send_and_its_record_never_sends_it_again(bot, monkeypatch):
+    import handlers.reminders as reminders_module
+
+    chat = await join(bot, 11, language="en")
+
+    async def crash(**kwargs):
+        raise RuntimeError("the process died here")
+
+    monkeypatch.setattr(reminders_module, "record_outcomes", crash)
+    with pytest.raises(RuntimeError):
+        await tick_at(bot, rome(2026, 12, 15))
+    assert len(nudges(chat)) == 1  # it went out; its record did not
+    monkeypatch.undo()
+    report = await tick_at(bot, rome(2026, 12, 15, 10, 5))
+    assert report.sent == 0
+    assert len(nudges(chat)) == 1
+    [reminder] = await reminders(bot)
+    assert reminder.status == "sending"  # claimed, maybe sent: never sent again
