@@ -89,12 +89,16 @@ def _schedule_reminders(application: App, rules: Rules) -> None:
     a bot that was down catches up at once, and a restart loses nothing."""
     jobs = application.job_queue
     assert jobs is not None, "python-telegram-bot[job-queue] is a dependency"
+    every = dt.timedelta(minutes=rules.reminders.tick_minutes)
+    # The first tick as soon as the scheduler starts, however late that is after this
+    # call (APScheduler would skip a repeating job's start that passed while it waited).
+    jobs.run_once(tick, when=0, name="reminders at start", job_kwargs={"misfire_grace_time": None})
     jobs.run_repeating(
         tick,
-        interval=dt.timedelta(minutes=rules.reminders.tick_minutes),
-        first=0,
+        interval=every,
+        first=every,
         name="reminders",
-        job_kwargs={"max_instances": 1, "coalesce": True},
+        job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -28,6 +29,7 @@ from bot.errors import (
 from bot.i18n import Texts, describe_invalid
 from bot.parsing import normalise_vat
 from bot.resources import Resources, open_resources
+from bot.rules import Rules, next_allowed_moment, sending_allowed
 from bot.services.accounts import (
     create_invite,
     list_salespeople,
@@ -37,6 +39,7 @@ from bot.services.accounts import (
 from bot.services.eligibility import check_for_partner, staff_verdict
 from bot.services.imports import ImportReport, import_partners, import_purchases
 from bot.services.registrations import EXPORT_COLUMNS, export_registrations
+from bot.services.reminders import Due, Preview, preview_reminders
 from bot.sheets import style_for, write_table
 
 T = TypeVar("T")
@@ -210,6 +213,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     unlink.add_argument("telegram_id", metavar="TELEGRAM_ID", type=int)
     unlink.set_defaults(command=run_unlink)
+
+    reminders = command(
+        "reminders",
+        "show what the reminders would send at a moment, sending nothing",
+        "The running bot sends reminders by itself; this shows what its tick would do,\n"
+        "to check a change of the rules file. --at is in the programme's time zone\n"
+        "unless it carries its own offset.\n"
+        "Example: pai-bot reminders --dry-run --at 2026-12-01T10:00",
+    )
+    reminders.add_argument(
+        "--dry-run", action="store_true", required=True, help="send nothing (required)"
+    )
+    reminders.add_argument(
+        "--at", metavar="ISO-DATETIME", help="the moment to look at (default: now)"
+    )
+    reminders.set_defaults(command=run_reminders_preview)
     return parser
 
 
@@ -524,6 +543,61 @@ def run_unlink(args: argparse.Namespace, settings: Settings) -> int:
         return OK
 
     return with_database(settings, work, writes=False)
+
+
+# --- reminders -----------------------------------------------------------------
+
+
+def run_reminders_preview(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(shared: Resources) -> int:
+        rules = shared.rules
+        moment = shared.now()
+        if args.at:
+            try:
+                moment = dt.datetime.fromisoformat(args.at)
+            except ValueError:
+                print(
+                    f"pai-bot: --at {args.at!r} is not a date and time like 2026-12-01T10:00",
+                    file=sys.stderr,
+                )
+                return FAILED
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=rules.timezone)
+        if not sending_allowed(rules, moment):
+            quiet = moment
+            moment = next_allowed_moment(rules, quiet)
+            print(
+                f"{_local(quiet, rules)}: quiet hours ({rules.reminders.quiet_hours()}"
+                f"{', weekdays only' if rules.reminders.weekdays_only else ''}): nothing is sent "
+                f"then; the next allowed moment is {_local(moment, rules)}."
+            )
+        async with shared.sessions() as session:
+            preview = await preview_reminders(session=session, rules=rules, moment=moment)
+        print(
+            f"{_local(moment, rules)}: {preview.expiring} registrations would expire, "
+            f"{len(preview.due)} reminders would be sent" + (":" if preview.due else ".")
+        )
+        for due in preview.due:
+            print("  " + _preview_line(due, preview))
+        return OK
+
+    return with_database(settings, work, writes=False)
+
+
+def _local(moment: dt.datetime, rules: Rules) -> str:
+    return f"{moment.astimezone(rules.timezone):%Y-%m-%d %H:%M} ({rules.timezone.key})"
+
+
+def _preview_line(due: Due, preview: Preview) -> str:
+    person = due.recipient
+    who = person.display_name or "-"
+    if person.username:
+        who += f" @{person.username}"
+    who += f" ({person.telegram_user_id}, {preview.partner_codes.get(due.partner_id, '?')})"
+    if due.registration_id is None:
+        return f"{due.kind:<9} to {who}: no registration since {due.period.split('/')[0]}"
+    reference = preview.references.get(due.registration_id, "?")
+    return f"{due.kind:<9} to {who}: {reference} ({due.period})"
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ from handlers.common import RESOURCES_KEY, App, Context, answer_query, resources
 log = logging.getLogger(__name__)
 # Outcomes are written down this often during a tick, so a crash loses little.
 RECORD_EVERY = 50
+TICKED_KEY = "pai_ticked"
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,11 @@ async def run_tick(application: App) -> TickReport:
         failed=len(total.failed),
         skipped=len(total.skipped),
     )
-    if report.sent or report.retry or report.blocked or report.failed or expired:
+    # Said when something happened, and at the first tick after start (a restart
+    # that catches up says what it caught up on, or that there was nothing).
+    first = not application.bot_data.get(TICKED_KEY)
+    application.bot_data[TICKED_KEY] = True
+    if first or report.sent or report.retry or report.blocked or report.failed or expired:
         log.info("reminders: %s", report)
     return report
 

@@ -429,3 +429,48 @@ def test_staff_checking_a_protected_customer_see_the_holder_and_the_name_it_type
     assert code == 1
     assert "by ACME (Acme)" in out
     assert "registered as 'Rossi S.r.l.'" in out
+
+
+def test_reminders_dry_run_shows_what_would_go_and_to_whom_sending_nothing(shell, capsys):
+    import asyncio
+    import sqlite3
+
+    from bot.config import Settings
+    from bot.resources import open_resources
+    from tests.factories import NOW, link_salesperson, register
+
+    partners_and_purchases(shell, capsys)
+
+    async def make():
+        shared = await open_resources(Settings(_env_file=None))
+        try:
+            await link_salesperson(shared.sessions, "ACME", 4242, now=NOW - dt.timedelta(days=5))
+            beta = await link_salesperson(shared.sessions, "BETA", 5151, now=NOW)
+            await register(shared.sessions, shared.rules, beta, VATS[0], now=NOW)
+        finally:
+            await shared.close()
+
+    asyncio.run(make())  # ACME's person joined on 23 Nov 2026; BETA registered on 28 Nov
+    code, out, _ = run(capsys, "reminders", "--dry-run", "--at", "2026-12-18T10:00")
+    assert code == 0
+    assert "2026-12-18 10:00 (Europe/Rome): 0 registrations would expire" in out
+    assert "nudge     to - (4242, ACME): no registration since 2026-11-23" in out
+    assert "5151" not in out  # BETA registered 20 days before: not idle long enough
+    code, out, _ = run(capsys, "reminders", "--dry-run", "--at", "2027-02-27T10:00")
+    assert "quiet hours (19:00-09:00, weekdays only)" in out  # a Saturday
+    assert "the next allowed moment is 2027-03-01 09:00" in out
+    assert "1 registrations would expire" in out
+    assert "expiry    to - (5151, BETA): PAI-" in out
+    with sqlite3.connect(shell / "pai.db") as db:
+        assert db.execute("SELECT count(*) FROM reminder").fetchone() == (0,)
+        assert db.execute("SELECT status FROM registration").fetchall() == [("qualified",)]
+    code, _, err = run_exit(capsys, "reminders")
+    assert code == 2
+    assert "--dry-run" in err
+
+
+def run_exit(capsys, *argv):
+    with pytest.raises(SystemExit) as exited:
+        main(list(argv))
+    out, err = capsys.readouterr()
+    return exited.value.code, out, err

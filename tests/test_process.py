@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -51,10 +53,12 @@ def pai_bot(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedP
 
 
 @contextmanager
-def running(env: dict[str, str], cwd: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def running(
+    env: dict[str, str], cwd: Path, log: Path, prefix: tuple[str, ...] = ()
+) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "run"],
+            [*prefix, sys.executable, "-m", "bot.cli", "run"],
             env=env,
             cwd=cwd,
             stdout=out,
@@ -220,3 +224,49 @@ def test_run_warns_when_the_env_file_can_be_read_by_others(api, tmp_path):
     with running(env, tmp_path, log):
         fake.wait_for(lambda: any(m == "getUpdates" for m, _ in fake.calls), timeout=60)
     assert ".env can be read by other users" in log.read_text()
+
+
+FAKETIME = shutil.which("faketime")
+
+
+def link_salesperson_on(env: dict[str, str], telegram_user_id: int, day: dt.datetime) -> None:
+    """Link a salesperson to ACME at a moment in the past, through the services."""
+    import asyncio
+
+    from bot.config import Settings
+    from bot.resources import open_resources
+    from tests.factories import link_salesperson
+
+    async def link() -> None:
+        shared = await open_resources(
+            Settings(_env_file=None, database_url=env["DATABASE_URL"])  # type: ignore[call-arg]
+        )
+        try:
+            await link_salesperson(shared.sessions, "ACME", telegram_user_id, now=day)
+        finally:
+            await shared.close()
+
+    asyncio.run(link())
+
+
+@pytest.mark.skipif(FAKETIME is None, reason="faketime (Debian package faketime) is missing")
+def test_the_real_process_started_weeks_ahead_sends_the_due_nudge_once(api, tmp_path):
+    fake, base_url = api
+    env = environment(tmp_path, base_url)
+    invite_for_acme(env, tmp_path)
+    link_salesperson_on(env, 31, dt.datetime(2026, 11, 24, 9, 0, tzinfo=dt.UTC))
+    env["TZ"] = "UTC"  # faketime reads the moment below in this zone
+    weeks_ahead = (str(FAKETIME), "-f", "@2026-12-15 09:00:00")  # a Tuesday, 10:00 in Rome
+    user = User(id=31, language_code="en")
+    first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
+    with running(env, tmp_path, first_log, weeks_ahead):
+        [nudge] = wait_for_reply(fake, user, 1)
+        assert "has registered no deal in 21 days" in nudge["text"]
+        fake.wait_for(lambda: "reminders:" in first_log.read_text(), timeout=30)
+    with running(env, tmp_path, second_log, weeks_ahead):
+        # The tick at start has run when it says so; it found the nudge already sent.
+        fake.wait_for(lambda: "reminders:" in second_log.read_text(), timeout=30)
+    assert len(fake.sent_to(user.id)) == 1
+    assert "sent=0" in second_log.read_text()
+    with sqlite3.connect(tmp_path / "pai.db") as db:
+        assert db.execute("SELECT kind, status FROM reminder").fetchall() == [("nudge", "sent")]

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from bot.lifecycle import Status
-from bot.rules import LoyaltyStanding, Rules
+from bot.rules import LoyaltyStanding, Rules, sending_allowed
 from bot.services.eligibility import release_lapsed_protection
 from bot.services.loyalty import loyalty_standings
 from bot.services.views import RegistrationView
@@ -304,6 +304,41 @@ async def _told(session: AsyncSession, subjects: Sequence[str]) -> set[tuple[str
         )
         told.update((subject, period) for subject, period in rows.all())
     return told
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What a tick at `moment` would do, computed and then rolled back."""
+
+    moment: dt.datetime
+    sending_allowed: bool
+    expiring: int
+    due: list[Due]
+    partner_codes: dict[int, str]
+    references: dict[int, str]
+
+
+async def preview_reminders(*, session: AsyncSession, rules: Rules, moment: dt.datetime) -> Preview:
+    """What the tick would expire and send at `moment`, changing nothing (a dry run)."""
+    try:
+        expiring = await release_lapsed_protection(
+            session=session, today=rules.today(moment), at=moment
+        )
+        due = await due_reminders(session=session, rules=rules, now=moment)
+        codes = dict((await session.execute(select(col(Partner.id), col(Partner.code)))).all())
+        registrations = await _registrations(
+            session, [d.registration_id for d in due if d.registration_id is not None]
+        )
+    finally:
+        await session.rollback()
+    return Preview(
+        moment=moment,
+        sending_allowed=sending_allowed(rules, moment),
+        expiring=expiring,
+        due=due,
+        partner_codes={cast(int, k): str(v) for k, v in codes.items()},
+        references={k: v.reference for k, v in registrations.items()},
+    )
 
 
 # --- claiming, sending, recording ---------------------------------------------------
