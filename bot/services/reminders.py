@@ -129,17 +129,42 @@ async def due_reminders(*, session: AsyncSession, rules: Rules, now: dt.datetime
 
 
 async def _reachable_salespeople(session: AsyncSession, rules: Rules) -> list[Recipient]:
-    """Linked salespeople who want reminders and have not blocked the bot."""
+    """Linked salespeople who want reminders and have not blocked the bot.
+
+    Plain columns rather than ORM objects: every tick reads all of them.
+    """
     statement = (
-        select(Salesperson)
+        select(
+            col(Salesperson.id),
+            col(Salesperson.telegram_user_id),
+            col(Salesperson.partner_id),
+            col(Salesperson.language),
+            col(Salesperson.telegram_language),
+            col(Salesperson.display_name),
+            col(Salesperson.username),
+            col(Salesperson.linked_at),
+        )
         .where(
             col(Salesperson.unlinked_at).is_(None),
             col(Salesperson.unreachable_at).is_(None),
             col(Salesperson.reminders_enabled).is_(True),
         )
-        .order_by(col(Salesperson.id))
-    )  # the same order on both databases, run after run
-    return [Recipient.of(s, rules.timezone) for s in (await session.execute(statement)).scalars()]
+        .order_by(col(Salesperson.id))  # the same order on both databases, run after run
+    )
+    zone = rules.timezone
+    return [
+        Recipient(
+            salesperson_id=cast(int, row[0]),
+            telegram_user_id=row[1],
+            partner_id=row[2],
+            language=row[3],
+            telegram_language=row[4],
+            display_name=row[5],
+            username=row[6],
+            linked_on=row[7].astimezone(zone).date(),
+        )
+        for row in (await session.execute(statement)).all()
+    ]
 
 
 async def _nudges(

@@ -1,0 +1,214 @@
+"""Reminders benchmark: one tick over many partners, with the sends going to a fake Bot API.
+
+Seeds SQLite with N partners, one salesperson each and 5N registrations over the
+last 400 days, then measures, at 1,000 and at 10,000 partners (by default):
+- what is due: the computation alone (`due_reminders`), which every tick does;
+- the first tick: expiring what lapsed, claiming, sending every due reminder to
+  an in-process fake Bot API (no network, no rate limit), recording the outcomes;
+- the next tick: everything already sent, nothing new due (most ticks' cost);
+- a tick a day later: what one more day makes due (a day's first tick).
+The figure per partner shows whether the cost grows linearly.
+
+    python -m bench.reminders [--partners 1000 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import random
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from stdnum import luhn
+from telegram.request import BaseRequest, RequestData
+
+from bot.app import build_application
+from bot.clock import ManualClock
+from bot.config import Settings
+from bot.ratelimit import PerChatRateLimiter
+from bot.resources import Resources
+from bot.services.reminders import due_reminders
+from handlers.common import RESOURCES_KEY
+from handlers.reminders import run_tick
+
+# A Tuesday morning in Rome: reminders may go out.
+NOW = dt.datetime(2026, 12, 15, 9, 0, tzinfo=dt.UTC)
+TODAY = NOW.date()
+TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0"
+ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+
+
+def vat_of(serial: int) -> str:
+    body = f"{serial + 1:07d}001"
+    return f"IT{body}{luhn.calc_check_digit(body)}"
+
+
+def reference_of(serial: int) -> str:
+    code = ""
+    for _ in range(6):
+        serial, digit = divmod(serial, len(ALPHABET))
+        code += ALPHABET[digit]
+    return "PAI-" + code
+
+
+def seed(path: Path, partners: int) -> None:
+    """Fill the tables directly: loading is not what this benchmark measures."""
+    rng = random.Random(5)
+    db = sqlite3.connect(path)
+    stamp = (NOW - dt.timedelta(days=300)).isoformat()
+    db.executemany(
+        "INSERT INTO partner (id, code, company, level, created_at, updated_at)"
+        " VALUES (?, ?, ?, 'gold', ?, ?)",
+        ((p, f"P{p}", f"Partner {p} S.r.l.", stamp, stamp) for p in range(1, partners + 1)),
+    )
+    db.executemany(
+        "INSERT INTO salesperson (id, telegram_user_id, partner_id, reminders_enabled,"
+        " linked_at, telegram_language) VALUES (?, ?, ?, 1, ?, 'it')",
+        ((p, 10_000_000 + p, p, stamp) for p in range(1, partners + 1)),
+    )
+    rows = []
+    for serial in range(partners * 5):
+        registered = TODAY - dt.timedelta(days=rng.randrange(400))
+        until = registered + dt.timedelta(days=90)
+        open_ = until >= TODAY and rng.random() < 0.7
+        status = "qualified" if open_ else rng.choice(["won", "lost", "expired"])
+        rows.append(
+            (
+                reference_of(serial),
+                1 + serial % partners,
+                1 + serial % partners,
+                vat_of(serial),
+                f"Cliente {serial}",
+                registered.isoformat(),
+                stamp,
+                stamp,
+                until.isoformat(),
+                vat_of(serial) if status in ("qualified", "won") and until >= TODAY else None,
+                status,
+                (registered + dt.timedelta(days=rng.randrange(20, 120))).isoformat(),
+            )
+        )
+    db.executemany(
+        "INSERT INTO registration (reference, partner_id, salesperson_id, vat, customer_name,"
+        " registered_on, created_at, updated_at, protected_until, protection_key, status,"
+        " deal_value, product, expected_close, incentive_amount, currency, incentive_version,"
+        " level, loyalty_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 100000, 'x', ?,"
+        " 50000, 'EUR', '2025-07-01', 'gold', 0)",
+        rows,
+    )
+    db.commit()
+    db.execute("ANALYZE")
+    db.close()
+
+
+class FakeApi(BaseRequest):
+    """Answers every call at once, as Telegram would when all is well; counts the messages."""
+
+    def __init__(self) -> None:
+        self.messages = 0
+
+    @property
+    def read_timeout(self) -> float | None:
+        return 5.0
+
+    async def initialize(self) -> None:
+        return None
+
+    async def shutdown(self) -> None:
+        return None
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> tuple[int, bytes]:
+        name = url.rsplit("/", 1)[-1]
+        params = dict(request_data.parameters) if request_data else {}
+        result: Any = True
+        if name == "getMe":
+            result = {"id": 1, "is_bot": True, "first_name": "PAI", "username": "pai_bench_bot"}
+        elif name == "sendMessage":
+            self.messages += 1
+            result = {
+                "message_id": self.messages,
+                "date": 0,
+                "chat": {"id": int(params["chat_id"]), "type": "private"},
+                "text": "x",
+            }
+        return 200, json.dumps({"ok": True, "result": result}).encode()
+
+
+async def measure(folder: Path, partners: int) -> None:
+    path = folder / f"reminders-{partners}.db"
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        telegram_bot_token=TOKEN,
+        database_url=f"sqlite:///{path}",
+    )
+    api = FakeApi()
+    clock = ManualClock(NOW)
+    app = build_application(
+        settings,
+        request=api,
+        updates_request=api,
+        clock=clock,
+        schedule_reminders=False,
+        rate_limiter=PerChatRateLimiter(messages_per_second=1e9),
+    )
+    await app.initialize()
+    assert app.post_init is not None
+    await app.post_init(app)  # creates the tables
+    seed(path, partners)
+    shared: Resources = app.bot_data[RESOURCES_KEY]
+    started = time.perf_counter()
+    async with shared.sessions() as session:
+        due = await due_reminders(session=session, rules=shared.rules, now=NOW)
+    computing = time.perf_counter() - started
+    started = time.perf_counter()
+    first = await run_tick(app)
+    first_tick = time.perf_counter() - started
+    started = time.perf_counter()
+    second = await run_tick(app)
+    next_tick = time.perf_counter() - started
+    clock.advance(dt.timedelta(days=1))
+    started = time.perf_counter()
+    day_later = await run_tick(app)
+    day_tick = time.perf_counter() - started
+    assert app.post_shutdown is not None
+    await app.post_shutdown(app)
+    await app.shutdown()
+    print(
+        f"{partners:>6,} partners, {partners * 5:,} registrations: "
+        f"{len(due):,} due (computed in {computing * 1000:.0f} ms, "
+        f"{computing / partners * 1e6:.1f} µs a partner); "
+        f"first tick {first_tick:.2f} s ({first.expired:,} expired, {first.sent:,} sent, "
+        f"{first_tick / max(first.sent, 1) * 1000:.2f} ms a message); "
+        f"next tick {next_tick * 1000:.0f} ms ({second.sent} sent, "
+        f"{next_tick / partners * 1e6:.1f} µs a partner); "
+        f"a day later {day_tick * 1000:.0f} ms ({day_later.expired} expired, "
+        f"{day_later.sent} sent)"
+    )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--partners", type=int, nargs="+", default=[1_000, 10_000])
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        for partners in args.partners:
+            await measure(Path(folder), partners)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
