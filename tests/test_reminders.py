@@ -336,3 +336,13 @@ async def test_a_crash_between_the_send_and_its_record_never_sends_it_again(bot,
     assert len(nudges(chat)) == 1
     [reminder] = await reminders(bot)
     assert reminder.status == "sending"  # claimed, maybe sent: never sent again
+
+
+async def test_a_nudge_waiting_for_a_retry_is_dropped_once_the_partner_registered(bot):
+    chat = await join(bot, 11, language="en")
+    bot.api.chat_failures[11] = [TelegramError(502, "Bad Gateway")]
+    assert (await tick_at(bot, rome(2026, 12, 15))).retry == 1
+    await register_one(chat, VATS[0])
+    report = await tick_at(bot, rome(2026, 12, 15, 10, 5))
+    assert (report.sent, report.skipped) == (0, 1)
+    assert nudges(chat) == []

@@ -173,15 +173,7 @@ async def _nudges(
     """A nudge each `inactivity_days` without a registration, counted from the partner's
     last registration, or from the day the salesperson joined if later."""
     every = rules.reminders.inactivity_days
-    last_registered = dict(
-        (
-            await session.execute(
-                select(col(Registration.partner_id), func.max(Registration.registered_on)).group_by(
-                    col(Registration.partner_id)
-                )
-            )
-        ).all()
-    )
+    last_registered = await _last_registrations(session)
     already = {
         (subject, period, salesperson)
         for subject, period, salesperson in (
@@ -197,7 +189,7 @@ async def _nudges(
     }
     due = []
     for person in people:
-        last = _as_date(last_registered.get(person.partner_id))
+        last = last_registered.get(person.partner_id)
         anchor = max(last, person.linked_on) if last else person.linked_on
         idle = (today - anchor).days
         if idle < every:
@@ -218,6 +210,28 @@ async def _nudges(
             )
         )
     return due
+
+
+async def _last_registrations(
+    session: AsyncSession, partner_ids: Sequence[int] | None = None
+) -> dict[int, dt.date]:
+    """Each partner's latest registration date (all partners when `partner_ids` is None)."""
+    statement = select(col(Registration.partner_id), func.max(Registration.registered_on)).group_by(
+        col(Registration.partner_id)
+    )
+    rows: list[Any] = []
+    if partner_ids is None:
+        rows += (await session.execute(statement)).all()
+    for chunk in _chunks(partner_ids or []):
+        rows += (
+            await session.execute(statement.where(col(Registration.partner_id).in_(chunk)))
+        ).all()
+    found = {}
+    for partner, day in rows:
+        last = _as_date(day)
+        if last is not None:
+            found[partner] = last
+    return found
 
 
 async def _registration_reminders(
@@ -429,6 +443,7 @@ async def reminders_to_send(
         session, [r.registration_id for r, _ in rows if r.registration_id is not None]
     )
     partners = await _partners(session, [r.partner_id for r, _ in rows if r.kind == NUDGE])
+    last_registered = await _last_registrations(session, list(partners))
     standings = await loyalty_standings(
         session=session, rules=rules, today=today, partner_ids=list(partners)
     )
@@ -436,7 +451,9 @@ async def reminders_to_send(
     for reminder, person in rows:
         assert reminder.id is not None
         registration = registrations.get(reminder.registration_id or 0)
-        if not _still_wanted(reminder, person, registration, today):
+        if not _still_wanted(
+            reminder, person, registration, last_registered.get(reminder.partner_id), today
+        ):
             gone.append(reminder.id)
             continue
         due = Due(
@@ -468,6 +485,7 @@ def _still_wanted(
     reminder: Reminder,
     person: Salesperson,
     registration: RegistrationView | None,
+    last_registered: dt.date | None,
     today: dt.date,
 ) -> bool:
     if (
@@ -481,7 +499,9 @@ def _still_wanted(
         return registration is not None and registration.open_on(today)
     if reminder.kind == EXPIRY:
         return registration is not None and registration.status == Status.EXPIRED
-    return True
+    # A nudge waiting for a retry is moot once the partner registered again.
+    anchor = dt.date.fromisoformat(reminder.period.split("/")[0])
+    return last_registered is None or last_registered <= anchor
 
 
 async def _registrations(session: AsyncSession, ids: Iterable[int]) -> dict[int, RegistrationView]:
