@@ -15,9 +15,11 @@ from telegram.ext import Application, CallbackContext, ExtBot
 
 from bot.drafts import Draft, Step
 from bot.i18n import Texts, language_for
+from bot.lifecycle import Status
 from bot.resources import Resources
 from bot.services.accounts import Visitor, note_visit, recognise
-from bot.services.views import Account
+from bot.services.registrations import report_outcome
+from bot.services.views import Account, RegistrationView
 
 log = logging.getLogger(__name__)
 RESOURCES_KEY = "pai"
@@ -180,6 +182,23 @@ async def show_in_place(update: Update, text: str, markup: InlineKeyboardMarkup 
         await reply(update, text, markup)
     except NetworkError as exc:
         log.info("editing a message skipped: %s", type(exc).__name__)
+
+
+async def report(
+    context: Context, account: Account, reference: str, outcome: Status, note: str | None = None
+) -> RegistrationView:
+    """The partner's report of a deal's outcome, from /status or a follow-up."""
+    shared = resources(context)
+    async with shared.sessions() as session:
+        return await report_outcome(
+            session=session,
+            rules=shared.rules,
+            account=account,
+            reference=reference,
+            outcome=outcome,
+            now=shared.now(),
+            note=note,
+        )
 
 
 def pressed(update: Update) -> CallbackQuery:

@@ -21,7 +21,6 @@ from bot.services.registrations import (
     PAGE_SIZE,
     get_registration,
     list_registrations,
-    report_outcome,
 )
 from bot.services.views import Account, RegistrationView, StatusPage
 from handlers.callbacks import (
@@ -44,6 +43,7 @@ from handlers.common import (
     linked_only,
     remove_buttons,
     reply,
+    report,
     resources,
     show_in_place,
     texts_for,
@@ -294,17 +294,8 @@ async def record_outcome(
 ) -> None:
     """Mark the registration won or lost, as the partner reports."""
     outcome = Status.WON if isinstance(button, ReportWon) else Status.LOST
-    shared = resources(context)
     try:
-        async with shared.sessions() as session:
-            registration = await report_outcome(
-                session=session,
-                rules=shared.rules,
-                account=account,
-                reference=button.reference,
-                outcome=outcome,
-                now=shared.now(),
-            )
+        registration = await report(context, account, button.reference, outcome)
     except RegistrationNotFound:
         await answer_query(update, texts.plain("registration_not_found"), alert=True)
         return

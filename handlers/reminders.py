@@ -15,7 +15,7 @@ from bot.i18n import Texts, language_for
 from bot.lifecycle import Status
 from bot.resources import Resources
 from bot.rules import LoyaltyStanding, Rules, sending_allowed
-from bot.services.registrations import get_registration, report_outcome
+from bot.services.registrations import get_registration
 from bot.services.reminders import (
     EXPIRY,
     NUDGE,
@@ -38,7 +38,15 @@ from handlers.callbacks import (
     FollowupWon,
     StartRegistration,
 )
-from handlers.common import RESOURCES_KEY, App, Context, answer_query, resources, show_in_place
+from handlers.common import (
+    RESOURCES_KEY,
+    App,
+    Context,
+    answer_query,
+    report,
+    resources,
+    show_in_place,
+)
 
 log = logging.getLogger(__name__)
 # Outcomes are written down this often during a tick, so a crash loses little.
@@ -236,18 +244,8 @@ async def press_followup_button(
         if isinstance(button, FollowupWon)
         else (Status.LOST, f"reason: {button.reason}")
     )
-    shared = resources(context)
     try:
-        async with shared.sessions() as session:
-            registration = await report_outcome(
-                session=session,
-                rules=shared.rules,
-                account=account,
-                reference=button.reference,
-                outcome=outcome,
-                now=shared.now(),
-                note=note,
-            )
+        registration = await report(context, account, button.reference, outcome, note)
     except RegistrationNotFound:
         await answer_query(update, texts.plain("registration_not_found"), alert=True)
         return
