@@ -243,12 +243,13 @@ def next_allowed_moment(rules: Rules, moment: dt.datetime) -> dt.datetime:
     if sending_allowed(rules, moment):
         return moment
     local = moment.astimezone(rules.timezone)
-    # Quiet hours end at `quiet_until` on some day within the next week: try each.
+    # Sending resumes when quiet hours end or when a weekday starts: try both, day by day.
     for days in range(8):
         day = local.date() + dt.timedelta(days=days)
-        candidate = dt.datetime.combine(day, rules.reminders.quiet_until, rules.timezone)
-        if candidate >= local and sending_allowed(rules, candidate):
-            return candidate.astimezone(dt.UTC)
+        for start in sorted((dt.time(0, 0), rules.reminders.quiet_until)):
+            candidate = dt.datetime.combine(day, start, rules.timezone)
+            if candidate >= local and sending_allowed(rules, candidate):
+                return candidate.astimezone(dt.UTC)
     raise RulesError("the reminders' quiet hours and weekdays leave no moment to send")
 
 
@@ -300,8 +301,19 @@ def parse_rules(data: dict[str, Any]) -> Rules:
         protection_days=_positive_int(programme, "protection_days"),
         loyalty_window_days=_positive_int(programme, "loyalty_window_days"),
         incentives=tuple(versions),
-        reminders=_parse_reminders(data.get("reminders", {})),
+        reminders=_reminders_within(
+            _parse_reminders(data.get("reminders", {})), _positive_int(programme, "protection_days")
+        ),
     )
+
+
+def _reminders_within(reminders: ReminderRules, protection_days: int) -> ReminderRules:
+    if reminders.followup_days >= protection_days:
+        raise RulesError(
+            "reminders.followup_days must be fewer than programme.protection_days, "
+            "or the follow-up would come the day a deal is registered"
+        )
+    return reminders
 
 
 _QUIET_HOURS = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")

@@ -7,15 +7,23 @@ import secrets
 from dataclasses import dataclass
 from typing import cast
 
+import httpx
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
+from telegram.error import (
+    BadRequest,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
 
 from bot.errors import RegistrationNotFound, TransitionNotAllowed
 from bot.i18n import Texts, language_for
 from bot.lifecycle import Status
 from bot.resources import Resources
 from bot.rules import LoyaltyStanding, Rules, sending_allowed
-from bot.services.registrations import get_registration
+from bot.services.registrations import get_registration, report_still_open
 from bot.services.reminders import (
     EXPIRY,
     NUDGE,
@@ -25,7 +33,9 @@ from bot.services.reminders import (
     claim_reminders,
     due_reminders,
     expire_lapsed,
+    mark_sending,
     record_outcomes,
+    release_claims,
     reminders_to_send,
 )
 from bot.services.views import Account
@@ -49,8 +59,9 @@ from handlers.common import (
 )
 
 log = logging.getLogger(__name__)
-# Outcomes are written down this often during a tick, so a crash loses little.
-RECORD_EVERY = 50
+# Reminders handed to Telegram together, then recorded (about a second of Telegram's
+# 30 messages a second): a crash can lose at most these, never send them twice.
+SEND_BATCH = 30
 TICKED_KEY = "pai_ticked"
 
 
@@ -77,36 +88,73 @@ async def run_tick(application: App) -> TickReport:
     async with shared.sessions() as session:
         expired = await expire_lapsed(session=session, rules=rules, now=now)
     if not sending_allowed(rules, now):
-        return TickReport(expired=expired, quiet=True)
+        return _reported(application, TickReport(expired=expired, quiet=True))
     token = secrets.token_hex(8)
     async with shared.sessions() as session:
         due = await due_reminders(session=session, rules=rules, now=now)
         claimed = await claim_reminders(session=session, due=due, token=token, now=now)
         ready, gone = await reminders_to_send(session=session, rules=rules, ids=claimed, now=now)
-    total = Outcomes(skipped=gone)
-    batch = Outcomes()
-    for item in ready:
-        await send_reminder(application.bot, rules, item, batch)
-        if len(batch.sent) + len(batch.retry) >= RECORD_EVERY:
-            await _record(shared, batch, total)
-            batch = Outcomes()
-    await _record(shared, batch, total)
-    async with shared.sessions() as session:
-        await record_outcomes(session=session, outcomes=Outcomes(skipped=gone), now=now)
-    report = TickReport(
-        expired=expired,
-        quiet=False,
-        sent=len(total.sent),
-        retry=len(total.retry),
-        blocked=len(total.blocked),
-        failed=len(total.failed),
-        skipped=len(total.skipped),
+    total = Outcomes()
+    try:
+        await _record(shared, Outcomes(skipped=gone), total)
+        for start in range(0, len(ready), SEND_BATCH):
+            if not sending_allowed(rules, shared.now()):
+                break  # a long catch-up ran into quiet hours: the rest waits for morning
+            await _send_batch(
+                application.bot, shared, ready[start : start + SEND_BATCH], token, total
+            )
+    finally:
+        # Whatever was claimed and not tried (quiet hours, an error) goes at the next tick.
+        async with shared.sessions() as session:
+            await release_claims(session=session, token=token)
+    return _reported(
+        application,
+        TickReport(
+            expired=expired,
+            quiet=False,
+            sent=len(total.sent),
+            retry=len(total.retry),
+            blocked=len(total.blocked),
+            failed=len(total.failed),
+            skipped=len(total.skipped),
+        ),
     )
+
+
+async def _send_batch(
+    bot: Bot, shared: Resources, batch: list[ToSend], token: str, total: Outcomes
+) -> None:
+    """Mark a few reminders as handed to Telegram, send them, record how it went.
+
+    Marked before the send: a crash from here on can lose these few, never send them
+    twice. Those not handed over when something unexpected stops the batch go back.
+    """
+    async with shared.sessions() as session:
+        held = await mark_sending(session=session, ids=[item.id for item in batch], token=token)
+    outcomes = Outcomes()
+    untried = [item.id for item in batch if item.id in held]
+    try:
+        for item in batch:
+            if item.id not in held:  # another tick took it back meanwhile: it sends it
+                continue
+            untried.remove(item.id)
+            if item.due.recipient.salesperson_id in {person for _, person in total.blocked} | {
+                person for _, person in outcomes.blocked
+            }:
+                outcomes.skipped.append(item.id)  # blocked the bot moments ago
+                continue
+            await send_reminder(bot, shared.rules, item, outcomes)
+    finally:
+        outcomes.retry += untried
+        await _record(shared, outcomes, total)
+
+
+def _reported(application: App, report: TickReport) -> TickReport:
     # Said when something happened, and at the first tick after start (a restart
     # that catches up says what it caught up on, or that there was nothing).
     first = not application.bot_data.get(TICKED_KEY)
     application.bot_data[TICKED_KEY] = True
-    if first or report.sent or report.retry or report.blocked or report.failed or expired:
+    if first or report.sent or report.retry or report.blocked or report.failed or report.expired:
         log.info("reminders: %s", report)
     return report
 
@@ -118,10 +166,17 @@ async def _record(shared: Resources, batch: Outcomes, total: Outcomes) -> None:
     total.retry += batch.retry
     total.failed += batch.failed
     total.blocked += batch.blocked
+    total.skipped += batch.skipped
+    total.unsure += batch.unsure
 
 
 async def send_reminder(bot: Bot, rules: Rules, item: ToSend, outcomes: Outcomes) -> None:
-    """Send one reminder and note how it went: a network error is tried again next tick."""
+    """Send one reminder and note how it went.
+
+    Tried again at the next tick only when it surely did not reach Telegram (the
+    connection failed, a 5xx, a 429 past the retries); a read timeout may have
+    delivered it, so it is not sent again.
+    """
     person = item.due.recipient
     texts = Texts(language_for(chosen=person.language, telegram_code=person.telegram_language))
     text, markup = render_reminder(texts, rules, item)
@@ -131,14 +186,29 @@ async def send_reminder(bot: Bot, rules: Rules, item: ToSend, outcomes: Outcomes
         )
     except Forbidden:
         outcomes.blocked.append((item.id, person.salesperson_id))
+    except TimedOut as exc:
+        if _never_left(exc):
+            outcomes.retry.append(item.id)
+        else:
+            log.info("reminder %s may have been delivered: not sent again", item.id)
+            outcomes.unsure.append(item.id)
     except BadRequest as exc:
         log.warning("reminder %s refused by Telegram: %s", item.id, exc.message)
         outcomes.failed.append(item.id)
     except (NetworkError, RetryAfter) as exc:
         log.info("reminder %s to be tried again: %s", item.id, type(exc).__name__)
         outcomes.retry.append(item.id)
+    except TelegramError as exc:
+        log.warning("reminder %s failed: %s", item.id, type(exc).__name__)
+        outcomes.failed.append(item.id)
     else:
         outcomes.sent.append(item.id)
+
+
+def _never_left(exc: TimedOut) -> bool:
+    """Whether a timeout happened before the request reached Telegram."""
+    cause = exc.__cause__
+    return isinstance(cause, httpx.ConnectTimeout | httpx.PoolTimeout) or "Pool timeout" in str(exc)
 
 
 # --- what they say ----------------------------------------------------------------
@@ -229,12 +299,7 @@ async def press_followup_button(
 ) -> None:
     """Won / Lost (then why) / Still open, answered in the same message."""
     if isinstance(button, FollowupLost):
-        await answer_query(update)
-        await show_in_place(
-            update,
-            texts("followup_why_lost", reference=button.reference),
-            why_lost_buttons(texts, button.reference),
-        )
+        await ask_why_lost(update, context, account, texts, button.reference)
         return
     if isinstance(button, FollowupStillOpen):
         await keep_open(update, context, account, texts, button.reference)
@@ -250,16 +315,7 @@ async def press_followup_button(
         await answer_query(update, texts.plain("registration_not_found"), alert=True)
         return
     except TransitionNotAllowed as refused:
-        await answer_query(update)
-        await show_in_place(
-            update,
-            texts(
-                "followup_already",
-                reference=button.reference,
-                status=texts.status(refused.current),
-            ),
-            None,
-        )
+        await answer_already(update, texts, button.reference, refused.current)
         return
     await answer_query(update)
     if isinstance(button, FollowupWon):
@@ -271,6 +327,30 @@ async def press_followup_button(
             reason=texts(f"lost_{button.reason}"),
         )
     await show_in_place(update, text, None)
+
+
+async def ask_why_lost(
+    update: Update, context: Context, account: Account, texts: Texts, reference: str
+) -> None:
+    """Lost, first press: ask why, if the deal is still open."""
+    shared = resources(context)
+    try:
+        async with shared.sessions() as session:
+            registration = await get_registration(
+                session=session, account=account, reference=reference
+            )
+    except RegistrationNotFound:
+        await answer_query(update, texts.plain("registration_not_found"), alert=True)
+        return
+    if not registration.open_on(shared.today()):
+        # Past its protection but not yet expired by the tick: it is expired all the same.
+        status = Status.EXPIRED if registration.status == Status.QUALIFIED else registration.status
+        await answer_already(update, texts, reference, status)
+        return
+    await answer_query(update)
+    await show_in_place(
+        update, texts("followup_why_lost", reference=reference), why_lost_buttons(texts, reference)
+    )
 
 
 def why_lost_buttons(texts: Texts, reference: str) -> InlineKeyboardMarkup:
@@ -290,25 +370,35 @@ def why_lost_buttons(texts: Texts, reference: str) -> InlineKeyboardMarkup:
 async def keep_open(
     update: Update, context: Context, account: Account, texts: Texts, reference: str
 ) -> None:
-    """Still open: nothing changes, and the message says until when it is protected."""
+    """Still open: kept in the history; the message says until when it is protected."""
     shared = resources(context)
     try:
         async with shared.sessions() as session:
-            registration = await get_registration(
-                session=session, account=account, reference=reference
+            registration = await report_still_open(
+                session=session,
+                rules=shared.rules,
+                account=account,
+                reference=reference,
+                now=shared.now(),
             )
     except RegistrationNotFound:
         await answer_query(update, texts.plain("registration_not_found"), alert=True)
         return
+    except TransitionNotAllowed as refused:
+        await answer_already(update, texts, reference, refused.current)
+        return
     await answer_query(update)
-    if registration.open_on(shared.today()):
-        text = texts(
-            "followup_still_open",
-            reference=reference,
-            until=texts.date(registration.protected_until),
-        )
-    else:
-        text = texts(
-            "followup_already", reference=reference, status=texts.status(registration.status)
-        )
+    text = texts(
+        "followup_still_open", reference=reference, until=texts.date(registration.protected_until)
+    )
     await show_in_place(update, text, None)
+
+
+async def answer_already(update: Update, texts: Texts, reference: str, status: str) -> None:
+    """A follow-up pressed after the registration moved on: say so, change nothing."""
+    await answer_query(update)
+    await show_in_place(
+        update,
+        texts("followup_already", reference=reference, status=texts.status(status)),
+        None,
+    )

@@ -323,8 +323,12 @@ async def test_a_crash_between_the_send_and_its_record_never_sends_it_again(bot,
 
     chat = await join(bot, 11, language="en")
 
+    real_record = reminders_module.record_outcomes
+
     async def crash(**kwargs):
-        raise RuntimeError("the process died here")
+        if kwargs["outcomes"].sent:
+            raise RuntimeError("the process died here, after the send")
+        await real_record(**kwargs)
 
     monkeypatch.setattr(reminders_module, "record_outcomes", crash)
     with pytest.raises(RuntimeError):
@@ -346,3 +350,127 @@ async def test_a_nudge_waiting_for_a_retry_is_dropped_once_the_partner_registere
     report = await tick_at(bot, rome(2026, 12, 15, 10, 5))
     assert (report.sent, report.skipped) == (0, 1)
     assert nudges(chat) == []
+
+
+# --- what the review found --------------------------------------------------------
+
+
+async def test_an_unexpected_telegram_error_on_one_reminder_does_not_stop_the_others(bot):
+    chats = [await join(bot, 11 + i, language="en") for i in range(3)]
+    bot.api.chat_failures[11] = [TelegramError(404, "Not Found")]
+    report = await tick_at(bot, rome(2026, 12, 15))
+    assert (report.sent, report.failed) == (2, 1)
+    assert [len(nudges(chat)) for chat in chats] == [0, 1, 1]
+
+
+async def test_reminders_claimed_but_never_tried_go_at_the_next_tick(bot, monkeypatch):
+    import handlers.reminders as reminders_module
+
+    chats = [await join(bot, 11 + i, language="en") for i in range(3)]
+    real_send = reminders_module.send_reminder
+
+    async def broken_first(bot_, rules, item, outcomes):
+        if item.due.recipient.telegram_user_id == 11:
+            raise RuntimeError("a bug while rendering")
+        await real_send(bot_, rules, item, outcomes)
+
+    monkeypatch.setattr(reminders_module, "send_reminder", broken_first)
+    with pytest.raises(RuntimeError):
+        await tick_at(bot, rome(2026, 12, 15))
+    monkeypatch.undo()
+    assert [len(nudges(chat)) for chat in chats] == [0, 0, 0]
+    report = await tick_at(bot, rome(2026, 12, 15, 10, 5))
+    # The first was handed over when the bug struck (maybe delivered): never again.
+    assert report.sent == 2
+    assert [len(nudges(chat)) for chat in chats] == [0, 1, 1]
+
+
+async def test_a_nudge_sent_late_is_followed_by_the_next_only_a_full_period_later(bot):
+    chat = await join(bot, 11, language="en")
+    [settings] = await chat.send("/settings")
+    await chat.press(settings, "Turn reminders off")
+    await tick_at(bot, rome(2026, 12, 15))
+    await chat.press(settings, "Turn reminders on")
+    await tick_at(bot, rome(2027, 1, 4))  # overdue since 15 December: goes now
+    assert len(nudges(chat)) == 1
+    for day in range(5, 25):
+        await tick_at(bot, rome(2027, 1, day, 11))
+    assert len(nudges(chat)) == 1  # not on 5 January, the old schedule's day
+    await tick_at(bot, rome(2027, 1, 25))
+    assert len(nudges(chat)) == 2
+
+
+async def test_a_send_that_may_have_reached_telegram_is_never_sent_again(bot):
+    from tests.fake_bot_api import Timeout
+
+    await join(bot, 11, language="en")
+    bot.api.chat_failures[11] = [Timeout()]  # the answer never came: delivered or not?
+    await tick_at(bot, rome(2026, 12, 15))
+    await tick_at(bot, rome(2026, 12, 15, 10, 5))
+    sends = [
+        params
+        for method, params in bot.api.calls
+        if method == "sendMessage" and "no deal" in str(params.get("text"))
+    ]
+    assert len(sends) == 1
+
+
+async def test_a_colleague_gets_the_follow_up_when_the_salesperson_blocked_the_bot(bot):
+    chat = await join(bot, 11, language="en")
+    colleague = await join(bot, 12, language="en")
+    await register_one(chat, VATS[1])
+    bot.api.chat_failures[11] = [TelegramError(403, "Forbidden: bot was blocked by the user")]
+    await tick_at(bot, rome(2027, 2, 8))  # the nudge finds the bot blocked; the rest skipped
+    assert not [m for m in chat.messages() if "protection ends on" in m["text"]]
+    await tick_at(bot, rome(2027, 2, 8, 10, 5))
+    assert len([m for m in colleague.messages() if "protection ends on" in m["text"]]) == 1
+
+
+async def test_follow_ups_come_on_their_days_and_not_before(bot):
+    chat = await join(bot, 11, language="en")
+    await register_one(chat, VATS[1])  # close expected 8 Jan 2027, protected to 22 Feb
+    [registration] = await registrations(bot)
+
+    def followups() -> int:
+        return len([m for m in chat.messages() if registration.reference in m["text"]])
+
+    before = followups()  # the confirmation names it too
+    expected = {
+        rome(2027, 1, 7): 0,
+        rome(2027, 1, 8): 1,  # the close date
+        rome(2027, 2, 5): 1,
+        rome(2027, 2, 8): 2,  # 14 days before 22 February
+        rome(2027, 2, 9): 2,
+    }
+    for moment, count in expected.items():
+        await tick_at(bot, moment)
+        assert followups() - before == count, moment
+
+
+async def test_still_open_is_kept_in_the_history(bot):
+    chat = await join(bot, 11, language="en")
+    await register_one(chat, VATS[1])
+    await tick_at(bot, rome(2027, 2, 8))
+    [followup] = [m for m in chat.messages() if "protection ends on" in m["text"]]
+    await chat.press(followup, "Still open")
+    async with bot.sessions() as session:
+        notes = (
+            await session.execute(
+                select(
+                    StatusChange.from_status, StatusChange.to_status, StatusChange.note
+                ).order_by(StatusChange.id)
+            )
+        ).all()
+    assert notes[-1] == ("qualified", "qualified", "still open")
+
+
+async def test_a_late_lost_press_says_the_deal_moved_on_without_asking_why(bot):
+    chat = await join(bot, 11, language="en")
+    await register_one(chat, VATS[1])
+    await tick_at(bot, rome(2027, 2, 8))
+    [followup] = [m for m in chat.messages() if "protection ends on" in m["text"]]
+    lost = dict(buttons(followup))["Lost"]
+    await chat.press(followup, "Won")
+    await chat.press_data(followup, lost)
+    assert "is won already: nothing changed" in followup["text"]
+    assert "Why was" not in followup["text"]

@@ -348,3 +348,23 @@ def test_loyalty_standing_counts_the_window_and_says_what_keeps_the_step():
     assert standing.next_step.multiplier == Decimal("1.25")
     empty = loyalty_standing(RULES, today, [])
     assert (empty.count, empty.multiplier, empty.keep_before) == (0, Decimal("1.0"), None)
+
+
+def test_a_weekday_after_a_weekend_starts_at_midnight_when_quiet_hours_are_midday(tmp_path):
+    rules = load_rules(
+        rules_with(
+            tmp_path,
+            "[[incentives]]\neffective_from = 2024-01-01\nfixed = 1\n"
+            '[reminders]\nquiet_hours = "12:00-14:00"\n',
+        )
+    )
+    assert next_allowed_moment(rules, rome(2026, 11, 28, 10)) == rome(2026, 11, 30, 0, 0)
+
+
+def test_a_follow_up_period_as_long_as_protection_is_refused(tmp_path):
+    path = rules_with(
+        tmp_path,
+        "[[incentives]]\neffective_from = 2024-01-01\nfixed = 1\n[reminders]\nfollowup_days = 90",
+    )
+    with pytest.raises(RulesError, match="followup_days"):
+        load_rules(path)

@@ -79,6 +79,23 @@ async def record_creation(
     )
 
 
+async def record_note(
+    session: AsyncSession, *, registration_id: int, by: str, at: dt.datetime, note: str
+) -> None:
+    """Keep something said about a registration that moved nowhere ("still open")."""
+    status = await _status_of(session, registration_id)
+    session.add(
+        StatusChange(
+            registration_id=registration_id,
+            from_status=status,
+            to_status=status,
+            changed_by=by,
+            changed_at=at,
+            note=note,
+        )
+    )
+
+
 async def _status_of(session: AsyncSession, registration_id: int) -> str:
     status = (
         await session.execute(

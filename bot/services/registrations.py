@@ -10,11 +10,11 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from bot.errors import RegistrationNotFound
+from bot.errors import RegistrationNotFound, TransitionNotAllowed
 from bot.lifecycle import OPEN, Status
 from bot.rules import Rules
 from bot.services.eligibility import release_lapsed_protection
-from bot.services.history import actor_of, change_status
+from bot.services.history import actor_of, change_status, record_note
 from bot.services.loyalty import partner_standing
 from bot.services.views import Account, RegistrationView, StatusPage, Totals
 from models import Partner, Registration
@@ -123,6 +123,29 @@ async def report_outcome(
         raise
     await session.commit()
     await session.refresh(registration)
+    return RegistrationView.of(registration)
+
+
+async def report_still_open(
+    *, session: AsyncSession, rules: Rules, account: Account, reference: str, now: dt.datetime
+) -> RegistrationView:
+    """The partner says the deal is still open: kept in its history, nothing moves.
+
+    Refused like an outcome once the registration is no longer open (its protection
+    may have ended since midnight, before the tick expired it).
+    """
+    if await release_lapsed_protection(
+        session=session, today=rules.today(now), at=now, partner_id=account.partner_id
+    ):
+        await session.commit()
+    registration = await _own_registration(session=session, account=account, reference=reference)
+    assert registration.id is not None
+    if registration.status != Status.QUALIFIED.value:
+        raise TransitionNotAllowed(current=registration.status, target=Status.QUALIFIED.value)
+    await record_note(
+        session, registration_id=registration.id, by=actor_of(account), at=now, note="still open"
+    )
+    await session.commit()
     return RegistrationView.of(registration)
 
 

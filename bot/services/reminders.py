@@ -34,6 +34,15 @@ BEFORE_PROTECTION_ENDS, ON_CLOSE_DATE = "protection", "close"
 EXPIRY_NOTICE_DAYS = 7
 # Rows per statement, well under both databases' limits on bound parameters.
 BATCH = 1000
+# A reminder's life: claimed by a tick (not tried yet: safe to take again), sending
+# (handed to Telegram: maybe delivered, never sent again), then sent, retry (it
+# failed before reaching Telegram), failed, blocked (403) or skipped (no longer due).
+CLAIMED, SENDING, SENT, RETRY = "claimed", "sending", "sent", "retry"
+FAILED, BLOCKED, SKIPPED = "failed", "blocked", "skipped"
+# Statuses that mean somebody has it, or will: nobody else is asked.
+LIVE = (CLAIMED, SENDING, SENT, RETRY)
+# Tries before a reminder that keeps failing is given up.
+MAX_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -93,6 +102,8 @@ class Outcomes:
 
     sent: list[int] = field(default_factory=list)
     retry: list[int] = field(default_factory=list)
+    # Handed over but not confirmed (a read timeout): stays "sending", never sent again.
+    unsure: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
     skipped: list[int] = field(default_factory=list)
     blocked: list[tuple[int, int]] = field(default_factory=list)  # (reminder, salesperson)
@@ -170,46 +181,65 @@ async def _reachable_salespeople(session: AsyncSession, rules: Rules) -> list[Re
 async def _nudges(
     session: AsyncSession, rules: Rules, today: dt.date, people: Sequence[Recipient]
 ) -> list[Due]:
-    """A nudge each `inactivity_days` without a registration, counted from the partner's
-    last registration, or from the day the salesperson joined if later."""
-    every = rules.reminders.inactivity_days
+    """A nudge after `inactivity_days` without a registration, counted from the partner's
+    last registration or the day the salesperson joined, whichever is later; then again
+    `inactivity_days` after the last nudge that person got, for as long as it lasts."""
+    every = dt.timedelta(days=rules.reminders.inactivity_days)
     last_registered = await _last_registrations(session)
-    already = {
-        (subject, period, salesperson)
-        for subject, period, salesperson in (
-            await session.execute(
-                select(
-                    col(Reminder.subject), col(Reminder.period), col(Reminder.salesperson_id)
-                ).where(
-                    col(Reminder.kind) == NUDGE,
-                    col(Reminder.due_on) > today - dt.timedelta(days=every),
-                )
-            )
-        ).all()
-    }
+    last_nudges = await _last_nudges(session, rules)
     due = []
     for person in people:
-        last = last_registered.get(person.partner_id)
-        anchor = max(last, person.linked_on) if last else person.linked_on
-        idle = (today - anchor).days
-        if idle < every:
-            continue
-        cycle = idle // every
-        key = (partner_subject(person.partner_id), f"{anchor.isoformat()}/{cycle}")
-        if (*key, person.salesperson_id) in already:
+        anchor = max(person.linked_on, last_registered.get(person.partner_id, person.linked_on))
+        turn = wait_from = anchor  # the nudge's identity; the day the waiting starts
+        last = last_nudges.get((person.salesperson_id, person.partner_id))
+        if last is not None and last[0] >= anchor:
+            day, status = last
+            if status in (CLAIMED, RETRY):
+                continue  # on its way
+            turn = day
+            # After a nudge that went (or failed for good) the next waits its turn; one
+            # that could not reach the person (blocked, reminders off) is due once they can.
+            if status in (SENDING, SENT, FAILED):
+                wait_from = day
+        if today < wait_from + every:
             continue
         due.append(
             Due(
                 kind=NUDGE,
-                subject=key[0],
-                period=key[1],
-                due_on=anchor + dt.timedelta(days=cycle * every),
+                subject=partner_subject(person.partner_id),
+                period=f"{anchor.isoformat()}/{turn.isoformat()}",
+                due_on=wait_from + every,
                 partner_id=person.partner_id,
                 registration_id=None,
                 recipient=person,
             )
         )
     return due
+
+
+async def _last_nudges(
+    session: AsyncSession, rules: Rules
+) -> dict[tuple[int, int], tuple[dt.date, str]]:
+    """Each person's latest nudge about each partner: the day it was written, its status."""
+    latest = (
+        select(
+            col(Reminder.salesperson_id).label("person"),
+            col(Reminder.partner_id).label("partner"),
+            func.max(Reminder.id).label("id"),
+        )
+        .where(col(Reminder.kind) == NUDGE)
+        .group_by(col(Reminder.salesperson_id), col(Reminder.partner_id))
+        .subquery()
+    )
+    rows = await session.execute(
+        select(
+            latest.c.person, latest.c.partner, col(Reminder.created_at), col(Reminder.status)
+        ).join(Reminder, col(Reminder.id) == latest.c.id)
+    )
+    return {
+        (person, partner): (_as_moment(moment).astimezone(rules.timezone).date(), status)
+        for person, partner, moment, status in rows.all()
+    }
 
 
 async def _last_registrations(
@@ -277,7 +307,7 @@ async def _registration_reminders(
         )
     ).all()
     subjects = [registration_subject(cast(int, row[0])) for row in (*open_ones, *expired)]
-    already = await _told(session, subjects)
+    already = await _rows_for(session, subjects)
     due: list[Due] = []
     for registration_id, partner_id, registered_by, until, close in open_ones:
         protection_due = until - followup_days
@@ -318,31 +348,38 @@ def _to_registration_people(
     period: str,
     due_on: dt.date,
     by_partner: dict[int, list[Recipient]],
-    already: set[tuple[str, str]],
+    already: dict[tuple[str, str], dict[int, str]],
 ) -> list[Due]:
-    """The salesperson who registered the deal, or, if they left or turned reminders off,
-    the partner's other salespeople; nobody if anyone was told already."""
+    """The salesperson who registered the deal, or, if they left, turned reminders off or
+    could not be reached, the partner's other salespeople; nobody once someone has it."""
     subject = registration_subject(registration_id)
-    if (subject, period) in already:
+    rows = already.get((subject, period), {})
+    if any(status in LIVE for status in rows.values()):
         return []
-    colleagues = by_partner.get(partner_id, [])
+    colleagues = [p for p in by_partner.get(partner_id, []) if p.salesperson_id not in rows]
     chosen = [p for p in colleagues if p.salesperson_id == registered_by] or colleagues
     return [
         Due(kind, subject, period, due_on, partner_id, registration_id, person) for person in chosen
     ]
 
 
-async def _told(session: AsyncSession, subjects: Sequence[str]) -> set[tuple[str, str]]:
-    """The (subject, period) pairs someone already had a reminder for."""
-    told: set[tuple[str, str]] = set()
+async def _rows_for(
+    session: AsyncSession, subjects: Sequence[str]
+) -> dict[tuple[str, str], dict[int, str]]:
+    """For each (subject, period): the people who have a reminder row, and its status."""
+    found: dict[tuple[str, str], dict[int, str]] = defaultdict(dict)
     for chunk in _chunks(subjects):
         rows = await session.execute(
-            select(col(Reminder.subject), col(Reminder.period)).where(
-                col(Reminder.subject).in_(chunk), col(Reminder.kind) != NUDGE
-            )
+            select(
+                col(Reminder.subject),
+                col(Reminder.period),
+                col(Reminder.salesperson_id),
+                col(Reminder.status),
+            ).where(col(Reminder.subject).in_(chunk), col(Reminder.kind) != NUDGE)
         )
-        told.update((subject, period) for subject, period in rows.all())
-    return told
+        for subject, period, person, status in rows.all():
+            found[(subject, period)][person] = status
+    return found
 
 
 @dataclass(frozen=True)
@@ -386,11 +423,22 @@ async def preview_reminders(*, session: AsyncSession, rules: Rules, moment: dt.d
 async def claim_reminders(
     *, session: AsyncSession, due: Sequence[Due], token: str, now: dt.datetime
 ) -> list[int]:
-    """Write down the due reminders and those to retry, for this tick; return their ids.
+    """Write down the due reminders, and take back those to try again, for this tick.
 
-    The unique constraint lets a reminder be written once: whatever another tick
-    or instance claimed first is not claimed here.
+    The unique constraint lets a reminder be written once, whoever tries. Rows another
+    tick claimed but never tried (it stopped) are safe to take again: a tick marks a row
+    `sending` only if it still holds its claim.
     """
+    await session.execute(
+        update(Reminder)
+        .where(col(Reminder.status) == RETRY, col(Reminder.attempts) >= MAX_ATTEMPTS)
+        .values(status=FAILED)
+    )
+    await session.execute(
+        update(Reminder)
+        .where(col(Reminder.status).in_((RETRY, CLAIMED)))
+        .values(status=CLAIMED, claim=token, attempts=col(Reminder.attempts) + 1)
+    )
     rows = [
         {
             "kind": d.kind,
@@ -400,7 +448,7 @@ async def claim_reminders(
             "partner_id": d.partner_id,
             "registration_id": d.registration_id,
             "due_on": d.due_on,
-            "status": "sending",
+            "status": CLAIMED,
             "claim": token,
             "attempts": 1,
             "created_at": now,
@@ -410,18 +458,40 @@ async def claim_reminders(
     insert = _insert(session).on_conflict_do_nothing()
     for chunk in _chunks(rows):
         await session.execute(insert, chunk)
-    await session.execute(
-        update(Reminder)
-        .where(col(Reminder.status) == "retry")
-        .values(status="sending", claim=token, attempts=col(Reminder.attempts) + 1)
-    )
     await session.commit()
     claimed = await session.execute(
         select(col(Reminder.id))
-        .where(col(Reminder.claim) == token, col(Reminder.status) == "sending")
+        .where(col(Reminder.claim) == token, col(Reminder.status) == CLAIMED)
         .order_by(col(Reminder.id))
     )
     return [cast(int, i) for i in claimed.scalars()]
+
+
+async def mark_sending(*, session: AsyncSession, ids: Sequence[int], token: str) -> set[int]:
+    """Mark reminders as handed to Telegram, if this tick still holds them; return those."""
+    marked = await session.execute(
+        update(Reminder)
+        .where(
+            col(Reminder.id).in_(list(ids)),
+            col(Reminder.claim) == token,
+            col(Reminder.status) == CLAIMED,
+        )
+        .values(status=SENDING)
+        .returning(col(Reminder.id))
+    )
+    held = {cast(int, i) for i in marked.scalars()}
+    await session.commit()
+    return held
+
+
+async def release_claims(*, session: AsyncSession, token: str) -> None:
+    """Give back what this tick claimed but never tried: the next tick sends it."""
+    await session.execute(
+        update(Reminder)
+        .where(col(Reminder.claim) == token, col(Reminder.status) == CLAIMED)
+        .values(status=RETRY)
+    )
+    await session.commit()
 
 
 async def reminders_to_send(
@@ -472,7 +542,8 @@ async def reminders_to_send(
                     reminder.id,
                     due,
                     company=partners[reminder.partner_id],
-                    inactive_days=(today - anchor).days,
+                    # The partner's silence: since its last deal, or since joining.
+                    inactive_days=(today - last_registered.get(reminder.partner_id, anchor)).days,
                     standing=standings[reminder.partner_id],
                 )
             )
@@ -527,14 +598,14 @@ async def _partners(session: AsyncSession, ids: Iterable[int]) -> dict[int, str]
 async def record_outcomes(*, session: AsyncSession, outcomes: Outcomes, now: dt.datetime) -> None:
     """Write how the sends went. A blocked bot marks its person unreachable."""
     for status, ids in (
-        ("sent", outcomes.sent),
-        ("retry", outcomes.retry),
-        ("failed", outcomes.failed),
-        ("skipped", outcomes.skipped),
-        ("blocked", [reminder for reminder, _ in outcomes.blocked]),
+        (SENT, outcomes.sent),
+        (RETRY, outcomes.retry),
+        (FAILED, outcomes.failed),
+        (SKIPPED, outcomes.skipped),
+        (BLOCKED, [reminder for reminder, _ in outcomes.blocked]),
     ):
         values: dict[str, object] = {"status": status}
-        if status == "sent":
+        if status == SENT:
             values["sent_at"] = now
         for chunk in _chunks(ids):
             await session.execute(
@@ -553,6 +624,12 @@ def _insert(session: AsyncSession) -> Any:
     if session.get_bind().dialect.name == "postgresql":
         return postgresql.insert(Reminder)
     return sqlite.insert(Reminder)
+
+
+def _as_moment(value: dt.datetime | str) -> dt.datetime:
+    """SQLite hands back max() of a datetime column as naive text; PostgreSQL aware."""
+    moment = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(value)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
 def _as_date(value: dt.date | str | None) -> dt.date | None:
