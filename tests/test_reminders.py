@@ -178,8 +178,8 @@ async def test_follow_up_buttons_update_the_registration_in_the_same_message(bot
     assert not buttons(won)
     await chat.press(lost, "Lost")
     assert "Why was" in lost["text"]
-    await chat.press(lost, "Competitor")
-    assert "marked lost (Competitor)" in lost["text"]
+    await chat.press(lost, "competitor")
+    assert "marked lost (Went to a competitor)" in lost["text"]
     await chat.press(still, "Still open")
     assert "still open, protected until 22 Feb 2027" in still["text"]
     async with bot.sessions() as session:
