@@ -131,7 +131,7 @@ async def test_every_linked_salesperson_gets_the_nudge_in_their_own_language(bot
     await tick_at(bot, rome(2026, 12, 15))
     assert len(nudges(english)) == 1
     [nudge] = [
-        m for m in italian.messages() if "non registra opportunità da 21 giorni" in m["text"]
+        m for m in italian.messages() if "non registra nuove opportunità da 21 giorni" in m["text"]
     ]
     assert "Fedeltà: 0 registrazioni" in nudge["text"]
 
