@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 import os
 
-from telegram import BotCommand
+from telegram import BotCommand, BotCommandScopeChat
 from telegram.error import TelegramError
 from telegram.ext import ApplicationBuilder, BaseRateLimiter, ContextTypes
 from telegram.request import BaseRequest, HTTPXRequest
@@ -25,6 +25,7 @@ from handlers.reminders import tick
 
 log = logging.getLogger(__name__)
 COMMANDS = ("new", "check", "status", "settings", "help", "cancel")
+STAFF_COMMANDS = ("pending", "find")
 
 
 def build_application(
@@ -72,7 +73,7 @@ def build_application(
     if request is not None:
         builder = builder.request(request)
     application: App = builder.build()  # type: ignore[assignment]
-    add_handlers(application)
+    add_handlers(application, settings.pai_admin_ids)
     return application
 
 
@@ -103,16 +104,30 @@ def _schedule_reminders(application: App, rules: Rules) -> None:
 
 
 async def _publish_commands(application: App) -> None:
-    """Fill Telegram's command menu in both languages; the bot works without it."""
+    """Fill Telegram's command menu in both languages; the bot works without it.
+
+    Staff get their own menu in their own chat (Telegram's per-chat scope): partners
+    never see staff commands.
+    """
+    shared: Resources = application.bot_data[RESOURCES_KEY]
     for language in LANGUAGES:
         texts = Texts(language)
         commands = [BotCommand(name, texts(f"command_{name}")) for name in COMMANDS]
+        staff_commands = commands + [
+            BotCommand(name, texts(f"command_{name}")) for name in STAFF_COMMANDS
+        ]
+        code = None if language == "en" else language
         try:
-            await application.bot.set_my_commands(
-                commands, language_code=None if language == "en" else language
-            )
+            await application.bot.set_my_commands(commands, language_code=code)
         except TelegramError as exc:
             log.warning("could not publish the command menu: %s", exc)
+        for staff_id in sorted(shared.settings.pai_admin_ids):
+            try:
+                await application.bot.set_my_commands(
+                    staff_commands, scope=BotCommandScopeChat(staff_id), language_code=code
+                )
+            except TelegramError as exc:  # a staff member who never opened the bot
+                log.warning("could not publish the staff menu for %s: %s", staff_id, exc)
 
 
 async def _close_resources(application: App) -> None:

@@ -106,6 +106,14 @@ class RegistrationNotFound(DomainError):
 
 
 @dataclass
+class AlreadyDecided(DomainError):
+    """A staff member decided on the won deal first: what it is now, and who decided."""
+
+    status: str
+    by: str
+
+
+@dataclass
 class TransitionNotAllowed(DomainError):
     """The registration cannot move from its status to the one asked."""
 

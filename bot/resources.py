@@ -33,6 +33,8 @@ class Resources:
     sessions: async_sessionmaker[AsyncSession]
     clock: Clock
     drafts: DraftStore = field(default_factory=MemoryDrafts)
+    # Staff member -> the won deal whose rejection waits for their reason.
+    reject_prompts: dict[int, str] = field(default_factory=dict)
     # Work that must not hold up an answer (noting a visit); awaited on close.
     _background: set[asyncio.Task[None]] = field(default_factory=set)
 

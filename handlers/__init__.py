@@ -16,7 +16,7 @@ from telegram.ext import (
 
 from bot.i18n import Texts
 from bot.services.views import Account
-from handlers import callbacks, partner, registration, reminders
+from handlers import callbacks, partner, registration, reminders, staff
 from handlers.common import (
     App,
     Context,
@@ -34,9 +34,16 @@ log = logging.getLogger(__name__)
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
 
 
-def add_handlers(application: App) -> None:
+def add_handlers(application: App, staff_ids: frozenset[int] = frozenset()) -> None:
     private = filters.ChatType.PRIVATE
     messages = private & filters.UpdateType.MESSAGE
+    if staff_ids:
+        # Staff first: a rejection waiting for its reason takes their next text or /cancel.
+        by_staff = messages & filters.User(user_id=staff_ids)
+        application.add_handler(CommandHandler("cancel", staff.cancel_staff_prompt, by_staff))
+        application.add_handler(
+            MessageHandler(by_staff & filters.TEXT & ~filters.COMMAND, staff.receive_staff_text)
+        )
     # Before anything else: a registration's confirmation that failed to arrive.
     application.add_handler(TypeHandler(Update, registration.deliver_pending_confirmation), -1)
     # Order matters within group 0: commands first, then edits, typed answers, buttons,
@@ -49,6 +56,9 @@ def add_handlers(application: App) -> None:
     application.add_handler(CommandHandler("status", partner.show_status, messages))
     application.add_handler(CommandHandler("settings", partner.show_settings, messages))
     application.add_handler(CommandHandler("help", partner.show_help, messages))
+    # Staff commands: anyone else gets the answer to an unknown command (staff_only).
+    application.add_handler(CommandHandler("pending", staff.show_pending, messages))
+    application.add_handler(CommandHandler("find", staff.find, messages))
     application.add_handler(
         MessageHandler(private & filters.UpdateType.EDITED_MESSAGE, registration.receive_edit)
     )
@@ -60,13 +70,25 @@ def add_handlers(application: App) -> None:
     application.add_error_handler(report_error)
 
 
-@linked_only(default=None)
-async def press_button(update: Update, context: Context, account: Account, texts: Texts) -> None:
+async def press_button(update: Update, context: Context) -> None:
     """Read the button's data and hand it to its handler; forged or old data is "expired"."""
     query = update.callback_query
     assert query is not None
     button = callbacks.parse(query.data)
-    if button is None:
+    if isinstance(button, callbacks.StaffButton):
+        await staff.press_staff_button(update, context, button)
+    else:
+        await press_partner_button(update, context)
+
+
+@linked_only(default=None)
+async def press_partner_button(
+    update: Update, context: Context, account: Account, texts: Texts
+) -> None:
+    query = update.callback_query
+    assert query is not None
+    button = callbacks.parse(query.data)
+    if button is None or isinstance(button, callbacks.StaffButton):
         await answer_stale(update, texts)
     elif isinstance(button, callbacks.DraftButton):
         await registration.press_draft_button(update, context, account, texts, button)

@@ -211,6 +211,32 @@ class FollowupStillOpen:
 
 # The buttons of a /new conversation: they belong to one draft.
 DraftButton = CloseIn | PickAmount | ConfirmDraft | CancelDraft
+
+
+@dataclass(frozen=True)
+class Approve:
+    """Staff approve a won deal."""
+
+    reference: str
+
+    @property
+    def data(self) -> str:
+        return _join("a", "y", _code(self.reference))
+
+
+@dataclass(frozen=True)
+class Reject:
+    """Staff reject a won deal: a reason is asked next."""
+
+    reference: str
+
+    @property
+    def data(self) -> str:
+        return _join("a", "n", _code(self.reference))
+
+
+# The buttons staff press; nobody else's presses do anything.
+StaffButton = Approve | Reject
 # The buttons of a follow-up on an open registration.
 FollowupButton = FollowupWon | FollowupLost | FollowupLostBecause | FollowupStillOpen
 # The buttons of /status, /settings and invites.
@@ -234,7 +260,7 @@ _OUTCOMES: dict[str, type[OpenRegistration | ReportWon | AskLost | ReportLost]] 
 }
 
 
-Button = DraftButton | PartnerButton | FollowupButton | StartRegistration
+Button = DraftButton | PartnerButton | FollowupButton | StartRegistration | StaffButton
 
 _FOLLOWUPS: dict[str, type[FollowupWon | FollowupLost | FollowupStillOpen]] = {
     "w": FollowupWon,
@@ -284,6 +310,8 @@ def parse(data: str | None) -> Button | None:
             return MoveToPartner(token)
         case ["i", "stay"]:
             return StayWithPartner()
+        case ["a", ("y" | "n") as verdict, code] if _REFERENCE_CODE.match(code):
+            return Approve(PREFIX + code) if verdict == "y" else Reject(PREFIX + code)
     return None
 
 

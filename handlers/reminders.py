@@ -57,6 +57,7 @@ from handlers.common import (
     resources,
     show_in_place,
 )
+from handlers.staff import ask_staff_to_decide
 
 log = logging.getLogger(__name__)
 # Reminders handed to Telegram together, then recorded (about a second of Telegram's
@@ -319,6 +320,7 @@ async def press_followup_button(
         return
     await answer_query(update)
     if isinstance(button, FollowupWon):
+        ask_staff_to_decide(context, registration.reference)
         text = texts("marked_won", reference=registration.reference)
     else:
         text = texts(

@@ -171,6 +171,15 @@ class Reminder(SQLModel, table=True):
     sent_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
+class StaffNotice(SQLModel, table=True):
+    """A message that asked a staff member to decide on a won deal: edited once decided."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    registration_id: int = Field(foreign_key="registration.id", index=True)
+    chat_id: int = Field(sa_type=BigInteger)
+    message_id: int = Field(sa_type=BigInteger)
+
+
 class BotState(SQLModel, table=True):
     """Small facts the bot remembers across restarts (e.g. its username)."""
 
@@ -195,6 +204,7 @@ __all__ = [
     "Registration",
     "Reminder",
     "Salesperson",
+    "StaffNotice",
     "StatusChange",
     "utcnow",
 ]

@@ -1,0 +1,202 @@
+"""What programme staff do: decide on won deals, look a customer up."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from bot.errors import AlreadyDecided, RegistrationNotFound, TransitionNotAllowed
+from bot.lifecycle import Status
+from bot.rules import Rules
+from bot.services.eligibility import StaffVerdict, staff_verdict
+from bot.services.history import change_status
+from bot.services.views import RegistrationView
+from models import Partner, Registration, Salesperson, StaffNotice, StatusChange
+
+
+def staff_actor(telegram_user_id: int) -> str:
+    return f"staff:{telegram_user_id}"
+
+
+@dataclass(frozen=True)
+class StaffDeal:
+    """A registration as staff see it: with its partner named."""
+
+    registration: RegistrationView
+    partner_code: str
+    company: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    deal: StaffDeal
+    approved: bool
+    reason: str | None
+    # Whom to tell: the salesperson who registered it, else the partner's others.
+    tell: list[tuple[int, str | None, str | None]]  # (telegram id, language, telegram language)
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    from_status: str | None
+    to_status: str
+    by: str
+    at: dt.datetime
+    note: str | None
+
+
+@dataclass(frozen=True)
+class CustomerFile:
+    """`/find`: the customer's standing, every registration for it and their history."""
+
+    verdict: StaffVerdict
+    deals: list[tuple[StaffDeal, list[HistoryEntry]]]
+
+
+async def deal_by_reference(*, session: AsyncSession, reference: str) -> StaffDeal:
+    row = (
+        await session.execute(
+            select(Registration, col(Partner.code), col(Partner.company))
+            .join(Partner, col(Partner.id) == col(Registration.partner_id))
+            .where(col(Registration.reference) == reference)
+        )
+    ).first()
+    if row is None:
+        raise RegistrationNotFound()
+    return StaffDeal(RegistrationView.of(row[0]), row[1], row[2])
+
+
+async def pending_decisions(
+    *, session: AsyncSession, limit: int = 20
+) -> tuple[int, list[StaffDeal]]:
+    """Won deals waiting for staff, oldest first: how many, and the first `limit`."""
+    waiting = col(Registration.status) == Status.WON.value
+    rows = (
+        await session.execute(
+            select(Registration, col(Partner.code), col(Partner.company))
+            .join(Partner, col(Partner.id) == col(Registration.partner_id))
+            .where(waiting)
+            .order_by(col(Registration.updated_at), col(Registration.id))
+        )
+    ).all()
+    deals = [StaffDeal(RegistrationView.of(r), code, company) for r, code, company in rows]
+    return len(deals), deals[:limit]
+
+
+async def decide(
+    *,
+    session: AsyncSession,
+    reference: str,
+    approve: bool,
+    staff_id: int,
+    now: dt.datetime,
+    reason: str | None = None,
+) -> Decision:
+    """Approve or reject a won deal; the first decision counts (later: AlreadyDecided)."""
+    deal = await deal_by_reference(session=session, reference=reference)
+    target = Status.APPROVED if approve else Status.REJECTED
+    try:
+        await change_status(
+            session,
+            registration_id=deal.registration.id,
+            target=target,
+            by=staff_actor(staff_id),
+            at=now,
+            note=reason,
+        )
+    except TransitionNotAllowed as refused:
+        await session.rollback()
+        decided_by = await _last_mover(session, deal.registration.id)
+        raise AlreadyDecided(status=refused.current, by=decided_by) from None
+    await session.commit()
+    decided = await deal_by_reference(session=session, reference=reference)
+    return Decision(decided, approve, reason, await _people_to_tell(session, deal.registration.id))
+
+
+async def _last_mover(session: AsyncSession, registration_id: int) -> str:
+    by = (
+        await session.execute(
+            select(col(StatusChange.changed_by))
+            .where(col(StatusChange.registration_id) == registration_id)
+            .order_by(col(StatusChange.id).desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    return str(by or "")
+
+
+async def _people_to_tell(
+    session: AsyncSession, registration_id: int
+) -> list[tuple[int, str | None, str | None]]:
+    registration = await session.get(Registration, registration_id)
+    assert registration is not None
+    linked = (
+        (
+            await session.execute(
+                select(Salesperson).where(
+                    col(Salesperson.partner_id) == registration.partner_id,
+                    col(Salesperson.unlinked_at).is_(None),
+                )
+            )
+        )
+        .scalars()
+        .all()
+    )
+    chosen = [p for p in linked if p.id == registration.salesperson_id] or list(linked)
+    return [(p.telegram_user_id, p.language, p.telegram_language) for p in chosen]
+
+
+async def keep_notice(
+    *, session: AsyncSession, registration_id: int, chat_id: int, message_id: int
+) -> None:
+    session.add(
+        StaffNotice(registration_id=registration_id, chat_id=chat_id, message_id=message_id)
+    )
+    await session.commit()
+
+
+async def notices_of(*, session: AsyncSession, registration_id: int) -> list[tuple[int, int]]:
+    rows = await session.execute(
+        select(col(StaffNotice.chat_id), col(StaffNotice.message_id)).where(
+            col(StaffNotice.registration_id) == registration_id
+        )
+    )
+    return [(int(chat), int(message)) for chat, message in rows.all()]
+
+
+async def find_customer(
+    *, session: AsyncSession, rules: Rules, vat: str, now: dt.datetime
+) -> CustomerFile:
+    """The customer's standing (the holder named) and every registration with its history."""
+    verdict = await staff_verdict(session=session, rules=rules, vat=vat, now=now)
+    rows = (
+        await session.execute(
+            select(Registration, col(Partner.code), col(Partner.company))
+            .join(Partner, col(Partner.id) == col(Registration.partner_id))
+            .where(col(Registration.vat) == vat)
+            .order_by(col(Registration.created_at).desc())
+        )
+    ).all()
+    deals = []
+    for registration, code, company in rows:
+        history = (
+            await session.execute(
+                select(StatusChange)
+                .where(col(StatusChange.registration_id) == registration.id)
+                .order_by(col(StatusChange.id))
+            )
+        ).scalars()
+        deals.append(
+            (
+                StaffDeal(RegistrationView.of(registration), code, company),
+                [
+                    HistoryEntry(h.from_status, h.to_status, h.changed_by, h.changed_at, h.note)
+                    for h in history
+                ],
+            )
+        )
+    return CustomerFile(verdict, deals)

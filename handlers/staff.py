@@ -1,0 +1,327 @@
+"""Programme staff in chat: deciding on won deals, /pending, /find. Staff only."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import TelegramError
+
+from bot.errors import AlreadyDecided, InvalidVat, RegistrationNotFound
+from bot.i18n import Markup, Texts, language_for
+from bot.parsing import clean_text, normalise_vat
+from bot.resources import Resources
+from bot.services.staff import (
+    Decision,
+    StaffDeal,
+    deal_by_reference,
+    decide,
+    find_customer,
+    keep_notice,
+    notices_of,
+    pending_decisions,
+)
+from handlers.callbacks import Approve, Reject, StaffButton
+from handlers.common import (
+    Context,
+    answer_query,
+    best_effort,
+    reply,
+    resources,
+    texts_for,
+    user_id_of,
+)
+from handlers.registration import cancel_registration, receive_other, receive_text
+from models import NAME_LENGTH
+
+log = logging.getLogger(__name__)
+StaffHandler = Callable[[Update, Context, Texts], Coroutine[Any, Any, None]]
+
+
+def is_staff(context: Context, user_id: int | None) -> bool:
+    return user_id is not None and user_id in resources(context).settings.pai_admin_ids
+
+
+def staff_only(callback: StaffHandler) -> Callable[[Update, Context], Coroutine[Any, Any, None]]:
+    """Run the callback for staff; anyone else gets the answer to an unknown command."""
+
+    @functools.wraps(callback)
+    async def wrapper(update: Update, context: Context) -> None:
+        user = update.effective_user
+        if not is_staff(context, user.id if user else None):
+            await receive_other(update, context)
+            return
+        await callback(update, context, texts_for(update, None))
+
+    return wrapper
+
+
+# --- won deals -------------------------------------------------------------------
+
+
+def deal_text(texts: Texts, deal: StaffDeal) -> str:
+    registration = deal.registration
+    return texts(
+        "staff_deal",
+        reference=registration.reference,
+        code=deal.partner_code,
+        company=deal.company,
+        customer=registration.customer_name,
+        vat=registration.vat,
+        value=texts.money(registration.deal_value, registration.currency),
+        amount=texts.money(registration.incentive_amount, registration.currency),
+        registered_on=texts.date(registration.registered_on),
+    )
+
+
+def decision_buttons(texts: Texts, reference: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(
+                    texts.plain("button_approve"), callback_data=Approve(reference).data
+                ),
+                InlineKeyboardButton(
+                    texts.plain("button_reject"), callback_data=Reject(reference).data
+                ),
+            ]
+        ]
+    )
+
+
+def ask_staff_to_decide(context: Context, reference: str) -> None:
+    """Beside the partner's answer, ask staff to approve or reject a deal reported won."""
+    shared = resources(context)
+    shared.run_in_background(
+        notify_staff_of_won(context.bot, shared, reference), "asking staff to decide"
+    )
+
+
+async def notify_staff_of_won(bot: Bot, shared: Resources, reference: str) -> None:
+    """Ask every staff member to decide on a deal a partner reported won."""
+    async with shared.sessions() as session:
+        deal = await deal_by_reference(session=session, reference=reference)
+    # Staff are not salespeople: the bot knows no language of theirs, so English.
+    texts = Texts("en")
+    for staff_id in sorted(shared.settings.pai_admin_ids):
+        try:
+            message = await bot.send_message(
+                staff_id,
+                texts("staff_won", deal=deal_text_markup(texts, deal)),
+                parse_mode="HTML",
+                reply_markup=decision_buttons(texts, reference),
+            )
+        except TelegramError as exc:  # a staff member who never opened the bot
+            log.warning("could not tell staff %s about a won deal: %s", staff_id, exc)
+            continue
+        async with shared.sessions() as session:
+            await keep_notice(
+                session=session,
+                registration_id=deal.registration.id,
+                chat_id=staff_id,
+                message_id=message.message_id,
+            )
+
+
+def deal_text_markup(texts: Texts, deal: StaffDeal) -> Markup:
+    return Markup(deal_text(texts, deal))
+
+
+async def press_staff_button(update: Update, context: Context, button: StaffButton) -> None:
+    """Approve at once; Reject asks for the reason first. Staff only."""
+    if not is_staff(context, user_id_of(update)):
+        texts = texts_for(update, None)
+        await answer_query(update, texts.plain("stale_button"))
+        return
+    texts = texts_for(update, None)
+    if isinstance(button, Reject):
+        shared = resources(context)
+        shared.reject_prompts[user_id_of(update)] = button.reference
+        await answer_query(update)
+        await reply(update, texts("staff_reject_why", reference=button.reference))
+        return
+    await answer_query(update)
+    await settle(update, context, texts, button.reference, approve=True, reason=None)
+
+
+async def receive_staff_text(update: Update, context: Context) -> None:
+    """A staff member's typed reason for a rejection; any other text goes on as usual."""
+    shared = resources(context)
+    reference = shared.reject_prompts.get(user_id_of(update))
+    if reference is None:
+        await receive_text(update, context)
+        return
+    message = update.effective_message
+    texts = texts_for(update, None)
+    try:
+        reason = clean_text(message.text or "" if message else "", max_length=NAME_LENGTH)
+    except Exception:  # an empty reason: ask again
+        await reply(update, texts("staff_reject_why", reference=reference))
+        return
+    del shared.reject_prompts[user_id_of(update)]
+    await settle(update, context, texts, reference, approve=False, reason=reason)
+
+
+async def cancel_staff_prompt(update: Update, context: Context) -> None:
+    """/cancel while a rejection waits for its reason: nothing is rejected."""
+    shared = resources(context)
+    reference = shared.reject_prompts.pop(user_id_of(update), None)
+    if reference is None:
+        await cancel_registration(update, context)
+        return
+    await reply(update, texts_for(update, None)("staff_reject_cancelled", reference=reference))
+
+
+async def settle(
+    update: Update,
+    context: Context,
+    texts: Texts,
+    reference: str,
+    *,
+    approve: bool,
+    reason: str | None,
+) -> None:
+    """Record the decision, tell the partner, and mark every staff member's message."""
+    shared = resources(context)
+    try:
+        async with shared.sessions() as session:
+            decision = await decide(
+                session=session,
+                reference=reference,
+                approve=approve,
+                staff_id=user_id_of(update),
+                now=shared.now(),
+                reason=reason,
+            )
+    except RegistrationNotFound:
+        await reply(update, texts("staff_not_found", reference=reference))
+        return
+    except AlreadyDecided as first:
+        await reply(
+            update,
+            texts(
+                "staff_already_decided",
+                reference=reference,
+                status=texts.status(first.status),
+                by=first.by,
+            ),
+        )
+        return
+    await tell_partner(context.bot, shared, decision)
+    await mark_notices(context.bot, shared, decision, decided_by=update)
+
+
+async def tell_partner(bot: Bot, shared: Resources, decision: Decision) -> None:
+    registration = decision.deal.registration
+    for telegram_id, chosen, telegram_language in decision.tell:
+        texts = Texts(language_for(chosen=chosen, telegram_code=telegram_language))
+        text = (
+            texts(
+                "partner_approved",
+                reference=registration.reference,
+                customer=registration.customer_name,
+                amount=texts.money(registration.incentive_amount, registration.currency),
+            )
+            if decision.approved
+            else texts(
+                "partner_rejected",
+                reference=registration.reference,
+                customer=registration.customer_name,
+                reason=decision.reason or "",
+            )
+        )
+        await best_effort(
+            "telling a partner the decision", bot.send_message(telegram_id, text, parse_mode="HTML")
+        )
+
+
+async def mark_notices(bot: Bot, shared: Resources, decision: Decision, decided_by: Update) -> None:
+    """Every staff member's message about the deal now says who decided, without buttons."""
+    user = decided_by.effective_user
+    who = user.full_name if user else ""
+    async with shared.sessions() as session:
+        notices = await notices_of(session=session, registration_id=decision.deal.registration.id)
+    texts = texts_for(decided_by, None)
+    key = "staff_approved_by" if decision.approved else "staff_rejected_by"
+    text = texts(
+        key,
+        deal=deal_text_markup(texts, decision.deal),
+        who=who,
+        reason=decision.reason or "",
+    )
+    for chat_id, message_id in notices:
+        await best_effort(
+            "marking a staff message decided",
+            bot.edit_message_text(text, chat_id=chat_id, message_id=message_id, parse_mode="HTML"),
+        )
+    if decided_by.callback_query is None:  # decided by a typed reason: say it is done
+        await reply(decided_by, text)
+
+
+# --- /pending, /find ----------------------------------------------------------------
+
+
+@staff_only
+async def show_pending(update: Update, context: Context, texts: Texts) -> None:
+    """List the won deals waiting for a decision, each with Approve / Reject."""
+    async with resources(context).sessions() as session:
+        count, deals = await pending_decisions(session=session)
+    if not count:
+        await reply(update, texts("staff_pending_none"))
+        return
+    await reply(update, texts.plural("staff_pending", count, shown=len(deals)))
+    for deal in deals:
+        await reply(
+            update, deal_text(texts, deal), decision_buttons(texts, deal.registration.reference)
+        )
+
+
+@staff_only
+async def find(update: Update, context: Context, texts: Texts) -> None:
+    """/find VAT: the customer's standing with the holder named, and its registrations."""
+    shared = resources(context)
+    typed = " ".join(context.args or [])
+    try:
+        vat = normalise_vat(typed, default_country=shared.rules.country)
+    except InvalidVat:
+        await reply(update, texts("staff_find_usage"))
+        return
+    async with shared.sessions() as session:
+        found = await find_customer(session=session, rules=shared.rules, vat=vat, now=shared.now())
+    verdict = found.verdict
+    lines = [texts("staff_find_head", vat=vat, name=verdict.vendor_name or "-")]
+    if verdict.holder is not None:
+        holder = verdict.holder
+        lines.append(
+            texts(
+                "staff_find_holder",
+                code=holder.partner_code,
+                company=holder.company,
+                reference=holder.reference,
+                until=texts.date(holder.until),
+            )
+        )
+    elif verdict.is_new:
+        lines.append(texts("staff_find_new"))
+    else:
+        assert verdict.last_purchase is not None
+        lines.append(texts("staff_find_not_new", last=texts.date(verdict.last_purchase)))
+    for deal, history in found.deals:
+        lines.append("")
+        lines.append(deal_text(texts, deal))
+        for entry in history:
+            lines.append(
+                texts(
+                    "staff_history",
+                    at=texts.date(entry.at.astimezone(shared.rules.timezone).date()),
+                    to=texts.status(entry.to_status),
+                    by=entry.by,
+                    note=f": {entry.note}" if entry.note else "",
+                )
+            )
+    if not found.deals:
+        lines.append(texts("staff_find_no_registrations"))
+    await reply(update, "\n".join(lines)[:4000])

@@ -1,0 +1,147 @@
+"""Programme staff in chat: deciding on won deals, /pending, /find; nobody else can."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import select
+
+from handlers import callbacks
+from models import Registration, StatusChange
+from tests.factories import VATS
+from tests.harness import Harness, buttons, running_bot
+from tests.test_conversations import join, load_programme, register_one
+
+STAFF = (900, 901)
+
+
+@pytest.fixture
+async def bot(tmp_path, rules):
+    async with running_bot(tmp_path, pai_admin_ids=frozenset(STAFF)) as harness:
+        await load_programme(harness, rules, tmp_path)
+        yield harness
+
+
+async def won_deal(bot: Harness, vat: str = VATS[1]):
+    """A salesperson registers a deal and reports it won from /status."""
+    chat = await join(bot, 11, language="en")
+    await register_one(chat, vat)
+    reference = (await registrations(bot))[-1].reference
+    [status] = await chat.send("/status")
+    await chat.press(status, reference)
+    await chat.press(status, "Won")
+    return chat, reference
+
+
+async def registrations(bot: Harness) -> list[Registration]:
+    async with bot.sessions() as session:
+        return list(
+            (await session.execute(select(Registration).order_by(Registration.id))).scalars()
+        )
+
+
+def notice(bot: Harness, staff_id: int) -> dict:
+    [message] = [m for m in bot.api.sent_to(staff_id) if "waiting for your decision" in m["text"]]
+    return message
+
+
+async def test_every_staff_member_is_asked_and_the_first_decision_counts(bot):
+    chat, reference = await won_deal(bot)
+    first, second = bot.chat(STAFF[0], "en"), bot.chat(STAFF[1], "en")
+    asked = notice(bot, STAFF[0])
+    assert reference in asked["text"]
+    assert "ACME (Acme Informatica & Figli)" in asked["text"]
+    assert [label for label, _ in buttons(asked)] == ["✅ Approve", "✖ Reject"]
+    late = notice(bot, STAFF[1])
+    late_approve = dict(buttons(late))["✅ Approve"]
+    await first.press(asked, "Approve")
+    assert "Approved by Giulia" in asked["text"]
+    assert "Approved by Giulia" in late["text"]  # the other staff member's message too
+    assert not buttons(late)
+    [told] = [m for m in chat.messages() if "approved by the programme staff" in m["text"]]
+    assert "€500.00, to be paid" in told["text"]
+    [answer] = await second.press_data(late, late_approve)  # pressed before the edit showed
+    assert "is approved already (staff:900): nothing changed" in answer["text"]
+    async with bot.sessions() as session:
+        moves = (
+            await session.execute(
+                select(StatusChange.to_status, StatusChange.changed_by).order_by(StatusChange.id)
+            )
+        ).all()
+    assert moves[-2:] == [("won", "telegram:11"), ("approved", "staff:900")]
+
+
+async def test_a_rejection_asks_for_the_reason_and_the_partner_reads_it(bot):
+    chat, reference = await won_deal(bot)
+    staff = bot.chat(STAFF[0], "en")
+    asked = notice(bot, STAFF[0])
+    [why] = await staff.press(asked, "Reject")
+    assert f"Why is {reference} rejected?" in why["text"]
+    [kept] = await staff.send("/cancel")
+    assert "still waits for a decision" in kept["text"]
+    [why] = await staff.press(asked, "Reject")
+    [done] = await staff.send("Customer bought before the registration")
+    assert "Rejected by Giulia: Customer bought before the registration" in done["text"]
+    [told] = [m for m in chat.messages() if "rejected by the programme staff" in m["text"]]
+    assert "Reason: Customer bought before the registration" in told["text"]
+    [registration] = await registrations(bot)
+    assert registration.status == "rejected"
+    assert registration.protection_key is None  # the customer is free again
+
+
+async def test_pending_lists_what_waits_with_its_buttons(bot):
+    staff = bot.chat(STAFF[0], "en")
+    [none] = await staff.send("/pending")
+    assert "No won deal is waiting" in none["text"]
+    _chat, reference = await won_deal(bot)
+    head, deal = await staff.send("/pending")
+    assert "1 won deal waits for a decision" in head["text"]
+    assert reference in deal["text"]
+    await staff.press(deal, "Approve")
+    [none] = await staff.send("/pending")
+    assert "No won deal is waiting" in none["text"]
+
+
+async def test_find_names_the_holder_and_shows_the_history(bot):
+    _chat, reference = await won_deal(bot)
+    [found] = await bot.chat(STAFF[0], "en").send(f"/find {VATS[1]}")
+    text = found["text"]
+    assert "Bianchi SpA" in text
+    assert f"Protected for ACME (Acme Informatica & Figli) by {reference}" in text
+    assert "open · telegram:11" in text and "won · telegram:11" in text
+
+
+@pytest.mark.parametrize("command", ["/pending", f"/find {VATS[1]}"])
+async def test_staff_commands_answer_nobody_else_and_reveal_nothing(bot, command):
+    await won_deal(bot)
+    [linked] = await bot.chat(11, "en").send(command)
+    assert "did not understand" in linked["text"]
+    [stranger] = await bot.chat(555, "en").send(command)
+    assert "invite" in stranger["text"]
+    for answer in (linked, stranger):
+        assert "ACME" not in answer["text"]
+        assert "PAI-" not in answer["text"]
+
+
+async def test_a_forged_approve_from_a_partner_changes_nothing(bot):
+    chat, reference = await won_deal(bot)
+    [status] = await chat.send("/status")
+    await chat.press_data(status, callbacks.Approve(reference).data)
+    assert "expired" in chat.popups()[-1]
+    [registration] = await registrations(bot)
+    assert registration.status == "won"
+
+
+def sent_json(value):
+    """A parameter as PTB sent it: objects arrive JSON-encoded or already decoded."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+async def test_staff_have_their_own_command_menu(bot):
+    menus = [params for method, params in bot.api.calls if method == "setMyCommands"]
+    scoped = [p for p in menus if "scope" in p]
+    assert {sent_json(p["scope"])["chat_id"] for p in scoped} == set(STAFF)
+    for menu in menus:
+        commands = json.dumps(sent_json(menu["commands"]))
+        assert ("pending" in commands) == ("scope" in menu)  # partners never see them
