@@ -8,6 +8,7 @@ import datetime as dt
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import TypeVar
 
@@ -38,6 +39,7 @@ from bot.services.accounts import (
 )
 from bot.services.eligibility import check_for_partner, staff_verdict
 from bot.services.imports import ImportReport, import_partners, import_purchases
+from bot.services.payouts import PAYOUT_COLUMNS, PaidReport, approved_unpaid, mark_paid
 from bot.services.registrations import EXPORT_COLUMNS, export_registrations
 from bot.services.reminders import Due, Preview, preview_reminders
 from bot.sheets import style_for, write_table
@@ -229,6 +231,41 @@ def build_parser() -> argparse.ArgumentParser:
         "--at", metavar="ISO-DATETIME", help="the moment to look at (default: now)"
     )
     reminders.set_defaults(command=run_reminders_preview)
+
+    payouts = command(
+        "payouts",
+        "approved incentives to pay, and marking them paid",
+        "pai-bot payouts export FILE      approved, unpaid incentives, partner by partner\n"
+        "pai-bot payouts mark-paid FILE   mark the file's references paid (idempotent)\n"
+        "Example: pai-bot payouts export payouts.xlsx",
+    )
+    steps = payouts.add_subparsers(required=True, metavar="STEP")
+    payout_export = steps.add_parser(
+        "export",
+        help="write the approved, unpaid incentives (CSV or .xlsx)",
+        description="Write the approved, unpaid incentives, partner by partner.",
+        epilog=f"Columns: {', '.join(PAYOUT_COLUMNS)}\nExample: pai-bot payouts export pay.xlsx",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    payout_export.add_argument("file", type=Path, metavar="FILE")
+    payout_export.add_argument(
+        "--excel-csv", action="store_true", help="CSV for Italian Excel: BOM, ';', decimal comma"
+    )
+    payout_export.set_defaults(command=run_payouts_export)
+    payout_paid = steps.add_parser(
+        "mark-paid",
+        help="mark the registrations a file lists as paid",
+        description="Mark paid every registration the file lists (its reference column).",
+        epilog="The file is the one `payouts export` wrote, or any CSV / .xlsx with a\n"
+        "reference column. Marking twice changes nothing.\n"
+        "Example: pai-bot payouts mark-paid pay.xlsx --date 2027-01-31",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    payout_paid.add_argument("file", type=Path, metavar="FILE")
+    payout_paid.add_argument(
+        "--date", metavar="YYYY-MM-DD", help="the day they were paid (default: today)"
+    )
+    payout_paid.set_defaults(command=run_payouts_mark_paid)
     return parser
 
 
@@ -543,6 +580,54 @@ def run_unlink(args: argparse.Namespace, settings: Settings) -> int:
         return OK
 
     return with_database(settings, work, writes=False)
+
+
+# --- payouts -------------------------------------------------------------------
+
+
+def run_payouts_export(args: argparse.Namespace, settings: Settings) -> int:
+    path: Path = args.file
+    style = style_for(path, excel_csv=args.excel_csv)
+
+    async def work(shared: Resources) -> list[dict[str, object]]:
+        async with shared.sessions() as session:
+            return await approved_unpaid(session=session, rules=shared.rules)
+
+    rows = with_database(settings, work, writes=False)
+    count = write_table(path, PAYOUT_COLUMNS, rows, style=style)
+    totals: dict[str, Decimal] = {}
+    for row in rows:
+        amount = row["incentive_amount"]
+        assert isinstance(amount, Decimal)
+        code = str(row["partner_code"])
+        totals[code] = totals.get(code, Decimal(0)) + amount
+    for code, total in totals.items():
+        print(f"{code}: {TEXTS.money(total)}")
+    print(f"{count} approved incentives to pay written to {path}")
+    return OK
+
+
+def run_payouts_mark_paid(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(shared: Resources) -> PaidReport:
+        paid_on = shared.today()
+        if args.date:
+            try:
+                paid_on = dt.date.fromisoformat(args.date)
+            except ValueError:
+                raise DomainError(f"--date {args.date!r} is not a date like 2027-01-31") from None
+        async with shared.sessions() as session:
+            return await mark_paid(
+                session=session, path=args.file, now=shared.now(), paid_on=paid_on
+            )
+
+    report = with_database(settings, work, writes=False)
+    for line, reason in report.refused:
+        print(f"{args.file}:{line}: {reason}", file=sys.stderr)
+    print(
+        f"{len(report.paid)} marked paid, {len(report.already)} paid already, "
+        f"{len(report.refused)} refused"
+    )
+    return REFUSED if report.refused else OK
 
 
 # --- reminders -----------------------------------------------------------------

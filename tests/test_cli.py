@@ -474,3 +474,119 @@ def run_exit(capsys, *argv):
         main(list(argv))
     out, err = capsys.readouterr()
     return exited.value.code, out, err
+
+
+def approve_all_won(shell) -> None:
+    """Staff approve every won deal, through the service the chat uses."""
+    import asyncio
+
+    from bot.config import Settings
+    from bot.resources import open_resources
+    from bot.services.staff import decide, pending_decisions
+    from tests.factories import NOW
+
+    async def approve():
+        shared = await open_resources(Settings(_env_file=None))
+        try:
+            async with shared.sessions() as session:
+                _count, deals = await pending_decisions(session=session)
+            for deal in deals:
+                async with shared.sessions() as session:
+                    await decide(
+                        session=session,
+                        reference=deal.registration.reference,
+                        approve=True,
+                        staff_id=900,
+                        now=NOW,
+                    )
+        finally:
+            await shared.close()
+
+    asyncio.run(approve())
+
+
+def report_won(shell, reference: str) -> None:
+    import asyncio
+
+    from bot.config import Settings
+    from bot.lifecycle import Status
+    from bot.resources import open_resources
+    from bot.services.accounts import find_account
+    from bot.services.registrations import report_outcome
+    from tests.factories import NOW
+
+    async def won():
+        shared = await open_resources(Settings(_env_file=None))
+        try:
+            async with shared.sessions() as session:
+                account = await find_account(session=session, telegram_user_id=1)
+                await report_outcome(
+                    session=session,
+                    rules=shared.rules,
+                    account=account,
+                    reference=reference,
+                    outcome=Status.WON,
+                    now=NOW,
+                )
+        finally:
+            await shared.close()
+
+    asyncio.run(won())
+
+
+@pytest.mark.parametrize("name", ["pay.csv", "pay.xlsx"])
+def test_payouts_export_the_approved_and_mark_them_paid_once(shell, capsys, name):
+    import sqlite3
+
+    registered(shell, capsys)
+    with sqlite3.connect(shell / "pai.db") as db:
+        references = [r for (r,) in db.execute("SELECT reference FROM registration ORDER BY id")]
+    report_won(shell, references[0])
+    approve_all_won(shell)
+    code, out, _ = run(capsys, "payouts", "export", name)
+    assert code == 0
+    assert "ACME: €500.00" in out
+    assert "1 approved incentives to pay written" in out
+    code, out, _ = run(capsys, "payouts", "mark-paid", name, "--date", "2027-01-31")
+    assert (code, "1 marked paid, 0 paid already, 0 refused" in out) == (0, True)
+    code, out, _ = run(capsys, "payouts", "mark-paid", name)
+    assert "0 marked paid, 1 paid already" in out
+    with sqlite3.connect(shell / "pai.db") as db:
+        assert db.execute("SELECT status FROM registration ORDER BY id").fetchall() == [
+            ("paid",),
+            ("qualified",),
+        ]
+        assert db.execute(
+            "SELECT changed_by, note FROM statuschange WHERE to_status = 'paid'"
+        ).fetchall() == [("staff:payouts", "paid on 2027-01-31")]
+    code, out, _ = run(capsys, "payouts", "export", name)
+    assert "0 approved incentives to pay" in out
+
+
+def test_marking_paid_refuses_what_is_not_approved_and_names_the_line(shell, capsys):
+    import sqlite3
+
+    registered(shell, capsys)
+    with sqlite3.connect(shell / "pai.db") as db:
+        [first, _] = [r for (r,) in db.execute("SELECT reference FROM registration ORDER BY id")]
+    write_csv(shell / "pay.csv", f"reference\n{first}\nPAI-ZZZZZZ\nnonsense\n")
+    code, _out, err = run(capsys, "payouts", "mark-paid", "pay.csv")
+    assert code == 1
+    assert f"pay.csv:2: {first} is qualified, not approved: not paid" in err
+    assert "pay.csv:3: PAI-ZZZZZZ is not a registration" in err
+    assert "pay.csv:4: 'nonsense' is not a reference" in err
+
+
+def test_the_export_carries_each_registrations_history(shell, capsys):
+    import sqlite3
+
+    registered(shell, capsys)
+    with sqlite3.connect(shell / "pai.db") as db:
+        first = db.execute("SELECT reference FROM registration ORDER BY id").fetchone()[0]
+    report_won(shell, first)
+    run(capsys, "export", "out.csv")
+    with open(shell / "out.csv", newline="", encoding="utf-8") as exported:
+        rows = list(csv.DictReader(exported))
+    assert rows[0]["history"] == (
+        "2026-11-28 10:00Z qualified by telegram:1; 2026-11-28 10:00Z won by telegram:1"
+    )

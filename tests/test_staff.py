@@ -145,3 +145,21 @@ async def test_staff_have_their_own_command_menu(bot):
     for menu in menus:
         commands = json.dumps(sent_json(menu["commands"]))
         assert ("pending" in commands) == ("scope" in menu)  # partners never see them
+
+
+async def test_the_partner_sees_an_approved_deal_turn_paid_in_status(bot, tmp_path):
+    from bot.services.payouts import mark_paid
+    from tests.factories import write_csv
+
+    chat, reference = await won_deal(bot)
+    await bot.chat(STAFF[0], "en").press(notice(bot, STAFF[0]), "Approve")
+    [status] = await chat.send("/status")
+    assert "Approved: €500.00" in status["text"]
+    path = write_csv(tmp_path / "pay.csv", f"reference\n{reference}\n")
+    async with bot.sessions() as session:
+        await mark_paid(session=session, path=path, now=bot.clock.now(), paid_on=bot.today())
+    [status] = await chat.send("/status")
+    assert "Paid: €500.00" in status["text"]
+    assert "Approved: €0.00" in status["text"]
+    await chat.press(status, reference)
+    assert "paid" in status["text"]
