@@ -25,7 +25,7 @@ from handlers.reminders import tick
 
 log = logging.getLogger(__name__)
 COMMANDS = ("new", "check", "status", "settings", "help", "cancel")
-STAFF_COMMANDS = ("pending", "find")
+STAFF_COMMANDS = ("pending", "find", "stats")
 
 
 def build_application(

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import html
 import logging
+import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
@@ -29,6 +31,7 @@ from bot.errors import (
 )
 from bot.i18n import Texts, describe_invalid
 from bot.parsing import normalise_vat
+from bot.reports import numbers_text
 from bot.resources import Resources, open_resources
 from bot.rules import Rules, next_allowed_moment, sending_allowed
 from bot.services.accounts import (
@@ -42,6 +45,7 @@ from bot.services.imports import ImportReport, import_partners, import_purchases
 from bot.services.payouts import PAYOUT_COLUMNS, PaidReport, approved_unpaid, mark_paid
 from bot.services.registrations import EXPORT_COLUMNS, export_registrations
 from bot.services.reminders import Due, Preview, preview_reminders
+from bot.services.stats import chart_png, programme_numbers
 from bot.sheets import style_for, write_table
 
 T = TypeVar("T")
@@ -231,6 +235,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--at", metavar="ISO-DATETIME", help="the moment to look at (default: now)"
     )
     reminders.set_defaults(command=run_reminders_preview)
+
+    stats = command(
+        "stats",
+        "print the programme's numbers",
+        "The same numbers as /stats in chat. Example: pai-bot stats --chart stats.png",
+    )
+    stats.add_argument("--chart", type=Path, metavar="FILE.png", help="also draw the chart")
+    stats.set_defaults(command=run_stats)
 
     payouts = command(
         "payouts",
@@ -580,6 +592,28 @@ def run_unlink(args: argparse.Namespace, settings: Settings) -> int:
         return OK
 
     return with_database(settings, work, writes=False)
+
+
+# --- stats ---------------------------------------------------------------------
+
+
+def run_stats(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(shared: Resources) -> int:
+        async with shared.sessions() as session:
+            numbers = await programme_numbers(session=session, rules=shared.rules, now=shared.now())
+        print(html_to_text(numbers_text(TEXTS, shared.rules, numbers)))
+        if args.chart:
+            png = chart_png(numbers, shared.rules.levels, TEXTS.plain("stats_chart_title"))
+            args.chart.write_bytes(png)
+            print(f"chart written to {args.chart}")
+        return OK
+
+    return with_database(settings, work, writes=False)
+
+
+def html_to_text(text: str) -> str:
+    """A chat message for a shell: tags off, entities back to characters."""
+    return html.unescape(re.sub(r"<[^>]+>", "", text))
 
 
 # --- payouts -------------------------------------------------------------------

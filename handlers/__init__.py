@@ -59,6 +59,7 @@ def add_handlers(application: App, staff_ids: frozenset[int] = frozenset()) -> N
     # Staff commands: anyone else gets the answer to an unknown command (staff_only).
     application.add_handler(CommandHandler("pending", staff.show_pending, messages))
     application.add_handler(CommandHandler("find", staff.find, messages))
+    application.add_handler(CommandHandler("stats", staff.show_stats, messages))
     application.add_handler(
         MessageHandler(private & filters.UpdateType.EDITED_MESSAGE, registration.receive_edit)
     )

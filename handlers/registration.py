@@ -14,12 +14,21 @@ from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop
 
 from bot.drafts import NEXT_STEP, Draft, Step
-from bot.errors import DomainError, InvalidAmount, InvalidInput, InvalidVat
+from bot.errors import (
+    AlreadyRegistered,
+    CustomerNotNew,
+    CustomerProtected,
+    DomainError,
+    InvalidAmount,
+    InvalidInput,
+    InvalidVat,
+)
 from bot.i18n import Texts
 from bot.parsing import check_close_date, clean_text, normalise_vat, parse_amount, parse_date
 from bot.resources import Resources
 from bot.services.eligibility import Opportunity, check_eligibility, register_opportunity
 from bot.services.registrations import get_registration
+from bot.services.stats import count_verdict
 from bot.services.views import Account, RegistrationView, Verdict
 from handlers.callbacks import (
     CLOSE_IN_DAYS,
@@ -173,10 +182,30 @@ async def answer_verdict(
     except InvalidInput:
         raise  # not a verdict: the caller asks again
     except DomainError as refusal:
+        tally(shared, VERDICT_NAMES.get(type(refusal), "other"))
         await reply(update, render_refusal(texts, shared.rules, vat, refusal))
         return None
+    tally(shared, "new")
     await reply(update, render_verdict(texts, shared.rules, verdict))
     return verdict
+
+
+# How each verdict is counted for the programme's numbers (/stats).
+VERDICT_NAMES: dict[type[DomainError], str] = {
+    CustomerNotNew: "not_new",
+    CustomerProtected: "protected",
+    AlreadyRegistered: "yours",
+}
+
+
+def tally(shared: Resources, outcome: str) -> None:
+    """Count the verdict for /stats, beside the answer: bookkeeping never delays it."""
+
+    async def count() -> None:
+        async with shared.sessions() as session:
+            await count_verdict(session=session, day=shared.today(), outcome=outcome)
+
+    shared.run_in_background(count(), "counting a verdict")
 
 
 # --- /new ----------------------------------------------------------------------

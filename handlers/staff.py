@@ -13,6 +13,7 @@ from telegram.error import TelegramError
 from bot.errors import AlreadyDecided, InvalidVat, RegistrationNotFound
 from bot.i18n import Markup, Texts, language_for
 from bot.parsing import clean_text, normalise_vat
+from bot.reports import numbers_text
 from bot.resources import Resources
 from bot.services.staff import (
     Decision,
@@ -24,6 +25,7 @@ from bot.services.staff import (
     notices_of,
     pending_decisions,
 )
+from bot.services.stats import chart_png, programme_numbers
 from handlers.callbacks import Approve, Reject, StaffButton
 from handlers.common import (
     Context,
@@ -325,3 +327,19 @@ async def find(update: Update, context: Context, texts: Texts) -> None:
     if not found.deals:
         lines.append(texts("staff_find_no_registrations"))
     await reply(update, "\n".join(lines)[:4000])
+
+
+# --- /stats -----------------------------------------------------------------------
+
+
+@staff_only
+async def show_stats(update: Update, context: Context, texts: Texts) -> None:
+    """The programme's numbers, and a chart of registrations and wins per month."""
+    shared = resources(context)
+    async with shared.sessions() as session:
+        numbers = await programme_numbers(session=session, rules=shared.rules, now=shared.now())
+    await reply(update, numbers_text(texts, shared.rules, numbers))
+    chart = chart_png(numbers, shared.rules.levels, texts.plain("stats_chart_title"))
+    chat = update.effective_chat
+    if chat is not None:
+        await best_effort("sending the chart", chat.send_photo(chart, filename="stats.png"))

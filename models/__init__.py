@@ -180,6 +180,17 @@ class StaffNotice(SQLModel, table=True):
     message_id: int = Field(sa_type=BigInteger)
 
 
+class VerdictTally(SQLModel, table=True):
+    """How many verdicts of each kind the bot gave each day: the programme's numbers."""
+
+    __table_args__ = (UniqueConstraint("day", "outcome", name="uq_verdict_tally"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    day: dt.date
+    outcome: str = Field(max_length=16)  # new, not_new, protected, yours
+    count: int = 0
+
+
 class BotState(SQLModel, table=True):
     """Small facts the bot remembers across restarts (e.g. its username)."""
 
@@ -206,5 +217,6 @@ __all__ = [
     "Salesperson",
     "StaffNotice",
     "StatusChange",
+    "VerdictTally",
     "utcnow",
 ]

@@ -201,6 +201,20 @@ class FakeBotApi:
         self.messages[(chat_id, message["message_id"])] = message
         return {k: v for k, v in message.items() if k != "html"}
 
+    def _sendPhoto(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat_id = int(params["chat_id"])
+        message = {
+            "message_id": next(self._ids),
+            "date": int(time.time()),
+            "chat": {"id": chat_id, "type": "private"},
+            "from": self._getMe({}),
+            "photo": [{"file_id": "photo", "file_unique_id": "photo", "width": 1, "height": 1}],
+            "text": "",
+            "html": "",
+        }
+        self.messages[(chat_id, message["message_id"])] = message
+        return {k: v for k, v in message.items() if k not in {"html", "text"}}
+
     def _editMessageText(self, params: dict[str, Any]) -> dict[str, Any]:
         message = self._message(params)
         text = self._checked_text(params)

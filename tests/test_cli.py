@@ -590,3 +590,13 @@ def test_the_export_carries_each_registrations_history(shell, capsys):
     assert rows[0]["history"] == (
         "2026-11-28 10:00Z qualified by telegram:1; 2026-11-28 10:00Z won by telegram:1"
     )
+
+
+def test_stats_in_the_shell_prints_the_numbers_and_draws_the_chart(shell, capsys):
+    registered(shell, capsys)
+    code, out, _ = run(capsys, "stats", "--chart", "stats.png")
+    assert code == 0
+    assert "Registrations:" in out
+    assert "<b>" not in out
+    assert "ACME (Acme): 2" in out
+    assert (shell / "stats.png").read_bytes().startswith(b"\x89PNG")

@@ -163,3 +163,25 @@ async def test_the_partner_sees_an_approved_deal_turn_paid_in_status(bot, tmp_pa
     assert "Approved: €0.00" in status["text"]
     await chat.press(status, reference)
     assert "paid" in status["text"]
+
+
+async def test_stats_gives_the_programme_numbers_and_a_chart(bot):
+    chat, _reference = await won_deal(bot)  # one registration, won
+    await chat.send(f"/check {VATS[2]}")  # bought today: not new
+    await chat.send(f"/check {VATS[0]}")  # new
+    staff = bot.chat(STAFF[0], "en")
+    [numbers] = [m for m in await staff.send("/stats") if m["text"]]
+    text = numbers["text"]
+    assert "Active partners (registered in the last 365 days) / all: Gold 1/1, Certified 0/1" in (
+        text
+    )
+    assert "Registrations: 1 this month · 1 this quarter · 1 this year" in text
+    assert "Deals won with new customers this year: 1" in text
+    assert "Incentives expected €500.00 · approved €0.00 · paid €0.00" in text
+    assert "ACME (Acme Informatica & Figli): 1" in text
+    # Verdicts: the one before registering, and the two checks (one of three not new).
+    assert "Verdicts this year: 3, new customers: 67%" in text
+    photos = [params for method, params in bot.api.calls if method == "sendPhoto"]
+    assert len(photos) == 1
+    [answer] = await chat.send("/stats")
+    assert "did not understand" in answer["text"]

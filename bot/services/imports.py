@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from bot.db import dialect_insert
 from bot.errors import InvalidDate, InvalidVat
 from bot.i18n import Texts, describe_invalid
 from bot.parsing import normalise_vat, parse_date, vat_digits_for
@@ -48,13 +48,6 @@ class ImportReport:
 
     def reject(self, line: int, reason: str) -> None:
         self.rejected.append(Rejection(line, reason))
-
-
-def _insert(session: AsyncSession, table: Any) -> Any:
-    """The dialect's INSERT, which knows ON CONFLICT on both SQLite and PostgreSQL."""
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
 
 
 def _file_vat(text: str, country: str) -> str:
@@ -123,7 +116,7 @@ async def import_purchases(
     rows = [{"vat": vat, "purchase_date": day} for vat, day in purchases]
     for chunk in _chunks(rows, BATCH):
         # executemany: SQLAlchemy batches it into multi-row INSERTs on both databases.
-        await session.execute(_insert(session, Purchase).on_conflict_do_nothing(), chunk)
+        await session.execute(dialect_insert(session, Purchase).on_conflict_do_nothing(), chunk)
     await _upsert_customer_names(session, names)
     await session.commit()
     report.added = await _count(session, Purchase) - before
@@ -134,7 +127,7 @@ async def import_purchases(
 async def _upsert_customer_names(session: AsyncSession, names: dict[str, str]) -> None:
     """The vendor's history knows customers' names best: it overwrites earlier ones."""
     rows = [{"vat": vat, "name": name} for vat, name in names.items()]
-    statement = _insert(session, Customer)
+    statement = dialect_insert(session, Customer)
     statement = statement.on_conflict_do_update(
         index_elements=["vat"], set_={"name": statement.excluded.name}
     )

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from bot.db import dialect_insert
 from bot.lifecycle import Status
 from bot.rules import LoyaltyStanding, Rules, sending_allowed
 from bot.services.eligibility import release_lapsed_protection
@@ -455,7 +455,7 @@ async def claim_reminders(
         }
         for d in due
     ]
-    insert = _insert(session).on_conflict_do_nothing()
+    insert = dialect_insert(session, Reminder).on_conflict_do_nothing()
     for chunk in _chunks(rows):
         await session.execute(insert, chunk)
     await session.commit()
@@ -617,13 +617,6 @@ async def record_outcomes(*, session: AsyncSession, outcomes: Outcomes, now: dt.
             update(Salesperson).where(col(Salesperson.id).in_(chunk)).values(unreachable_at=now)
         )
     await session.commit()
-
-
-def _insert(session: AsyncSession) -> Any:
-    """The dialect's INSERT, which knows ON CONFLICT on both SQLite and PostgreSQL."""
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(Reminder)
-    return sqlite.insert(Reminder)
 
 
 def _as_moment(value: dt.datetime | str) -> dt.datetime:
