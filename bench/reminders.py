@@ -162,7 +162,7 @@ async def measure(folder: Path, partners: int) -> None:
         updates_request=api,
         clock=clock,
         schedule_reminders=False,
-        rate_limiter=PerChatRateLimiter(messages_per_second=1e9),
+        rate_limiter=PerChatRateLimiter(messages_per_second=1e9, bulk_per_second=1e9),
     )
     await app.initialize()
     assert app.post_init is not None

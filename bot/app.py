@@ -35,7 +35,7 @@ def build_application(
     updates_request: BaseRequest | None = None,
     clock: Clock | None = None,
     schedule_reminders: bool = True,
-    rate_limiter: BaseRateLimiter[int] | None = None,
+    rate_limiter: BaseRateLimiter[str] | None = None,
 ) -> App:
     """Build the bot; connections open in post_init, not here.
 
@@ -61,7 +61,13 @@ def build_application(
         .base_url(settings.api_base_url)
         .base_file_url(settings.file_base_url)
         .context_types(ContextTypes(context=Context))
-        .rate_limiter(rate_limiter or PerChatRateLimiter())
+        .rate_limiter(
+            rate_limiter
+            or PerChatRateLimiter(
+                messages_per_second=settings.pai_telegram_rate,
+                bulk_per_second=settings.pai_broadcast_rate,
+            )
+        )
         # Users side by side, each user's updates in order (bot/updates.py).
         .concurrent_updates(OnePerUser())
         .get_updates_request(
@@ -72,7 +78,7 @@ def build_application(
     )
     if request is not None:
         builder = builder.request(request)
-    application: App = builder.build()  # type: ignore[assignment]
+    application: App = builder.build()
     add_handlers(application, settings.pai_admin_ids)
     return application
 

@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     pai_pg_lock_timeout: float = Field(default=Timeouts.lock, gt=0)
     pai_pg_statement_timeout: float = Field(default=Timeouts.statement, gt=0)
     pai_sqlite_busy_timeout: float = Field(default=Timeouts.busy, gt=0)
+    # Messages a second: Telegram's overall limit for the bot, and the share broadcasts
+    # may use of it (answers to people always come first).
+    pai_telegram_rate: float = Field(default=30, gt=0)
+    pai_broadcast_rate: float = Field(default=25, gt=0)
 
     @field_validator("pai_admin_ids", mode="before")
     @classmethod

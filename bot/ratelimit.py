@@ -14,6 +14,10 @@ from telegram.ext import BaseRateLimiter
 log = logging.getLogger(__name__)
 # Telegram's documented ceiling for a bot: about 30 messages a second overall.
 MESSAGES_PER_SECOND = 30
+# Bulk sends (broadcasts) stay under this, leaving the rest to answers.
+BULK_PER_SECOND = 25
+# Given as `rate_limit_args` by bulk sends: they yield to answers.
+BULK = "bulk"
 # A 429 is Telegram saying "not yet": nothing was delivered, so retrying is safe.
 RETRIES = 3
 _NO_CHAT = "no chat"
@@ -21,22 +25,34 @@ _NO_CHAT = "no chat"
 JSON = bool | dict[str, Any] | list[dict[str, Any]]
 
 
-class PerChatRateLimiter(BaseRateLimiter[int]):
-    """Messages under Telegram's overall rate; after a 429, only the chat it concerned waits.
+class PerChatRateLimiter(BaseRateLimiter[str]):
+    """Messages under Telegram's overall rate; after a 429, only the chat it concerned waits;
+    answers to people go before bulk sends.
 
     PTB's AIORateLimiter halts *every* request while it waits out a 429, so one
     user's "retry after 30 s" would keep every other user waiting as long. Here the
     wait is kept per chat: the chat that got the 429 pauses for the time Telegram
     gave, and everyone else goes on. Calls without a chat (getUpdates, commands)
     pause only each other.
+
+    Answers and bulk sends (`rate_limit_args=BULK`) share the overall budget; bulk
+    sends also keep under their own rate and wait while any answer waits for the
+    budget, so a broadcast to thousands never queues a salesperson's verdict.
     """
 
     def __init__(
-        self, messages_per_second: float = MESSAGES_PER_SECOND, retries: int = RETRIES
+        self,
+        messages_per_second: float = MESSAGES_PER_SECOND,
+        bulk_per_second: float = BULK_PER_SECOND,
+        retries: int = RETRIES,
     ) -> None:
         self._overall = AsyncLimiter(messages_per_second, 1)
+        self._bulk = AsyncLimiter(min(bulk_per_second, messages_per_second), 1)
         self._retries = retries
         self._paused_until: dict[int | str, float] = {}
+        self._answers_waiting = 0
+        self._no_answer_waiting = asyncio.Event()
+        self._no_answer_waiting.set()
 
     async def initialize(self) -> None:
         return None
@@ -51,20 +67,19 @@ class PerChatRateLimiter(BaseRateLimiter[int]):
         kwargs: dict[str, Any],
         endpoint: str,
         data: dict[str, Any],
-        rate_limit_args: int | None,
+        rate_limit_args: str | None,
     ) -> JSON:
         chat = data.get("chat_id")
         key: int | str = chat if isinstance(chat, int | str) else _NO_CHAT
-        retries = self._retries if rate_limit_args is None else rate_limit_args
-        for attempt in range(retries + 1):
+        bulk = rate_limit_args == BULK
+        for attempt in range(self._retries + 1):
             await self._wait_for(key)
             try:
-                if key == _NO_CHAT:
-                    return await callback(*args, **kwargs)
-                async with self._overall:
-                    return await callback(*args, **kwargs)
+                if key != _NO_CHAT:
+                    await (self._take_bulk_turn() if bulk else self._take_answer_turn())
+                return await callback(*args, **kwargs)
             except RetryAfter as exc:
-                if attempt == retries:
+                if attempt == self._retries:
                     raise
                 pause = exc.retry_after
                 seconds = pause if isinstance(pause, int | float) else pause.total_seconds()
@@ -74,6 +89,21 @@ class PerChatRateLimiter(BaseRateLimiter[int]):
                     self._paused_until.get(key, 0.0), loop.time() + seconds + 0.1
                 )
         raise AssertionError("unreachable")
+
+    async def _take_answer_turn(self) -> None:
+        self._answers_waiting += 1
+        self._no_answer_waiting.clear()
+        try:
+            await self._overall.acquire()
+        finally:
+            self._answers_waiting -= 1
+            if not self._answers_waiting:
+                self._no_answer_waiting.set()
+
+    async def _take_bulk_turn(self) -> None:
+        await self._bulk.acquire()
+        await self._no_answer_waiting.wait()  # answers first
+        await self._overall.acquire()
 
     async def _wait_for(self, key: int | str) -> None:
         until = self._paused_until.get(key)

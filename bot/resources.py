@@ -35,6 +35,10 @@ class Resources:
     drafts: DraftStore = field(default_factory=MemoryDrafts)
     # Staff member -> the won deal whose rejection waits for their reason.
     reject_prompts: dict[int, str] = field(default_factory=dict)
+    # Staff member -> the broadcast being written: its text and audience so far.
+    broadcast_drafts: dict[int, dict[str, str]] = field(default_factory=dict)
+    # Long work (a broadcast being sent) that a stop interrupts; resumed at start.
+    _long: set[asyncio.Task[None]] = field(default_factory=set)
     # Work that must not hold up an answer (noting a visit); awaited on close.
     _background: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -63,7 +67,25 @@ class Resources:
         while self._background:
             await asyncio.gather(*self._background)
 
+    def run_until_closed(self, work: Coroutine[Any, Any, None], what: str) -> None:
+        """Run long work beside the bot; closing cancels it (it must resume at start)."""
+
+        async def guarded() -> None:
+            try:
+                await work
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s failed", what)
+
+        task = asyncio.get_running_loop().create_task(guarded())
+        self._long.add(task)
+        task.add_done_callback(self._long.discard)
+
     async def close(self) -> None:
+        for task in list(self._long):
+            task.cancel()
+        await asyncio.gather(*self._long, return_exceptions=True)
         await self.settle()
         await self.engine.dispose()
 

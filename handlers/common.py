@@ -29,14 +29,14 @@ T = TypeVar("T")
 RESEND_DELAYS = (0.5, 2.0)
 
 
-class Context(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], dict[Any, Any]]):
+class Context(CallbackContext[ExtBot[str], dict[Any, Any], dict[Any, Any], dict[Any, Any]]):
     """PTB's context, plus the account of the update's user, looked up once per update."""
 
     account: Account | None
     account_known: bool = False
 
 
-App = Application[ExtBot[None], Context, dict[Any, Any], dict[Any, Any], dict[Any, Any], Any]
+App = Application[ExtBot[str], Context, dict[Any, Any], dict[Any, Any], dict[Any, Any], Any]
 
 
 def resources(context: Context) -> Resources:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import cast
 
 import httpx
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import (
     BadRequest,
     Forbidden,
@@ -17,10 +17,12 @@ from telegram.error import (
     TelegramError,
     TimedOut,
 )
+from telegram.ext import ExtBot
 
 from bot.errors import RegistrationNotFound, TransitionNotAllowed
 from bot.i18n import Texts, language_for
 from bot.lifecycle import Status
+from bot.ratelimit import BULK
 from bot.resources import Resources
 from bot.rules import LoyaltyStanding, Rules, sending_allowed
 from bot.services.registrations import get_registration, report_still_open
@@ -123,7 +125,7 @@ async def run_tick(application: App) -> TickReport:
 
 
 async def _send_batch(
-    bot: Bot, shared: Resources, batch: list[ToSend], token: str, total: Outcomes
+    bot: ExtBot[str], shared: Resources, batch: list[ToSend], token: str, total: Outcomes
 ) -> None:
     """Mark a few reminders as handed to Telegram, send them, record how it went.
 
@@ -171,7 +173,7 @@ async def _record(shared: Resources, batch: Outcomes, total: Outcomes) -> None:
     total.unsure += batch.unsure
 
 
-async def send_reminder(bot: Bot, rules: Rules, item: ToSend, outcomes: Outcomes) -> None:
+async def send_reminder(bot: ExtBot[str], rules: Rules, item: ToSend, outcomes: Outcomes) -> None:
     """Send one reminder and note how it went.
 
     Tried again at the next tick only when it surely did not reach Telegram (the
@@ -183,7 +185,11 @@ async def send_reminder(bot: Bot, rules: Rules, item: ToSend, outcomes: Outcomes
     text, markup = render_reminder(texts, rules, item)
     try:
         await bot.send_message(
-            chat_id=person.telegram_user_id, text=text, parse_mode="HTML", reply_markup=markup
+            chat_id=person.telegram_user_id,
+            text=text,
+            parse_mode="HTML",
+            reply_markup=markup,
+            rate_limit_args=BULK,  # partners' answers go first
         )
     except Forbidden:
         outcomes.blocked.append((item.id, person.salesperson_id))

@@ -191,6 +191,41 @@ class VerdictTally(SQLModel, table=True):
     count: int = 0
 
 
+class Broadcast(SQLModel, table=True):
+    """A programme update staff sent to many partners at once."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_by: int = Field(sa_type=BigInteger)  # the staff member's Telegram id
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    text_html: str  # as staff wrote it, formatting kept
+    audience: str = Field(max_length=40)  # all, level:gold, inactive:30, open
+    status: str = Field(max_length=16)  # sending, done
+    # The message that shows staff the progress, edited as it goes.
+    progress_chat_id: int | None = Field(default=None, sa_type=BigInteger)
+    progress_message_id: int | None = Field(default=None, sa_type=BigInteger)
+    finished_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class BroadcastDelivery(SQLModel, table=True):
+    """One recipient of a broadcast: written before the first send, marked as it goes."""
+
+    __table_args__ = (
+        UniqueConstraint("broadcast_id", "salesperson_id", name="uq_delivery_once"),
+        Index("ix_delivery_broadcast_status", "broadcast_id", "status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    broadcast_id: int = Field(foreign_key="broadcast.id")
+    salesperson_id: int = Field(foreign_key="salesperson.id")
+    # pending, sending (handed to Telegram: never sent again), delivered, blocked,
+    # retry (failed before reaching Telegram; `next_attempt_at` says when), failed
+    status: str = Field(max_length=16)
+    attempts: int = 0
+    next_attempt_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    sent_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    error: str | None = Field(default=None, max_length=200)
+
+
 class BotState(SQLModel, table=True):
     """Small facts the bot remembers across restarts (e.g. its username)."""
 
@@ -207,6 +242,8 @@ __all__ = [
     "USERNAME_LENGTH",
     "VAT_LENGTH",
     "BotState",
+    "Broadcast",
+    "BroadcastDelivery",
     "Customer",
     "Invite",
     "Partner",
