@@ -20,12 +20,13 @@ from bot.rules import Rules, load_rules
 from bot.services.accounts import remember_bot_username
 from bot.updates import CheckedUpdates, OnePerUser
 from handlers import add_handlers
+from handlers.broadcasts import resume_broadcasts
 from handlers.common import RESOURCES_KEY, App, Context
 from handlers.reminders import tick
 
 log = logging.getLogger(__name__)
 COMMANDS = ("new", "check", "status", "settings", "help", "cancel")
-STAFF_COMMANDS = ("pending", "find", "stats")
+STAFF_COMMANDS = ("pending", "find", "stats", "broadcast", "broadcasts")
 
 
 def build_application(
@@ -52,6 +53,7 @@ def build_application(
             settings, clock=clock, rules=programme_rules
         )
         await _start(application)
+        await resume_broadcasts(application)
         if schedule_reminders:
             _schedule_reminders(application, programme_rules)
 

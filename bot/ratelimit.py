@@ -18,6 +18,9 @@ MESSAGES_PER_SECOND = 30
 BULK_PER_SECOND = 25
 # Given as `rate_limit_args` by bulk sends: they yield to answers.
 BULK = "bulk"
+# A bulk send whose turn was taken beforehand with `take_bulk_turn` (so that what is
+# sent can be marked as sent only once its turn came).
+PREPAID = "prepaid"
 # A 429 is Telegram saying "not yet": nothing was delivered, so retrying is safe.
 RETRIES = 3
 _NO_CHAT = "no chat"
@@ -47,6 +50,7 @@ class PerChatRateLimiter(BaseRateLimiter[str]):
         retries: int = RETRIES,
     ) -> None:
         self._overall = AsyncLimiter(messages_per_second, 1)
+        self._turn_interval = 1 / messages_per_second
         self._bulk = AsyncLimiter(min(bulk_per_second, messages_per_second), 1)
         self._retries = retries
         self._paused_until: dict[int | str, float] = {}
@@ -71,12 +75,13 @@ class PerChatRateLimiter(BaseRateLimiter[str]):
     ) -> JSON:
         chat = data.get("chat_id")
         key: int | str = chat if isinstance(chat, int | str) else _NO_CHAT
-        bulk = rate_limit_args == BULK
+        bulk = rate_limit_args in (BULK, PREPAID)
         for attempt in range(self._retries + 1):
             await self._wait_for(key)
             try:
-                if key != _NO_CHAT:
-                    await (self._take_bulk_turn() if bulk else self._take_answer_turn())
+                paid = rate_limit_args == PREPAID and attempt == 0
+                if key != _NO_CHAT and not paid:
+                    await (self.take_bulk_turn() if bulk else self._take_answer_turn())
                 return await callback(*args, **kwargs)
             except RetryAfter as exc:
                 if attempt == self._retries:
@@ -100,10 +105,20 @@ class PerChatRateLimiter(BaseRateLimiter[str]):
             if not self._answers_waiting:
                 self._no_answer_waiting.set()
 
-    async def _take_bulk_turn(self) -> None:
+    async def take_bulk_turn(self) -> None:
+        """Wait until a bulk message may go: under the bulk rate, after every answer.
+
+        A bulk send never queues inside the overall budget (its waiters are served
+        first come, first served): it takes a turn only when one is free at once and
+        no answer waits, so an answer arriving later still goes first.
+        """
         await self._bulk.acquire()
-        await self._no_answer_waiting.wait()  # answers first
-        await self._overall.acquire()
+        while True:
+            await self._no_answer_waiting.wait()
+            if self._overall.has_capacity():
+                await self._overall.acquire()  # free now: no wait
+                return
+            await asyncio.sleep(self._turn_interval)
 
     async def _wait_for(self, key: int | str) -> None:
         until = self._paused_until.get(key)

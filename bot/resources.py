@@ -18,6 +18,8 @@ from bot.drafts import DraftStore, MemoryDrafts
 from bot.rules import Rules, load_rules
 
 log = logging.getLogger(__name__)
+# Seconds a stop waits for long work to wind down before cancelling it.
+STOP_GRACE = 5.0
 
 
 @dataclass
@@ -39,6 +41,8 @@ class Resources:
     broadcast_drafts: dict[int, dict[str, str]] = field(default_factory=dict)
     # Long work (a broadcast being sent) that a stop interrupts; resumed at start.
     _long: set[asyncio.Task[None]] = field(default_factory=set)
+    # Set when the bot stops: long work finishes what it handed over and takes no more.
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
     # Work that must not hold up an answer (noting a visit); awaited on close.
     _background: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -83,9 +87,13 @@ class Resources:
         task.add_done_callback(self._long.discard)
 
     async def close(self) -> None:
-        for task in list(self._long):
-            task.cancel()
-        await asyncio.gather(*self._long, return_exceptions=True)
+        self.stopping.set()
+        if self._long:
+            # What is being sent finishes; what waits for its turn is left for the restart.
+            _done, late = await asyncio.wait(set(self._long), timeout=STOP_GRACE)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
         await self.settle()
         await self.engine.dispose()
 

@@ -60,6 +60,8 @@ def add_handlers(application: App, staff_ids: frozenset[int] = frozenset()) -> N
     application.add_handler(CommandHandler("pending", staff.show_pending, messages))
     application.add_handler(CommandHandler("find", staff.find, messages))
     application.add_handler(CommandHandler("stats", staff.show_stats, messages))
+    application.add_handler(CommandHandler("broadcast", staff.start_broadcast, messages))
+    application.add_handler(CommandHandler("broadcasts", staff.list_broadcasts, messages))
     application.add_handler(
         MessageHandler(private & filters.UpdateType.EDITED_MESSAGE, registration.receive_edit)
     )

@@ -235,8 +235,36 @@ class Reject:
         return _join("a", "n", _code(self.reference))
 
 
+@dataclass(frozen=True)
+class BroadcastTo:
+    """The audience of the broadcast being written: all, level:gold, inactive:30, open."""
+
+    audience: str
+
+    @property
+    def data(self) -> str:
+        return _join("b", "a", self.audience)
+
+
+@dataclass(frozen=True)
+class BroadcastSend:
+    @property
+    def data(self) -> str:
+        return _join("b", "send")
+
+
+@dataclass(frozen=True)
+class BroadcastCancel:
+    @property
+    def data(self) -> str:
+        return _join("b", "x")
+
+
+INACTIVE_DAYS = (30, 60, 90)
+_AUDIENCE = re.compile(r"^(all|open|level:[a-z0-9_-]{1,30}|inactive:(30|60|90))$")
+
 # The buttons staff press; nobody else's presses do anything.
-StaffButton = Approve | Reject
+StaffButton = Approve | Reject | BroadcastTo | BroadcastSend | BroadcastCancel
 # The buttons of a follow-up on an open registration.
 FollowupButton = FollowupWon | FollowupLost | FollowupLostBecause | FollowupStillOpen
 # The buttons of /status, /settings and invites.
@@ -310,6 +338,12 @@ def parse(data: str | None) -> Button | None:
             return MoveToPartner(token)
         case ["i", "stay"]:
             return StayWithPartner()
+        case ["b", "a", kind, *value] if _AUDIENCE.match(":".join([kind, *value])):
+            return BroadcastTo(":".join([kind, *value]))
+        case ["b", "send"]:
+            return BroadcastSend()
+        case ["b", "x"]:
+            return BroadcastCancel()
         case ["a", ("y" | "n") as verdict, code] if _REFERENCE_CODE.match(code):
             return Approve(PREFIX + code) if verdict == "y" else Reject(PREFIX + code)
     return None

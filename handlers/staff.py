@@ -26,7 +26,15 @@ from bot.services.staff import (
     pending_decisions,
 )
 from bot.services.stats import chart_png, programme_numbers
-from handlers.callbacks import Approve, Reject, StaffButton
+from handlers import broadcasts
+from handlers.callbacks import (
+    Approve,
+    BroadcastCancel,
+    BroadcastSend,
+    BroadcastTo,
+    Reject,
+    StaffButton,
+)
 from handlers.common import (
     Context,
     answer_query,
@@ -133,10 +141,13 @@ def deal_text_markup(texts: Texts, deal: StaffDeal) -> Markup:
 
 
 async def press_staff_button(update: Update, context: Context, button: StaffButton) -> None:
-    """Approve at once; Reject asks for the reason first. Staff only."""
+    """Approve at once; Reject asks for the reason first; the broadcast's buttons. Staff only."""
     if not is_staff(context, user_id_of(update)):
         texts = texts_for(update, None)
         await answer_query(update, texts.plain("stale_button"))
+        return
+    if isinstance(button, BroadcastTo | BroadcastSend | BroadcastCancel):
+        await broadcasts.press_broadcast_button(update, context, button)
         return
     texts = texts_for(update, None)
     if isinstance(button, Reject):
@@ -150,8 +161,12 @@ async def press_staff_button(update: Update, context: Context, button: StaffButt
 
 
 async def receive_staff_text(update: Update, context: Context) -> None:
-    """A staff member's typed reason for a rejection; any other text goes on as usual."""
+    """A broadcast's text, or a rejection's reason; any other text goes on as usual."""
     shared = resources(context)
+    draft = shared.broadcast_drafts.get(user_id_of(update))
+    if draft is not None and draft.get("step") == broadcasts.TEXT:
+        await broadcasts.take_broadcast_text(update, context, texts_for(update, None))
+        return
     reference = shared.reject_prompts.get(user_id_of(update))
     if reference is None:
         await receive_text(update, context)
@@ -168,8 +183,12 @@ async def receive_staff_text(update: Update, context: Context) -> None:
 
 
 async def cancel_staff_prompt(update: Update, context: Context) -> None:
-    """/cancel while a rejection waits for its reason: nothing is rejected."""
+    """/cancel while a rejection waits for its reason (nothing is rejected) or while a
+    broadcast is being written (nothing is sent)."""
     shared = resources(context)
+    if shared.broadcast_drafts.pop(user_id_of(update), None) is not None:
+        await reply(update, texts_for(update, None)("broadcast_cancelled"))
+        return
     reference = shared.reject_prompts.pop(user_id_of(update), None)
     if reference is None:
         await cancel_registration(update, context)
@@ -327,6 +346,18 @@ async def find(update: Update, context: Context, texts: Texts) -> None:
     if not found.deals:
         lines.append(texts("staff_find_no_registrations"))
     await reply(update, "\n".join(lines)[:4000])
+
+
+@staff_only
+async def start_broadcast(update: Update, context: Context, texts: Texts) -> None:
+    """Write a programme update for partners: its text, then who gets it."""
+    await broadcasts.start_broadcast(update, context, texts)
+
+
+@staff_only
+async def list_broadcasts(update: Update, context: Context, texts: Texts) -> None:
+    """Recent broadcasts with their reports."""
+    await broadcasts.list_broadcasts(update, context, texts)
 
 
 # --- /stats -----------------------------------------------------------------------

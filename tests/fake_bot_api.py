@@ -116,6 +116,10 @@ class FakeBotApi:
     pending: list[dict[str, Any]] = field(default_factory=list)
     # method -> errors to answer with, one per call, before answering normally.
     failures: dict[str, list[TelegramError | Timeout]] = field(default_factory=dict)
+    # Messages a second Telegram accepts, as a real bot's limit: beyond it, 429.
+    rate_limit: float | None = None
+    too_many: int = 0  # 429s answered for the rate limit
+    _recent_sends: list[float] = field(default_factory=list)
     # chat id -> errors for the bot's next messages to that chat only
     chat_failures: dict[int, list[TelegramError | Timeout]] = field(default_factory=dict)
     # callback query id -> the user who pressed
@@ -133,6 +137,14 @@ class FakeBotApi:
             chat = params.get("chat_id")
             if not queued and chat is not None and method == "sendMessage":
                 queued = self.chat_failures.get(int(chat))
+            if not queued and method == "sendMessage" and self._over_rate():
+                self.too_many += 1
+                return 429, {
+                    "ok": False,
+                    "error_code": 429,
+                    "description": "Too Many Requests: retry after 1",
+                    "parameters": {"retry_after": 1},
+                }
             if queued:
                 error = queued.pop(0)
                 if isinstance(error, Timeout):
@@ -155,6 +167,17 @@ class FakeBotApi:
                 }
             self._changed.notify_all()
             return 200, {"ok": True, "result": result}
+
+    def _over_rate(self) -> bool:
+        """Whether one more message now would exceed `rate_limit` in the last second."""
+        if self.rate_limit is None:
+            return False
+        now = time.monotonic()
+        self._recent_sends = [t for t in self._recent_sends if now - t < 1.0]
+        if len(self._recent_sends) >= self.rate_limit:
+            return True
+        self._recent_sends.append(now)
+        return False
 
     def _getMe(self, params: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -200,6 +223,20 @@ class FakeBotApi:
             message["reply_markup"] = markup
         self.messages[(chat_id, message["message_id"])] = message
         return {k: v for k, v in message.items() if k != "html"}
+
+    def _sendDocument(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat_id = int(params["chat_id"])
+        message = {
+            "message_id": next(self._ids),
+            "date": int(time.time()),
+            "chat": {"id": chat_id, "type": "private"},
+            "from": self._getMe({}),
+            "document": {"file_id": "doc", "file_unique_id": "doc"},
+            "text": "",
+            "html": "",
+        }
+        self.messages[(chat_id, message["message_id"])] = message
+        return {k: v for k, v in message.items() if k not in {"html", "text"}}
 
     def _sendPhoto(self, params: dict[str, Any]) -> dict[str, Any]:
         chat_id = int(params["chat_id"])

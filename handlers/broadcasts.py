@@ -1,0 +1,403 @@
+"""/broadcast: staff write a programme update, pick who gets it, preview it, send it.
+
+Sending runs in the background at the broadcast rate, behind partners' answers,
+and survives a restart: the delivery rows say what is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import logging
+import time
+
+import httpx
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram.ext import ExtBot
+
+from bot.i18n import Texts
+from bot.ratelimit import PREPAID, PerChatRateLimiter
+from bot.resources import Resources
+from bot.services.broadcasts import (
+    BLOCKED,
+    DELIVERED,
+    FAILED,
+    RETRY,
+    SENDING,
+    Audience,
+    Recipient,
+    Report,
+    broadcast_text,
+    count_audience,
+    create_broadcast,
+    failures_of,
+    finish_broadcast,
+    hand_over,
+    next_recipients,
+    recent_reports,
+    record_delivery,
+    report_of,
+    set_progress_message,
+    unfinished_broadcasts,
+)
+from handlers.callbacks import (
+    INACTIVE_DAYS,
+    BroadcastCancel,
+    BroadcastSend,
+    BroadcastTo,
+)
+from handlers.common import (
+    RESOURCES_KEY,
+    App,
+    Context,
+    answer_query,
+    best_effort,
+    remove_buttons,
+    reply,
+    resources,
+    texts_for,
+    user_id_of,
+)
+
+log = logging.getLogger(__name__)
+# Sends in flight at once: enough to keep the rate when Telegram answers slowly.
+WORKERS = 8
+# Pauses before trying a recipient again after a network error or a 5xx.
+BACKOFF = (1.0, 2.0, 4.0, 8.0)
+# How often the progress message is edited, in seconds.
+PROGRESS_EVERY = 2.0
+TEXT, AUDIENCE, PREVIEW = "text", "audience", "preview"
+
+
+# --- writing it --------------------------------------------------------------------
+
+
+async def start_broadcast(update: Update, context: Context, texts: Texts) -> None:
+    resources(context).broadcast_drafts[user_id_of(update)] = {"step": TEXT}
+    await reply(update, texts("broadcast_ask_text"))
+
+
+async def take_broadcast_text(update: Update, context: Context, texts: Texts) -> None:
+    """The message to broadcast, with its formatting (bold, links) as HTML."""
+    message = update.effective_message
+    assert message is not None
+    draft = resources(context).broadcast_drafts[user_id_of(update)]
+    draft.update(step=AUDIENCE, text=message.text_html)
+    await reply(update, texts("broadcast_ask_audience"), audience_buttons(texts, context))
+
+
+def audience_buttons(texts: Texts, context: Context) -> InlineKeyboardMarkup:
+    def button(label: str, audience: str) -> InlineKeyboardButton:
+        return InlineKeyboardButton(label, callback_data=BroadcastTo(audience).data)
+
+    levels = resources(context).rules.levels
+    rows = [
+        [button(texts.plain("audience_all"), "all")],
+        [button(texts.level(level), f"level:{level}") for level in levels],
+        [
+            button(texts.plain("audience_inactive", days=days), f"inactive:{days}")
+            for days in INACTIVE_DAYS
+        ],
+        [button(texts.plain("audience_open"), "open")],
+    ]
+    return InlineKeyboardMarkup(rows)
+
+
+def describe_audience(texts: Texts, audience: Audience) -> str:
+    if audience.kind == "level":
+        return texts.plain("audience_level", level=texts.level(audience.value))
+    if audience.kind == "inactive":
+        return texts.plain("audience_inactive", days=audience.value)
+    return texts.plain(f"audience_{audience.kind}")
+
+
+async def pick_audience(
+    update: Update, context: Context, texts: Texts, button: BroadcastTo
+) -> None:
+    """Show the message exactly as partners will see it, and how many will get it."""
+    shared = resources(context)
+    draft = shared.broadcast_drafts.get(user_id_of(update))
+    if draft is None or "text" not in draft:
+        await answer_query(update, texts.plain("stale_button"))
+        return
+    await answer_query(update)
+    await remove_buttons(update)
+    audience = Audience(button.audience)
+    if audience.kind == "level" and audience.value not in shared.rules.levels:
+        return
+    async with shared.sessions() as session:
+        count = await count_audience(session=session, audience=audience, today=shared.today())
+    draft.update(step=PREVIEW, audience=audience.code)
+    await reply(update, draft["text"])  # the preview: what partners will read
+    markup = InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(
+                    texts.plain("button_send", count=count), callback_data=BroadcastSend().data
+                ),
+                InlineKeyboardButton(
+                    texts.plain("button_cancel"), callback_data=BroadcastCancel().data
+                ),
+            ]
+        ]
+    )
+    await reply(
+        update,
+        texts.plural("broadcast_preview", count, audience=describe_audience(texts, audience)),
+        markup,
+    )
+
+
+async def cancel_broadcast(update: Update, context: Context, texts: Texts) -> None:
+    resources(context).broadcast_drafts.pop(user_id_of(update), None)
+    await answer_query(update)
+    await remove_buttons(update)
+    await reply(update, texts("broadcast_cancelled"))
+
+
+async def send_now(update: Update, context: Context, texts: Texts) -> None:
+    """Store the broadcast and a delivery row per recipient, then send in the background."""
+    shared = resources(context)
+    draft = shared.broadcast_drafts.pop(user_id_of(update), None)
+    if draft is None or draft.get("step") != PREVIEW:
+        await answer_query(update, texts.plain("stale_button"))
+        return
+    await answer_query(update)
+    await remove_buttons(update)
+    async with shared.sessions() as session:
+        broadcast_id, count = await create_broadcast(
+            session=session,
+            staff_id=user_id_of(update),
+            text_html=draft["text"],
+            audience=Audience(draft["audience"]),
+            today=shared.today(),
+            now=shared.now(),
+        )
+    progress = await reply(update, texts("broadcast_progress", sent=0, total=count))
+    if progress is not None:
+        async with shared.sessions() as session:
+            await set_progress_message(
+                session=session,
+                broadcast_id=broadcast_id,
+                chat_id=progress.chat_id,
+                message_id=progress.message_id,
+            )
+    start_sending(context.application, broadcast_id)  # type: ignore[arg-type]
+
+
+# --- sending it --------------------------------------------------------------------
+
+
+def start_sending(application: App, broadcast_id: int) -> None:
+    shared: Resources = application.bot_data[RESOURCES_KEY]
+    shared.run_until_closed(
+        deliver_broadcast(application.bot, shared, broadcast_id), f"broadcast {broadcast_id}"
+    )
+
+
+async def resume_broadcasts(application: App) -> None:
+    """At start: go on with broadcasts a stop or a crash interrupted."""
+    shared: Resources = application.bot_data[RESOURCES_KEY]
+    async with shared.sessions() as session:
+        unfinished = await unfinished_broadcasts(session=session)
+    for broadcast_id in unfinished:
+        log.info("resuming broadcast %s", broadcast_id)
+        start_sending(application, broadcast_id)
+
+
+async def deliver_broadcast(bot: ExtBot[str], shared: Resources, broadcast_id: int) -> None:
+    """Send to every recipient not handed over yet, show progress, end with the report."""
+    async with shared.sessions() as session:
+        broadcast = await broadcast_text(session=session, broadcast_id=broadcast_id)
+    queue: asyncio.Queue[Recipient] = asyncio.Queue()
+    progress = Progress(
+        bot, shared, broadcast_id, broadcast.progress_chat_id, broadcast.progress_message_id
+    )
+    while True:
+        async with shared.sessions() as session:
+            batch = await next_recipients(
+                session=session, broadcast_id=broadcast_id, now=shared.now(), limit=10_000
+            )
+        if not batch or shared.stopping.is_set():
+            break
+        for recipient in batch:
+            queue.put_nowait(recipient)
+        workers = [
+            asyncio.create_task(_work(bot, shared, broadcast.text_html, queue, progress))
+            for _ in range(WORKERS)
+        ]
+        await asyncio.gather(*workers)
+    if shared.stopping.is_set():
+        return  # the rest goes when the bot starts again
+    async with shared.sessions() as session:
+        await finish_broadcast(session=session, broadcast_id=broadcast_id, now=shared.now())
+    await progress.finish()
+
+
+async def _work(
+    bot: ExtBot[str],
+    shared: Resources,
+    text_html: str,
+    queue: asyncio.Queue[Recipient],
+    progress: Progress,
+) -> None:
+    while not queue.empty() and not shared.stopping.is_set():
+        recipient = queue.get_nowait()
+        await _deliver(bot, shared, text_html, recipient)
+        await progress.tick()
+
+
+async def _deliver(
+    bot: ExtBot[str], shared: Resources, text_html: str, recipient: Recipient
+) -> None:
+    """One recipient: its turn under the rate first (a stop may come while it waits), then
+    marked handed-over, then sent: never sent twice, and only what went is marked."""
+    for attempt in range(recipient.attempts, len(BACKOFF) + 1):
+        limiter = bot.rate_limiter
+        if isinstance(limiter, PerChatRateLimiter):
+            await limiter.take_bulk_turn()
+        if shared.stopping.is_set():
+            return  # stopping: left pending, sent when the bot starts again
+        async with shared.sessions() as session:
+            if not await hand_over(session=session, delivery_id=recipient.delivery_id):
+                return  # someone else has it (another instance, a resumed run)
+        status, error = await _send(bot, recipient.telegram_user_id, text_html)
+        if status == RETRY and attempt >= len(BACKOFF):
+            status = FAILED
+        async with shared.sessions() as session:
+            await record_delivery(
+                session=session,
+                delivery_id=recipient.delivery_id,
+                status=status,
+                now=shared.now(),
+                error=error,
+                retry_at=shared.now(),
+                salesperson_id=recipient.salesperson_id,
+            )
+        if status != RETRY:
+            return
+        await asyncio.sleep(BACKOFF[attempt])
+
+
+async def _send(bot: ExtBot[str], chat_id: int, text_html: str) -> tuple[str, str | None]:
+    """Send once; say how it went. A read timeout may have delivered: never resent."""
+    try:
+        await bot.send_message(chat_id, text_html, parse_mode="HTML", rate_limit_args=PREPAID)
+    except Forbidden:
+        return BLOCKED, "blocked the bot"
+    except TimedOut as exc:
+        if isinstance(exc.__cause__, httpx.ConnectTimeout | httpx.PoolTimeout):
+            return RETRY, "timed out before sending"
+        return SENDING, "no answer from Telegram: maybe delivered"
+    except BadRequest as exc:
+        return FAILED, exc.message[:200]
+    except (NetworkError, RetryAfter) as exc:
+        return RETRY, type(exc).__name__
+    except TelegramError as exc:
+        return FAILED, type(exc).__name__
+    return DELIVERED, None
+
+
+class Progress:
+    """The staff member's progress message, edited every few seconds, then the report."""
+
+    def __init__(
+        self,
+        bot: ExtBot[str],
+        shared: Resources,
+        broadcast_id: int,
+        chat_id: int | None,
+        message_id: int | None,
+    ) -> None:
+        self.bot, self.shared, self.broadcast_id = bot, shared, broadcast_id
+        self.chat_id, self.message_id = chat_id, message_id
+        self.shown_at = time.monotonic()
+
+    async def tick(self) -> None:
+        if time.monotonic() - self.shown_at < PROGRESS_EVERY:
+            return
+        self.shown_at = time.monotonic()
+        async with self.shared.sessions() as session:
+            report = await report_of(session=session, broadcast_id=self.broadcast_id)
+        texts = Texts("en")
+        await self._show(
+            texts("broadcast_progress", sent=report.total - report.waiting, total=report.total)
+        )
+
+    async def finish(self) -> None:
+        async with self.shared.sessions() as session:
+            report = await report_of(session=session, broadcast_id=self.broadcast_id)
+            failures = await failures_of(session=session, broadcast_id=self.broadcast_id)
+        texts = Texts("en")
+        await self._show(report_text(texts, report))
+        if failures and self.chat_id is not None:
+            document = io.StringIO()
+            writer = csv.writer(document)
+            writer.writerow(["partner_code", "company", "telegram_id", "name", "status", "error"])
+            for failure in failures:
+                writer.writerow(
+                    [
+                        failure.partner_code,
+                        failure.company,
+                        failure.telegram_user_id,
+                        failure.name or "",
+                        failure.status,
+                        failure.error or "",
+                    ]
+                )
+            await best_effort(
+                "sending the failures",
+                self.bot.send_document(
+                    self.chat_id,
+                    document.getvalue().encode(),
+                    filename=f"broadcast-{self.broadcast_id}-not-reached.csv",
+                ),
+            )
+
+    async def _show(self, text: str) -> None:
+        if self.chat_id is None or self.message_id is None:
+            return
+        await best_effort(
+            "showing broadcast progress",
+            self.bot.edit_message_text(
+                text, chat_id=self.chat_id, message_id=self.message_id, parse_mode="HTML"
+            ),
+        )
+
+
+def report_text(texts: Texts, report: Report) -> str:
+    return texts(
+        "broadcast_report",
+        id=report.broadcast_id,
+        at=f"{report.created_at:%Y-%m-%d %H:%M} UTC",
+        audience=report.audience,
+        total=report.total,
+        delivered=report.delivered,
+        blocked=report.blocked,
+        failed=report.failed,
+        unconfirmed=report.unconfirmed,
+        waiting=report.waiting,
+    )
+
+
+async def list_broadcasts(update: Update, context: Context, texts: Texts) -> None:
+    async with resources(context).sessions() as session:
+        reports = await recent_reports(session=session)
+    if not reports:
+        await reply(update, texts("broadcasts_none"))
+        return
+    await reply(update, "\n\n".join(report_text(texts, report) for report in reports))
+
+
+async def press_broadcast_button(
+    update: Update, context: Context, button: BroadcastTo | BroadcastSend | BroadcastCancel
+) -> None:
+    texts = texts_for(update, None)
+    if isinstance(button, BroadcastTo):
+        await pick_audience(update, context, texts, button)
+    elif isinstance(button, BroadcastSend):
+        await send_now(update, context, texts)
+    else:
+        await cancel_broadcast(update, context, texts)
