@@ -49,9 +49,11 @@ class PerChatRateLimiter(BaseRateLimiter[str]):
         bulk_per_second: float = BULK_PER_SECOND,
         retries: int = RETRIES,
     ) -> None:
-        self._overall = AsyncLimiter(messages_per_second, 1)
+        # One token at a time, spaced evenly: Telegram counts over short windows, and a
+        # bucket a second deep would let a second's worth go out at once.
+        self._overall = AsyncLimiter(1, 1 / messages_per_second)
         self._turn_interval = 1 / messages_per_second
-        self._bulk = AsyncLimiter(min(bulk_per_second, messages_per_second), 1)
+        self._bulk = AsyncLimiter(1, 1 / min(bulk_per_second, messages_per_second))
         self._retries = retries
         self._paused_until: dict[int | str, float] = {}
         self._answers_waiting = 0

@@ -116,6 +116,8 @@ class FakeBotApi:
     pending: list[dict[str, Any]] = field(default_factory=list)
     # method -> errors to answer with, one per call, before answering normally.
     failures: dict[str, list[TelegramError | Timeout]] = field(default_factory=dict)
+    # Called with every call before it is answered (a test's way to act mid-way).
+    before_call: Callable[[str, dict[str, Any]], None] | None = None
     # Messages a second Telegram accepts, as a real bot's limit: beyond it, 429.
     rate_limit: float | None = None
     too_many: int = 0  # 429s answered for the rate limit
@@ -131,6 +133,8 @@ class FakeBotApi:
     # --- the bot's side ---------------------------------------------------
 
     def handle(self, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        if self.before_call is not None:
+            self.before_call(method, params)
         with self._changed:
             self.calls.append((method, params))
             queued = self.failures.get(method)

@@ -270,3 +270,72 @@ def test_the_real_process_started_weeks_ahead_sends_the_due_nudge_once(api, tmp_
     assert "sent=0" in second_log.read_text()
     with sqlite3.connect(tmp_path / "pai.db") as db:
         assert db.execute("SELECT kind, status FROM reminder").fetchall() == [("nudge", "sent")]
+
+
+def link_many(env: dict[str, str], first_id: int, count: int) -> None:
+    """Link `count` salespeople to ACME, through the services."""
+    import asyncio
+
+    from bot.config import Settings
+    from bot.resources import open_resources
+    from tests.factories import link_salesperson
+
+    async def link() -> None:
+        shared = await open_resources(
+            Settings(_env_file=None, database_url=env["DATABASE_URL"])  # type: ignore[call-arg]
+        )
+        try:
+            for index in range(count):
+                await link_salesperson(shared.sessions, "ACME", first_id + index)
+        finally:
+            await shared.close()
+
+    asyncio.run(link())
+
+
+def test_a_broadcast_killed_halfway_resumes_and_nobody_gets_it_twice(api, tmp_path):
+    fake, base_url = api
+    env = environment(tmp_path, base_url)
+    invite_for_acme(env, tmp_path)
+    recipients = [7000 + i for i in range(40)]
+    link_many(env, recipients[0], len(recipients))
+    env["PAI_ADMIN_IDS"] = "900"
+    staff = User(id=900, language_code="en")
+    text = "Programme news for everyone"
+
+    def copies(user_id: int) -> int:
+        return len([m for m in fake.sent_to(user_id) if text in m["text"]])
+
+    processes: list[subprocess.Popen[bytes]] = []
+    sent = {"n": 0}
+
+    def kill_halfway(method: str, params: dict) -> None:
+        if method == "sendMessage" and text in str(params.get("text")):
+            sent["n"] += 1
+            if sent["n"] == len(recipients) // 2:  # Telegram has it; the bot never hears back
+                os.kill(processes[0].pid, signal.SIGKILL)
+
+    with running(env, tmp_path, tmp_path / "first.log") as first:
+        processes.append(first)
+        fake.user_sends(staff, "/broadcast")
+        wait_for_reply(fake, staff, 1)
+        fake.user_sends(staff, text)
+        audience = wait_for_reply(fake, staff, 2)[-1]
+        fake.user_presses(staff, audience, button_data(audience, "All partners"))
+        confirm = wait_for_reply(fake, staff, 4)[-1]
+        fake.before_call = kill_halfway
+        fake.user_presses(staff, confirm, button_data(confirm, "Send to"))
+        first.wait(timeout=60)
+    assert first.returncode == -signal.SIGKILL
+    fake.before_call = None
+    assert 0 < sum(copies(u) for u in recipients) < len(recipients)
+    with running(env, tmp_path, tmp_path / "second.log"):
+        fake.wait_for(lambda: all(copies(u) >= 1 for u in recipients), timeout=60)
+        fake.wait_for(lambda: "recipients:" in fake.sent_to(staff.id)[-1]["text"], timeout=30)
+    assert [copies(u) for u in recipients] == [1] * len(recipients)
+    # The report: the ones in flight at the kill went, but the bot never heard back.
+    report = fake.sent_to(staff.id)[-1]["text"]
+    delivered = int(report.split("recipients: ")[1].split(" delivered")[0])
+    unconfirmed = int(report.split("failed, ")[1].split(" without")[0])
+    assert (delivered + unconfirmed, unconfirmed >= 1) == (40, True)
+    assert "0 blocked the bot, 0 failed" in report
