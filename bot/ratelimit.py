@@ -7,7 +7,6 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from aiolimiter import AsyncLimiter
 from telegram.error import RetryAfter
 from telegram.ext import BaseRateLimiter
 
@@ -26,6 +25,38 @@ RETRIES = 3
 _NO_CHAT = "no chat"
 
 JSON = bool | dict[str, Any] | list[dict[str, Any]]
+# Paced this much under the configured rate: a wake-up a moment late must never put two
+# messages closer than Telegram counts.
+MARGIN = 0.98
+
+
+class Pacer:
+    """Turns spaced evenly at a rate: each caller gets the next free slot, in call order.
+
+    Unlike a bucket a second deep, it never lets a burst out; unlike waiting a fixed
+    interval after each turn, a late wake-up does not slow the pace that follows.
+    """
+
+    def __init__(self, per_second: float) -> None:
+        self._interval = 1 / (per_second * MARGIN)
+        self._next = 0.0
+
+    def free_now(self) -> bool:
+        return asyncio.get_running_loop().time() >= self._next
+
+    def wait_for_free(self) -> float:
+        """Seconds until the next slot is free (0 if it is)."""
+        return max(0.0, self._next - asyncio.get_running_loop().time())
+
+    async def take(self) -> None:
+        now = asyncio.get_running_loop().time()
+        # Slots follow the ideal pace: a turn taken a little late (less than one interval,
+        # as wake-ups are) does not push every later one back with it.
+        ideal = max(self._next, now - self._interval)
+        slot = max(now, ideal)
+        self._next = ideal + self._interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
 
 
 class PerChatRateLimiter(BaseRateLimiter[str]):
@@ -49,11 +80,8 @@ class PerChatRateLimiter(BaseRateLimiter[str]):
         bulk_per_second: float = BULK_PER_SECOND,
         retries: int = RETRIES,
     ) -> None:
-        # One token at a time, spaced evenly: Telegram counts over short windows, and a
-        # bucket a second deep would let a second's worth go out at once.
-        self._overall = AsyncLimiter(1, 1 / messages_per_second)
-        self._turn_interval = 1 / messages_per_second
-        self._bulk = AsyncLimiter(1, 1 / min(bulk_per_second, messages_per_second))
+        self._overall = Pacer(messages_per_second)
+        self._bulk = Pacer(min(bulk_per_second, messages_per_second))
         self._retries = retries
         self._paused_until: dict[int | str, float] = {}
         self._answers_waiting = 0
@@ -101,7 +129,7 @@ class PerChatRateLimiter(BaseRateLimiter[str]):
         self._answers_waiting += 1
         self._no_answer_waiting.clear()
         try:
-            await self._overall.acquire()
+            await self._overall.take()
         finally:
             self._answers_waiting -= 1
             if not self._answers_waiting:
@@ -110,17 +138,17 @@ class PerChatRateLimiter(BaseRateLimiter[str]):
     async def take_bulk_turn(self) -> None:
         """Wait until a bulk message may go: under the bulk rate, after every answer.
 
-        A bulk send never queues inside the overall budget (its waiters are served
-        first come, first served): it takes a turn only when one is free at once and
-        no answer waits, so an answer arriving later still goes first.
+        A bulk send never reserves a slot of the overall budget ahead of time (slots go
+        in call order): it takes one only when it is free at once and no answer waits,
+        so an answer arriving later still goes first.
         """
-        await self._bulk.acquire()
+        await self._bulk.take()
         while True:
             await self._no_answer_waiting.wait()
-            if self._overall.has_capacity():
-                await self._overall.acquire()  # free now: no wait
+            if self._overall.free_now():
+                await self._overall.take()  # free now: no wait
                 return
-            await asyncio.sleep(self._turn_interval)
+            await asyncio.sleep(self._overall.wait_for_free())
 
     async def _wait_for(self, key: int | str) -> None:
         until = self._paused_until.get(key)

@@ -11,8 +11,10 @@ import csv
 import io
 import logging
 import time
+from dataclasses import dataclass
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import ExtBot
@@ -238,6 +240,16 @@ async def deliver_broadcast(bot: ExtBot[str], shared: Resources, broadcast_id: i
     await progress.finish()
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """How a send went, to be written with the next hand-over (one commit a message)."""
+
+    delivery_id: int
+    status: str
+    error: str | None
+    salesperson_id: int
+
+
 async def _work(
     bot: ExtBot[str],
     shared: Resources,
@@ -245,42 +257,65 @@ async def _work(
     queue: asyncio.Queue[Recipient],
     progress: Progress,
 ) -> None:
-    while not queue.empty() and not shared.stopping.is_set():
-        recipient = queue.get_nowait()
-        await _deliver(bot, shared, text_html, recipient)
-        await progress.tick()
+    unwritten: Outcome | None = None
+    try:
+        while not queue.empty() and not shared.stopping.is_set():
+            recipient = queue.get_nowait()
+            unwritten = await _deliver(bot, shared, text_html, recipient, unwritten)
+            await progress.tick()
+    finally:
+        if unwritten is not None:
+            async with shared.sessions() as session:
+                await _write(session, shared, unwritten)
 
 
 async def _deliver(
-    bot: ExtBot[str], shared: Resources, text_html: str, recipient: Recipient
-) -> None:
+    bot: ExtBot[str],
+    shared: Resources,
+    text_html: str,
+    recipient: Recipient,
+    unwritten: Outcome | None,
+) -> Outcome | None:
     """One recipient: its turn under the rate first (a stop may come while it waits), then
-    marked handed-over, then sent: never sent twice, and only what went is marked."""
+    marked handed-over (with the previous send's outcome, in one commit), then sent:
+    never sent twice, and only what went is marked. Returns the outcome to write."""
     for attempt in range(recipient.attempts, len(BACKOFF) + 1):
         limiter = bot.rate_limiter
         if isinstance(limiter, PerChatRateLimiter):
             await limiter.take_bulk_turn()
         if shared.stopping.is_set():
-            return  # stopping: left pending, sent when the bot starts again
+            return unwritten  # stopping: left pending, sent when the bot starts again
         async with shared.sessions() as session:
+            if unwritten is not None:
+                await _write(session, shared, unwritten, commit=False)
+                unwritten = None
             if not await hand_over(session=session, delivery_id=recipient.delivery_id):
-                return  # someone else has it (another instance, a resumed run)
+                return None  # someone else has it (another instance, a resumed run)
         status, error = await _send(bot, recipient.telegram_user_id, text_html)
         if status == RETRY and attempt >= len(BACKOFF):
             status = FAILED
-        async with shared.sessions() as session:
-            await record_delivery(
-                session=session,
-                delivery_id=recipient.delivery_id,
-                status=status,
-                now=shared.now(),
-                error=error,
-                retry_at=shared.now(),
-                salesperson_id=recipient.salesperson_id,
-            )
+        outcome = Outcome(recipient.delivery_id, status, error, recipient.salesperson_id)
         if status != RETRY:
-            return
+            return outcome
+        async with shared.sessions() as session:
+            await _write(session, shared, outcome)
         await asyncio.sleep(BACKOFF[attempt])
+    return None
+
+
+async def _write(
+    session: AsyncSession, shared: Resources, outcome: Outcome, *, commit: bool = True
+) -> None:
+    await record_delivery(
+        session=session,
+        delivery_id=outcome.delivery_id,
+        status=outcome.status,
+        now=shared.now(),
+        error=outcome.error,
+        retry_at=shared.now(),
+        salesperson_id=outcome.salesperson_id,
+        commit=commit,
+    )
 
 
 async def _send(bot: ExtBot[str], chat_id: int, text_html: str) -> tuple[str, str | None]:

@@ -206,6 +206,7 @@ async def record_delivery(
     error: str | None = None,
     retry_at: dt.datetime | None = None,
     salesperson_id: int | None = None,
+    commit: bool = True,
 ) -> None:
     """How one send went. Blocked: its person is unreachable for reminders and broadcasts."""
     values: dict[str, object] = {"status": status, "error": error}
@@ -222,7 +223,8 @@ async def record_delivery(
             .where(col(Salesperson.id) == salesperson_id)
             .values(unreachable_at=now)
         )
-    await session.commit()
+    if commit:
+        await session.commit()
 
 
 async def finish_broadcast(*, session: AsyncSession, broadcast_id: int, now: dt.datetime) -> None:

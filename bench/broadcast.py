@@ -1,0 +1,245 @@
+"""Broadcast benchmark: 5,000 partners against a Bot API that allows 200 messages a second,
+while 20 salespeople register deals.
+
+The fake Bot API (the project's own, tests/fake_bot_api.py) answers 429 past 200
+messages in any second. The bot is configured to match (PAI_TELEGRAM_RATE=200).
+Prints the achieved broadcast rate as a share of the limit, the 429s received,
+duplicates, and the salespeople's time from message to answer: p50 and p95,
+with the broadcast running and without (the baseline, measured in the same run).
+
+    python -m bench.broadcast [--partners 5000] [--limit 200] [--salespeople 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from stdnum import luhn
+from telegram import Update
+
+from bot.app import build_application
+from bot.clock import ManualClock
+from bot.config import Settings
+from bot.resources import Resources
+from bot.services.broadcasts import ALL, Audience, create_broadcast, report_of
+from bot.updates import checked_updates
+from handlers.broadcasts import deliver_broadcast
+from handlers.common import RESOURCES_KEY, App
+from tests.fake_bot_api import FakeBotApi, FakeRequest, User
+from tests.harness import button_data
+
+NOW = dt.datetime(2026, 12, 15, 9, 0, tzinfo=dt.UTC)
+TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0"
+TEXT = "Programme update: the Gold incentive rises in March"
+SALES_BASE = 9_000_000
+
+
+def vat_of(serial: int) -> str:
+    body = f"{serial + 1:07d}001"
+    return f"IT{body}{luhn.calc_check_digit(body)}"
+
+
+def seed(path: Path, partners: int, salespeople: int) -> None:
+    """Partners with one salesperson each; the last `salespeople` ones register deals."""
+    db = sqlite3.connect(path)
+    stamp = (NOW - dt.timedelta(days=100)).isoformat()
+    db.executemany(
+        "INSERT INTO partner (id, code, company, level, created_at, updated_at)"
+        " VALUES (?, ?, ?, 'gold', ?, ?)",
+        ((p, f"P{p}", f"Partner {p}", stamp, stamp) for p in range(1, partners + 1)),
+    )
+    db.executemany(
+        "INSERT INTO salesperson (id, telegram_user_id, partner_id, reminders_enabled,"
+        " linked_at, telegram_language) VALUES (?, ?, ?, 1, ?, 'en')",
+        ((p, SALES_BASE + p, p, stamp) for p in range(1, partners + 1)),
+    )
+    db.commit()
+    db.close()
+
+
+async def send(app: App, api: FakeBotApi, update: dict[str, Any]) -> None:
+    for raw in checked_updates([update]):
+        await app.update_queue.put(Update.de_json(raw, app.bot))
+
+
+class NotifyingRequest(FakeRequest):
+    """The fake's network layer, waking whoever waits for a message to a chat."""
+
+    def __init__(self, api: FakeBotApi) -> None:
+        super().__init__(api)
+        self.arrived: dict[int, asyncio.Event] = {}
+
+    async def do_request(
+        self, url: str, method: str, request_data: Any = None, *args: Any, **kwargs: Any
+    ) -> tuple[int, bytes]:
+        answer = await super().do_request(url, method, request_data, *args, **kwargs)
+        chat = request_data.parameters.get("chat_id") if request_data else None
+        if chat is not None:
+            self.arrived.setdefault(int(chat), asyncio.Event()).set()
+        return answer
+
+
+async def answered(api: FakeBotApi, request: NotifyingRequest, chat: int, count: int) -> None:
+    """Wait until `chat` holds `count` messages of the bot, woken by each one that arrives."""
+    arrived = request.arrived.setdefault(chat, asyncio.Event())
+    async with asyncio.timeout(60):
+        while len(api.sent_to(chat)) < count:
+            arrived.clear()
+            if len(api.sent_to(chat)) >= count:
+                return
+            await arrived.wait()
+
+
+async def register_deals(
+    app: App,
+    api: FakeBotApi,
+    request: NotifyingRequest,
+    user_id: int,
+    first_customer: int,
+    deals: int,
+) -> list[float]:
+    """One salesperson registering `deals` deals; the seconds each message waited."""
+    user = User(id=user_id, language_code="en")
+    waits: list[float] = []
+
+    async def say(text: str, answers: int = 1) -> dict[str, Any]:
+        expected = len(api.sent_to(user_id)) + answers
+        started = time.perf_counter()
+        update = api.user_sends(user, text)
+        api.pending.remove(update)  # handed to the bot directly, as polling would
+        await send(app, api, update)
+        await answered(api, request, user_id, expected)
+        waits.append(time.perf_counter() - started)
+        return api.sent_to(user_id)[-1]
+
+    for deal in range(deals):
+        vat = vat_of(first_customer + deal)
+        await say(f"/new {vat}", answers=2)  # the verdict, then the first question
+        await say("Rossi Srl")
+        await say("12500")
+        await say("Mouse")
+        summary = await say("2027-01-31")
+        expected = len(api.sent_to(user_id)) + 1
+        started = time.perf_counter()
+        update = api.user_presses(user, summary, button_data(summary, "Confirm"))
+        api.pending.remove(update)
+        await send(app, api, update)
+        await answered(api, request, user_id, expected)
+        waits.append(time.perf_counter() - started)
+    return waits
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def run(partners: int, limit: float, salespeople: int, deals: int) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "broadcast.db"
+        api = FakeBotApi(rate_limit=limit)
+        settings = Settings(
+            _env_file=None,  # type: ignore[call-arg]
+            telegram_bot_token=TOKEN,
+            database_url=f"sqlite:///{path}",
+            pai_telegram_rate=limit,
+            pai_broadcast_rate=limit,
+        )
+        request = NotifyingRequest(api)
+        app = build_application(
+            settings,
+            request=request,
+            updates_request=FakeRequest(api),
+            clock=ManualClock(NOW),
+            schedule_reminders=False,
+        )
+        await app.initialize()
+        assert app.post_init is not None
+        await app.post_init(app)
+        await app.start()
+        seed(path, partners + salespeople, salespeople)
+        shared: Resources = app.bot_data[RESOURCES_KEY]
+        people = [SALES_BASE + partners + 1 + i for i in range(salespeople)]
+
+        async def everyone_registers(first_customer: int) -> list[float]:
+            """All salespeople at once, each with customers of their own."""
+            runs = await asyncio.gather(
+                *(
+                    register_deals(app, api, request, user, first_customer + i * deals, deals)
+                    for i, user in enumerate(people)
+                )
+            )
+            return [wait for waits in runs for wait in waits]
+
+        baseline = await everyone_registers(0)
+
+        async with shared.sessions() as session:
+            broadcast_id, recipients = await create_broadcast(
+                session=session,
+                staff_id=1,
+                text_html=TEXT,
+                audience=Audience(ALL),
+                today=NOW.date(),
+                now=NOW,
+            )
+        too_many_before = api.too_many
+        started = time.perf_counter()
+        sending = asyncio.create_task(deliver_broadcast(app.bot, shared, broadcast_id))
+        await asyncio.sleep(1.0)  # the broadcast is under way when the salespeople start
+        during = await everyone_registers(100_000)
+        await sending
+        elapsed = time.perf_counter() - started
+        async with shared.sessions() as session:
+            report = await report_of(session=session, broadcast_id=broadcast_id)
+        copies = [
+            len([m for m in api.sent_to(SALES_BASE + p) if TEXT in m["text"]])
+            for p in range(1, partners + salespeople + 1)
+        ]
+        await app.stop()
+        assert app.post_shutdown is not None
+        await app.post_shutdown(app)
+        await app.shutdown()
+
+    rate = recipients / elapsed
+    print(
+        f"broadcast to {recipients:,} salespeople in {elapsed:.1f} s: {rate:.0f} messages/s, "
+        f"{rate / limit:.0%} of the {limit:.0f}/s limit (goal >= 90%)"
+    )
+    print(
+        f"429s received: {api.too_many - too_many_before} (goal 0); "
+        f"duplicates: {sum(1 for c in copies if c > 1)} (must be 0); "
+        f"delivered {report.delivered}, failed {report.failed}, missing "
+        f"{sum(1 for c in copies if c == 0)}"
+    )
+
+    def ms(samples: list[float], fraction: float) -> str:
+        return f"{percentile(samples, fraction) * 1000:.0f} ms"
+
+    print(
+        f"{salespeople} salespeople registering {deals} deal(s) each, message to answer: "
+        f"p50 {ms(during, 0.5)}, p95 {ms(during, 0.95)} during the broadcast "
+        f"(goal p95 <= 1 s); without it p50 {ms(baseline, 0.5)}, p95 {ms(baseline, 0.95)}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--partners", type=int, default=5_000)
+    parser.add_argument("--limit", type=float, default=200)
+    parser.add_argument("--salespeople", type=int, default=20)
+    parser.add_argument("--deals", type=int, default=2)
+    args = parser.parse_args()
+    asyncio.run(run(args.partners, args.limit, args.salespeople, args.deals))
+
+
+if __name__ == "__main__":
+    main()
