@@ -229,27 +229,21 @@ class FakeBotApi:
         return {k: v for k, v in message.items() if k != "html"}
 
     def _sendDocument(self, params: dict[str, Any]) -> dict[str, Any]:
-        chat_id = int(params["chat_id"])
-        message = {
-            "message_id": next(self._ids),
-            "date": int(time.time()),
-            "chat": {"id": chat_id, "type": "private"},
-            "from": self._getMe({}),
-            "document": {"file_id": "doc", "file_unique_id": "doc"},
-            "text": "",
-            "html": "",
-        }
-        self.messages[(chat_id, message["message_id"])] = message
-        return {k: v for k, v in message.items() if k not in {"html", "text"}}
+        return self._media(params, document={"file_id": "doc", "file_unique_id": "doc"})
 
     def _sendPhoto(self, params: dict[str, Any]) -> dict[str, Any]:
+        photo = {"file_id": "photo", "file_unique_id": "photo", "width": 1, "height": 1}
+        return self._media(params, photo=[photo])
+
+    def _media(self, params: dict[str, Any], **content: Any) -> dict[str, Any]:
+        """A message carrying a file: kept in the chat with an empty text."""
         chat_id = int(params["chat_id"])
         message = {
             "message_id": next(self._ids),
             "date": int(time.time()),
             "chat": {"id": chat_id, "type": "private"},
             "from": self._getMe({}),
-            "photo": [{"file_id": "photo", "file_unique_id": "photo", "width": 1, "height": 1}],
+            **content,
             "text": "",
             "html": "",
         }
