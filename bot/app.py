@@ -76,6 +76,7 @@ def build_application(
             CheckedUpdates(updates_request or HTTPXRequest(connection_pool_size=1))
         )
         .post_init(open_shared)
+        .post_stop(_wind_down)
         .post_shutdown(_close_resources)
     )
     if request is not None:
@@ -136,6 +137,12 @@ async def _publish_commands(application: App) -> None:
                 )
             except TelegramError as exc:  # a staff member who never opened the bot
                 log.warning("could not publish the staff menu for %s: %s", staff_id, exc)
+
+
+async def _wind_down(application: App) -> None:
+    shared: Resources | None = application.bot_data.get(RESOURCES_KEY)
+    if shared is not None:
+        await shared.wind_down()
 
 
 async def _close_resources(application: App) -> None:

@@ -7,7 +7,8 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from telegram.error import RetryAfter
+import httpx
+from telegram.error import NetworkError, RetryAfter, TimedOut
 from telegram.ext import BaseRateLimiter
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,22 @@ JSON = bool | dict[str, Any] | list[dict[str, Any]]
 # Paced this much under the configured rate: a wake-up a moment late must never put two
 # messages closer than Telegram counts.
 MARGIN = 0.98
+
+
+def surely_not_delivered(exc: NetworkError) -> bool:
+    """Whether a failed send surely never reached Telegram, so sending again is safe.
+
+    Telegram answered with a 5xx (the error has no cause of its own), or the
+    connection never opened. A read error, a dropped connection or a read timeout
+    may come after Telegram took the message: not safe.
+    """
+    cause = exc.__cause__
+    never_connected = isinstance(
+        cause, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout
+    ) or "Pool timeout" in str(exc)
+    if isinstance(exc, TimedOut):
+        return never_connected
+    return cause is None or never_connected  # no cause: the server answered, a 5xx
 
 
 class Pacer:
@@ -52,7 +69,7 @@ class Pacer:
         now = asyncio.get_running_loop().time()
         # Slots follow the ideal pace: a turn taken a little late (less than one interval,
         # as wake-ups are) does not push every later one back with it.
-        ideal = max(self._next, now - self._interval)
+        ideal = self._next if self._next >= now - self._interval else now
         slot = max(now, ideal)
         self._next = ideal + self._interval
         if slot > now:
@@ -139,13 +156,15 @@ class PerChatRateLimiter(BaseRateLimiter[str]):
         """Wait until a bulk message may go: under the bulk rate, after every answer.
 
         A bulk send never reserves a slot of the overall budget ahead of time (slots go
-        in call order): it takes one only when it is free at once and no answer waits,
-        so an answer arriving later still goes first.
+        in call order): it takes one only when its bulk slot has come, the overall
+        budget is free at once and no answer waits. Otherwise the bulk slot is given
+        up and a new one taken, so sends held back by answers never catch up in a
+        burst above the bulk rate.
         """
-        await self._bulk.take()
         while True:
             await self._no_answer_waiting.wait()
-            if self._overall.free_now():
+            await self._bulk.take()
+            if not self._answers_waiting and self._overall.free_now():
                 await self._overall.take()  # free now: no wait
                 return
             await asyncio.sleep(self._overall.wait_for_free())

@@ -86,14 +86,21 @@ class Resources:
         self._long.add(task)
         task.add_done_callback(self._long.discard)
 
-    async def close(self) -> None:
+    async def wind_down(self) -> None:
+        """Let long work finish what it handed to Telegram and take no more.
+
+        Runs while the bot can still talk to Telegram (PTB's post_stop): what is being
+        sent gets its answer; what waits for its turn is left for the restart.
+        """
         self.stopping.set()
         if self._long:
-            # What is being sent finishes; what waits for its turn is left for the restart.
             _done, late = await asyncio.wait(set(self._long), timeout=STOP_GRACE)
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
+
+    async def close(self) -> None:
+        await self.wind_down()
         await self.settle()
         await self.engine.dispose()
 

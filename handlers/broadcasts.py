@@ -13,14 +13,13 @@ import logging
 import time
 from dataclasses import dataclass
 
-import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import ExtBot
 
 from bot.i18n import Texts
-from bot.ratelimit import PREPAID, PerChatRateLimiter
+from bot.ratelimit import PREPAID, PerChatRateLimiter, surely_not_delivered
 from bot.resources import Resources
 from bot.services.broadcasts import (
     BLOCKED,
@@ -64,10 +63,10 @@ from handlers.common import (
 )
 
 log = logging.getLogger(__name__)
-# Sends in flight at once. One: a crash then leaves at most one message marked
-# handed-over, and that one did reach Telegram when the crash came after the send,
-# so a restart neither repeats nor (in that case) loses anyone.
-WORKERS = 1
+# Sends in flight at once: enough to keep the rate while Telegram takes its time to
+# answer each one. A crash can leave this many handed over without an answer: they
+# are never sent again, and the report lists them as unconfirmed.
+WORKERS = 4
 # Pauses before trying a recipient again after a network error or a 5xx.
 BACKOFF = (1.0, 2.0, 4.0, 8.0)
 # How often the progress message is edited, in seconds.
@@ -179,6 +178,8 @@ async def send_now(update: Update, context: Context, texts: Texts) -> None:
             today=shared.today(),
             now=shared.now(),
         )
+    # Sending starts first: a progress message that fails to arrive must not hold it.
+    start_sending(context.application, broadcast_id)  # type: ignore[arg-type]
     progress = await reply(update, texts("broadcast_progress", sent=0, total=count))
     if progress is not None:
         async with shared.sessions() as session:
@@ -188,7 +189,6 @@ async def send_now(update: Update, context: Context, texts: Texts) -> None:
                 chat_id=progress.chat_id,
                 message_id=progress.message_id,
             )
-    start_sending(context.application, broadcast_id)  # type: ignore[arg-type]
 
 
 # --- sending it --------------------------------------------------------------------
@@ -319,19 +319,19 @@ async def _write(
 
 
 async def _send(bot: ExtBot[str], chat_id: int, text_html: str) -> tuple[str, str | None]:
-    """Send once; say how it went. A read timeout may have delivered: never resent."""
+    """Send once; say how it went. What may have reached Telegram is never sent again."""
     try:
         await bot.send_message(chat_id, text_html, parse_mode="HTML", rate_limit_args=PREPAID)
     except Forbidden:
         return BLOCKED, "blocked the bot"
-    except TimedOut as exc:
-        if isinstance(exc.__cause__, httpx.ConnectTimeout | httpx.PoolTimeout):
-            return RETRY, "timed out before sending"
-        return SENDING, "no answer from Telegram: maybe delivered"
     except BadRequest as exc:
         return FAILED, exc.message[:200]
-    except (NetworkError, RetryAfter) as exc:
-        return RETRY, type(exc).__name__
+    except RetryAfter:
+        return RETRY, "Telegram asked to wait"
+    except NetworkError as exc:
+        if surely_not_delivered(exc):
+            return RETRY, type(exc).__name__
+        return SENDING, "no answer from Telegram: maybe delivered"
     except TelegramError as exc:
         return FAILED, type(exc).__name__
     return DELIVERED, None
@@ -368,6 +368,8 @@ class Progress:
             report = await report_of(session=session, broadcast_id=self.broadcast_id)
             failures = await failures_of(session=session, broadcast_id=self.broadcast_id)
         texts = Texts("en")
+        if self.chat_id is None:
+            await self._show("")  # only to find the progress message
         if failures and self.chat_id is not None:
             document = io.StringIO()
             writer = csv.writer(document)
@@ -394,6 +396,12 @@ class Progress:
         await self._show(report_text(texts, report))  # last: the report says it is over
 
     async def _show(self, text: str) -> None:
+        if self.chat_id is None or self.message_id is None:
+            # Sending starts before the progress message exists: look for it again.
+            async with self.shared.sessions() as session:
+                broadcast = await broadcast_text(session=session, broadcast_id=self.broadcast_id)
+            self.chat_id = broadcast.progress_chat_id
+            self.message_id = broadcast.progress_message_id
         if self.chat_id is None or self.message_id is None:
             return
         await best_effort(

@@ -7,7 +7,6 @@ import secrets
 from dataclasses import dataclass
 from typing import cast
 
-import httpx
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import (
     BadRequest,
@@ -15,14 +14,13 @@ from telegram.error import (
     NetworkError,
     RetryAfter,
     TelegramError,
-    TimedOut,
 )
 from telegram.ext import ExtBot
 
 from bot.errors import RegistrationNotFound, TransitionNotAllowed
 from bot.i18n import Texts, language_for
 from bot.lifecycle import Status
-from bot.ratelimit import BULK
+from bot.ratelimit import BULK, surely_not_delivered
 from bot.resources import Resources
 from bot.rules import LoyaltyStanding, Rules, sending_allowed
 from bot.services.registrations import get_registration, report_still_open
@@ -193,29 +191,23 @@ async def send_reminder(bot: ExtBot[str], rules: Rules, item: ToSend, outcomes: 
         )
     except Forbidden:
         outcomes.blocked.append((item.id, person.salesperson_id))
-    except TimedOut as exc:
-        if _never_left(exc):
+    except BadRequest as exc:
+        log.warning("reminder %s refused by Telegram: %s", item.id, exc.message)
+        outcomes.failed.append(item.id)
+    except RetryAfter:
+        outcomes.retry.append(item.id)  # still too many after the waits: nothing went
+    except NetworkError as exc:
+        if surely_not_delivered(exc):
+            log.info("reminder %s to be tried again: %s", item.id, type(exc).__name__)
             outcomes.retry.append(item.id)
         else:
             log.info("reminder %s may have been delivered: not sent again", item.id)
             outcomes.unsure.append(item.id)
-    except BadRequest as exc:
-        log.warning("reminder %s refused by Telegram: %s", item.id, exc.message)
-        outcomes.failed.append(item.id)
-    except (NetworkError, RetryAfter) as exc:
-        log.info("reminder %s to be tried again: %s", item.id, type(exc).__name__)
-        outcomes.retry.append(item.id)
     except TelegramError as exc:
         log.warning("reminder %s failed: %s", item.id, type(exc).__name__)
         outcomes.failed.append(item.id)
     else:
         outcomes.sent.append(item.id)
-
-
-def _never_left(exc: TimedOut) -> bool:
-    """Whether a timeout happened before the request reached Telegram."""
-    cause = exc.__cause__
-    return isinstance(cause, httpx.ConnectTimeout | httpx.PoolTimeout) or "Pool timeout" in str(exc)
 
 
 # --- what they say ----------------------------------------------------------------

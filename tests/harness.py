@@ -171,7 +171,10 @@ async def running_bot(
     try:
         yield Harness(api, app, clock)
     finally:
+        # In python-telegram-bot's own order: stop, post_stop, shutdown, post_shutdown.
         await app.stop()
+        assert app.post_stop is not None
+        await app.post_stop(app)
+        await app.shutdown()
         assert app.post_shutdown is not None
         await app.post_shutdown(app)
-        await app.shutdown()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from handlers.broadcasts import WORKERS
 from tests.factories import VATS, write_csv
 from tests.fake_bot_api import BOT_USERNAME, FakeBotApi, User, serve_http
 from tests.harness import TOKEN, button_data
@@ -330,12 +331,15 @@ def test_a_broadcast_killed_halfway_resumes_and_nobody_gets_it_twice(api, tmp_pa
     fake.before_call = None
     assert 0 < sum(copies(u) for u in recipients) < len(recipients)
     with running(env, tmp_path, tmp_path / "second.log"):
-        fake.wait_for(lambda: all(copies(u) >= 1 for u in recipients), timeout=60)
-        fake.wait_for(lambda: "recipients:" in fake.sent_to(staff.id)[-1]["text"], timeout=30)
-    assert [copies(u) for u in recipients] == [1] * len(recipients)
-    # The report: the ones in flight at the kill went, but the bot never heard back.
+        fake.wait_for(lambda: "recipients:" in fake.sent_to(staff.id)[-1]["text"], timeout=60)
+    counts = [copies(u) for u in recipients]
+    assert max(counts) == 1  # nobody twice
+    # The report: the ones in flight at the kill (one per worker at most) are
+    # not sent again, since Telegram may have them; the rest went exactly once.
     report = fake.sent_to(staff.id)[-1]["text"]
     delivered = int(report.split("recipients: ")[1].split(" delivered")[0])
     unconfirmed = int(report.split("failed, ")[1].split(" without")[0])
-    assert (delivered + unconfirmed, unconfirmed >= 1) == (40, True)
+    assert delivered + unconfirmed == len(recipients)
+    assert 1 <= unconfirmed <= WORKERS
+    assert counts.count(0) <= unconfirmed - 1  # the one Telegram had is among them
     assert "0 blocked the bot, 0 failed" in report

@@ -286,7 +286,7 @@ async def recent_reports(*, session: AsyncSession, limit: int = 10) -> list[Repo
 
 
 async def failures_of(*, session: AsyncSession, broadcast_id: int) -> list[Failure]:
-    """The recipients it did not reach, for the CSV staff download."""
+    """The recipients it did not reach (or may not have), for the CSV staff download."""
     rows = await session.execute(
         select(
             col(Partner.code),
@@ -300,7 +300,9 @@ async def failures_of(*, session: AsyncSession, broadcast_id: int) -> list[Failu
         .join(Partner, col(Partner.id) == col(Salesperson.partner_id))
         .where(
             col(BroadcastDelivery.broadcast_id) == broadcast_id,
-            col(BroadcastDelivery.status).in_((BLOCKED, FAILED)),
+            # Handed over without an answer: maybe delivered, never sent again; listed so
+            # that staff can check with the person.
+            col(BroadcastDelivery.status).in_((BLOCKED, FAILED, SENDING)),
         )
         .order_by(col(Partner.code))
     )
