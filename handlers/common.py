@@ -119,6 +119,33 @@ async def reply(
     return await chat.send_message(text, parse_mode="HTML", reply_markup=markup)
 
 
+# Telegram refuses a message over 4,096 characters; a little under leaves room for
+# entities counted differently.
+MESSAGE_LENGTH = 4000
+
+
+def in_messages(lines: list[str], limit: int = MESSAGE_LENGTH) -> list[str]:
+    """Lines grouped into as few messages as fit, never cut inside a line (nor a tag in it)."""
+    messages: list[str] = []
+    current: list[str] = []
+    size = 0
+    for line in lines:
+        if current and size + len(line) + 1 > limit:
+            messages.append("\n".join(current))
+            current, size = [], 0
+        current.append(line[:limit])
+        size += len(line) + 1
+    if current:
+        messages.append("\n".join(current))
+    return messages
+
+
+async def reply_in_parts(update: Update, lines: list[str]) -> None:
+    """Answer with a long text in as many messages as it needs."""
+    for text in in_messages(lines):
+        await reply(update, text)
+
+
 async def reply_surely(
     update: Update, text: str, markup: InlineKeyboardMarkup | None = None
 ) -> Message | None:

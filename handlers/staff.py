@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import Callable, Coroutine
@@ -10,7 +11,7 @@ from typing import Any
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
 
-from bot.errors import AlreadyDecided, InvalidVat, RegistrationNotFound
+from bot.errors import AlreadyDecided, InvalidText, InvalidVat, RegistrationNotFound
 from bot.i18n import Markup, Texts, language_for
 from bot.parsing import clean_text, normalise_vat
 from bot.reports import numbers_text
@@ -40,11 +41,13 @@ from handlers.common import (
     answer_query,
     best_effort,
     reply,
+    reply_in_parts,
     resources,
     texts_for,
     user_id_of,
 )
 from handlers.registration import cancel_registration, receive_other, receive_text
+from handlers.render import render_invalid
 from models import NAME_LENGTH
 
 log = logging.getLogger(__name__)
@@ -175,8 +178,9 @@ async def receive_staff_text(update: Update, context: Context) -> None:
     texts = texts_for(update, None)
     try:
         reason = clean_text(message.text or "" if message else "", max_length=NAME_LENGTH)
-    except Exception:  # an empty reason: ask again
-        await reply(update, texts("staff_reject_why", reference=reference))
+    except InvalidText as error:  # empty or too long: say why, ask again
+        why = render_invalid(texts, shared.rules, error)
+        await reply(update, f"{why}\n{texts('staff_reject_why', reference=reference)}")
         return
     del shared.reject_prompts[user_id_of(update)]
     await settle(update, context, texts, reference, approve=False, reason=reason)
@@ -345,7 +349,7 @@ async def find(update: Update, context: Context, texts: Texts) -> None:
             )
     if not found.deals:
         lines.append(texts("staff_find_no_registrations"))
-    await reply(update, "\n".join(lines)[:4000])
+    await reply_in_parts(update, lines)
 
 
 @staff_only
@@ -370,7 +374,9 @@ async def show_stats(update: Update, context: Context, texts: Texts) -> None:
     async with shared.sessions() as session:
         numbers = await programme_numbers(session=session, rules=shared.rules, now=shared.now())
     await reply(update, numbers_text(texts, shared.rules, numbers))
-    chart = chart_png(numbers, shared.rules.levels, texts.plain("stats_chart_title"))
+    # Drawing takes a few hundred milliseconds: off the event loop, nobody waits for it.
+    title = texts.plain("stats_chart_title")
+    chart = await asyncio.to_thread(chart_png, numbers, shared.rules.levels, title)
     chat = update.effective_chat
     if chat is not None:
         await best_effort("sending the chart", chat.send_photo(chart, filename="stats.png"))

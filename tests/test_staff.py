@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import select
 
 from handlers import callbacks
-from models import Registration, StatusChange
+from handlers.common import in_messages
+from models import NAME_LENGTH, Registration, StatusChange
 from tests.factories import VATS
 from tests.harness import Harness, buttons, running_bot
 from tests.test_conversations import join, load_programme, register_one
@@ -90,6 +91,19 @@ async def test_a_rejection_asks_for_the_reason_and_the_partner_reads_it(bot):
     assert registration.protection_key is None  # the customer is free again
 
 
+async def test_a_reason_too_long_is_explained_and_asked_again(bot):
+    _chat, reference = await won_deal(bot)
+    staff = bot.chat(STAFF[0], "en")
+    await staff.press(notice(bot, STAFF[0]), "Reject")
+    [again] = await staff.send("x" * (NAME_LENGTH + 1))
+    assert f"That is too long: {NAME_LENGTH} characters at most." in again["text"]
+    assert f"Why is {reference} rejected?" in again["text"]
+    [registration] = await registrations(bot)
+    assert registration.status == "won"  # nothing decided yet
+    [done] = await staff.send("Duplicate of an older deal")
+    assert "Rejected by Giulia: Duplicate of an older deal" in done["text"]
+
+
 async def test_pending_lists_what_waits_with_its_buttons(bot):
     staff = bot.chat(STAFF[0], "en")
     [none] = await staff.send("/pending")
@@ -110,6 +124,37 @@ async def test_find_names_the_holder_and_shows_the_history(bot):
     assert "Bianchi SpA" in text
     assert f"Protected for ACME (Acme Informatica & Figli) by {reference}" in text
     assert "open · telegram:11" in text and "won · telegram:11" in text
+
+
+async def test_find_with_a_long_history_answers_in_several_whole_messages(bot):
+    await won_deal(bot)
+    staff = bot.chat(STAFF[0], "en")
+    [deal] = await registrations(bot)
+    async with bot.sessions() as session:
+        for n in range(60):  # notes pile up on a deal staff argue about
+            session.add(
+                StatusChange(
+                    registration_id=deal.id,
+                    from_status="won",
+                    to_status="won",
+                    changed_by="staff:900",
+                    note=f"<checked> call number {n} " + "x" * 80,
+                )
+            )
+        await session.commit()
+    answers = await staff.send(f"/find {VATS[1]}")
+    assert len(answers) >= 2
+    assert all(len(a["text"]) <= 4096 for a in answers)
+    text = "\n".join(a["text"] for a in answers)
+    assert "Bianchi SpA" in answers[0]["text"]
+    assert all(f"<checked> call number {n} " in text for n in range(60))  # escaped, none lost
+
+
+def test_long_text_is_split_between_lines_only():
+    lines = [f"<b>{n}</b> " + "y" * 90 for n in range(100)]
+    messages = in_messages(lines, limit=1000)
+    assert all(len(m) <= 1000 for m in messages)
+    assert "\n".join(messages).split("\n") == lines
 
 
 @pytest.mark.parametrize("command", ["/pending", f"/find {VATS[1]}"])

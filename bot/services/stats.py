@@ -169,15 +169,15 @@ async def programme_numbers(*, session: AsyncSession, rules: Rules, now: dt.date
 
 def chart_png(numbers: Numbers, levels: tuple[str, ...], title: str) -> bytes:
     """Registrations per month stacked by level, and wins as a line: a PNG image."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # no screen: render to memory
-    from matplotlib import pyplot
+    # A Figure of its own, not pyplot: no global state, so it can be drawn in a thread
+    # while the bot goes on answering. Imported here: only /stats pays for matplotlib.
+    from matplotlib.figure import Figure
 
     last = numbers.today.replace(day=1)
     months = [months_before(last, back) for back in range(MONTHS_CHARTED - 1, -1, -1)]
     labels = [f"{m:%m/%y}" for m in months]
-    figure, axes = pyplot.subplots(figsize=(8, 4), dpi=100)
+    figure = Figure(figsize=(8, 4), dpi=100)
+    axes = figure.subplots()
     bottom = [0] * len(months)
     for level in levels:
         heights = [numbers.monthly.get((m, level), 0) for m in months]
@@ -196,5 +196,4 @@ def chart_png(numbers: Numbers, levels: tuple[str, ...], title: str) -> bytes:
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
-    pyplot.close(figure)
     return buffer.getvalue()
