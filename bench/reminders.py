@@ -17,16 +17,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import json
 import random
 import sqlite3
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from stdnum import luhn
-from telegram.request import BaseRequest, RequestData
 
 from bot.app import build_application
 from bot.clock import ManualClock
@@ -36,6 +33,7 @@ from bot.resources import Resources
 from bot.services.reminders import due_reminders
 from handlers.common import RESOURCES_KEY
 from handlers.reminders import run_tick
+from tests.fake_bot_api import FakeBotApi, FakeRequest
 
 # A Tuesday morning in Rome: reminders may go out.
 NOW = dt.datetime(2026, 12, 15, 9, 0, tzinfo=dt.UTC)
@@ -107,46 +105,6 @@ def seed(path: Path, partners: int) -> None:
     db.close()
 
 
-class FakeApi(BaseRequest):
-    """Answers every call at once, as Telegram would when all is well; counts the messages."""
-
-    def __init__(self) -> None:
-        self.messages = 0
-
-    @property
-    def read_timeout(self) -> float | None:
-        return 5.0
-
-    async def initialize(self) -> None:
-        return None
-
-    async def shutdown(self) -> None:
-        return None
-
-    async def do_request(
-        self,
-        url: str,
-        method: str,
-        request_data: RequestData | None = None,
-        *args: Any,
-        **kwargs: Any,
-    ) -> tuple[int, bytes]:
-        name = url.rsplit("/", 1)[-1]
-        params = dict(request_data.parameters) if request_data else {}
-        result: Any = True
-        if name == "getMe":
-            result = {"id": 1, "is_bot": True, "first_name": "PAI", "username": "pai_bench_bot"}
-        elif name == "sendMessage":
-            self.messages += 1
-            result = {
-                "message_id": self.messages,
-                "date": 0,
-                "chat": {"id": int(params["chat_id"]), "type": "private"},
-                "text": "x",
-            }
-        return 200, json.dumps({"ok": True, "result": result}).encode()
-
-
 async def measure(folder: Path, partners: int) -> None:
     path = folder / f"reminders-{partners}.db"
     settings = Settings(
@@ -154,7 +112,8 @@ async def measure(folder: Path, partners: int) -> None:
         telegram_bot_token=TOKEN,
         database_url=f"sqlite:///{path}",
     )
-    api = FakeApi()
+    # The tests' fake Bot API, in process: no network, no rate limit.
+    api = FakeRequest(FakeBotApi())
     clock = ManualClock(NOW)
     app = build_application(
         settings,
