@@ -593,21 +593,15 @@ async def test_two_colleagues_reporting_opposite_outcomes_at_once_only_one_count
     colleague = await link_salesperson(sessions, "ACME", 1003)
     registration = await register(sessions, rules, acme, VATS[0], now=NOW)
 
-    async def report(account, outcome):
+    async def report_or_refusal(account, outcome):
         try:
-            async with sessions() as session:
-                return await report_outcome(
-                    session=session,
-                    rules=rules,
-                    account=account,
-                    reference=registration.reference,
-                    outcome=outcome,
-                    now=NOW,
-                )
+            return await report(sessions, rules, account, registration, outcome)
         except TransitionNotAllowed as refused:
             return refused
 
-    outcomes = await asyncio.gather(report(acme, Status.WON), report(colleague, Status.LOST))
+    outcomes = await asyncio.gather(
+        report_or_refusal(acme, Status.WON), report_or_refusal(colleague, Status.LOST)
+    )
     assert sum(isinstance(o, TransitionNotAllowed) for o in outcomes) == 1
     async with sessions() as session:
         moves = (
