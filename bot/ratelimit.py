@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
+from http import HTTPStatus
 from typing import Any
 
 import httpx
-from telegram.error import NetworkError, RetryAfter, TimedOut
+from telegram.error import NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import BaseRateLimiter
 
 log = logging.getLogger(__name__)
@@ -29,22 +30,27 @@ JSON = bool | dict[str, Any] | list[dict[str, Any]]
 # Paced this much under the configured rate: a wake-up a moment late must never put two
 # messages closer than Telegram counts.
 MARGIN = 0.98
+# How PTB words a 504, whether the body was Telegram's JSON or a proxy's page.
+_GATEWAY_TIMEOUT = HTTPStatus.GATEWAY_TIMEOUT.phrase
 
 
 def surely_not_delivered(exc: NetworkError) -> bool:
     """Whether a failed send surely never reached Telegram, so sending again is safe.
 
-    Telegram answered with a 5xx (the error has no cause of its own), or the
-    connection never opened. A read error, a dropped connection or a read timeout
-    may come after Telegram took the message: not safe.
+    Yes when the connection never opened, or when an HTTP error answer came back
+    (PTB raises those with no cause, or with the failure to read a non-JSON body as
+    the cause): a 5xx from Telegram or from the proxy in front of it. Not for a
+    504, where the gateway gave up waiting on a Telegram that may have taken it;
+    nor for a read error, a dropped connection or a read timeout.
     """
     cause = exc.__cause__
     never_connected = isinstance(
         cause, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout
     ) or "Pool timeout" in str(exc)
-    if isinstance(exc, TimedOut):
+    if isinstance(exc, TimedOut) or never_connected:
         return never_connected
-    return cause is None or never_connected  # no cause: the server answered, a 5xx
+    answered = cause is None or isinstance(cause, TelegramError)
+    return answered and _GATEWAY_TIMEOUT not in str(exc)
 
 
 class Pacer:

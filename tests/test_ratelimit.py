@@ -1,13 +1,20 @@
-"""The pacer and the limiter on a virtual clock: exact spacing, answers first, rates kept."""
+"""The pacer and the limiter on a virtual clock (exact spacing, answers first, rates kept);
+which failed sends may go again, through PTB's real HTTP layer."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
-from bot.ratelimit import MARGIN, Pacer, PerChatRateLimiter
+import httpx
+import pytest
+from telegram import Bot
+from telegram.error import NetworkError
+from telegram.request import HTTPXRequest
+
+from bot.ratelimit import MARGIN, Pacer, PerChatRateLimiter, surely_not_delivered
 
 
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
@@ -146,3 +153,45 @@ def test_bulk_sends_use_the_whole_bulk_rate_when_nobody_asks_anything():
     # 250 messages at 25 a second (less the margin): ten seconds and a little more.
     assert 250 / 25 - 1 < max(times) <= 250 / (25 * MARGIN)
     assert most_in_one_second(times) == 25
+
+
+def _raise(error: Exception) -> Callable[[httpx.Request], httpx.Response]:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise error
+
+    return handler
+
+
+def _answer(code: int, **body: Any) -> Callable[[httpx.Request], httpx.Response]:
+    return lambda request: httpx.Response(code, **body)
+
+
+# What Telegram (or the way to it) does to a send, and whether sending again is safe.
+SEND_FAILURES = {
+    "500 from Telegram": (_answer(500, json={"ok": False, "description": "Internal"}), True),
+    "502 page from a proxy": (_answer(502, text="<html>Bad Gateway</html>"), True),
+    "503, empty": (_answer(503, content=b""), True),
+    "504 page: Telegram may have it": (_answer(504, text="<html>timeout</html>"), False),
+    "504 from Telegram": (_answer(504, json={"description": "Gateway Timeout"}), False),
+    "connection refused": (_raise(httpx.ConnectError("refused")), True),
+    "connect timeout": (_raise(httpx.ConnectTimeout("slow")), True),
+    "pool timeout": (_raise(httpx.PoolTimeout("busy")), True),
+    "read timeout": (_raise(httpx.ReadTimeout("no answer")), False),
+    "write timeout": (_raise(httpx.WriteTimeout("half sent")), False),
+    "read error": (_raise(httpx.ReadError("reset")), False),
+    "server disconnected": (_raise(httpx.RemoteProtocolError("disconnected")), False),
+}
+
+
+@pytest.mark.parametrize("case", list(SEND_FAILURES))
+async def test_a_send_is_retried_only_when_it_surely_never_reached_telegram(case):
+    handler, safe = SEND_FAILURES[case]
+    request = HTTPXRequest(httpx_kwargs={"transport": httpx.MockTransport(handler)})
+    bot = Bot("123:abc", request=request)
+    await request.initialize()
+    try:
+        with pytest.raises(NetworkError) as failed:
+            await bot.send_message(1, "news")
+    finally:
+        await request.shutdown()
+    assert surely_not_delivered(failed.value) is safe
