@@ -18,8 +18,10 @@ from bot.drafts import DraftStore, MemoryDrafts
 from bot.rules import Rules, load_rules
 
 log = logging.getLogger(__name__)
-# Seconds a stop waits for long work to wind down before cancelling it.
-STOP_GRACE = 5.0
+# Seconds a stop waits for long work to wind down before cancelling it: longer than a
+# send's read timeout (5 s), so a message in flight gets its answer and is not left
+# "maybe delivered".
+STOP_GRACE = 10.0
 
 
 @dataclass
@@ -85,6 +87,14 @@ class Resources:
         task = asyncio.get_running_loop().create_task(guarded())
         self._long.add(task)
         task.add_done_callback(self._long.discard)
+
+    async def stopped_within(self, seconds: float) -> bool:
+        """Wait up to `seconds`, cut short by a stop; True when the bot is stopping."""
+        try:
+            await asyncio.wait_for(self.stopping.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
 
     async def wind_down(self) -> None:
         """Let long work finish what it handed to Telegram and take no more.

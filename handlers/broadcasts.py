@@ -35,6 +35,7 @@ from bot.services.broadcasts import (
     create_broadcast,
     failures_of,
     finish_broadcast,
+    hand_back,
     hand_over,
     next_recipients,
     recent_reports,
@@ -61,6 +62,7 @@ from handlers.common import (
     texts_for,
     user_id_of,
 )
+from models import Broadcast
 
 log = logging.getLogger(__name__)
 # Sends in flight at once: enough to keep the rate while Telegram takes its time to
@@ -178,9 +180,11 @@ async def send_now(update: Update, context: Context, texts: Texts) -> None:
             today=shared.today(),
             now=shared.now(),
         )
-    # Sending starts first: a progress message that fails to arrive must not hold it.
-    start_sending(context.application, broadcast_id)  # type: ignore[arg-type]
-    progress = await reply(update, texts("broadcast_progress", sent=0, total=count))
+    try:
+        progress = await reply(update, texts("broadcast_progress", sent=0, total=count))
+    except TelegramError as exc:  # sending goes on; the report comes as a new message
+        log.warning("the progress message of broadcast %s failed: %s", broadcast_id, exc)
+        progress = None
     if progress is not None:
         async with shared.sessions() as session:
             await set_progress_message(
@@ -189,6 +193,7 @@ async def send_now(update: Update, context: Context, texts: Texts) -> None:
                 chat_id=progress.chat_id,
                 message_id=progress.message_id,
             )
+    start_sending(context.application, broadcast_id)  # type: ignore[arg-type]
 
 
 # --- sending it --------------------------------------------------------------------
@@ -216,9 +221,7 @@ async def deliver_broadcast(bot: ExtBot[str], shared: Resources, broadcast_id: i
     async with shared.sessions() as session:
         broadcast = await broadcast_text(session=session, broadcast_id=broadcast_id)
     queue: asyncio.Queue[Recipient] = asyncio.Queue()
-    progress = Progress(
-        bot, shared, broadcast_id, broadcast.progress_chat_id, broadcast.progress_message_id
-    )
+    progress = Progress(bot, shared, broadcast)
     while True:
         async with shared.sessions() as session:
             batch = await next_recipients(
@@ -228,11 +231,11 @@ async def deliver_broadcast(bot: ExtBot[str], shared: Resources, broadcast_id: i
             break
         for recipient in batch:
             queue.put_nowait(recipient)
-        workers = [
-            asyncio.create_task(_work(bot, shared, broadcast.text_html, queue, progress))
-            for _ in range(WORKERS)
-        ]
-        await asyncio.gather(*workers)
+        # A task group: if one sender fails, the others stop with it rather than go on
+        # sending unwatched.
+        async with asyncio.TaskGroup() as senders:
+            for _ in range(WORKERS):
+                senders.create_task(_work(bot, shared, broadcast.text_html, queue, progress))
     if shared.stopping.is_set():
         return  # the rest goes when the bot starts again
     async with shared.sessions() as session:
@@ -276,13 +279,10 @@ async def _deliver(
     recipient: Recipient,
     unwritten: Outcome | None,
 ) -> Outcome | None:
-    """One recipient: its turn under the rate first (a stop may come while it waits), then
-    marked handed-over (with the previous send's outcome, in one commit), then sent:
-    never sent twice, and only what went is marked. Returns the outcome to write."""
+    """One recipient: marked handed-over (with the previous send's outcome, in one
+    commit), then its turn under the rate, then sent at once: never sent twice, and the
+    send follows its turn with no database work between. Returns the outcome to write."""
     for attempt in range(recipient.attempts, len(BACKOFF) + 1):
-        limiter = bot.rate_limiter
-        if isinstance(limiter, PerChatRateLimiter):
-            await limiter.take_bulk_turn()
         if shared.stopping.is_set():
             return unwritten  # stopping: left pending, sent when the bot starts again
         async with shared.sessions() as session:
@@ -291,6 +291,10 @@ async def _deliver(
                 unwritten = None
             if not await hand_over(session=session, delivery_id=recipient.delivery_id):
                 return None  # someone else has it (another instance, a resumed run)
+        if not await _take_turn(bot, shared):
+            async with shared.sessions() as session:
+                await hand_back(session=session, delivery_id=recipient.delivery_id)
+            return None
         status, error = await _send(bot, recipient.telegram_user_id, text_html)
         if status == RETRY and attempt >= len(BACKOFF):
             status = FAILED
@@ -299,8 +303,22 @@ async def _deliver(
             return outcome
         async with shared.sessions() as session:
             await _write(session, shared, outcome)
-        await asyncio.sleep(BACKOFF[attempt])
+        if await shared.stopped_within(BACKOFF[attempt]):
+            return None  # written as a retry: the restart sends it
     return None
+
+
+async def _take_turn(bot: ExtBot[str], shared: Resources) -> bool:
+    """Wait for a bulk turn under the rate; False when a stop comes first."""
+    limiter = bot.rate_limiter
+    if not isinstance(limiter, PerChatRateLimiter):
+        return not shared.stopping.is_set()
+    turn = asyncio.ensure_future(limiter.take_bulk_turn())
+    stop = asyncio.ensure_future(shared.stopping.wait())
+    await asyncio.wait({turn, stop}, return_when=asyncio.FIRST_COMPLETED)
+    for waiting in (turn, stop):
+        waiting.cancel()
+    return not shared.stopping.is_set()
 
 
 async def _write(
@@ -340,16 +358,11 @@ async def _send(bot: ExtBot[str], chat_id: int, text_html: str) -> tuple[str, st
 class Progress:
     """The staff member's progress message, edited every few seconds, then the report."""
 
-    def __init__(
-        self,
-        bot: ExtBot[str],
-        shared: Resources,
-        broadcast_id: int,
-        chat_id: int | None,
-        message_id: int | None,
-    ) -> None:
-        self.bot, self.shared, self.broadcast_id = bot, shared, broadcast_id
-        self.chat_id, self.message_id = chat_id, message_id
+    def __init__(self, bot: ExtBot[str], shared: Resources, broadcast: Broadcast) -> None:
+        assert broadcast.id is not None
+        self.bot, self.shared, self.broadcast_id = bot, shared, broadcast.id
+        self.staff_id = broadcast.created_by
+        self.chat_id, self.message_id = broadcast.progress_chat_id, broadcast.progress_message_id
         self.shown_at = time.monotonic()
 
     async def tick(self) -> None:
@@ -368,9 +381,7 @@ class Progress:
             report = await report_of(session=session, broadcast_id=self.broadcast_id)
             failures = await failures_of(session=session, broadcast_id=self.broadcast_id)
         texts = Texts("en")
-        if self.chat_id is None:
-            await self._show("")  # only to find the progress message
-        if failures and self.chat_id is not None:
+        if failures:
             document = io.StringIO()
             writer = csv.writer(document)
             writer.writerow(["partner_code", "company", "telegram_id", "name", "status", "error"])
@@ -388,22 +399,23 @@ class Progress:
             await best_effort(
                 "sending the failures",
                 self.bot.send_document(
-                    self.chat_id,
+                    self.chat_id or self.staff_id,
                     document.getvalue().encode(),
                     filename=f"broadcast-{self.broadcast_id}-not-reached.csv",
                 ),
             )
-        await self._show(report_text(texts, report))  # last: the report says it is over
+        # Last: the report says it is over, in place of the progress or as a new message.
+        if self.message_id is None:
+            await best_effort(
+                "sending the report",
+                self.bot.send_message(self.staff_id, report_text(texts, report), parse_mode="HTML"),
+            )
+        else:
+            await self._show(report_text(texts, report))
 
     async def _show(self, text: str) -> None:
         if self.chat_id is None or self.message_id is None:
-            # Sending starts before the progress message exists: look for it again.
-            async with self.shared.sessions() as session:
-                broadcast = await broadcast_text(session=session, broadcast_id=self.broadcast_id)
-            self.chat_id = broadcast.progress_chat_id
-            self.message_id = broadcast.progress_message_id
-        if self.chat_id is None or self.message_id is None:
-            return
+            return  # the progress message never arrived: only the report is sent
         await best_effort(
             "showing broadcast progress",
             self.bot.edit_message_text(

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import html
 import logging
+import re
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar, cast
 
@@ -122,22 +124,35 @@ async def reply(
 # Telegram refuses a message over 4,096 characters; a little under leaves room for
 # entities counted differently.
 MESSAGE_LENGTH = 4000
+_TAG = re.compile(r"<[^>]*>")
 
 
 def in_messages(lines: list[str], limit: int = MESSAGE_LENGTH) -> list[str]:
-    """Lines grouped into as few messages as fit, never cut inside a line (nor a tag in it)."""
+    """Lines grouped into as few messages as fit, never cut inside a line (nor a tag in it).
+
+    A single line longer than a message is sent as plain text in pieces.
+    """
     messages: list[str] = []
     current: list[str] = []
     size = 0
-    for line in lines:
+    for line in (piece for whole in lines for piece in _fitting(whole, limit)):
         if current and size + len(line) + 1 > limit:
             messages.append("\n".join(current))
             current, size = [], 0
-        current.append(line[:limit])
+        current.append(line)
         size += len(line) + 1
     if current:
         messages.append("\n".join(current))
     return messages
+
+
+def _fitting(line: str, limit: int) -> list[str]:
+    """The line, or its text without formatting in pieces that fit once escaped."""
+    if len(line) <= limit:
+        return [line]
+    plain = html.unescape(_TAG.sub("", line))
+    step = limit // 6  # escaping turns one character into six at most ("&quot;")
+    return [html.escape(plain[start : start + step]) for start in range(0, len(plain), step)]
 
 
 async def reply_in_parts(update: Update, lines: list[str]) -> None:

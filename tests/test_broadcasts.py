@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 
 import pytest
@@ -114,6 +115,15 @@ async def test_under_telegrams_limit_with_blocked_users_and_bad_gateways_one_cop
     assert len(documents) == 1  # the ones not reached, as CSV
 
 
+async def test_when_the_progress_message_fails_the_broadcast_goes_and_the_report_comes_anew(bot):
+    confirm = await write_and_preview(bot, "Gold")
+    bot.api.chat_failures[STAFF] = [TelegramError(502, "Bad Gateway")]  # the progress message
+    await bot_press(bot, confirm)
+    await bot.wait_until(lambda: "recipients:" in bot.api.sent_to(STAFF)[-1]["text"], within=20)
+    assert "6 recipients: 6 delivered" in bot.api.sent_to(STAFF)[-1]["text"]
+    assert [copies(bot, user) for user in ACME_PEOPLE] == [1] * PARTNERS_PER_LEVEL
+
+
 async def test_a_broadcast_interrupted_by_a_stop_resumes_at_start_and_repeats_nobody(
     tmp_path, rules, monkeypatch
 ):
@@ -131,6 +141,13 @@ async def test_a_broadcast_interrupted_by_a_stop_resumes_at_start_and_repeats_no
         await first.wait_until(lambda: sum(copies(first, u) for u in ACME_PEOPLE) >= 2, within=10)
     sent_before = sum(copies(first, u) for u in ACME_PEOPLE)
     assert sent_before < PARTNERS_PER_LEVEL
+    with sqlite3.connect(tmp_path / "bot.db") as db:
+        statuses = [status for (status,) in db.execute("SELECT status FROM broadcastdelivery")]
+    # Senders waiting for their turn at the stop gave their rows back: none is left
+    # "maybe delivered", so the restart sends them all.
+    assert sorted(statuses) == ["delivered"] * sent_before + ["pending"] * (
+        PARTNERS_PER_LEVEL - sent_before
+    )
     async with running_bot(
         tmp_path, api, database_url=url, pai_admin_ids=frozenset({STAFF})
     ) as second:

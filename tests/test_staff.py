@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 
 import pytest
@@ -155,6 +156,13 @@ def test_long_text_is_split_between_lines_only():
     messages = in_messages(lines, limit=1000)
     assert all(len(m) <= 1000 for m in messages)
     assert "\n".join(messages).split("\n") == lines
+    huge = "<b>Note</b> " + "&amp; <i>x</i> " * 400  # longer than a message on its own
+    pieces = in_messages(["first", huge, "last"], limit=1000)
+    assert all(len(m) <= 1000 for m in pieces)
+    assert pieces[0].startswith("first\n") and pieces[-1].endswith("\nlast")
+    sent = "".join(pieces).replace("\n", "")
+    assert "<" not in sent  # no tag cut in half: the long line goes as plain text
+    assert html.unescape(sent) == "first" + "Note " + "& x " * 400 + "last"
 
 
 @pytest.mark.parametrize("command", ["/pending", f"/find {VATS[1]}"])

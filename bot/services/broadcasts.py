@@ -197,6 +197,16 @@ async def hand_over(*, session: AsyncSession, delivery_id: int) -> bool:
     return claimed
 
 
+async def hand_back(*, session: AsyncSession, delivery_id: int) -> None:
+    """A delivery handed over but never sent (a stop came before its turn): pending again."""
+    await session.execute(
+        update(BroadcastDelivery)
+        .where(col(BroadcastDelivery.id) == delivery_id, col(BroadcastDelivery.status) == SENDING)
+        .values(status=PENDING, attempts=col(BroadcastDelivery.attempts) - 1)
+    )
+    await session.commit()
+
+
 async def record_delivery(
     *,
     session: AsyncSession,
