@@ -11,7 +11,7 @@ import re
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar, cast
 
-from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
+from telegram import InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
 from telegram.ext import Application, CallbackContext, ExtBot
 
@@ -82,10 +82,6 @@ def texts_for(update: Update, account: Account | None) -> Texts:
             telegram_code=user.language_code if user else None,
         )
     )
-
-
-async def current_texts(update: Update, context: Context) -> Texts:
-    return texts_for(update, await account_of(update, context))
 
 
 def user_id_of(update: Update) -> int:
@@ -241,12 +237,6 @@ async def report(
             now=shared.now(),
             note=note,
         )
-
-
-def pressed(update: Update) -> CallbackQuery:
-    query = update.callback_query
-    assert query is not None, "a button handler runs for button presses"
-    return query
 
 
 Linked = Callable[[Update, Context, Account, Texts], Coroutine[Any, Any, T]]

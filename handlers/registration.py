@@ -43,12 +43,12 @@ from handlers.common import (
     account_of,
     answer_query,
     current_draft,
-    current_texts,
     linked_only,
     remove_buttons,
     reply,
     reply_surely,
     resources,
+    texts_for,
     user_id_of,
 )
 from handlers.render import (
@@ -349,7 +349,7 @@ async def receive_edit(update: Update, context: Context) -> None:
     account = await account_of(update, context)
     if account is None:
         return  # strangers' edits get nothing, like their messages get only the join text
-    texts = await current_texts(update, context)
+    texts = texts_for(update, account)
     draft = await current_draft(update, context)
     if draft is None:
         await reply(update, texts("edit_ignored"))
@@ -495,7 +495,7 @@ async def deliver_pending_confirmation(update: Update, context: Context) -> None
         registration = await get_registration(
             session=session, account=account, reference=draft.reference
         )
-    texts = await current_texts(update, context)
+    texts = texts_for(update, account)
     if not await send_confirmation(update, context, texts, draft, registration):
         # Telegram still fails: handle nothing else now, so that no other step can
         # drop the pending confirmation or read this update against it.

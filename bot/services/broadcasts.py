@@ -20,7 +20,6 @@ from models import Broadcast, BroadcastDelivery, Partner, Registration, Salesper
 
 PENDING, SENDING, DELIVERED = "pending", "sending", "delivered"
 BLOCKED, RETRY, FAILED = "blocked", "retry", "failed"
-MAX_ATTEMPTS = 5
 # Audiences staff pick from: everyone, one level, the inactive, those with open deals.
 ALL, OPEN = "all", "open"
 
@@ -162,23 +161,6 @@ async def next_recipients(
         .limit(limit)
     )
     return [Recipient(cast(int, d), int(t), cast(int, p), int(a)) for d, t, p, a in rows.all()]
-
-
-async def next_retry_at(*, session: AsyncSession, broadcast_id: int) -> dt.datetime | None:
-    """When the earliest retry is due; None when nothing waits."""
-    moment = (
-        await session.execute(
-            select(func.min(BroadcastDelivery.next_attempt_at)).where(
-                col(BroadcastDelivery.broadcast_id) == broadcast_id,
-                col(BroadcastDelivery.status) == RETRY,
-            )
-        )
-    ).scalar_one_or_none()
-    if moment is None:
-        return None
-    if isinstance(moment, str):
-        moment = dt.datetime.fromisoformat(moment)
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 async def hand_over(*, session: AsyncSession, delivery_id: int) -> bool:

@@ -20,7 +20,7 @@ from sqlmodel import col
 
 from bot.db import dialect_insert
 from bot.lifecycle import Status
-from bot.rules import LoyaltyStanding, Rules, sending_allowed
+from bot.rules import LoyaltyStanding, Rules
 from bot.services.eligibility import release_lapsed_protection
 from bot.services.loyalty import loyalty_standings
 from bot.services.views import RegistrationView
@@ -384,10 +384,8 @@ async def _rows_for(
 
 @dataclass(frozen=True)
 class Preview:
-    """What a tick at `moment` would do, computed and then rolled back."""
+    """What a tick would do, computed and then rolled back."""
 
-    moment: dt.datetime
-    sending_allowed: bool
     expiring: int
     due: list[Due]
     partner_codes: dict[int, str]
@@ -408,8 +406,6 @@ async def preview_reminders(*, session: AsyncSession, rules: Rules, moment: dt.d
     finally:
         await session.rollback()
     return Preview(
-        moment=moment,
-        sending_allowed=sending_allowed(rules, moment),
         expiring=expiring,
         due=due,
         partner_codes={cast(int, k): str(v) for k, v in codes.items()},
