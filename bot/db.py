@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event, inspect
 from sqlalchemy.dialects import postgresql, sqlite
@@ -137,6 +139,29 @@ def dialect_insert(session: AsyncSession, table: Any) -> Any:
     if session.get_bind().dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
+
+
+T = TypeVar("T")
+# Values per IN (...) list: well under both databases' limits on bound parameters.
+IN_BATCH = 1000
+
+
+def in_chunks(items: Sequence[T], size: int = IN_BATCH) -> list[Sequence[T]]:
+    """The items in slices of `size`, one query each."""
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def date_of(value: dt.date | str | None) -> dt.date | None:
+    """SQLite hands back max() of a date column as text; PostgreSQL as a date."""
+    if value is None or isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(value)
+
+
+def moment_of(value: dt.datetime | str) -> dt.datetime:
+    """SQLite hands back max() of a datetime column as naive text; PostgreSQL aware."""
+    moment = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(value)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
 def make_sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from bot.db import date_of
 from bot.errors import (
     AlreadyRegistered,
     CustomerNotNew,
@@ -138,7 +139,7 @@ async def customer_standing(
         )
     ).one()
     holder_reference, holder_partner, holder_until, last_purchase, name, loyalty_count = row
-    last_purchase = _as_date(last_purchase)
+    last_purchase = date_of(last_purchase)
     return Standing(
         holder=None
         if holder_reference is None
@@ -149,13 +150,6 @@ async def customer_standing(
         vendor_name=name if last_purchase is not None else None,
         loyalty_count=int(loyalty_count),
     )
-
-
-def _as_date(value: dt.date | str | None) -> dt.date | None:
-    """SQLite hands back max() of a date column as text; PostgreSQL as a date."""
-    if value is None or isinstance(value, dt.date):
-        return value
-    return dt.date.fromisoformat(value)
 
 
 async def check_eligibility(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from bot.db import dialect_insert
+from bot.db import dialect_insert, in_chunks
 from bot.errors import InvalidDate, InvalidVat
 from bot.i18n import Texts, describe_invalid
 from bot.parsing import normalise_vat, parse_date, vat_digits_for
@@ -114,7 +113,7 @@ async def import_purchases(
             names[vat] = cells["customer_name"][:NAME_LENGTH]
     before = await _count(session, Purchase)
     rows = [{"vat": vat, "purchase_date": day} for vat, day in purchases]
-    for chunk in _chunks(rows, BATCH):
+    for chunk in in_chunks(rows, BATCH):
         # executemany: SQLAlchemy batches it into multi-row INSERTs on both databases.
         await session.execute(dialect_insert(session, Purchase).on_conflict_do_nothing(), chunk)
     await _upsert_customer_names(session, names)
@@ -131,7 +130,7 @@ async def _upsert_customer_names(session: AsyncSession, names: dict[str, str]) -
     statement = statement.on_conflict_do_update(
         index_elements=["vat"], set_={"name": statement.excluded.name}
     )
-    for chunk in _chunks(rows, BATCH):
+    for chunk in in_chunks(rows, BATCH):
         await session.execute(statement, chunk)
 
 
@@ -189,7 +188,3 @@ async def import_partners(
 
 async def _count(session: AsyncSession, table: Any) -> int:
     return int((await session.execute(select(func.count()).select_from(table))).scalar_one())
-
-
-def _chunks(rows: Sequence[dict[str, Any]], size: int) -> list[Sequence[dict[str, Any]]]:
-    return [rows[i : i + size] for i in range(0, len(rows), size)]

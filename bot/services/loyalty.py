@@ -9,12 +9,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from bot.db import in_chunks
 from bot.lifecycle import Status
 from bot.rules import LoyaltyStanding, Rules, loyalty_standing, loyalty_window
 from models import Registration
-
-# Partners per query, well under both databases' limits on bound parameters.
-BATCH = 1000
 
 
 async def loyalty_standings(
@@ -23,10 +21,10 @@ async def loyalty_standings(
     """Each partner's loyalty standing, from one query per thousand partners."""
     dates: dict[int, list[dt.date]] = {partner: [] for partner in partner_ids}
     first, last = loyalty_window(rules, today)
-    for start in range(0, len(partner_ids), BATCH):
+    for chunk in in_chunks(partner_ids):
         result = await session.execute(
             select(col(Registration.partner_id), col(Registration.registered_on)).where(
-                col(Registration.partner_id).in_(partner_ids[start : start + BATCH]),
+                col(Registration.partner_id).in_(chunk),
                 col(Registration.registered_on).between(first, last),
                 col(Registration.status) != Status.REJECTED.value,
             )

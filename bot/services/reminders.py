@@ -18,7 +18,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from bot.db import dialect_insert
+from bot.db import date_of, dialect_insert, in_chunks, moment_of
 from bot.lifecycle import Status
 from bot.rules import LoyaltyStanding, Rules
 from bot.services.eligibility import release_lapsed_protection
@@ -32,8 +32,6 @@ BEFORE_PROTECTION_ENDS, ON_CLOSE_DATE = "protection", "close"
 # Expiries older than this are not announced (a bot that was down for a month
 # does not wake everybody with old news).
 EXPIRY_NOTICE_DAYS = 7
-# Rows per statement, well under both databases' limits on bound parameters.
-BATCH = 1000
 # A reminder's life: claimed by a tick (not tried yet: safe to take again), sending
 # (handed to Telegram: maybe delivered, never sent again), then sent, retry (it
 # failed before reaching Telegram), failed, blocked (403) or skipped (no longer due).
@@ -237,7 +235,7 @@ async def _last_nudges(
         ).join(Reminder, col(Reminder.id) == latest.c.id)
     )
     return {
-        (person, partner): (_as_moment(moment).astimezone(rules.timezone).date(), status)
+        (person, partner): (moment_of(moment).astimezone(rules.timezone).date(), status)
         for person, partner, moment, status in rows.all()
     }
 
@@ -252,13 +250,13 @@ async def _last_registrations(
     rows: list[Any] = []
     if partner_ids is None:
         rows += (await session.execute(statement)).all()
-    for chunk in _chunks(partner_ids or []):
+    for chunk in in_chunks(partner_ids or []):
         rows += (
             await session.execute(statement.where(col(Registration.partner_id).in_(chunk)))
         ).all()
     found = {}
     for partner, day in rows:
-        last = _as_date(day)
+        last = date_of(day)
         if last is not None:
             found[partner] = last
     return found
@@ -368,7 +366,7 @@ async def _rows_for(
 ) -> dict[tuple[str, str], dict[int, str]]:
     """For each (subject, period): the people who have a reminder row, and its status."""
     found: dict[tuple[str, str], dict[int, str]] = defaultdict(dict)
-    for chunk in _chunks(subjects):
+    for chunk in in_chunks(subjects):
         rows = await session.execute(
             select(
                 col(Reminder.subject),
@@ -452,7 +450,7 @@ async def claim_reminders(
         for d in due
     ]
     insert = dialect_insert(session, Reminder).on_conflict_do_nothing()
-    for chunk in _chunks(rows):
+    for chunk in in_chunks(rows):
         await session.execute(insert, chunk)
     await session.commit()
     claimed = await session.execute(
@@ -497,7 +495,7 @@ async def reminders_to_send(
     turned reminders off, blocked the bot; the deal got an outcome)."""
     today = rules.today(now)
     rows: list[tuple[Reminder, Salesperson]] = []
-    for chunk in _chunks(list(ids)):
+    for chunk in in_chunks(list(ids)):
         result = await session.execute(
             select(Reminder, Salesperson)
             .join(Salesperson, col(Salesperson.id) == col(Reminder.salesperson_id))
@@ -573,7 +571,7 @@ def _still_wanted(
 
 async def _registrations(session: AsyncSession, ids: Iterable[int]) -> dict[int, RegistrationView]:
     found: dict[int, RegistrationView] = {}
-    for chunk in _chunks(sorted(set(ids))):
+    for chunk in in_chunks(sorted(set(ids))):
         result = await session.execute(select(Registration).where(col(Registration.id).in_(chunk)))
         for registration in result.scalars():
             view = RegistrationView.of(registration)
@@ -583,7 +581,7 @@ async def _registrations(session: AsyncSession, ids: Iterable[int]) -> dict[int,
 
 async def _partners(session: AsyncSession, ids: Iterable[int]) -> dict[int, str]:
     found: dict[int, str] = {}
-    for chunk in _chunks(sorted(set(ids))):
+    for chunk in in_chunks(sorted(set(ids))):
         result = await session.execute(
             select(col(Partner.id), col(Partner.company)).where(col(Partner.id).in_(chunk))
         )
@@ -603,30 +601,13 @@ async def record_outcomes(*, session: AsyncSession, outcomes: Outcomes, now: dt.
         values: dict[str, object] = {"status": status}
         if status == SENT:
             values["sent_at"] = now
-        for chunk in _chunks(ids):
+        for chunk in in_chunks(ids):
             await session.execute(
                 update(Reminder).where(col(Reminder.id).in_(chunk)).values(**values)
             )
     people = sorted({person for _, person in outcomes.blocked})
-    for chunk in _chunks(people):
+    for chunk in in_chunks(people):
         await session.execute(
             update(Salesperson).where(col(Salesperson.id).in_(chunk)).values(unreachable_at=now)
         )
     await session.commit()
-
-
-def _as_moment(value: dt.datetime | str) -> dt.datetime:
-    """SQLite hands back max() of a datetime column as naive text; PostgreSQL aware."""
-    moment = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(value)
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
-
-
-def _as_date(value: dt.date | str | None) -> dt.date | None:
-    """SQLite hands back max() of a date column as text; PostgreSQL as a date."""
-    if value is None or isinstance(value, dt.date):
-        return value
-    return dt.date.fromisoformat(value)
-
-
-def _chunks(items: Sequence[Any]) -> list[Sequence[Any]]:
-    return [items[i : i + BATCH] for i in range(0, len(items), BATCH)]

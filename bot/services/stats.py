@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from bot.db import dialect_insert
+from bot.db import date_of, dialect_insert
 from bot.lifecycle import OPEN, Status
 from bot.rules import Rules, months_before
 from models import Partner, Registration, VerdictTally
@@ -143,7 +143,8 @@ async def programme_numbers(*, session: AsyncSession, rules: Rules, now: dt.date
         ).where(col(Registration.registered_on) >= first_month, counted)
     )
     for day, registered_level, status in rows.all():
-        registered = day if isinstance(day, dt.date) else dt.date.fromisoformat(day)
+        registered = date_of(day)
+        assert registered is not None  # registered_on is never empty
         start = registered.replace(day=1)
         monthly[(start, registered_level)] += 1
         if status in WON:
