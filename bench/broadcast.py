@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from stdnum import luhn
 from telegram import Update
 
+from bench import percentile
 from bot.app import build_application
 from bot.clock import ManualClock
 from bot.config import Settings
@@ -32,21 +32,16 @@ from bot.services.broadcasts import ALL, Audience, create_broadcast, report_of
 from bot.updates import checked_updates
 from handlers.broadcasts import deliver_broadcast
 from handlers.common import RESOURCES_KEY, App
+from tests.factories import italian_vat
 from tests.fake_bot_api import FakeBotApi, FakeRequest, User
-from tests.harness import button_data
+from tests.harness import TOKEN, button_data
 
 NOW = dt.datetime(2026, 12, 15, 9, 0, tzinfo=dt.UTC)
-TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0"
 TEXT = "Programme update: the Gold incentive rises in March"
 SALES_BASE = 9_000_000
 
 
-def vat_of(serial: int) -> str:
-    body = f"{serial + 1:07d}001"
-    return f"IT{body}{luhn.calc_check_digit(body)}"
-
-
-def seed(path: Path, partners: int, salespeople: int) -> None:
+def seed(path: Path, partners: int) -> None:
     """Partners with one salesperson each; the last `salespeople` ones register deals."""
     db = sqlite3.connect(path)
     stamp = (NOW - dt.timedelta(days=100)).isoformat()
@@ -64,7 +59,7 @@ def seed(path: Path, partners: int, salespeople: int) -> None:
     db.close()
 
 
-async def send(app: App, api: FakeBotApi, update: dict[str, Any]) -> None:
+async def send(app: App, update: dict[str, Any]) -> None:
     for raw in checked_updates([update]):
         await app.update_queue.put(Update.de_json(raw, app.bot))
 
@@ -114,13 +109,13 @@ async def register_deals(
         started = time.perf_counter()
         update = api.user_sends(user, text)
         api.pending.remove(update)  # handed to the bot directly, as polling would
-        await send(app, api, update)
+        await send(app, update)
         await answered(api, request, user_id, expected)
         waits.append(time.perf_counter() - started)
         return api.sent_to(user_id)[-1]
 
     for deal in range(deals):
-        vat = vat_of(first_customer + deal)
+        vat = italian_vat(first_customer + deal)
         await say(f"/new {vat}", answers=2)  # the verdict, then the first question
         await say("Rossi Srl")
         await say("12500")
@@ -130,15 +125,10 @@ async def register_deals(
         started = time.perf_counter()
         update = api.user_presses(user, summary, button_data(summary, "Confirm"))
         api.pending.remove(update)
-        await send(app, api, update)
+        await send(app, update)
         await answered(api, request, user_id, expected)
         waits.append(time.perf_counter() - started)
     return waits
-
-
-def percentile(samples: list[float], fraction: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 async def run(partners: int, limit: float, salespeople: int, deals: int) -> None:
@@ -164,7 +154,7 @@ async def run(partners: int, limit: float, salespeople: int, deals: int) -> None
         assert app.post_init is not None
         await app.post_init(app)
         await app.start()
-        seed(path, partners + salespeople, salespeople)
+        seed(path, partners + salespeople)
         shared: Resources = app.bot_data[RESOURCES_KEY]
         people = [SALES_BASE + partners + 1 + i for i in range(salespeople)]
 

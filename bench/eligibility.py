@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 from sqlalchemy import text
-from stdnum import luhn
 
+from bench import percentile
 from bot.db import create_tables, make_engine, make_sessions
 from bot.errors import DomainError
 from bot.parsing import normalise_vat
@@ -31,15 +31,11 @@ from bot.rules import load_rules
 from bot.services.accounts import Visitor, create_invite, redeem_invite
 from bot.services.eligibility import check_eligibility
 from bot.services.imports import import_purchases
+from tests.factories import italian_vat
 
 TODAY = dt.date(2026, 11, 28)
 NOW = dt.datetime.combine(TODAY, dt.time(10), tzinfo=dt.UTC)
 BARE_QUERY = text("SELECT max(purchase_date) FROM purchase WHERE vat = :vat")
-
-
-def vat_of(serial: int) -> str:
-    body = f"{serial + 1:07d}001"
-    return f"IT{body}{luhn.calc_check_digit(body)}"
 
 
 def seed(path: Path, customers: int, purchases: int, registrations: int) -> None:
@@ -48,13 +44,13 @@ def seed(path: Path, customers: int, purchases: int, registrations: int) -> None
     db = sqlite3.connect(path)
     db.executemany(
         "INSERT INTO customer (vat, name) VALUES (?, ?)",
-        ((vat_of(i), f"Cliente {i} S.r.l.") for i in range(customers)),
+        ((italian_vat(i), f"Cliente {i} S.r.l.") for i in range(customers)),
     )
     start = dt.date(2019, 1, 1).toordinal()
     span = TODAY.toordinal() - start
     rows = {
         (
-            vat_of(rng.randrange(customers)),
+            italian_vat(rng.randrange(customers)),
             dt.date.fromordinal(start + rng.randrange(span)).isoformat(),
         )
         for _ in range(purchases)
@@ -62,7 +58,10 @@ def seed(path: Path, customers: int, purchases: int, registrations: int) -> None
     serial = customers
     while len(rows) < purchases:  # top up the few duplicate draws
         rows.add(
-            (vat_of(serial % customers), dt.date.fromordinal(start + serial % span).isoformat())
+            (
+                italian_vat(serial % customers),
+                dt.date.fromordinal(start + serial % span).isoformat(),
+            )
         )
         serial += 1
     db.executemany("INSERT INTO purchase (vat, purchase_date) VALUES (?, ?)", sorted(rows))
@@ -81,23 +80,18 @@ def seed(path: Path, customers: int, purchases: int, registrations: int) -> None
             " '2025-07-01', 'gold', 0)",
             (
                 f"PAI-{index:06d}",
-                vat_of(customers + index),
+                italian_vat(customers + index),
                 day.isoformat(),
                 day.isoformat(),
                 day.isoformat(),
                 (day + dt.timedelta(days=90)).isoformat(),
-                vat_of(customers + index),
+                italian_vat(customers + index),
                 (day + dt.timedelta(days=60)).isoformat(),
             ),
         )
     db.commit()
     db.execute("ANALYZE")
     db.close()
-
-
-def percentile(samples: list[float], fraction: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 async def measure(path: Path, customers: int, checks: int) -> None:
@@ -113,9 +107,9 @@ async def measure(path: Path, customers: int, checks: int) -> None:
     rng = random.Random(11)
     # Typed the way salespeople type them: spaces, no prefix; some unknown customers.
     typed = [
-        vat_of(rng.randrange(customers + customers // 10))[2:].replace("", " ").strip()
+        italian_vat(rng.randrange(customers + customers // 10))[2:].replace("", " ").strip()
         if i % 3 == 0
-        else vat_of(rng.randrange(customers + customers // 10))
+        else italian_vat(rng.randrange(customers + customers // 10))
         for i in range(checks)
     ]
     now = NOW
@@ -179,7 +173,7 @@ async def measure_import(folder: Path, rows: int) -> None:
     with path.open("w", encoding="utf-8") as out:
         out.write("vat,customer_name,purchase_date\n")
         for i in range(rows):
-            out.write(f"{vat_of(i)},Cliente {i},2025-{i % 12 + 1:02d}-{i % 28 + 1:02d}\n")
+            out.write(f"{italian_vat(i)},Cliente {i},2025-{i % 12 + 1:02d}-{i % 28 + 1:02d}\n")
     engine = make_engine(f"sqlite:///{folder / 'import.db'}")
     await create_tables(engine)
     sessions = make_sessions(engine)

@@ -23,36 +23,29 @@ import tempfile
 import time
 from pathlib import Path
 
-from stdnum import luhn
-
 from bot.app import build_application
 from bot.clock import ManualClock
 from bot.config import Settings
-from bot.ratelimit import PerChatRateLimiter
+from bot.references import ALPHABET, LENGTH, PREFIX
 from bot.resources import Resources
 from bot.services.reminders import due_reminders
 from handlers.common import RESOURCES_KEY
 from handlers.reminders import run_tick
+from tests.factories import italian_vat
 from tests.fake_bot_api import FakeBotApi, FakeRequest
+from tests.harness import TOKEN
 
 # A Tuesday morning in Rome: reminders may go out.
 NOW = dt.datetime(2026, 12, 15, 9, 0, tzinfo=dt.UTC)
 TODAY = NOW.date()
-TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0"
-ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
-
-
-def vat_of(serial: int) -> str:
-    body = f"{serial + 1:07d}001"
-    return f"IT{body}{luhn.calc_check_digit(body)}"
 
 
 def reference_of(serial: int) -> str:
     code = ""
-    for _ in range(6):
+    for _ in range(LENGTH):
         serial, digit = divmod(serial, len(ALPHABET))
         code += ALPHABET[digit]
-    return "PAI-" + code
+    return PREFIX + code
 
 
 def seed(path: Path, partners: int) -> None:
@@ -81,13 +74,13 @@ def seed(path: Path, partners: int) -> None:
                 reference_of(serial),
                 1 + serial % partners,
                 1 + serial % partners,
-                vat_of(serial),
+                italian_vat(serial),
                 f"Cliente {serial}",
                 registered.isoformat(),
                 stamp,
                 stamp,
                 until.isoformat(),
-                vat_of(serial) if status in ("qualified", "won") and until >= TODAY else None,
+                italian_vat(serial) if status in ("qualified", "won") and until >= TODAY else None,
                 status,
                 (registered + dt.timedelta(days=rng.randrange(20, 120))).isoformat(),
             )
@@ -111,6 +104,8 @@ async def measure(folder: Path, partners: int) -> None:
         _env_file=None,  # type: ignore[call-arg]
         telegram_bot_token=TOKEN,
         database_url=f"sqlite:///{path}",
+        pai_telegram_rate=1e9,  # no rate limit: the code's own cost is measured
+        pai_broadcast_rate=1e9,
     )
     # The tests' fake Bot API, in process: no network, no rate limit.
     api = FakeRequest(FakeBotApi())
@@ -121,7 +116,6 @@ async def measure(folder: Path, partners: int) -> None:
         updates_request=api,
         clock=clock,
         schedule_reminders=False,
-        rate_limiter=PerChatRateLimiter(messages_per_second=1e9, bulk_per_second=1e9),
     )
     await app.initialize()
     assert app.post_init is not None

@@ -8,7 +8,7 @@ import os
 
 from telegram import BotCommand, BotCommandScopeChat
 from telegram.error import TelegramError
-from telegram.ext import ApplicationBuilder, BaseRateLimiter, ContextTypes
+from telegram.ext import ApplicationBuilder, ContextTypes
 from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.clock import Clock
@@ -36,7 +36,6 @@ def build_application(
     updates_request: BaseRequest | None = None,
     clock: Clock | None = None,
     schedule_reminders: bool = True,
-    rate_limiter: BaseRateLimiter[str] | None = None,
 ) -> App:
     """Build the bot; connections open in post_init, not here.
 
@@ -64,8 +63,7 @@ def build_application(
         .base_file_url(settings.file_base_url)
         .context_types(ContextTypes(context=Context))
         .rate_limiter(
-            rate_limiter
-            or PerChatRateLimiter(
+            PerChatRateLimiter(
                 messages_per_second=settings.pai_telegram_rate,
                 bulk_per_second=settings.pai_broadcast_rate,
             )
