@@ -5,11 +5,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
+from enum import StrEnum
 from http import HTTPStatus
 from typing import Any
 
 import httpx
-from telegram.error import NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram.error import (
+    BadRequest,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
 from telegram.ext import BaseRateLimiter
 
 log = logging.getLogger(__name__)
@@ -51,6 +59,30 @@ def surely_not_delivered(exc: NetworkError) -> bool:
         return never_connected
     answered = cause is None or isinstance(cause, TelegramError)
     return answered and _GATEWAY_TIMEOUT not in str(exc)
+
+
+class SendFailure(StrEnum):
+    """What a failed bulk send (a broadcast, a reminder) means for the message."""
+
+    BLOCKED = "blocked"  # 403: the person blocked the bot
+    REFUSED = "refused"  # Telegram refused it for good (a 400 and the like)
+    RETRY = "retry"  # it surely never reached Telegram: safe to send again
+    UNSURE = "unsure"  # it may have been delivered: never sent again
+
+
+def classify_failure(exc: TelegramError) -> tuple[SendFailure, str]:
+    """What a send's error means, and a short reason for staff and the log (no personal data)."""
+    if isinstance(exc, Forbidden):
+        return SendFailure.BLOCKED, "blocked the bot"
+    if isinstance(exc, BadRequest):  # before NetworkError: PTB makes it a subclass
+        return SendFailure.REFUSED, exc.message[:200]
+    if isinstance(exc, RetryAfter):  # still too many after the waits: nothing went
+        return SendFailure.RETRY, "Telegram asked to wait"
+    if isinstance(exc, NetworkError):
+        if surely_not_delivered(exc):
+            return SendFailure.RETRY, type(exc).__name__
+        return SendFailure.UNSURE, "no answer from Telegram: maybe delivered"
+    return SendFailure.REFUSED, type(exc).__name__
 
 
 class Pacer:

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.error import TelegramError
 from telegram.ext import ExtBot
 
 from bot.i18n import Texts
-from bot.ratelimit import PREPAID, PerChatRateLimiter, surely_not_delivered
+from bot.ratelimit import PREPAID, PerChatRateLimiter, SendFailure, classify_failure
 from bot.resources import Resources
 from bot.services.broadcasts import (
     BLOCKED,
@@ -340,19 +340,19 @@ async def _send(bot: ExtBot[str], chat_id: int, text_html: str) -> tuple[str, st
     """Send once; say how it went. What may have reached Telegram is never sent again."""
     try:
         await bot.send_message(chat_id, text_html, parse_mode="HTML", rate_limit_args=PREPAID)
-    except Forbidden:
-        return BLOCKED, "blocked the bot"
-    except BadRequest as exc:
-        return FAILED, exc.message[:200]
-    except RetryAfter:
-        return RETRY, "Telegram asked to wait"
-    except NetworkError as exc:
-        if surely_not_delivered(exc):
-            return RETRY, type(exc).__name__
-        return SENDING, "no answer from Telegram: maybe delivered"
     except TelegramError as exc:
-        return FAILED, type(exc).__name__
+        failure, reason = classify_failure(exc)
+        return _STATUS_OF[failure], reason
     return DELIVERED, None
+
+
+# A failed send's delivery status: one that may have gone stays "sending" (unconfirmed).
+_STATUS_OF = {
+    SendFailure.BLOCKED: BLOCKED,
+    SendFailure.REFUSED: FAILED,
+    SendFailure.RETRY: RETRY,
+    SendFailure.UNSURE: SENDING,
+}
 
 
 class Progress:

@@ -9,10 +9,6 @@ from typing import cast
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import (
-    BadRequest,
-    Forbidden,
-    NetworkError,
-    RetryAfter,
     TelegramError,
 )
 from telegram.ext import ExtBot
@@ -20,7 +16,7 @@ from telegram.ext import ExtBot
 from bot.errors import RegistrationNotFound, TransitionNotAllowed
 from bot.i18n import Texts, language_for
 from bot.lifecycle import Status
-from bot.ratelimit import BULK, surely_not_delivered
+from bot.ratelimit import BULK, SendFailure, classify_failure
 from bot.resources import Resources
 from bot.rules import LoyaltyStanding, Rules, sending_allowed
 from bot.services.registrations import get_registration, report_still_open
@@ -189,23 +185,18 @@ async def send_reminder(bot: ExtBot[str], rules: Rules, item: ToSend, outcomes: 
             reply_markup=markup,
             rate_limit_args=BULK,  # partners' answers go first
         )
-    except Forbidden:
-        outcomes.blocked.append((item.id, person.salesperson_id))
-    except BadRequest as exc:
-        log.warning("reminder %s refused by Telegram: %s", item.id, exc.message)
-        outcomes.failed.append(item.id)
-    except RetryAfter:
-        outcomes.retry.append(item.id)  # still too many after the waits: nothing went
-    except NetworkError as exc:
-        if surely_not_delivered(exc):
-            log.info("reminder %s to be tried again: %s", item.id, type(exc).__name__)
-            outcomes.retry.append(item.id)
-        else:
-            log.info("reminder %s may have been delivered: not sent again", item.id)
-            outcomes.unsure.append(item.id)
     except TelegramError as exc:
-        log.warning("reminder %s failed: %s", item.id, type(exc).__name__)
-        outcomes.failed.append(item.id)
+        failure, reason = classify_failure(exc)
+        level = logging.WARNING if failure == SendFailure.REFUSED else logging.INFO
+        log.log(level, "reminder %s not sent (%s): %s", item.id, failure, reason)
+        if failure == SendFailure.BLOCKED:
+            outcomes.blocked.append((item.id, person.salesperson_id))
+        elif failure == SendFailure.RETRY:
+            outcomes.retry.append(item.id)
+        elif failure == SendFailure.UNSURE:
+            outcomes.unsure.append(item.id)  # may have been delivered: not sent again
+        else:
+            outcomes.failed.append(item.id)
     else:
         outcomes.sent.append(item.id)
 
