@@ -11,16 +11,17 @@ import re
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar, cast
 
-from telegram import InlineKeyboardMarkup, Message, Update
+from telegram import InlineKeyboardMarkup, Message, Update, User
 from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
 from telegram.ext import Application, CallbackContext, ExtBot
 
 from bot.drafts import Draft, Step
+from bot.errors import RegistrationNotFound
 from bot.i18n import Texts, language_for
 from bot.lifecycle import Status
 from bot.resources import Resources
 from bot.services.accounts import Visitor, note_visit, recognise
-from bot.services.registrations import report_outcome
+from bot.services.registrations import get_registration, report_outcome
 from bot.services.views import Account, RegistrationView
 
 log = logging.getLogger(__name__)
@@ -52,12 +53,7 @@ async def account_of(update: Update, context: Context) -> Account | None:
     user = update.effective_user
     account = None
     if user is not None:
-        visitor = Visitor(
-            telegram_user_id=user.id,
-            language_code=user.language_code,
-            display_name=user.full_name,
-            username=user.username,
-        )
+        visitor = visitor_of(user)
         shared = resources(context)
         async with shared.sessions() as session:
             found = await recognise(session=session, visitor=visitor, now=shared.now())
@@ -69,9 +65,31 @@ async def account_of(update: Update, context: Context) -> Account | None:
     return account
 
 
+async def own_registration(
+    update: Update, context: Context, account: Account, texts: Texts, reference: str
+) -> RegistrationView | None:
+    """The partner's registration behind a button; anyone else's is "not among yours"."""
+    try:
+        async with resources(context).sessions() as session:
+            return await get_registration(session=session, account=account, reference=reference)
+    except RegistrationNotFound:
+        await answer_query(update, texts.plain("registration_not_found"), alert=True)
+        return None
+
+
 async def note(shared: Resources, telegram_user_id: int, visit: dict[str, object]) -> None:
     async with shared.sessions() as session:
         await note_visit(session=session, telegram_user_id=telegram_user_id, visit=visit)
+
+
+def visitor_of(user: User) -> Visitor:
+    """What the bot may know of a Telegram user, as the accounts service takes it."""
+    return Visitor(
+        telegram_user_id=user.id,
+        language_code=user.language_code,
+        display_name=user.full_name,
+        username=user.username,
+    )
 
 
 def texts_for(update: Update, account: Account | None) -> Texts:

@@ -12,14 +12,12 @@ from bot.i18n import LANGUAGES, Texts
 from bot.lifecycle import Status
 from bot.rules import Rules
 from bot.services.accounts import (
-    Visitor,
     preview_invite,
     redeem_invite,
     update_preferences,
 )
 from bot.services.registrations import (
     PAGE_SIZE,
-    get_registration,
     list_registrations,
 )
 from bot.services.views import Account, RegistrationView, StatusPage
@@ -41,6 +39,7 @@ from handlers.common import (
     answer_query,
     current_draft,
     linked_only,
+    own_registration,
     remove_buttons,
     reply,
     report,
@@ -48,6 +47,7 @@ from handlers.common import (
     show_in_place,
     texts_for,
     user_id_of,
+    visitor_of,
 )
 from handlers.registration import repeat_if_registering
 from handlers.reminders import standing_line
@@ -125,12 +125,7 @@ async def link(update: Update, context: Context, token: str) -> None:
     shared = resources(context)
     user = update.effective_user
     assert user is not None
-    visitor = Visitor(
-        telegram_user_id=user.id,
-        language_code=user.language_code,
-        display_name=user.full_name,
-        username=user.username,
-    )
+    visitor = visitor_of(user)
     try:
         async with shared.sessions() as session:
             account = await redeem_invite(
@@ -237,18 +232,6 @@ async def show_status(update: Update, context: Context, account: Account, texts:
     page = await load_page(context, account, 0)
     rules = resources(context).rules
     await reply(update, status_text(texts, rules, account, page), status_buttons(texts, page))
-
-
-async def own_registration(
-    update: Update, context: Context, account: Account, texts: Texts, reference: str
-) -> RegistrationView | None:
-    """The partner's registration behind a button; anyone else's is "not among yours"."""
-    try:
-        async with resources(context).sessions() as session:
-            return await get_registration(session=session, account=account, reference=reference)
-    except RegistrationNotFound:
-        await answer_query(update, texts.plain("registration_not_found"), alert=True)
-        return None
 
 
 def detail_buttons(

@@ -19,7 +19,7 @@ from bot.lifecycle import Status
 from bot.ratelimit import BULK, SendFailure, classify_failure
 from bot.resources import Resources
 from bot.rules import LoyaltyStanding, Rules, sending_allowed
-from bot.services.registrations import get_registration, report_still_open
+from bot.services.registrations import report_still_open
 from bot.services.reminders import (
     EXPIRY,
     NUDGE,
@@ -49,6 +49,7 @@ from handlers.common import (
     App,
     Context,
     answer_query,
+    own_registration,
     report,
     resources,
     show_in_place,
@@ -325,13 +326,8 @@ async def ask_why_lost(
 ) -> None:
     """Lost, first press: ask why, if the deal is still open."""
     shared = resources(context)
-    try:
-        async with shared.sessions() as session:
-            registration = await get_registration(
-                session=session, account=account, reference=reference
-            )
-    except RegistrationNotFound:
-        await answer_query(update, texts.plain("registration_not_found"), alert=True)
+    registration = await own_registration(update, context, account, texts, reference)
+    if registration is None:
         return
     if not registration.open_on(shared.today()):
         # Past its protection but not yet expired by the tick: it is expired all the same.
