@@ -34,6 +34,7 @@ from bot.rules import (
 )
 from bot.services.accounts import partner_by_code
 from bot.services.history import SYSTEM, actor_of, change_status, record_creation
+from bot.services.loyalty import COUNTS_FOR_LOYALTY
 from bot.services.views import Account, PartnerView, RegistrationView, Verdict
 from models import Customer, Partner, Purchase, Registration
 
@@ -108,8 +109,7 @@ def _standing_statement() -> Select[Any]:
             col(Registration.registered_on).between(
                 bindparam("first", type_=Date), bindparam("last", type_=Date)
             ),
-            # A deal staff rejected does not make a partner more loyal.
-            col(Registration.status) != Status.REJECTED.value,
+            COUNTS_FOR_LOYALTY,
         )
         .scalar_subquery(),
     )

@@ -14,6 +14,10 @@ from bot.lifecycle import Status
 from bot.rules import LoyaltyStanding, Rules, loyalty_standing, loyalty_window
 from models import Registration
 
+# Registrations that count towards loyalty: all but those staff rejected (a rejected
+# deal does not make a partner more loyal). The quote, /status and /stats share it.
+COUNTS_FOR_LOYALTY = col(Registration.status) != Status.REJECTED.value
+
 
 async def loyalty_standings(
     *, session: AsyncSession, rules: Rules, today: dt.date, partner_ids: Sequence[int]
@@ -26,7 +30,7 @@ async def loyalty_standings(
             select(col(Registration.partner_id), col(Registration.registered_on)).where(
                 col(Registration.partner_id).in_(chunk),
                 col(Registration.registered_on).between(first, last),
-                col(Registration.status) != Status.REJECTED.value,
+                COUNTS_FOR_LOYALTY,
             )
         )
         for partner, day in result.all():

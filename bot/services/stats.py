@@ -15,6 +15,7 @@ from sqlmodel import col
 from bot.db import date_of, dialect_insert
 from bot.lifecycle import OPEN, Status
 from bot.rules import Rules, months_before
+from bot.services.loyalty import COUNTS_FOR_LOYALTY
 from models import Partner, Registration, VerdictTally
 
 # Deals the partner won: reported won, and whatever staff made of them but a rejection.
@@ -63,7 +64,7 @@ async def programme_numbers(*, session: AsyncSession, rules: Rules, now: dt.date
     quarter = dt.date(today.year, 3 * ((today.month - 1) // 3) + 1, 1)
     year = dt.date(today.year, 1, 1)
     window = today - dt.timedelta(days=rules.loyalty_window_days)
-    counted = col(Registration.status) != Status.REJECTED.value
+    counted = COUNTS_FOR_LOYALTY
 
     level = col(Partner.level)
     partners: dict[str, int] = {
