@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import html
 import logging
-import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
@@ -29,7 +27,7 @@ from bot.errors import (
     NoIncentiveInForce,
     NotLinked,
 )
-from bot.i18n import Texts, describe_invalid
+from bot.i18n import Texts, describe_invalid, html_to_text
 from bot.parsing import normalise_vat
 from bot.reports import numbers_text
 from bot.resources import Resources, open_resources
@@ -609,11 +607,6 @@ def run_stats(args: argparse.Namespace, settings: Settings) -> int:
         return OK
 
     return with_database(settings, work, writes=False)
-
-
-def html_to_text(text: str) -> str:
-    """A chat message for a shell: tags off, entities back to characters."""
-    return html.unescape(re.sub(r"<[^>]+>", "", text))
 
 
 # --- payouts -------------------------------------------------------------------

@@ -120,6 +120,15 @@ def describe_invalid(texts: Texts, error: InvalidInput, *, country: str) -> str:
     return texts(error.reason)
 
 
+_TAG = re.compile(r"<[^>]+>")
+
+
+def html_to_text(text: str) -> str:
+    """A message written in Telegram's HTML as the reader sees it: tags off, entities back
+    to characters."""
+    return html.unescape(_TAG.sub("", text))
+
+
 class Markup(str):
     """Text that is already HTML and must not be escaped again."""
 

@@ -7,7 +7,6 @@ import asyncio
 import functools
 import html
 import logging
-import re
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar, cast
 
@@ -17,7 +16,7 @@ from telegram.ext import Application, CallbackContext, ExtBot
 
 from bot.drafts import Draft, Step
 from bot.errors import RegistrationNotFound
-from bot.i18n import Texts, language_for
+from bot.i18n import Texts, html_to_text, language_for
 from bot.lifecycle import Status
 from bot.resources import Resources
 from bot.services.accounts import Visitor, note_visit, recognise
@@ -138,7 +137,6 @@ async def reply(
 # Telegram refuses a message over 4,096 characters; a little under leaves room for
 # entities counted differently.
 MESSAGE_LENGTH = 4000
-_TAG = re.compile(r"<[^>]*>")
 
 
 def in_messages(lines: list[str], limit: int = MESSAGE_LENGTH) -> list[str]:
@@ -164,7 +162,7 @@ def _fitting(line: str, limit: int) -> list[str]:
     """The line, or its text without formatting in pieces that fit once escaped."""
     if len(line) <= limit:
         return [line]
-    plain = html.unescape(_TAG.sub("", line))
+    plain = html_to_text(line)
     step = limit // 6  # escaping turns one character into six at most ("&quot;")
     return [html.escape(plain[start : start + step]) for start in range(0, len(plain), step)]
 
