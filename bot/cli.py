@@ -193,10 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(command=run_check)
 
     export = command("export", "write all registrations to a CSV or Excel file", EXPORT_HELP)
-    export.add_argument("file", type=Path, metavar="FILE")
-    export.add_argument(
-        "--excel-csv", action="store_true", help="CSV for Italian Excel: BOM, ';', decimal comma"
-    )
+    add_output_file(export)
     export.set_defaults(command=run_export)
 
     salespeople = command(
@@ -257,10 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=f"Columns: {', '.join(PAYOUT_COLUMNS)}\nExample: pai-bot payouts export pay.xlsx",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    payout_export.add_argument("file", type=Path, metavar="FILE")
-    payout_export.add_argument(
-        "--excel-csv", action="store_true", help="CSV for Italian Excel: BOM, ';', decimal comma"
-    )
+    add_output_file(payout_export)
     payout_export.set_defaults(command=run_payouts_export)
     payout_paid = steps.add_parser(
         "mark-paid",
@@ -283,16 +277,16 @@ def with_database(
     settings: Settings,
     work: Callable[[Resources], Awaitable[T]],
     *,
-    writes: bool,
+    may_create: bool,
 ) -> T:
     """Open the database, run `work` with the resources, close; say which database it was.
 
-    Commands that only read refuse a SQLite file that is not there (an empty new
-    database would answer "unknown partner" to everything); the others say when
-    they made a new one.
+    Only commands that load data (`may_create`) may start a new SQLite file, and say
+    so; the others refuse one that is not there (an empty new database would answer
+    "unknown partner" to everything).
     """
     where = display_url(settings.database_url)
-    created = prepare_sqlite_file(settings.database_url, must_exist=not writes)
+    created = prepare_sqlite_file(settings.database_url, must_exist=not may_create)
     print(f"pai-bot: database {where}{' (new, created now)' if created else ''}", file=sys.stderr)
 
     async def go() -> T:
@@ -385,7 +379,7 @@ def run_import_purchases(args: argparse.Namespace, settings: Settings) -> int:
                 allow_future=args.allow_future,
             )
 
-    return report_import(args.file, with_database(settings, work, writes=True), "purchases")
+    return report_import(args.file, with_database(settings, work, may_create=True), "purchases")
 
 
 def run_import_partners(args: argparse.Namespace, settings: Settings) -> int:
@@ -395,7 +389,7 @@ def run_import_partners(args: argparse.Namespace, settings: Settings) -> int:
                 session=session, rules=shared.rules, path=args.file, now=shared.now()
             )
 
-    return report_import(args.file, with_database(settings, work, writes=True), "partners")
+    return report_import(args.file, with_database(settings, work, may_create=True), "partners")
 
 
 def report_import(path: Path, report: ImportReport, what: str) -> int:
@@ -435,7 +429,7 @@ def run_invite(args: argparse.Namespace, settings: Settings) -> int:
         print(invite.url(username))
         return OK
 
-    return with_database(settings, work, writes=False)
+    return with_database(settings, work, may_create=False)
 
 
 # --- check ---------------------------------------------------------------------
@@ -454,7 +448,7 @@ def run_check(args: argparse.Namespace, settings: Settings) -> int:
                 return await check_as_partner(session, shared, vat, args.partner)
             return await check_as_staff(session, shared, vat)
 
-    return with_database(settings, work, writes=False)
+    return with_database(settings, work, may_create=False)
 
 
 async def check_as_staff(session: AsyncSession, shared: Resources, vat: str) -> int:
@@ -523,17 +517,37 @@ async def check_as_partner(session: AsyncSession, shared: Resources, vat: str, c
 # --- export --------------------------------------------------------------------
 
 
-def run_export(args: argparse.Namespace, settings: Settings) -> int:
-    path: Path = args.file
-    style = style_for(path, excel_csv=args.excel_csv)
+def add_output_file(parser: argparse.ArgumentParser) -> None:
+    """The file an export writes, and its Excel flavour of CSV."""
+    parser.add_argument("file", type=Path, metavar="FILE")
+    parser.add_argument(
+        "--excel-csv", action="store_true", help="CSV for Italian Excel: BOM, ';', decimal comma"
+    )
 
-    async def work(shared: Resources) -> list[dict[str, object]]:
+
+Rows = list[dict[str, object]]
+
+
+def export_rows(
+    args: argparse.Namespace,
+    settings: Settings,
+    columns: Sequence[str],
+    read: Callable[[Resources], Awaitable[Rows]],
+) -> tuple[Rows, int]:
+    """Read rows from the database and write them to the command's file (its kind checked
+    first, so a wrong name fails before any work); the rows and how many were written."""
+    style = style_for(args.file, excel_csv=args.excel_csv)
+    rows = with_database(settings, read, may_create=False)
+    return rows, write_table(args.file, columns, rows, style=style)
+
+
+def run_export(args: argparse.Namespace, settings: Settings) -> int:
+    async def read(shared: Resources) -> Rows:
         async with shared.sessions() as session:
             return [row async for row in export_registrations(session=session)]
 
-    rows = with_database(settings, work, writes=False)
-    count = write_table(path, EXPORT_COLUMNS, rows, style=style)
-    print(f"{count} registrations written to {path}")
+    _rows, count = export_rows(args, settings, EXPORT_COLUMNS, read)
+    print(f"{count} registrations written to {args.file}")
     return OK
 
 
@@ -565,7 +579,7 @@ def run_salespeople(args: argparse.Namespace, settings: Settings) -> int:
             )
         return OK
 
-    return with_database(settings, work, writes=False)
+    return with_database(settings, work, may_create=False)
 
 
 def run_unlink(args: argparse.Namespace, settings: Settings) -> int:
@@ -589,7 +603,7 @@ def run_unlink(args: argparse.Namespace, settings: Settings) -> int:
         )
         return OK
 
-    return with_database(settings, work, writes=False)
+    return with_database(settings, work, may_create=False)
 
 
 # --- stats ---------------------------------------------------------------------
@@ -606,22 +620,18 @@ def run_stats(args: argparse.Namespace, settings: Settings) -> int:
             print(f"chart written to {args.chart}")
         return OK
 
-    return with_database(settings, work, writes=False)
+    return with_database(settings, work, may_create=False)
 
 
 # --- payouts -------------------------------------------------------------------
 
 
 def run_payouts_export(args: argparse.Namespace, settings: Settings) -> int:
-    path: Path = args.file
-    style = style_for(path, excel_csv=args.excel_csv)
-
-    async def work(shared: Resources) -> list[dict[str, object]]:
+    async def read(shared: Resources) -> Rows:
         async with shared.sessions() as session:
             return await approved_unpaid(session=session, rules=shared.rules)
 
-    rows = with_database(settings, work, writes=False)
-    count = write_table(path, PAYOUT_COLUMNS, rows, style=style)
+    rows, count = export_rows(args, settings, PAYOUT_COLUMNS, read)
     totals: dict[str, Decimal] = {}
     for row in rows:
         amount = row["incentive_amount"]
@@ -630,7 +640,7 @@ def run_payouts_export(args: argparse.Namespace, settings: Settings) -> int:
         totals[code] = totals.get(code, Decimal(0)) + amount
     for code, total in totals.items():
         print(f"{code}: {TEXTS.money(total)}")
-    print(f"{count} approved incentives to pay written to {path}")
+    print(f"{count} approved incentives to pay written to {args.file}")
     return OK
 
 
@@ -647,7 +657,7 @@ def run_payouts_mark_paid(args: argparse.Namespace, settings: Settings) -> int:
                 session=session, path=args.file, now=shared.now(), paid_on=paid_on
             )
 
-    report = with_database(settings, work, writes=False)
+    report = with_database(settings, work, may_create=False)
     for line, reason in report.refused:
         print(f"{args.file}:{line}: {reason}", file=sys.stderr)
     print(
@@ -693,7 +703,7 @@ def run_reminders_preview(args: argparse.Namespace, settings: Settings) -> int:
             print("  " + _preview_line(due, preview))
         return OK
 
-    return with_database(settings, work, writes=False)
+    return with_database(settings, work, may_create=False)
 
 
 def _local(moment: dt.datetime, rules: Rules) -> str:
