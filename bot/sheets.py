@@ -354,11 +354,9 @@ def _cell_text(value: object) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        if not math.isfinite(value):
-            return str(value)
-        if value.is_integer():
+        if value.is_integer():  # never for inf or nan
             return str(int(value))  # a VAT number typed as a number: 12345670587.0
-        return format(Decimal(repr(value)), "f")  # shortest text, never 1e-05
+        return _float_text(value)
     return str(value)
 
 
@@ -466,6 +464,7 @@ def _csv_text(value: object, style: Style) -> str:
 
 
 def _float_text(value: float) -> str:
+    """A float as its shortest text, never in exponent form (1e-05 is 0.00001)."""
     if not math.isfinite(value):
         return str(value)
     return format(Decimal(repr(value)), "f")
