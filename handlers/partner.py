@@ -50,8 +50,7 @@ from handlers.common import (
     visitor_of,
 )
 from handlers.registration import repeat_if_registering
-from handlers.reminders import standing_line
-from handlers.render import render_registration
+from handlers.render import render_registration, standing_line
 from handlers.staff import ask_staff_to_decide
 
 log = logging.getLogger(__name__)

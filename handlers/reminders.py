@@ -18,7 +18,7 @@ from bot.i18n import Texts, language_for
 from bot.lifecycle import Status
 from bot.ratelimit import BULK, SendFailure, classify_failure
 from bot.resources import Resources
-from bot.rules import LoyaltyStanding, Rules, sending_allowed
+from bot.rules import Rules, sending_allowed
 from bot.services.registrations import report_still_open
 from bot.services.reminders import (
     EXPIRY,
@@ -54,6 +54,7 @@ from handlers.common import (
     resources,
     show_in_place,
 )
+from handlers.render import standing_line
 from handlers.staff import ask_staff_to_decide
 
 log = logging.getLogger(__name__)
@@ -258,28 +259,6 @@ def followup_buttons(texts: Texts, reference: str) -> InlineKeyboardMarkup:
             ]
         ]
     )
-
-
-def standing_line(texts: Texts, rules: Rules, standing: LoyaltyStanding) -> str:
-    """ "3 registrations in the last 365 days: ×1.10; 1 more before 15 Mar 2027 keeps you
-    there; 3 more reach ×1.25"."""
-    window = rules.loyalty_window_days
-    if standing.multiplier is None:
-        return texts.plural("loyalty_count_fixed", standing.count, window=window)
-    line = texts.plural(
-        "loyalty_count",
-        standing.count,
-        window=window,
-        multiplier=texts.multiplier(standing.multiplier),
-    )
-    if standing.keep_before is not None:
-        line += texts("loyalty_keep", date=texts.date(standing.keep_before))
-    more = standing.registrations_to_next_step
-    if standing.next_step is not None and more is not None:
-        line += texts.plural(
-            "loyalty_next", more, more=more, next=texts.multiplier(standing.next_step.multiplier)
-        )
-    return line
 
 
 # --- the follow-up's buttons -------------------------------------------------------

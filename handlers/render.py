@@ -15,7 +15,7 @@ from bot.errors import (
     NoIncentiveInForce,
 )
 from bot.i18n import Markup, Texts, describe_invalid
-from bot.rules import Quote, Rules, first_new_day
+from bot.rules import LoyaltyStanding, LoyaltyStep, Quote, Rules, first_new_day
 from bot.services.views import RegistrationView, Verdict
 
 
@@ -28,12 +28,33 @@ def loyalty_line(texts: Texts, rules: Rules, quote: Quote, *, with_next_step: bo
         window=rules.loyalty_window_days,
         multiplier=texts.multiplier(multiplier),
     )
-    more = quote.registrations_to_next_step
-    if with_next_step and quote.next_step is not None and more is not None:
-        line += texts.plural(
-            "loyalty_next", more, more=more, next=texts.multiplier(quote.next_step.multiplier)
-        )
+    if with_next_step:
+        line += _to_next_step(texts, quote.registrations_to_next_step, quote.next_step)
     return line
+
+
+def standing_line(texts: Texts, rules: Rules, standing: LoyaltyStanding) -> str:
+    """ "3 registrations in the last 365 days: ×1.10; 1 more before 15 Mar 2027 keeps you
+    there; 3 more reach ×1.25"."""
+    window = rules.loyalty_window_days
+    if standing.multiplier is None:
+        return texts.plural("loyalty_count_fixed", standing.count, window=window)
+    line = texts.plural(
+        "loyalty_count",
+        standing.count,
+        window=window,
+        multiplier=texts.multiplier(standing.multiplier),
+    )
+    if standing.keep_before is not None:
+        line += texts("loyalty_keep", date=texts.date(standing.keep_before))
+    return line + _to_next_step(texts, standing.registrations_to_next_step, standing.next_step)
+
+
+def _to_next_step(texts: Texts, more: int | None, step: LoyaltyStep | None) -> str:
+    """ "; 1 more reaches ×1.10", or nothing at the top step."""
+    if step is None or more is None:
+        return ""
+    return texts.plural("loyalty_next", more, more=more, next=texts.multiplier(step.multiplier))
 
 
 def quote_detail(texts: Texts, rules: Rules, quote: Quote, *, with_next_step: bool) -> Markup:
