@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.db import Timeouts
@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     # may use of it (answers to people always come first).
     pai_telegram_rate: float = Field(default=30, gt=0)
     pai_broadcast_rate: float = Field(default=25, gt=0)
+    # Webhook mode (production behind a proxy): unset means long polling.
+    pai_webhook_url: str | None = None
+    pai_webhook_secret: SecretStr | None = None
+    pai_webhook_listen: str = "127.0.0.1:8080"
+    # "text" for people reading a terminal, "json" for a log collector.
+    pai_log_format: Literal["text", "json"] = "text"
 
     @field_validator("pai_admin_ids", mode="before")
     @classmethod
@@ -58,7 +64,12 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "telegram_bot_username", "telegram_api_base_url", "pai_rules_file", mode="before"
+        "telegram_bot_username",
+        "telegram_api_base_url",
+        "pai_rules_file",
+        "pai_webhook_url",
+        "pai_webhook_secret",
+        mode="before",
     )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
@@ -67,12 +78,12 @@ class Settings(BaseSettings):
             value = value.strip().lstrip("@") or None
         return value
 
-    @field_validator("database_url", mode="before")
+    @field_validator("database_url", "pai_webhook_listen", "pai_log_format", mode="before")
     @classmethod
-    def _blank_is_default(cls, value: object) -> object:
+    def _blank_is_default(cls, value: object, info: ValidationInfo) -> object:
         if isinstance(value, str) and not value.strip():
-            return DEFAULT_DATABASE_URL
-        return value
+            return cls.model_fields[info.field_name or ""].default
+        return value.strip() if isinstance(value, str) else value
 
     def require_token(self) -> str:
         """Return the bot token, or say in one sentence what is wrong with it."""

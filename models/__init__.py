@@ -233,6 +233,41 @@ class BotState(SQLModel, table=True):
     value: str = Field(max_length=500)
 
 
+class ConversationState(SQLModel, table=True):
+    """Where one user is in one conversation with the bot, as plain JSON.
+
+    Read on every update and written whenever it changes, so a restart, a crash or the
+    next update landing on another instance finds the conversation where it was.
+    """
+
+    telegram_user_id: int = Field(
+        sa_type=BigInteger, primary_key=True, sa_column_kwargs={"autoincrement": False}
+    )
+    kind: str = Field(primary_key=True, max_length=16)  # registration, reject, broadcast
+    state: str  # JSON of plain values
+    updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Lease(SQLModel, table=True):
+    """Work one instance may do at a time (scheduled work, broadcasts): who, and until when.
+
+    The holder renews it well before it ends; when the holder dies, another instance
+    takes it once it has ended.
+    """
+
+    name: str = Field(primary_key=True, max_length=40)
+    holder: str = Field(max_length=100)
+    expires_at: dt.datetime = Field(sa_type=UTCDateTime)
+
+
+class SendBudget(SQLModel, table=True):
+    """Telegram's overall limit for the bot, shared by every instance: a token bucket."""
+
+    name: str = Field(primary_key=True, max_length=40)
+    tokens: float
+    refilled_at: float  # seconds since the epoch, as the instances' clocks read it
+
+
 __all__ = [
     "CODE_LENGTH",
     "LANGUAGE_CODE_LENGTH",
@@ -244,14 +279,17 @@ __all__ = [
     "BotState",
     "Broadcast",
     "BroadcastDelivery",
+    "ConversationState",
     "Customer",
     "Invite",
+    "Lease",
     "Partner",
     "PartnerBase",
     "Purchase",
     "Registration",
     "Reminder",
     "Salesperson",
+    "SendBudget",
     "StaffNotice",
     "StatusChange",
     "VerdictTally",
