@@ -4,11 +4,26 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import secrets
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
+
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlmodel import col
+
+from bot.db import (
+    Timeouts,
+    dialect_insert,
+    make_engine,
+    make_sessions,
+    prepare_sqlite_file,
+    sqlite_file,
+)
+from models import ConversationState
 
 # A registration left unanswered this long is dropped; its buttons then answer "ended".
 DRAFT_LIFETIME = dt.timedelta(hours=2)
@@ -109,6 +124,72 @@ class Draft:
         )
 
 
+class Conversations:
+    """Where each user is in each conversation with the bot: one database row per user
+    and kind, read on every update and written whenever it changes.
+
+    Nothing lives in process memory, so a restart (even a crash) or the user's next
+    update landing on another instance finds the conversation where it was.
+    """
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def load(self, user_id: int, kind: str) -> dict[str, Any] | None:
+        async with self._sessions() as session:
+            row = await session.get(ConversationState, (user_id, kind))
+            return None if row is None else _decoded(row.state)
+
+    async def save(self, user_id: int, kind: str, state: dict[str, Any], now: dt.datetime) -> None:
+        values = {"state": json.dumps(state), "updated_at": now}
+        async with self._sessions() as session:
+            insert = dialect_insert(session, ConversationState).values(
+                telegram_user_id=user_id, kind=kind, **values
+            )
+            await session.execute(
+                insert.on_conflict_do_update(
+                    index_elements=["telegram_user_id", "kind"], set_=values
+                )
+            )
+            await session.commit()
+
+    async def take(self, user_id: int, kind: str) -> dict[str, Any] | None:
+        """Remove the state and return what it was: of two updates racing for it (two
+        taps on one button, on two instances), only one gets it."""
+        async with self._sessions() as session:
+            taken = await session.execute(
+                delete(ConversationState)
+                .where(
+                    col(ConversationState.telegram_user_id) == user_id,
+                    col(ConversationState.kind) == kind,
+                )
+                .returning(col(ConversationState.state))
+            )
+            state = taken.scalar_one_or_none()
+            await session.commit()
+        return None if state is None else _decoded(state)
+
+    async def forget_before(self, moment: dt.datetime) -> int:
+        """Drop conversations untouched since `moment`: they hold VAT numbers and names."""
+        async with self._sessions() as session:
+            result = await session.execute(
+                delete(ConversationState).where(col(ConversationState.updated_at) < moment)
+            )
+            await session.commit()
+        return cast(int, getattr(result, "rowcount", 0))
+
+
+def _decoded(state: str) -> dict[str, Any]:
+    plain = json.loads(state)
+    assert isinstance(plain, dict)
+    return plain
+
+
+# The conversations a user can be in: a registration (partners), a rejection waiting
+# for its reason and a broadcast being written (staff).
+REGISTRATION, REJECTION, BROADCAST = "registration", "rejection", "broadcast"
+
+
 class DraftStore(Protocol):
     """Where drafts live between a user's messages, one per Telegram user."""
 
@@ -119,18 +200,59 @@ class DraftStore(Protocol):
     async def drop(self, user_id: int) -> None: ...
 
 
-class MemoryDrafts:
-    """Drafts in this process's memory, kept as plain values like a database row would be."""
+class Drafts:
+    """Registrations in progress, kept in the conversations table."""
 
-    def __init__(self) -> None:
-        self._drafts: dict[int, dict[str, Any]] = {}
+    def __init__(self, conversations: Conversations) -> None:
+        self._conversations = conversations
 
     async def load(self, user_id: int) -> Draft | None:
-        plain = self._drafts.get(user_id)
-        return None if plain is None else Draft.from_plain(plain)
+        plain = await self._conversations.load(user_id, REGISTRATION)
+        if plain is None:
+            return None
+        try:
+            return Draft.from_plain(plain)
+        except (KeyError, TypeError, ValueError):
+            # Written by another version: start over rather than fail every message.
+            await self.drop(user_id)
+            return None
 
     async def save(self, user_id: int, draft: Draft) -> None:
-        self._drafts[user_id] = draft.to_plain()
+        await self._conversations.save(user_id, REGISTRATION, draft.to_plain(), draft.touched_at)
 
     async def drop(self, user_id: int) -> None:
-        self._drafts.pop(user_id, None)
+        await self._conversations.take(user_id, REGISTRATION)
+
+
+def conversations_url(database_url: str) -> str:
+    """Where conversations are kept: the database itself, except for a SQLite file.
+
+    SQLite has one writer for the whole file: an import holding it for seconds would
+    make every user's next answer wait. Conversations there go in a file of their own
+    beside it (`pai.db` -> `pai-conversations.db`), so one user's write never waits on
+    another's. PostgreSQL locks rows, so they stay in its one database.
+    """
+    path = sqlite_file(database_url)
+    if path is None:
+        return database_url
+    return f"sqlite:///{path.with_name(f'{path.stem}-conversations{path.suffix}')}"
+
+
+async def open_conversations(
+    database_url: str, engine: AsyncEngine, timeouts: Timeouts
+) -> tuple[Conversations, AsyncEngine | None]:
+    """The conversations store, and the engine of its own file when it has one."""
+    url = conversations_url(database_url)
+    if url == database_url:
+        return Conversations(make_sessions(engine)), None
+    prepare_sqlite_file(url, must_exist=False)
+    own = make_engine(url, timeouts)
+    try:
+        async with own.begin() as connection:
+            await connection.run_sync(
+                lambda sync: ConversationState.__table__.create(sync, checkfirst=True)  # type: ignore[attr-defined]
+            )
+    except BaseException:
+        await own.dispose()
+        raise
+    return Conversations(make_sessions(own)), own

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.db import create_tables, make_engine, make_sessions
-from bot.drafts import DraftStore, MemoryDrafts
+from bot.drafts import Conversations, Drafts, DraftStore, open_conversations
 from bot.rules import Rules, load_rules
 
 log = logging.getLogger(__name__)
@@ -36,17 +36,21 @@ class Resources:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     clock: Clock
-    drafts: DraftStore = field(default_factory=MemoryDrafts)
-    # Staff member -> the won deal whose rejection waits for their reason.
-    reject_prompts: dict[int, str] = field(default_factory=dict)
-    # Staff member -> the broadcast being written: its text and audience so far.
-    broadcast_drafts: dict[int, dict[str, str]] = field(default_factory=dict)
+    # Where each user is in each conversation (a registration, a broadcast being
+    # written, a rejection waiting for its reason): in the database, never in memory.
+    conversations: Conversations
+    # The conversations' own SQLite file, closed with the rest (None: the database).
+    conversations_engine: AsyncEngine | None = None
     # Long work (a broadcast being sent) that a stop interrupts; resumed at start.
     _long: set[asyncio.Task[None]] = field(default_factory=set)
     # Set when the bot stops: long work finishes what it handed over and takes no more.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     # Work that must not hold up an answer (noting a visit); awaited on close.
     _background: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @property
+    def drafts(self) -> DraftStore:
+        return Drafts(self.conversations)
 
     def now(self) -> dt.datetime:
         return self.clock.now()
@@ -113,6 +117,8 @@ class Resources:
         await self.wind_down()
         await self.settle()
         await self.engine.dispose()
+        if self.conversations_engine is not None:
+            await self.conversations_engine.dispose()
 
 
 async def open_resources(
@@ -123,6 +129,9 @@ async def open_resources(
     engine = make_engine(settings.database_url, settings.timeouts)
     try:
         await create_tables(engine)
+        conversations, conversations_engine = await open_conversations(
+            settings.database_url, engine, settings.timeouts
+        )
     except BaseException:
         await engine.dispose()
         raise
@@ -132,4 +141,6 @@ async def open_resources(
         engine=engine,
         sessions=make_sessions(engine),
         clock=clock or SystemClock(),
+        conversations=conversations,
+        conversations_engine=conversations_engine,
     )

@@ -18,6 +18,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
 from telegram.ext import ExtBot
 
+from bot.drafts import BROADCAST
 from bot.i18n import Texts
 from bot.ratelimit import PREPAID, PerChatRateLimiter, SendFailure, classify_failure
 from bot.resources import Resources
@@ -80,16 +81,20 @@ TEXT, AUDIENCE, PREVIEW = "text", "audience", "preview"
 
 
 async def start_broadcast(update: Update, context: Context, texts: Texts) -> None:
-    resources(context).broadcast_drafts[user_id_of(update)] = {"step": TEXT}
+    shared = resources(context)
+    await shared.conversations.save(user_id_of(update), BROADCAST, {"step": TEXT}, shared.now())
     await reply(update, texts("broadcast_ask_text"))
 
 
-async def take_broadcast_text(update: Update, context: Context, texts: Texts) -> None:
+async def take_broadcast_text(
+    update: Update, context: Context, texts: Texts, draft: dict[str, str]
+) -> None:
     """The message to broadcast, with its formatting (bold, links) as HTML."""
     message = update.effective_message
     assert message is not None
-    draft = resources(context).broadcast_drafts[user_id_of(update)]
+    shared = resources(context)
     draft.update(step=AUDIENCE, text=message.text_html)
+    await shared.conversations.save(user_id_of(update), BROADCAST, draft, shared.now())
     await reply(update, texts("broadcast_ask_audience"), audience_buttons(texts, context))
 
 
@@ -123,7 +128,7 @@ async def pick_audience(
 ) -> None:
     """Show the message exactly as partners will see it, and how many will get it."""
     shared = resources(context)
-    draft = shared.broadcast_drafts.get(user_id_of(update))
+    draft = await shared.conversations.load(user_id_of(update), BROADCAST)
     if draft is None or "text" not in draft:
         await answer_query(update, texts.plain("stale_button"))
         return
@@ -135,6 +140,7 @@ async def pick_audience(
     async with shared.sessions() as session:
         count = await count_audience(session=session, audience=audience, today=shared.today())
     draft.update(step=PREVIEW, audience=audience.code)
+    await shared.conversations.save(user_id_of(update), BROADCAST, draft, shared.now())
     await reply(update, draft["text"])  # the preview: what partners will read
     markup = InlineKeyboardMarkup(
         [
@@ -156,7 +162,7 @@ async def pick_audience(
 
 
 async def cancel_broadcast(update: Update, context: Context, texts: Texts) -> None:
-    resources(context).broadcast_drafts.pop(user_id_of(update), None)
+    await resources(context).conversations.take(user_id_of(update), BROADCAST)
     await answer_query(update)
     await remove_buttons(update)
     await reply(update, texts("broadcast_cancelled"))
@@ -165,7 +171,7 @@ async def cancel_broadcast(update: Update, context: Context, texts: Texts) -> No
 async def send_now(update: Update, context: Context, texts: Texts) -> None:
     """Store the broadcast and a delivery row per recipient, then send in the background."""
     shared = resources(context)
-    draft = shared.broadcast_drafts.pop(user_id_of(update), None)
+    draft = await shared.conversations.take(user_id_of(update), BROADCAST)
     if draft is None or draft.get("step") != PREVIEW:
         await answer_query(update, texts.plain("stale_button"))
         return

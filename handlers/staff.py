@@ -11,6 +11,7 @@ from typing import Any
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
 
+from bot.drafts import BROADCAST, REJECTION
 from bot.errors import AlreadyDecided, InvalidText, InvalidVat, RegistrationNotFound
 from bot.i18n import Markup, Texts, language_for
 from bot.parsing import clean_text, normalise_vat
@@ -155,7 +156,9 @@ async def press_staff_button(update: Update, context: Context, button: StaffButt
     texts = texts_for(update, None)
     if isinstance(button, Reject):
         shared = resources(context)
-        shared.reject_prompts[user_id_of(update)] = button.reference
+        await shared.conversations.save(
+            user_id_of(update), REJECTION, {"reference": button.reference}, shared.now()
+        )
         await answer_query(update)
         await reply(update, texts("staff_reject_why", reference=button.reference))
         return
@@ -166,14 +169,15 @@ async def press_staff_button(update: Update, context: Context, button: StaffButt
 async def receive_staff_text(update: Update, context: Context) -> None:
     """A broadcast's text, or a rejection's reason; any other text goes on as usual."""
     shared = resources(context)
-    draft = shared.broadcast_drafts.get(user_id_of(update))
+    draft = await shared.conversations.load(user_id_of(update), BROADCAST)
     if draft is not None and draft.get("step") == broadcasts.TEXT:
-        await broadcasts.take_broadcast_text(update, context, texts_for(update, None))
+        await broadcasts.take_broadcast_text(update, context, texts_for(update, None), draft)
         return
-    reference = shared.reject_prompts.get(user_id_of(update))
-    if reference is None:
+    prompt = await shared.conversations.load(user_id_of(update), REJECTION)
+    if prompt is None:
         await receive_text(update, context)
         return
+    reference = prompt["reference"]
     message = update.effective_message
     texts = texts_for(update, None)
     try:
@@ -182,7 +186,8 @@ async def receive_staff_text(update: Update, context: Context) -> None:
         why = render_invalid(texts, shared.rules, error)
         await reply(update, f"{why}\n{texts('staff_reject_why', reference=reference)}")
         return
-    del shared.reject_prompts[user_id_of(update)]
+    if await shared.conversations.take(user_id_of(update), REJECTION) is None:
+        return  # the same reason, typed twice, reached two instances: one rejects
     await settle(update, context, texts, reference, approve=False, reason=reason)
 
 
@@ -190,14 +195,16 @@ async def cancel_staff_prompt(update: Update, context: Context) -> None:
     """/cancel while a rejection waits for its reason (nothing is rejected) or while a
     broadcast is being written (nothing is sent)."""
     shared = resources(context)
-    if shared.broadcast_drafts.pop(user_id_of(update), None) is not None:
+    if await shared.conversations.take(user_id_of(update), BROADCAST) is not None:
         await reply(update, texts_for(update, None)("broadcast_cancelled"))
         return
-    reference = shared.reject_prompts.pop(user_id_of(update), None)
-    if reference is None:
+    prompt = await shared.conversations.take(user_id_of(update), REJECTION)
+    if prompt is None:
         await cancel_registration(update, context)
         return
-    await reply(update, texts_for(update, None)("staff_reject_cancelled", reference=reference))
+    await reply(
+        update, texts_for(update, None)("staff_reject_cancelled", reference=prompt["reference"])
+    )
 
 
 async def settle(

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 from decimal import Decimal
 
-from bot.drafts import Draft, MemoryDrafts, Step
+from bot.config import Settings
+from bot.drafts import BROADCAST, REGISTRATION, REJECTION, Draft, Step, conversations_url
+from bot.resources import open_resources
 
 NOW = dt.datetime(2026, 11, 28, 10, 0, tzinfo=dt.UTC)
 
@@ -34,19 +37,49 @@ def test_a_draft_becomes_json_and_comes_back_the_same():
     assert Draft.from_plain(plain) == draft
 
 
-async def test_the_memory_store_keeps_plain_values_not_the_object():
-    store = MemoryDrafts()
-    draft = full_draft()
-    await store.save(7, draft)
-    draft.product = "changed after saving"
-    loaded = await store.load(7)
-    assert loaded is not None
-    assert loaded.product == "Mouse"
-    await store.drop(7)
-    assert await store.load(7) is None
+def test_conversations_of_a_sqlite_file_live_in_a_file_beside_it():
+    assert conversations_url("sqlite:////data/pai.db") == "sqlite:////data/pai-conversations.db"
+    assert conversations_url("sqlite:///pai.db") == "sqlite:///pai-conversations.db"
+    pg = "postgresql://postgres@127.0.0.1:5432/pai"
+    assert conversations_url(pg) == pg
 
 
 def test_a_draft_left_two_hours_is_stale():
     draft = full_draft()
     assert not draft.is_stale(NOW + dt.timedelta(hours=2))
     assert draft.is_stale(NOW + dt.timedelta(hours=2, seconds=1))
+
+
+async def test_conversations_are_kept_in_the_database_one_row_per_user_and_kind(database_url):
+    settings = Settings(database_url=database_url)
+    shared = await open_resources(settings)
+    try:
+        store = shared.conversations
+        draft = full_draft()
+        await shared.drafts.save(7, draft)
+        await store.save(7, BROADCAST, {"step": "text"}, NOW)
+        await store.save(8, REJECTION, {"reference": "PAI-ABC123"}, NOW)
+        loaded = await shared.drafts.load(7)
+        assert loaded == draft
+        await store.save(7, BROADCAST, {"step": "audience", "text": "<b>Hi</b>"}, NOW)
+        assert await store.load(7, BROADCAST) == {"step": "audience", "text": "<b>Hi</b>"}
+        # Two updates racing for one state: only one gets it.
+        taken = await asyncio.gather(store.take(8, REJECTION), store.take(8, REJECTION))
+        assert sorted(taken, key=bool) == [None, {"reference": "PAI-ABC123"}]
+        # Abandoned conversations hold VAT numbers and names: they are forgotten.
+        await store.save(9, BROADCAST, {"step": "text"}, NOW + dt.timedelta(days=8))
+        assert await store.forget_before(NOW + dt.timedelta(days=7)) == 2
+        assert await shared.drafts.load(7) is None
+        assert await store.load(9, BROADCAST) == {"step": "text"}
+    finally:
+        await shared.close()
+
+
+async def test_a_draft_an_older_version_wrote_differently_starts_over(database_url):
+    shared = await open_resources(Settings(database_url=database_url))
+    try:
+        await shared.conversations.save(7, REGISTRATION, {"step": "vat"}, NOW)
+        assert await shared.drafts.load(7) is None
+        assert await shared.conversations.load(7, REGISTRATION) is None
+    finally:
+        await shared.close()
