@@ -181,7 +181,9 @@ async def run(partners: int, limit: float, salespeople: int, deals: int) -> None
             )
         too_many_before = api.too_many
         started = time.perf_counter()
-        sending = asyncio.create_task(deliver_broadcast(app.bot, shared, broadcast_id))
+        sending = asyncio.create_task(
+            deliver_broadcast(app.bot, shared, broadcast_id, app.bot_data)
+        )
         await asyncio.sleep(1.0)  # the broadcast is under way when the salespeople start
         during = await everyone_registers(100_000)
         await sending

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import os
@@ -14,6 +15,7 @@ from telegram.request import BaseRequest, HTTPXRequest
 from bot.clock import Clock
 from bot.config import Settings
 from bot.i18n import LANGUAGES, Texts
+from bot.leader import LEADERSHIP_KEY, RENEW_EVERY, Leadership, leads
 from bot.ratelimit import PerChatRateLimiter
 from bot.resources import Resources, open_resources
 from bot.rules import Rules, load_rules
@@ -27,6 +29,8 @@ from handlers.reminders import tick
 log = logging.getLogger(__name__)
 COMMANDS = ("new", "check", "status", "settings", "help", "cancel")
 STAFF_COMMANDS = ("pending", "find", "stats", "broadcast", "broadcasts")
+# bot_data key, set when this poller lost its lease and stopped: `run` exits with failure.
+LOST_LEAD_KEY = "lost the lead"
 
 
 def build_application(
@@ -47,12 +51,20 @@ def build_application(
     # Read now, so a broken rules file stops the bot before it connects to anything.
     programme_rules = load_rules(settings.pai_rules_file)
 
+    polling = settings.pai_webhook_url is None
+
     async def open_shared(application: App) -> None:
-        application.bot_data[RESOURCES_KEY] = await open_resources(
-            settings, clock=clock, rules=programme_rules
-        )
+        shared = await open_resources(settings, clock=clock, rules=programme_rules)
+        application.bot_data[RESOURCES_KEY] = shared
+        leadership = Leadership(shared)
+        application.bot_data[LEADERSHIP_KEY] = leadership
         await _start(application)
+        if polling:
+            await _wait_to_lead(leadership)
+        else:
+            await leadership.renew()
         await resume_broadcasts(application)
+        _keep_leading(application, polling=polling, schedule_reminders=schedule_reminders)
         if schedule_reminders:
             _schedule_reminders(application, programme_rules)
 
@@ -92,6 +104,51 @@ async def _start(application: App) -> None:
     log.info("bot @%s ready", application.bot.username)
 
 
+async def _wait_to_lead(leadership: Leadership) -> None:
+    """Polling: Telegram gives updates to one poller, so a second instance waits."""
+    if await leadership.renew():
+        return
+    log.warning(
+        "another instance is polling this bot: waiting to take over "
+        "(for several instances, use webhook mode: PAI_WEBHOOK_URL)"
+    )
+    while not await leadership.renew():  # noqa: ASYNC110 (the lease is in the database)
+        await asyncio.sleep(RENEW_EVERY.total_seconds())
+
+
+def _keep_leading(application: App, *, polling: bool, schedule_reminders: bool) -> None:
+    """Renew the lease every RENEW_EVERY. A new leader catches up at once: the tick
+    and the broadcasts another instance left. A poller that lost its lease stops, or
+    two would poll (its service manager starts it again, to wait)."""
+    jobs = application.job_queue
+    assert jobs is not None, "python-telegram-bot[job-queue] is a dependency"
+
+    async def renew(context: Context) -> None:
+        leadership: Leadership = application.bot_data[LEADERSHIP_KEY]
+        was = leadership.held
+        if not await leadership.renew():
+            if polling and was:
+                application.bot_data[LOST_LEAD_KEY] = True
+                application.stop_running()
+            return
+        if not was and schedule_reminders:
+            jobs.run_once(_tick_if_leading, when=0, name="reminders on taking the lead")
+        await resume_broadcasts(application)
+
+    jobs.run_repeating(
+        renew,
+        interval=RENEW_EVERY,
+        first=RENEW_EVERY,
+        name="leader lease",
+        job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
+    )
+
+
+async def _tick_if_leading(context: Context) -> None:
+    if leads(context.application.bot_data):
+        await tick(context)
+
+
 def _schedule_reminders(application: App, rules: Rules) -> None:
     """One repeating tick that computes what is due from the database, first right at start:
     a bot that was down catches up at once, and a restart loses nothing."""
@@ -100,9 +157,11 @@ def _schedule_reminders(application: App, rules: Rules) -> None:
     every = dt.timedelta(minutes=rules.reminders.tick_minutes)
     # The first tick as soon as the scheduler starts, however late that is after this
     # call (APScheduler would skip a repeating job's start that passed while it waited).
-    jobs.run_once(tick, when=0, name="reminders at start", job_kwargs={"misfire_grace_time": None})
+    jobs.run_once(
+        _tick_if_leading, when=0, name="reminders at start", job_kwargs={"misfire_grace_time": None}
+    )
     jobs.run_repeating(
-        tick,
+        _tick_if_leading,
         interval=every,
         first=every,
         name="reminders",
@@ -141,6 +200,9 @@ async def _wind_down(application: App) -> None:
     shared: Resources | None = application.bot_data.get(RESOURCES_KEY)
     if shared is not None:
         await shared.wind_down()
+    leadership: Leadership | None = application.bot_data.get(LEADERSHIP_KEY)
+    if leadership is not None:  # another instance takes over now, not in LEASE_TTL
+        await leadership.give_up()
 
 
 async def _close_resources(application: App) -> None:

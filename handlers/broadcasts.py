@@ -12,6 +12,7 @@ import io
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
@@ -20,6 +21,7 @@ from telegram.ext import ExtBot
 
 from bot.drafts import BROADCAST
 from bot.i18n import Texts
+from bot.leader import leads
 from bot.ratelimit import PREPAID, PerChatRateLimiter, SendFailure, classify_failure
 from bot.resources import Resources
 from bot.services.broadcasts import (
@@ -75,6 +77,8 @@ BACKOFF = (1.0, 2.0, 4.0, 8.0)
 # How often the progress message is edited, in seconds.
 PROGRESS_EVERY = 2.0
 TEXT, AUDIENCE, PREVIEW = "text", "audience", "preview"
+# bot_data key: the broadcasts this process is sending now.
+SENDING_KEY = "broadcasts sending"
 
 
 # --- writing it --------------------------------------------------------------------
@@ -205,25 +209,49 @@ async def send_now(update: Update, context: Context, texts: Texts) -> None:
 # --- sending it --------------------------------------------------------------------
 
 
-def start_sending(application: App, broadcast_id: int) -> None:
+def start_sending(application: App, broadcast_id: int) -> bool:
+    """Send the broadcast from here if this instance leads and is not sending it yet.
+
+    Otherwise the leader picks it up at its next lease renewal (`resume_broadcasts`):
+    one instance sends, so Telegram's budget and the progress message have one owner.
+    """
+    if not leads(application.bot_data):
+        return False
+    sending: set[int] = application.bot_data.setdefault(SENDING_KEY, set())
+    if broadcast_id in sending:
+        return False
+    sending.add(broadcast_id)
     shared: Resources = application.bot_data[RESOURCES_KEY]
-    shared.run_until_closed(
-        deliver_broadcast(application.bot, shared, broadcast_id), f"broadcast {broadcast_id}"
-    )
+
+    async def deliver() -> None:
+        try:
+            await deliver_broadcast(application.bot, shared, broadcast_id, application.bot_data)
+        finally:
+            sending.discard(broadcast_id)
+
+    shared.run_until_closed(deliver(), f"broadcast {broadcast_id}")
+    return True
 
 
 async def resume_broadcasts(application: App) -> None:
-    """At start: go on with broadcasts a stop or a crash interrupted."""
+    """Go on with broadcasts a stop or a crash interrupted, or that staff started on
+    another instance: at start, and whenever this instance renews its lead."""
     shared: Resources = application.bot_data[RESOURCES_KEY]
     async with shared.sessions() as session:
         unfinished = await unfinished_broadcasts(session=session)
     for broadcast_id in unfinished:
-        log.info("resuming broadcast %s", broadcast_id)
-        start_sending(application, broadcast_id)
+        if start_sending(application, broadcast_id):
+            log.info("sending broadcast %s", broadcast_id)
 
 
-async def deliver_broadcast(bot: ExtBot[str], shared: Resources, broadcast_id: int) -> None:
-    """Send to every recipient not handed over yet, show progress, end with the report."""
+async def deliver_broadcast(
+    bot: ExtBot[str], shared: Resources, broadcast_id: int, bot_data: dict[str, Any]
+) -> None:
+    """Send to every recipient not handed over yet, show progress, end with the report.
+
+    It stops between batches when the bot stops or this instance stops leading: the
+    new leader goes on from the delivery rows.
+    """
     async with shared.sessions() as session:
         broadcast = await broadcast_text(session=session, broadcast_id=broadcast_id)
     queue: asyncio.Queue[Recipient] = asyncio.Queue()
@@ -233,7 +261,7 @@ async def deliver_broadcast(bot: ExtBot[str], shared: Resources, broadcast_id: i
             batch = await next_recipients(
                 session=session, broadcast_id=broadcast_id, now=shared.now(), limit=10_000
             )
-        if not batch or shared.stopping.is_set():
+        if not batch or shared.stopping.is_set() or not leads(bot_data):
             break
         for recipient in batch:
             queue.put_nowait(recipient)
@@ -242,11 +270,14 @@ async def deliver_broadcast(bot: ExtBot[str], shared: Resources, broadcast_id: i
         async with asyncio.TaskGroup() as senders:
             for _ in range(WORKERS):
                 senders.create_task(_work(bot, shared, broadcast.text_html, queue, progress))
-    if shared.stopping.is_set():
-        return  # the rest goes when the bot starts again
+    if shared.stopping.is_set() or not leads(bot_data):
+        return  # the rest goes when the bot starts again, or from the new leader
     async with shared.sessions() as session:
-        await finish_broadcast(session=session, broadcast_id=broadcast_id, now=shared.now())
-    await progress.finish()
+        finished = await finish_broadcast(
+            session=session, broadcast_id=broadcast_id, now=shared.now()
+        )
+    if finished:  # one report, even if an old leader got here as well
+        await progress.finish()
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from decimal import Decimal
 from bot.config import Settings
 from bot.drafts import BROADCAST, REGISTRATION, REJECTION, Draft, Step, conversations_url
 from bot.resources import open_resources
+from tests.conftest import reset_postgresql
 
 NOW = dt.datetime(2026, 11, 28, 10, 0, tzinfo=dt.UTC)
 
@@ -50,7 +51,14 @@ def test_a_draft_left_two_hours_is_stale():
     assert draft.is_stale(NOW + dt.timedelta(hours=2, seconds=1))
 
 
+async def fresh(database_url: str) -> str:
+    if database_url.startswith("postgresql"):
+        await reset_postgresql(database_url)
+    return database_url
+
+
 async def test_conversations_are_kept_in_the_database_one_row_per_user_and_kind(database_url):
+    await fresh(database_url)
     settings = Settings(database_url=database_url)
     shared = await open_resources(settings)
     try:
@@ -76,6 +84,7 @@ async def test_conversations_are_kept_in_the_database_one_row_per_user_and_kind(
 
 
 async def test_a_draft_an_older_version_wrote_differently_starts_over(database_url):
+    await fresh(database_url)
     shared = await open_resources(Settings(database_url=database_url))
     try:
         await shared.conversations.save(7, REGISTRATION, {"step": "vat"}, NOW)

@@ -219,13 +219,16 @@ async def record_delivery(
         await session.commit()
 
 
-async def finish_broadcast(*, session: AsyncSession, broadcast_id: int, now: dt.datetime) -> None:
-    await session.execute(
+async def finish_broadcast(*, session: AsyncSession, broadcast_id: int, now: dt.datetime) -> bool:
+    """Mark it done; False when it already was (only one sender reports it)."""
+    done = await session.execute(
         update(Broadcast)
-        .where(col(Broadcast.id) == broadcast_id)
+        .where(col(Broadcast.id) == broadcast_id, col(Broadcast.status) == SENDING)
         .values(status="done", finished_at=now)
+        .returning(col(Broadcast.id))
     )
     await session.commit()
+    return done.scalar_one_or_none() is not None
 
 
 async def unfinished_broadcasts(*, session: AsyncSession) -> list[int]:
