@@ -27,6 +27,9 @@ from models import ConversationState
 
 # A registration left unanswered this long is dropped; its buttons then answer "ended".
 DRAFT_LIFETIME = dt.timedelta(hours=2)
+# Any conversation untouched this long is deleted by the scheduled tick: it holds VAT
+# numbers and names nobody is going to finish typing.
+FORGET_AFTER = dt.timedelta(days=1)
 
 
 class Step(StrEnum):

@@ -13,6 +13,7 @@ from telegram.error import (
 )
 from telegram.ext import ExtBot
 
+from bot.drafts import FORGET_AFTER
 from bot.errors import RegistrationNotFound, TransitionNotAllowed
 from bot.i18n import Texts, language_for
 from bot.lifecycle import Status
@@ -86,6 +87,7 @@ async def run_tick(application: App) -> TickReport:
     rules, now = shared.rules, shared.now()
     async with shared.sessions() as session:
         expired = await expire_lapsed(session=session, rules=rules, now=now)
+    await shared.conversations.forget_before(now - FORGET_AFTER)
     if not sending_allowed(rules, now):
         return _reported(application, TickReport(expired=expired, quiet=True))
     token = secrets.token_hex(8)

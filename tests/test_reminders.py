@@ -90,8 +90,9 @@ async def test_the_nudges_button_starts_a_registration(bot):
     [nudge] = nudges(chat)
     [question] = await chat.press(nudge, "Register a deal")
     assert "Send the VAT number" in question["text"]
-    verdict, _ask = await chat.send(VATS[1])
+    [verdict] = await chat.send(VATS[1])  # with the next question
     assert "new customer" in verdict["text"]
+    assert "deal value" in verdict["text"]
 
 
 async def test_nothing_is_sent_in_quiet_hours_or_at_weekends_but_at_the_next_allowed_moment(
@@ -474,3 +475,14 @@ async def test_a_late_lost_press_says_the_deal_moved_on_without_asking_why(bot):
     await chat.press_data(followup, lost)
     assert "is won already: nothing changed" in followup["text"]
     assert "Why was" not in followup["text"]
+
+
+async def test_the_tick_forgets_conversations_left_for_a_day(bot):
+    """A half-typed registration holds a VAT number: it does not stay in the database."""
+    chat = await join(bot, 31, language="en")
+    await chat.send(f"/new {VATS[5]}")
+    assert await bot.resources.conversations.load(31, "registration") is not None
+    await tick_at(bot, bot.clock.now() + dt.timedelta(hours=23))
+    assert await bot.resources.conversations.load(31, "registration") is not None
+    await tick_at(bot, bot.clock.now() + dt.timedelta(hours=2))
+    assert await bot.resources.conversations.load(31, "registration") is None
