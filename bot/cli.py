@@ -17,7 +17,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.db import display_url, prepare_sqlite_file
+from bot.db import (
+    Migration,
+    check_schema,
+    display_url,
+    migrate_database,
+    prepare_sqlite_file,
+)
 from bot.errors import (
     AlreadyRegistered,
     CustomerNotNew,
@@ -104,6 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # httpx logs every request URL, and Telegram's URLs carry the bot token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # Alembic names its dialect at every start; `pai-bot migrate` says what it did itself.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         settings = Settings()
     except ValidationError as exc:
@@ -161,6 +169,19 @@ def build_parser() -> argparse.ArgumentParser:
         "Example: pai-bot run",
     )
     run.set_defaults(command=run_bot)
+
+    migrate = command(
+        "migrate",
+        "bring the database up to this version's schema, keeping every row",
+        "Run it after installing a new version, before `pai-bot run`: the bot refuses to\n"
+        "start on a database an earlier version made until it has been migrated. A\n"
+        "database made before migrations existed is recognised by its tables; a new one\n"
+        "is created. All or nothing: a migration that fails changes nothing. Running it\n"
+        "again when nothing is left to do changes nothing either. Stop the bot first, and\n"
+        "keep a backup (a copy of the SQLite file, or pg_dump).\n"
+        "Example: pai-bot migrate && pai-bot run",
+    )
+    migrate.set_defaults(command=run_migrate)
 
     purchases = command("import-purchases", "load the vendor's sales history", PURCHASES_HELP)
     purchases.add_argument("file", type=Path, metavar="FILE")
@@ -306,12 +327,17 @@ def run_bot(args: argparse.Namespace, settings: Settings) -> int:
     # Telegram is imported only by the command that talks to it.
     from telegram.error import InvalidToken, NetworkError
 
-    from bot.app import build_application
+    from bot.app import LOST_LEAD_KEY, build_application
+    from bot.webhook import serve_webhook, webhook_of
     from handlers import ALLOWED_UPDATES
 
     log = logging.getLogger(__name__)
     logging.getLogger("telegram.ext").addFilter(_quiet_startup_failures(InvalidToken, NetworkError))
+    # Before anything talks to Telegram: a database that needs migrating is one sentence.
+    asyncio.run(check_schema(settings.database_url, settings.timeouts))
     application = build_application(settings)  # refuses a missing or placeholder token
+    if settings.pai_webhook_url is not None:
+        webhook_of(settings)  # a wrong address is one sentence before anything starts
     created = prepare_sqlite_file(settings.database_url, must_exist=False)
     warn_if_env_file_is_shared(log)
     log.info(
@@ -320,7 +346,10 @@ def run_bot(args: argparse.Namespace, settings: Settings) -> int:
         " (new, created now)" if created else "",
     )
     try:
-        application.run_polling(allowed_updates=ALLOWED_UPDATES)
+        if settings.pai_webhook_url is None:
+            application.run_polling(allowed_updates=ALLOWED_UPDATES)
+        else:
+            asyncio.run(serve_webhook(application, settings, ALLOWED_UPDATES))
     except InvalidToken:
         print(
             "pai-bot: Telegram refused TELEGRAM_BOT_TOKEN: check it with @BotFather.",
@@ -333,7 +362,38 @@ def run_bot(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return FAILED
+    if application.bot_data.get(LOST_LEAD_KEY):
+        print("pai-bot: another instance took over polling: stopped.", file=sys.stderr)
+        return FAILED
     return OK
+
+
+# --- migrate -------------------------------------------------------------------
+
+
+def run_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    where = display_url(settings.database_url)
+    created = prepare_sqlite_file(settings.database_url, must_exist=False)
+    print(f"pai-bot: database {where}{' (new, created now)' if created else ''}", file=sys.stderr)
+    migration = asyncio.run(migrate_database(settings.database_url, settings.timeouts))
+    print(describe_migration(migration))
+    return OK
+
+
+def describe_migration(migration: Migration) -> str:
+    if migration.before is None:
+        return f"The database was empty: created the schema at revision {migration.after}."
+    lines = []
+    if migration.recognised:
+        lines.append(
+            f"The database had no recorded revision; its tables match revision {migration.before}."
+        )
+    if not migration.steps:
+        lines.append(f"Already up to date at revision {migration.after}.")
+        return "\n".join(lines)
+    lines.append(f"Migrated from revision {migration.before} to {migration.after}:")
+    lines += [f"  {step}" for step in migration.steps]
+    return "\n".join(lines)
 
 
 def warn_if_env_file_is_shared(log: logging.Logger) -> None:

@@ -67,6 +67,8 @@ async def reset_postgresql(url: str) -> None:
     engine = make_engine(url)
     async with engine.begin() as connection:
         await connection.run_sync(SQLModel.metadata.drop_all)
+        # The schema's recorded revision goes too: the next test's database is new.
+        await connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
     await engine.dispose()
 
 

@@ -845,28 +845,6 @@ async def test_control_characters_in_a_file_are_cleaned_before_they_are_stored(
         assert (await session.get(Customer, VATS[0])).name == "Rossi Srl"
 
 
-async def test_a_database_an_earlier_version_made_is_refused_in_one_sentence(tmp_path):
-    import sqlite3
-
-    from bot.db import SchemaOutdated, create_tables, make_engine
-
-    path = tmp_path / "old.db"
-    with sqlite3.connect(path) as db:  # the core's salesperson table, before this version
-        db.execute(
-            "CREATE TABLE salesperson (id INTEGER PRIMARY KEY, telegram_user_id BIGINT, "
-            "partner_id INTEGER, language VARCHAR(8), reminders_enabled BOOLEAN, "
-            "linked_at DATETIME)"
-        )
-    engine = make_engine(f"sqlite:///{path}")
-    try:
-        with pytest.raises(SchemaOutdated) as refused:
-            await create_tables(engine)
-    finally:
-        await engine.dispose()
-    assert "salesperson.telegram_language" in str(refused.value)
-    assert "needs migrating" in str(refused.value)
-
-
 async def test_a_won_deal_past_its_protection_lets_the_customer_go_once_and_for_good(
     sessions, rules, programme
 ):
