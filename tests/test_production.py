@@ -3,24 +3,36 @@ webhook mode, as two instances — on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import json
+import os
+import signal
 import socket
 import sqlite3
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import make_url
 
+from bot.budget import SHARED_MARGIN, SharedBudget
+from bot.db import create_tables, make_engine, make_sessions
+from bot.leader import died_here
+from bot.services.leases import give_up_lease, hold_lease
 from tests.conftest import reset_postgresql
 from tests.factories import VATS
 from tests.fake_bot_api import FakeBotApi, User
 from tests.harness import button_data
-from tests.test_process import api, environment, invite_for_acme, running  # noqa: F401
+from tests.test_process import api as api  # the fake Bot API, as a fixture
+from tests.test_process import environment, invite_for_acme, running
 
 WEBHOOK_URL = "https://bot.example.com/tg/hook"
 
@@ -139,8 +151,6 @@ def registrations(database_url: str) -> list[tuple[str, str]]:
     if database_url.startswith("sqlite"):
         with sqlite3.connect(str(make_url(database_url).database)) as connection:
             return [tuple(row) for row in connection.execute(query)]
-    import asyncio
-
     import asyncpg
 
     async def read() -> list[tuple[str, str]]:
@@ -172,7 +182,7 @@ def finish_registration(person: Salesperson) -> None:
     person.waits_for("Registered")
 
 
-def test_a_registration_half_typed_survives_a_sigkill(api, tmp_path, database):  # noqa: F811
+def test_a_registration_half_typed_survives_a_sigkill(api, tmp_path, database):
     fake, base_url = api
     env = env_for(tmp_path, base_url, database)
     payload = invite_for_acme(env, tmp_path)
@@ -189,3 +199,274 @@ def test_a_registration_half_typed_survives_a_sigkill(api, tmp_path, database): 
     assert registrations(database) == [(VATS[3], "Gestionale cloud")]
     assert person.count("Which customer") == 0  # never asked to start over
     assert person.count("Something went wrong") == 0
+
+
+def test_webhook_mode_registers_a_secret_refuses_strangers_and_answers_healthz(api, tmp_path):
+    fake, base_url = api
+    port = free_port()
+    env = webhook_env(environment(tmp_path, base_url), port)
+    payload = invite_for_acme(env, tmp_path)
+    person = Salesperson(fake, User(id=502, language_code="en"))
+    with running(env, tmp_path, tmp_path / "bot.log") as process:
+        wait_for_listener(port, process)
+        fake.wait_for(lambda: any(m == "setWebhook" for m, _ in fake.calls), timeout=30)
+        registered = next(p for m, p in fake.calls if m == "setWebhook")
+        assert registered["url"] == WEBHOOK_URL
+        secret = webhook_secret(fake)
+        assert len(secret) >= 32  # generated, since PAI_WEBHOOK_SECRET is not set
+        update = fake.user_sends(person.user, f"/start {payload}")
+        with fake._changed:
+            fake.pending.remove(update)
+        # Without the secret, or with a wrong one: refused, and nothing handled.
+        assert http(port, "/tg/hook", update)[0] == 403
+        assert http(port, "/tg/hook", update, secret[:-1] + "x")[0] == 403
+        assert http(port, "/elsewhere", update, secret)[0] == 404
+        time.sleep(0.5)
+        assert person.count("Acme Informatica") == 0
+        assert http(port, "/tg/hook", update, secret)[0] == 200
+        person.waits_for("Acme Informatica")
+        status, body = http(port, "/healthz")
+        assert status == 200
+        assert json.loads(body) == {"database": "ok", "leader": True}
+    # The secret was stored: a restart registers the same one, and Telegram's
+    # retries of updates sent before the restart still get in.
+    with running(env, tmp_path, tmp_path / "again.log") as process:
+        wait_for_listener(port, process)
+        fake.wait_for(lambda: sum(m == "setWebhook" for m, _ in fake.calls) == 2, timeout=30)
+        assert webhook_secret(fake) == secret
+    log = (tmp_path / "bot.log").read_text()
+    assert secret not in log and "Traceback" not in log
+
+
+def test_one_users_registration_alternating_between_two_instances(api, tmp_path, database):
+    """Each update goes to the other instance, as a load balancer may send them."""
+    fake, base_url = api
+    ports = free_port(), free_port()
+    env = env_for(tmp_path, base_url, database, PAI_WEBHOOK_SECRET="s3cret-for-the-test")
+    payload = invite_for_acme(env, tmp_path)
+    person = Salesperson(fake, User(id=503, language_code="en"))
+    person.secret = "s3cret-for-the-test"
+    first, second = (webhook_env(env, port) for port in ports)
+    with (
+        running(first, tmp_path, tmp_path / "one.log") as one,
+        running(second, tmp_path, tmp_path / "two.log") as two,
+    ):
+        wait_for_listener(ports[0], one)
+        wait_for_listener(ports[1], two)
+        turns = iter(ports * 10)
+
+        def next_instance(_person: Salesperson = person) -> None:
+            _person.port = next(turns)
+
+        for step in (
+            lambda: person.says(f"/start {payload}"),
+            lambda: person.says(f"/new {VATS[4]}"),
+            lambda: person.says("Verdi Snc"),
+            lambda: person.says("2000"),
+            lambda: person.says("Gestionale cloud"),
+            lambda: person.presses("In 30 days"),
+            lambda: person.presses("Confirm"),
+        ):
+            next_instance()
+            before = len(fake.calls)
+            step()
+            fake.wait_for(
+                lambda b=before: any(  # type: ignore[misc]
+                    m in {"sendMessage", "editMessageText"} for m, _ in fake.calls[b:]
+                )
+            )
+            time.sleep(0.2)  # let the step finish writing before the other instance reads
+        person.waits_for("Registered")
+    assert registrations(database) == [(VATS[4], "Gestionale cloud")]
+    assert person.count("Which customer") == 0
+    assert person.count("Something went wrong") == 0
+    assert person.count("Registered") == 1
+
+
+@contextmanager
+def write_lock_held(database_url: str, seconds: float) -> Iterator[None]:
+    """Hold the registration table's write lock for `seconds`, from outside the bot."""
+    if database_url.startswith("sqlite"):
+        taken = threading.Event()
+
+        def hold() -> None:
+            with sqlite3.connect(str(make_url(database_url).database), isolation_level=None) as c:
+                c.execute("BEGIN IMMEDIATE")
+                taken.set()
+                time.sleep(seconds)
+                c.execute("ROLLBACK")
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        assert taken.wait(10)
+        yield
+        holder.join()
+        return
+    script = (
+        "BEGIN; LOCK TABLE registration IN EXCLUSIVE MODE; \\echo locked\n"
+        f"SELECT pg_sleep({seconds}); ROLLBACK;\n"
+    )
+    with subprocess.Popen(
+        ["psql", "-X", "-q", database_url], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    ) as psql:
+        assert psql.stdin is not None and psql.stdout is not None
+        psql.stdin.write(script)
+        psql.stdin.close()
+        assert psql.stdout.readline().strip() == "locked"
+        yield
+        psql.wait(timeout=seconds + 10)
+
+
+def wait_for_query_answer(fake: FakeBotApi, update: dict[str, Any]) -> None:
+    """Until the bot took the button press in hand (it answers the press first)."""
+    query_id = update["callback_query"]["id"]
+    fake.wait_for(
+        lambda: any(p.get("callback_query_id") == query_id for p in fake.answers()), timeout=30
+    )
+
+
+def reach_confirm(person: Salesperson, payload: str) -> None:
+    person.says(f"/start {payload}")
+    person.waits_for("Acme Informatica")
+    start_registration(person)
+    person.says("Gestionale cloud")
+    person.waits_for("Expected close date")
+    person.presses("In 30 days")
+    person.waits_for_button("Confirm")
+
+
+def press_confirm(person: Salesperson) -> dict[str, Any]:
+    message = person.message_with_button("Confirm")
+    return person.fake.user_presses(person.user, message, button_data(message, "Confirm"))
+
+
+def test_a_confirm_killed_before_its_commit_registers_once_on_the_next_tap(api, tmp_path, database):
+    fake, base_url = api
+    env = env_for(tmp_path, base_url, database)
+    payload = invite_for_acme(env, tmp_path)
+    person = Salesperson(fake, User(id=504, language_code="en"))
+    with running(env, tmp_path, tmp_path / "first.log") as process:
+        reach_confirm(person, payload)
+        with write_lock_held(database, seconds=3):
+            wait_for_query_answer(fake, press_confirm(person))
+            time.sleep(0.5)  # the registration now waits for the lock
+            process.kill()
+            process.wait()
+    assert registrations(database) == []
+    with running(env, tmp_path, tmp_path / "second.log"):
+        # The same button, tapped again: the conversation is where it was.
+        person.presses("Confirm")
+        person.waits_for("Registered")
+        time.sleep(1)
+    assert registrations(database) == [(VATS[3], "Gestionale cloud")]
+    assert person.count("Registered") == 1
+
+
+def test_sigterm_finishes_the_confirm_in_flight_then_stops(api, tmp_path, database):
+    fake, base_url = api
+    env = env_for(tmp_path, base_url, database)
+    payload = invite_for_acme(env, tmp_path)
+    person = Salesperson(fake, User(id=505, language_code="en"))
+    with running(env, tmp_path, tmp_path / "bot.log") as process:
+        reach_confirm(person, payload)
+        with write_lock_held(database, seconds=2):
+            wait_for_query_answer(fake, press_confirm(person))
+            process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    # Stopped only once the registration was saved and its confirmation sent.
+    assert registrations(database) == [(VATS[3], "Gestionale cloud")]
+    assert person.count("Registered") == 1
+    assert "Traceback" not in (tmp_path / "bot.log").read_text()
+
+
+def test_a_second_poller_waits_and_takes_over_when_the_first_dies(api, tmp_path, database):
+    fake, base_url = api
+    env = env_for(tmp_path, base_url, database)
+    payload = invite_for_acme(env, tmp_path)
+    person = Salesperson(fake, User(id=506, language_code="en"))
+    with running(env, tmp_path, tmp_path / "first.log") as first:
+        person.says(f"/start {payload}")
+        person.waits_for("Acme Informatica")
+        with running(env, tmp_path, tmp_path / "second.log"):
+            second_log = tmp_path / "second.log"
+            fake.wait_for(lambda: "waiting to take over" in second_log.read_text(), timeout=30)
+            first.kill()
+            first.wait()
+            taken_at = time.monotonic()
+            seen = person.count("/new")
+            person.says("/help")
+            person.waits_for("/new", seen=seen, timeout=60)
+            assert time.monotonic() - taken_at < 60
+            assert "leads" in second_log.read_text()
+
+
+async def test_a_lease_moves_only_when_it_ran_out_or_its_holder_gave_it_up(sessions):
+    now = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
+    ttl = dt.timedelta(seconds=30)
+
+    async def take(holder: str, at: dt.datetime, replacing: str | None = None) -> bool:
+        async with sessions() as session:
+            return await hold_lease(
+                session=session, name="leader", holder=holder, now=at, ttl=ttl, replacing=replacing
+            )
+
+    assert await take("a", now)
+    assert not await take("b", now + dt.timedelta(seconds=10))
+    assert await take("a", now + dt.timedelta(seconds=20))  # renewed: until +50 s
+    assert not await take("b", now + dt.timedelta(seconds=45))
+    assert await take("b", now + dt.timedelta(seconds=51))  # ran out: another takes it
+    assert not await take("a", now + dt.timedelta(seconds=52))
+    assert await take("c", now + dt.timedelta(seconds=53), replacing="b")  # b is known dead
+    async with sessions() as session:
+        await give_up_lease(session=session, name="leader", holder="c")
+    assert await take("a", now + dt.timedelta(seconds=54))
+    # Two instances racing for a free lease: exactly one gets it.
+    async with sessions() as one, sessions() as two:
+        later = now + dt.timedelta(minutes=5)
+        results = await asyncio.gather(
+            hold_lease(session=one, name="other", holder="x", now=later, ttl=ttl),
+            hold_lease(session=two, name="other", holder="y", now=later, ttl=ttl),
+        )
+    assert sorted(results) == [False, True]
+
+
+def test_an_instance_knows_a_dead_process_of_its_own_machine():
+    here = socket.gethostname()
+    assert died_here(f"{here}:{os.getpid()}:abcdef")  # a container restarted: pid reused
+    assert not died_here(f"{here}:1:abcdef")  # alive (init), so not taken early
+    assert not died_here(f"elsewhere:{os.getpid()}:abcdef")  # another machine: wait it out
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    assert died_here(f"{here}:{dead.pid}:abcdef")
+
+
+async def test_instances_sharing_the_send_budget_keep_to_one_overall_rate():
+    """Two instances (two engines) sending as fast as they can: 30 a second together."""
+    if not os.environ.get("TEST_DATABASE_URL"):
+        pytest.skip("TEST_DATABASE_URL is not set: PostgreSQL tests skipped")
+    url = os.environ["TEST_DATABASE_URL"]
+    await reset_postgresql(url)
+    engines = [make_engine(url) for _ in range(2)]
+    try:
+        await create_tables(engines[0])
+        rate = 30 * SHARED_MARGIN
+        budgets = [SharedBudget(make_sessions(engine), per_second=30) for engine in engines]
+        sent: list[float] = []
+
+        async def sender(budget: SharedBudget) -> None:
+            for _ in range(45):
+                await budget.take()
+                sent.append(time.monotonic())
+
+        started = time.monotonic()
+        await asyncio.gather(*(sender(b) for b in budgets for _ in range(3)))
+        took = time.monotonic() - started
+    finally:
+        for engine in engines:
+            await engine.dispose()
+    sent.sort()
+    busiest = max(sum(1 for t in sent if s <= t < s + 1.0) for s in sent)
+    # In any second, as Telegram counts: 30, and one more when this (loaded) test machine
+    # wakes a sender late; two instances pacing themselves apart would send ~57.
+    assert busiest <= 31
+    assert 270 / 30 - 1 < took < 270 / rate + 1  # and not slower than the rate either

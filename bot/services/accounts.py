@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from bot.db import dialect_insert
 from bot.errors import InviteInvalid, NotLinked, UnknownPartner
 from bot.parsing import strip_control
 from bot.services.views import Account, PartnerView, SalespersonView
@@ -26,6 +27,7 @@ from models import (
 
 INVITE_LIFETIME = dt.timedelta(days=7)
 BOT_USERNAME_KEY = "bot_username"
+WEBHOOK_SECRET_KEY = "webhook_secret"
 # "Last seen" is for staff deciding who has left: to the quarter hour is plenty, and it
 # spares a write on every message.
 LAST_SEEN_PRECISION = dt.timedelta(minutes=15)
@@ -308,6 +310,20 @@ async def remember_bot_username(*, session: AsyncSession, username: str) -> None
     else:
         state.value = username
     await session.commit()
+
+
+async def remembered_or_new_webhook_secret(*, session: AsyncSession, candidate: str) -> str:
+    """The webhook secret kept in the database; `candidate` becomes it when there is none.
+    Two instances starting at once agree: the first one's is kept, the other reads it."""
+    await session.execute(
+        dialect_insert(session, BotState)
+        .values(key=WEBHOOK_SECRET_KEY, value=candidate)
+        .on_conflict_do_nothing(index_elements=["key"])
+    )
+    await session.commit()
+    state = await session.get(BotState, WEBHOOK_SECRET_KEY, populate_existing=True)
+    assert state is not None
+    return state.value
 
 
 async def remembered_bot_username(*, session: AsyncSession) -> str | None:
