@@ -173,17 +173,15 @@ async def reply_in_parts(update: Update, lines: list[str]) -> None:
         await reply(update, text)
 
 
-async def reply_surely(
-    update: Update, text: str, markup: InlineKeyboardMarkup | None = None
-) -> Message | None:
-    """Answer, sending again after a network error or a 5xx: for what must arrive.
+async def surely(send: Callable[[], Awaitable[T]]) -> T:
+    """Run `send`, again after a network error or a 5xx: for what must arrive.
 
     A refusal (400) or a blocked bot (403) is final; 429 is waited out by the rate
     limiter before we see it.
     """
     for delay in (*RESEND_DELAYS, None):
         try:
-            return await reply(update, text, markup)
+            return await send()
         except (BadRequest, Forbidden):
             raise
         except NetworkError as exc:
@@ -192,6 +190,13 @@ async def reply_surely(
             log.warning("sending failed (%s); trying again in %.1f s", type(exc).__name__, delay)
             await asyncio.sleep(delay)
     raise AssertionError("unreachable")
+
+
+async def reply_surely(
+    update: Update, text: str, markup: InlineKeyboardMarkup | None = None
+) -> Message | None:
+    """Answer, sending again after a network error or a 5xx: for what must arrive."""
+    return await surely(lambda: reply(update, text, markup))
 
 
 async def best_effort(what: str, call: Awaitable[object]) -> None:
@@ -220,20 +225,48 @@ async def remove_buttons(update: Update) -> None:
         await best_effort("removing buttons", query.edit_message_reply_markup(reply_markup=None))
 
 
-async def show_in_place(update: Update, text: str, markup: InlineKeyboardMarkup | None) -> None:
-    """Replace the message behind the pressed button; if it cannot be edited, send anew.
+async def replace_pressed(
+    update: Update,
+    text: str,
+    markup: InlineKeyboardMarkup | None = None,
+    *,
+    must_arrive: bool = False,
+) -> None:
+    """Turn the message whose button was pressed into `text`: the press's one message.
 
-    An unchanged view is not an error; a message too old to edit gets a fresh one.
+    The user is looking at that message, so changing it needs no new message (nor a
+    buzz). "Not modified" means it already reads so; a message Telegram will not edit
+    gets `text` as a new message. A network error or a 5xx reaches the caller (the error
+    handler then apologises and the next message asks again), unless `must_arrive`:
+    then it is tried again first, as `reply_surely` does.
     """
-    query = update.callback_query
-    assert query is not None
-    try:
-        await query.edit_message_text(text, parse_mode="HTML", reply_markup=markup)
-    except BadRequest as exc:
-        if "not modified" in str(exc).lower():
+
+    async def edit_or_send() -> None:
+        query = update.callback_query
+        if query is None or query.message is None:
+            await reply(update, text, markup)
             return
-        log.info("could not edit a message (%s): sending it anew", exc)
-        await reply(update, text, markup)
+        try:
+            await query.edit_message_text(text, parse_mode="HTML", reply_markup=markup)
+        except BadRequest as exc:
+            if "not modified" in str(exc).lower():
+                return
+            log.info("could not edit a message (%s): sending it anew", exc)
+            await reply(update, text, markup)
+
+    await (surely(edit_or_send) if must_arrive else edit_or_send())
+
+
+async def show_in_place(update: Update, text: str, markup: InlineKeyboardMarkup | None) -> None:
+    """Replace the message behind the pressed button, as far as Telegram lets us now.
+
+    An unchanged view is not an error; a message too old to edit gets a fresh one; a
+    network error leaves the old view, which the next press brings up to date.
+    """
+    try:
+        await replace_pressed(update, text, markup)
+    except BadRequest:
+        raise  # the fresh message was refused: a bug in the view, not a bad moment
     except NetworkError as exc:
         log.info("editing a message skipped: %s", type(exc).__name__)
 

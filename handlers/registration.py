@@ -2,6 +2,11 @@
 
 The conversation's state is the draft (`bot.drafts`), read on every update: what
 the bot waits for is whatever the draft says, never a guess kept elsewhere.
+
+Each step of the user gets one message back, never two: every message spends
+Telegram's send budget and buzzes a phone. Whatever precedes the question (the
+verdict, why an answer was refused, a note) is written above it in the same message,
+and a pressed button's message turns into the next step (or the outcome) in place.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from handlers.common import (
     current_draft,
     linked_only,
     remove_buttons,
+    replace_pressed,
     reply,
     reply_surely,
     resources,
@@ -137,15 +143,33 @@ def summary(texts: Texts, draft: Draft) -> str:
 
 
 async def ask(
-    update: Update, context: Context, texts: Texts, draft: Draft, preface: str = ""
+    update: Update,
+    context: Context,
+    texts: Texts,
+    draft: Draft,
+    preface: str = "",
+    *,
+    in_place: bool = False,
 ) -> None:
-    """Keep the draft and ask for its step, after `preface` (an error or a note)."""
+    """Keep the draft and ask for its step, after `preface` (a verdict, an error, a note).
+
+    `in_place`: in the message whose button was pressed, instead of a new one.
+    """
     shared = resources(context)
     draft.touched_at = shared.now()
     draft.interrupted = False
     await shared.drafts.save(user_id_of(update), draft)
     text, markup = question(texts, shared, draft)
-    await reply(update, f"{preface}\n\n{text}" if preface else text, markup)
+    text = paragraphs(preface, text)
+    if in_place:
+        await replace_pressed(update, text, markup)
+    else:
+        await reply(update, text, markup)
+
+
+def paragraphs(*texts: str) -> str:
+    """Texts that go out as one message, a blank line between them; empty ones left out."""
+    return "\n\n".join(text for text in texts if text)
 
 
 # --- /check ------------------------------------------------------------------
@@ -156,22 +180,24 @@ async def check_customer(update: Update, context: Context, account: Account, tex
     """Give the verdict and quote for /check VAT, registering nothing; then back to /new."""
     typed = " ".join(context.args or [])
     if not typed:
-        await reply(update, texts("check_usage"))
+        answer = texts("check_usage")
     else:
         try:
-            await answer_verdict(update, context, account, texts, typed)
+            answer, _ = await verdict_on(context, account, texts, typed)
         except InvalidVat as error:
             rules = resources(context).rules
-            await reply(update, f"{render_invalid(texts, rules, error)}\n\n{texts('check_usage')}")
+            answer = paragraphs(render_invalid(texts, rules, error), texts("check_usage"))
     draft = await current_draft(update, context)
-    if draft is not None:
-        await ask(update, context, texts, draft, texts("back_to_registration"))
+    if draft is None:
+        await reply(update, answer)
+    else:
+        await ask(update, context, texts, draft, paragraphs(answer, texts("back_to_registration")))
 
 
-async def answer_verdict(
-    update: Update, context: Context, account: Account, texts: Texts, typed: str
-) -> Verdict | None:
-    """Reply with the verdict on `typed`; return it when the customer qualifies."""
+async def verdict_on(
+    context: Context, account: Account, texts: Texts, typed: str
+) -> tuple[str, Verdict | None]:
+    """The verdict on `typed` in words, and the verdict itself when the customer qualifies."""
     shared = resources(context)
     vat = normalise_vat(typed, default_country=shared.rules.country)
     try:
@@ -183,11 +209,9 @@ async def answer_verdict(
         raise  # not a verdict: the caller asks again
     except DomainError as refusal:
         tally(shared, VERDICT_NAMES.get(type(refusal), "other"))
-        await reply(update, render_refusal(texts, shared.rules, vat, refusal))
-        return None
+        return render_refusal(texts, shared.rules, vat, refusal), None
     tally(shared, "new")
-    await reply(update, render_verdict(texts, shared.rules, verdict))
-    return verdict
+    return render_verdict(texts, shared.rules, verdict), verdict
 
 
 # How each verdict is counted for the programme's numbers (/stats).
@@ -236,22 +260,29 @@ async def begin_registration(
     if not typed_vat:
         await ask(update, context, texts, draft, notice)
         return
-    if notice:
-        await reply(update, notice)
-    await take_vat(update, context, account, texts, draft, typed_vat)
+    await take_vat(update, context, account, texts, draft, typed_vat, notice)
 
 
 async def take_vat(
-    update: Update, context: Context, account: Account, texts: Texts, draft: Draft, typed: str
+    update: Update,
+    context: Context,
+    account: Account,
+    texts: Texts,
+    draft: Draft,
+    typed: str,
+    notice: str = "",
 ) -> None:
+    """Answer the VAT number with the verdict and, if it qualifies, the next question."""
     shared = resources(context)
     try:
-        verdict = await answer_verdict(update, context, account, texts, typed)
+        answer, verdict = await verdict_on(context, account, texts, typed)
     except InvalidVat as error:
         draft.step = Step.VAT
-        await ask(update, context, texts, draft, render_invalid(texts, shared.rules, error))
+        why = render_invalid(texts, shared.rules, error)
+        await ask(update, context, texts, draft, paragraphs(notice, why))
         return
-    if verdict is None:  # refused: the verdict said why, and this registration ends
+    if verdict is None:  # refused: the verdict says why, and this registration ends
+        await reply(update, paragraphs(notice, answer))
         await shared.drafts.drop(user_id_of(update))
         return
     draft.vat = verdict.vat
@@ -260,7 +291,7 @@ async def take_vat(
     draft.currency = verdict.quote.currency
     draft.protected_until = verdict.protected_until
     draft.step = Step.VALUE if verdict.known_name else Step.COMPANY
-    await ask(update, context, texts, draft)
+    await ask(update, context, texts, draft, paragraphs(notice, answer))
 
 
 @linked_only(default=None)
@@ -381,30 +412,36 @@ async def press_draft_button(
     if draft is None or draft.id != button.draft:
         await answer_stale(update, texts)
         return
+    # The pressed message becomes the next step: the press costs no second message.
     if isinstance(button, CancelDraft):
         await answer_query(update)
-        await remove_buttons(update)
         await resources(context).drafts.drop(user_id_of(update))
-        await reply(update, texts("cancelled"))
+        await replace_pressed(update, texts("cancelled"))
     elif isinstance(button, CloseIn) and draft.step == Step.CLOSE:
         await answer_query(update)
-        await remove_buttons(update)
         draft.expected_close = resources(context).today() + dt.timedelta(days=button.days)
         draft.step = Step.CONFIRM
-        await ask(update, context, texts, draft)
+        # The summary in its place shows the date chosen.
+        await ask(update, context, texts, draft, in_place=True)
     elif (
         isinstance(button, PickAmount)
         and draft.step == Step.VALUE
         and button.index < len(draft.amount_choices)
     ):
         await answer_query(update)
-        await remove_buttons(update)
         draft.deal_value = draft.amount_choices[button.index]
         draft.amount_choices = ()
         draft.step = Step.PRODUCT
-        await ask(update, context, texts, draft)
+        # What was chosen stays in view above the next question.
+        chosen = texts("value_chosen", value=texts.money(draft.deal_value, draft.currency))
+        await ask(update, context, texts, draft, chosen, in_place=True)
     elif isinstance(button, ConfirmDraft) and draft.step == Step.CONFIRM:
         await confirm_registration(update, context, account, texts, draft)
+    elif draft.interrupted:
+        # An answer failed to arrive (the apology said so), maybe this button's: rather
+        # than "expired", the tap brings the question where the registration stands.
+        await answer_query(update)
+        await ask(update, context, texts, draft, texts("question_again"), in_place=True)
     else:
         await answer_stale(update, texts)
 
@@ -450,26 +487,40 @@ async def confirm_registration(
         raise  # not a verdict: the draft lacks what the service needs, a bug
     except DomainError as refusal:
         await shared.drafts.drop(user_id)
-        await remove_buttons(update)
-        await reply(update, render_refusal(texts, shared.rules, opportunity.vat, refusal))
+        await replace_pressed(update, render_refusal(texts, shared.rules, opportunity.vat, refusal))
         return
     # Registered: from here on the draft only waits for the confirmation to arrive.
     draft.step = Step.REGISTERED
     draft.reference = registration.reference
     await shared.drafts.save(user_id, draft)
-    await remove_buttons(update)
-    await send_confirmation(update, context, texts, draft, registration)
+    await send_confirmation(update, context, texts, draft, registration, in_place=True)
 
 
 async def send_confirmation(
-    update: Update, context: Context, texts: Texts, draft: Draft, registration: RegistrationView
+    update: Update,
+    context: Context,
+    texts: Texts,
+    draft: Draft,
+    registration: RegistrationView,
+    *,
+    in_place: bool = False,
 ) -> bool:
-    """Tell the user the reference; if Telegram keeps failing, the next update tries again."""
+    """Tell the user the reference; if Telegram keeps failing, the next update tries again.
+
+    Answering Confirm, the summary just tapped turns into the confirmation (`in_place`):
+    it is on the user's screen, and its buttons go with it. A confirmation that comes
+    later, with the next update, is news: a new message.
+    """
     text = render_registered(texts, resources(context).rules, registration)
     if draft.quoted_amount is not None and draft.quoted_amount != registration.incentive_amount:
-        text = f"{texts('quote_changed')}\n\n{text}"
+        # The summary that showed the old amount is gone (or far up): say what it was.
+        quoted = texts.money(draft.quoted_amount, draft.currency)
+        text = paragraphs(texts("quote_changed", quoted=quoted), text)
     try:
-        await reply_surely(update, text)
+        if in_place:
+            await replace_pressed(update, text, must_arrive=True)
+        else:
+            await reply_surely(update, text)
     except TelegramError as exc:
         log.warning("the confirmation of a registration is pending: %s", type(exc).__name__)
         return False

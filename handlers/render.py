@@ -150,12 +150,16 @@ def render_registration(
 
 
 def render_registered(texts: Texts, rules: Rules, registration: RegistrationView) -> str:
-    """The confirmation of a registration: its reference, protection, and the quote frozen now."""
+    """The confirmation of a registration: its reference, protection, the deal as confirmed
+    (it takes the summary's place) and the quote frozen now."""
     return texts(
         "registered",
         reference=registration.reference,
         customer=registration.customer_name,
         until=texts.date(registration.protected_until),
+        value=texts.money(registration.deal_value, registration.currency),
+        product=registration.product,
+        close=texts.date(registration.expected_close),
         amount=texts.money(registration.incentive_amount, registration.currency),
         quote_detail=quote_detail(
             texts, rules, registration_quote(registration), with_next_step=False

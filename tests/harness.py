@@ -27,6 +27,11 @@ from handlers.common import RESOURCES_KEY, App
 from tests.fake_bot_api import FakeBotApi, FakeRequest, User
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0"
+# The Bot API methods that put a message on the user's screen or change one: each
+# spends Telegram's send budget. answerCallbackQuery (a spinner stopped) is not one.
+MESSAGE_METHODS = frozenset(
+    {"sendMessage", "sendPhoto", "sendDocument", "editMessageText", "editMessageReplyMarkup"}
+)
 # A weekday morning in Rome, so that dates in the tests do not depend on the day they run.
 START = dt.datetime(2026, 11, 24, 9, 30, tzinfo=dt.UTC)
 
@@ -113,6 +118,14 @@ class Chat:
 
     def messages(self) -> list[dict[str, Any]]:
         return self.harness.api.sent_to(self.user.id)
+
+    def message_calls(self) -> list[str]:
+        """The bot's calls that sent or edited a message in this chat, by method, in order."""
+        return [
+            method
+            for method, params in self.harness.api.calls
+            if method in MESSAGE_METHODS and str(params.get("chat_id")) == str(self.user.id)
+        ]
 
     def popups(self) -> list[str]:
         """The texts of the button answers (pop-ups) the user got."""

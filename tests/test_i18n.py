@@ -113,6 +113,9 @@ def test_elision_works_inside_bold_text_and_on_the_day_after_il():
         reference="PAI-ABCDEF",
         customer="Rossi",
         until=texts.date(dt.date(2027, 1, 8)),
+        value="1.000,00 €",
+        product="Mouse",
+        close=texts.date(dt.date(2026, 12, 24)),
         amount="500,00 €",
         quote_detail=Markup(""),
     )
