@@ -34,6 +34,7 @@ from bot.errors import (
     NotLinked,
 )
 from bot.i18n import Texts, describe_invalid, html_to_text
+from bot.logs import configure_logging
 from bot.parsing import normalise_vat
 from bot.reports import numbers_text
 from bot.resources import Resources, open_resources
@@ -104,14 +105,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return OK
     args = parser.parse_args(arguments)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # httpx logs every request URL, and Telegram's URLs carry the bot token.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    # Alembic names its dialect at every start; `pai-bot migrate` says what it did itself.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         settings = Settings()
     except ValidationError as exc:
@@ -119,6 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = ".".join(str(part) for part in problem["loc"]).upper()
         print(f"pai-bot: setting {where}: {problem['msg']}", file=sys.stderr)
         return FAILED
+    configure_logging(settings.pai_log_format)
     command: Callable[[argparse.Namespace, Settings], int] = args.command
     try:
         return command(args, settings)

@@ -32,6 +32,35 @@ BULK = "bulk"
 PREPAID = "prepaid"
 # A 429 is Telegram saying "not yet": nothing was delivered, so retrying is safe.
 RETRIES = 3
+# Pauses before sending an answer again after a network failure where that is safe (see
+# `_pause_after`); then it is given up. Short: a person is waiting for that answer.
+BACKOFF = (0.5, 1.0, 2.0)
+# No pause is started that would end later than this after the first attempt: a connect
+# timeout takes seconds by itself, and an answer more than ~10 s late is worth little.
+BACKOFF_BUDGET = 8.0
+# Methods that change nothing when repeated (at worst Telegram answers the second call
+# with "not modified" or "query is too old", which callers already take as done): tried
+# again after any network failure, even one that may have reached Telegram.
+IDEMPOTENT = frozenset(
+    {
+        "answerCallbackQuery",
+        "deleteMessage",
+        "deleteMessages",
+        "deleteMyCommands",
+        "deleteWebhook",
+        "editMessageCaption",
+        "editMessageReplyMarkup",
+        "editMessageText",
+        "getChat",
+        "getFile",
+        "getMe",
+        "getMyCommands",
+        "getWebhookInfo",
+        "sendChatAction",
+        "setMyCommands",
+        "setWebhook",
+    }
+)
 _NO_CHAT = "no chat"
 
 JSON = bool | dict[str, Any] | list[dict[str, Any]]
@@ -127,6 +156,10 @@ class PerChatRateLimiter(BaseRateLimiter[str]):
     Answers and bulk sends (`rate_limit_args=BULK`) share the overall budget; bulk
     sends also keep under their own rate and wait while any answer waits for the
     budget, so a broadcast to thousands never queues a salesperson's verdict.
+
+    An answer that fails on the way (a 502, no connection) is sent again after a short
+    pause where that cannot make a duplicate (`_pause_after`): today's Telegram hiccup
+    costs the user a second, not the answer.
     """
 
     def __init__(
@@ -161,30 +194,74 @@ class PerChatRateLimiter(BaseRateLimiter[str]):
         chat = data.get("chat_id")
         key: int | str = chat if isinstance(chat, int | str) else _NO_CHAT
         bulk = rate_limit_args in (BULK, PREPAID)
-        for attempt in range(self._retries + 1):
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        too_many = failures = 0
+        while True:
             await self._wait_for(key)
             try:
-                paid = rate_limit_args == PREPAID and attempt == 0
+                paid = rate_limit_args == PREPAID and not (too_many or failures)
                 if key != _NO_CHAT and not paid:
                     await (self.take_bulk_turn() if bulk else self._take_answer_turn())
                 return await callback(*args, **kwargs)
             except RetryAfter as exc:
-                if attempt == self._retries:
+                if too_many == self._retries:
                     raise
+                too_many += 1
                 pause = exc.retry_after
                 seconds = pause if isinstance(pause, int | float) else pause.total_seconds()
                 log.info("Telegram asked to wait %.1f s before the next %s", seconds, endpoint)
-                loop = asyncio.get_running_loop()
                 self._paused_until[key] = max(
                     self._paused_until.get(key, 0.0), loop.time() + seconds + 0.1
                 )
-        raise AssertionError("unreachable")
+            except NetworkError as exc:
+                if bulk or isinstance(exc, BadRequest):
+                    # Broadcasts and reminders keep their own, durable, retries; a refusal
+                    # (a 400: PTB makes it a NetworkError) is the caller's to read.
+                    raise
+                wait = self._pause_after(exc, endpoint, failures, loop.time() - started)
+                if wait is None:
+                    log.warning(
+                        "%s failed after %d attempt(s): %s",
+                        endpoint,
+                        failures + 1,
+                        _why_given_up(exc, endpoint),
+                    )
+                    raise
+                failures += 1
+                log.info(
+                    "%s failed (%s): trying again in %.1f s", endpoint, type(exc).__name__, wait
+                )
+                await asyncio.sleep(wait)
+
+    def _pause_after(
+        self, exc: NetworkError, endpoint: str, failures: int, elapsed: float
+    ) -> float | None:
+        """How long to wait before sending an answer again, or None to give it up.
+
+        The rule, per failure (a 429 is handled apart: Telegram says when; a 400 is a
+        refusal, final):
+        - the request surely never reached Telegram (no connection, a 5xx answer other
+          than 504): again, whatever the method;
+        - an idempotent method (an edit, a button's answer, getMe): again, whatever
+          the failure;
+        - a send that may have reached Telegram (read or write timeout, a dropped
+          connection, a 504): never. A message twice is worse than one late: the user
+          is told something went wrong, and whatever they typed is already saved.
+        Within BACKOFF's pauses and BACKOFF_BUDGET.
+        """
+        if failures >= len(BACKOFF):
+            return None
+        if not (surely_not_delivered(exc) or endpoint in IDEMPOTENT):
+            return None
+        pause = BACKOFF[failures]
+        return pause if elapsed + pause <= BACKOFF_BUDGET else None
 
     async def _take_answer_turn(self) -> None:
         self._answers_waiting += 1
         self._no_answer_waiting.clear()
         try:
-            await self._overall.take()
+            await self._take_overall_turn()
         finally:
             self._answers_waiting -= 1
             if not self._answers_waiting:
@@ -203,9 +280,17 @@ class PerChatRateLimiter(BaseRateLimiter[str]):
             await self._no_answer_waiting.wait()
             await self._bulk.take()
             if not self._answers_waiting and self._overall.free_now():
-                await self._overall.take()  # free now: no wait
+                await self._take_overall_turn()  # free now: no wait
                 return
             await asyncio.sleep(self._overall.wait_for_free())
+
+    async def _take_overall_turn(self) -> None:
+        """One message of the bot's overall budget: the one place that spends it.
+
+        `self._overall` answers `free_now()`, `wait_for_free()` and `take()`: a budget
+        shared by several processes can take its place with the same three.
+        """
+        await self._overall.take()
 
     async def _wait_for(self, key: int | str) -> None:
         until = self._paused_until.get(key)
@@ -216,3 +301,9 @@ class PerChatRateLimiter(BaseRateLimiter[str]):
             await asyncio.sleep(delay)
         else:
             self._paused_until.pop(key, None)  # memory stays flat
+
+
+def _why_given_up(exc: NetworkError, endpoint: str) -> str:
+    if surely_not_delivered(exc) or endpoint in IDEMPOTENT:
+        return f"{type(exc).__name__}, still failing"
+    return f"{type(exc).__name__}, maybe delivered: not sent again"

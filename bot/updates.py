@@ -5,14 +5,24 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable
 from typing import Any
 
 from telegram import Update
+from telegram.error import NetworkError
 from telegram.ext import BaseUpdateProcessor
 from telegram.request import BaseRequest, RequestData
 
+from bot.logs import describe_failure, update_handled
+
 log = logging.getLogger(__name__)
+# Pauses between getUpdates calls while the Bot API cannot be reached, the last one
+# repeated: answers resume at most this long after it comes back. (PTB's own loop
+# waits 1 s, then half as long again after each failure, up to 30 s.)
+POLL_RETRY_DELAYS = (0.5, 1.0, 2.0)
+# A long poll that failed, as PTB is told: "no updates this time". It asks again at once.
+_NO_UPDATES = (200, b'{"ok": true, "result": []}')
 # Handlers running at the same moment, across users: enough that one user's slow
 # database call or 429 wait never holds up the others.
 MAX_CONCURRENT_UPDATES = 256
@@ -39,15 +49,18 @@ class OnePerUser(BaseUpdateProcessor):
         self._users: dict[int, int] = {}  # updates waiting or running, per user
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        """Run the update's handlers in its user's turn; log one line when they are done."""
+        arrived = time.perf_counter()
         key = _user_of(update)
         if key is None:
-            async with self._working:
+            async with self._working, update_handled(update, waited=_since(arrived)):
                 await coroutine
             return
         lock = self._locks.setdefault(key, asyncio.Lock())
         self._users[key] = self._users.get(key, 0) + 1
         try:
-            async with lock, self._working:
+            # The wait is measured once both are held: the expression runs after them.
+            async with lock, self._working, update_handled(update, waited=_since(arrived)):
                 await coroutine
         finally:
             self._users[key] -= 1
@@ -60,6 +73,10 @@ class OnePerUser(BaseUpdateProcessor):
 
     async def shutdown(self) -> None:
         return None
+
+
+def _since(moment: float) -> float:
+    return time.perf_counter() - moment
 
 
 def _user_of(update: object) -> int | None:
@@ -105,10 +122,22 @@ def _problem_with(update: Any) -> str | None:
 
 
 class CheckedUpdates(BaseRequest):
-    """The network layer for getUpdates: passes everything through `checked_updates`."""
+    """The network layer for getUpdates: passes everything through `checked_updates`, and
+    rides out a Bot API that cannot be reached.
+
+    PTB's polling loop logs each failed getUpdates and waits longer after each one, up
+    to 30 s, so the bot could stay deaf that long after Telegram is back. A long poll
+    that fails here (no connection, a timeout, a 5xx) is logged in one line, waited
+    for (POLL_RETRY_DELAYS) and reported to PTB as a poll that brought nothing: PTB
+    asks again at once and never backs off. getUpdates asks for nothing to be done:
+    calling it again is always safe. Other failures (a 429, a conflict, a wrong
+    token) and the last call at shutdown (no long poll) go to PTB as they are.
+    """
 
     def __init__(self, inner: BaseRequest) -> None:
         self._inner = inner
+        self._failures = 0
+        self._failing_since = 0.0
 
     @property
     def read_timeout(self) -> float | None:
@@ -130,17 +159,27 @@ class CheckedUpdates(BaseRequest):
         connect_timeout: Any = BaseRequest.DEFAULT_NONE,
         pool_timeout: Any = BaseRequest.DEFAULT_NONE,
     ) -> tuple[int, bytes]:
-        code, body = await self._inner.do_request(
-            url,
-            method,
-            request_data,
-            read_timeout=read_timeout,
-            write_timeout=write_timeout,
-            connect_timeout=connect_timeout,
-            pool_timeout=pool_timeout,
-        )
-        if not url.endswith("/getUpdates") or code != 200:
+        polling = url.endswith("/getUpdates")
+        long_poll = polling and _long_poll_seconds(request_data) > 0
+        try:
+            code, body = await self._inner.do_request(
+                url,
+                method,
+                request_data,
+                read_timeout=read_timeout,
+                write_timeout=write_timeout,
+                connect_timeout=connect_timeout,
+                pool_timeout=pool_timeout,
+            )
+        except NetworkError as exc:
+            if not long_poll:
+                raise
+            return await self._poll_failed(describe_failure(exc))
+        if long_poll and code >= 500:
+            return await self._poll_failed(f"HTTP {code}")
+        if not polling or code != 200:
             return code, body
+        self._poll_answered()
         try:
             answer = json.loads(body)
         except ValueError:
@@ -149,3 +188,29 @@ class CheckedUpdates(BaseRequest):
             answer["result"] = checked_updates(answer["result"])
             body = json.dumps(answer).encode()
         return code, body
+
+    async def _poll_failed(self, problem: str) -> tuple[int, bytes]:
+        if not self._failures:
+            self._failing_since = asyncio.get_running_loop().time()
+        delay = POLL_RETRY_DELAYS[min(self._failures, len(POLL_RETRY_DELAYS) - 1)]
+        self._failures += 1
+        log.warning("the Bot API cannot be reached (%s): polling again in %.1f s", problem, delay)
+        await asyncio.sleep(delay)
+        return _NO_UPDATES
+
+    def _poll_answered(self) -> None:
+        if self._failures:
+            log.info(
+                "the Bot API answers again, after %d failed polls in %.0f s",
+                self._failures,
+                asyncio.get_running_loop().time() - self._failing_since,
+            )
+            self._failures = 0
+
+
+def _long_poll_seconds(request_data: RequestData | None) -> float:
+    """The getUpdates call's `timeout`: 0 for the call PTB makes at shutdown."""
+    if request_data is None:
+        return 0.0
+    timeout = request_data.parameters.get("timeout")
+    return float(timeout) if isinstance(timeout, int | float | str) and timeout else 0.0

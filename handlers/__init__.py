@@ -15,6 +15,7 @@ from telegram.ext import (
 )
 
 from bot.i18n import Texts
+from bot.logs import note_update_failure
 from bot.services.views import Account
 from handlers import callbacks, partner, registration, reminders, staff
 from handlers.common import (
@@ -110,6 +111,7 @@ async def report_error(update: object, context: Context) -> None:
     its question again rather than being read as the answer to one they never saw.
     """
     error = context.error
+    note_update_failure(error)  # the update's log line says how it ended
     if not isinstance(update, Update) and isinstance(error, NetworkError):
         # Fetching updates failed (Telegram away for a while): PTB tries again by itself.
         log.warning("the Bot API cannot be reached (%s): trying again", type(error).__name__)

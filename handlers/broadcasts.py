@@ -22,6 +22,7 @@ from telegram.ext import ExtBot
 from bot.drafts import BROADCAST
 from bot.i18n import Texts
 from bot.leader import leads
+from bot.logs import timed_action
 from bot.ratelimit import PREPAID, PerChatRateLimiter, SendFailure, classify_failure
 from bot.resources import Resources
 from bot.services.broadcasts import (
@@ -250,8 +251,15 @@ async def deliver_broadcast(
     """Send to every recipient not handed over yet, show progress, end with the report.
 
     It stops between batches when the bot stops or this instance stops leading: the
-    new leader goes on from the delivery rows.
+    new leader goes on from the delivery rows. One log line a run, not one a message.
     """
+    async with timed_action("broadcast", broadcast_id=broadcast_id):
+        await _deliver_all(bot, shared, broadcast_id, bot_data)
+
+
+async def _deliver_all(
+    bot: ExtBot[str], shared: Resources, broadcast_id: int, bot_data: dict[str, Any]
+) -> None:
     async with shared.sessions() as session:
         broadcast = await broadcast_text(session=session, broadcast_id=broadcast_id)
     queue: asyncio.Queue[Recipient] = asyncio.Queue()

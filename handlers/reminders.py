@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from bot.drafts import FORGET_AFTER
 from bot.errors import RegistrationNotFound, TransitionNotAllowed
 from bot.i18n import Texts, language_for
 from bot.lifecycle import Status
+from bot.logs import timed_action
 from bot.ratelimit import BULK, SendFailure, classify_failure
 from bot.resources import Resources
 from bot.rules import Rules, sending_allowed
@@ -62,7 +64,6 @@ log = logging.getLogger(__name__)
 # Reminders handed to Telegram together, then recorded (about a second of Telegram's
 # 30 messages a second): a crash can lose at most these, never send them twice.
 SEND_BATCH = 30
-TICKED_KEY = "pai_ticked"
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,9 @@ class TickReport:
 
 async def tick(context: Context) -> None:
     """The scheduled job: expire what lapsed, then send what is due."""
-    await run_tick(cast(App, context.application))
+    async with timed_action("reminders") as action:
+        report = await run_tick(cast(App, context.application))
+        action.update(dataclasses.asdict(report))
 
 
 async def run_tick(application: App) -> TickReport:
@@ -89,7 +92,7 @@ async def run_tick(application: App) -> TickReport:
         expired = await expire_lapsed(session=session, rules=rules, now=now)
     await shared.conversations.forget_before(now - FORGET_AFTER)
     if not sending_allowed(rules, now):
-        return _reported(application, TickReport(expired=expired, quiet=True))
+        return TickReport(expired=expired, quiet=True)
     token = secrets.token_hex(8)
     async with shared.sessions() as session:
         due = await due_reminders(session=session, rules=rules, now=now)
@@ -108,17 +111,14 @@ async def run_tick(application: App) -> TickReport:
         # Whatever was claimed and not tried (quiet hours, an error) goes at the next tick.
         async with shared.sessions() as session:
             await release_claims(session=session, token=token)
-    return _reported(
-        application,
-        TickReport(
-            expired=expired,
-            quiet=False,
-            sent=len(total.sent),
-            retry=len(total.retry),
-            blocked=len(total.blocked),
-            failed=len(total.failed),
-            skipped=len(total.skipped),
-        ),
+    return TickReport(
+        expired=expired,
+        quiet=False,
+        sent=len(total.sent),
+        retry=len(total.retry),
+        blocked=len(total.blocked),
+        failed=len(total.failed),
+        skipped=len(total.skipped),
     )
 
 
@@ -148,16 +148,6 @@ async def _send_batch(
     finally:
         outcomes.retry += untried
         await _record(shared, outcomes, total)
-
-
-def _reported(application: App, report: TickReport) -> TickReport:
-    # Said when something happened, and at the first tick after start (a restart
-    # that catches up says what it caught up on, or that there was nothing).
-    first = not application.bot_data.get(TICKED_KEY)
-    application.bot_data[TICKED_KEY] = True
-    if first or report.sent or report.retry or report.blocked or report.failed or report.expired:
-        log.info("reminders: %s", report)
-    return report
 
 
 async def _record(shared: Resources, batch: Outcomes, total: Outcomes) -> None:

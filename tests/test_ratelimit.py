@@ -1,10 +1,13 @@
 """The pacer and the limiter on a virtual clock (exact spacing, answers first, rates kept);
-which failed sends may go again, through PTB's real HTTP layer."""
+which failed sends may go again, through PTB's real HTTP layer; answers sent again
+where that is safe, in process through the fake Bot API."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -12,9 +15,21 @@ import httpx
 import pytest
 from telegram import Bot
 from telegram.error import NetworkError
+from telegram.ext import ExtBot
 from telegram.request import HTTPXRequest
 
-from bot.ratelimit import MARGIN, Pacer, PerChatRateLimiter, surely_not_delivered
+from bot.ratelimit import (
+    BACKOFF,
+    BACKOFF_BUDGET,
+    BULK,
+    JSON,
+    MARGIN,
+    Pacer,
+    PerChatRateLimiter,
+    surely_not_delivered,
+)
+from tests.fake_bot_api import TelegramError, Timeout
+from tests.harness import running_bot
 
 
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
@@ -195,3 +210,130 @@ async def test_a_send_is_retried_only_when_it_surely_never_reached_telegram(case
     finally:
         await request.shutdown()
     assert surely_not_delivered(failed.value) is safe
+
+
+# --- answers sent again where that is safe -----------------------------------------
+
+
+def _count_calls(handler: Callable[[httpx.Request], httpx.Response]) -> tuple[Any, list[float]]:
+    """The handler, noting the (virtual) moment of every call it gets."""
+    calls: list[float] = []
+
+    def counted(request: httpx.Request) -> httpx.Response:
+        calls.append(asyncio.get_running_loop().time())
+        return handler(request)
+
+    return counted, calls
+
+
+async def _call_through_the_limiter(
+    handler: Callable[[httpx.Request], httpx.Response], method: str, **send: Any
+) -> list[float]:
+    counted, calls = _count_calls(handler)
+    request = HTTPXRequest(httpx_kwargs={"transport": httpx.MockTransport(counted)})
+    bot = ExtBot("123:abc", request=request, rate_limiter=PerChatRateLimiter())
+    await request.initialize()
+    call = (
+        bot.send_message(1, "your verdict", **send)
+        if method == "sendMessage"
+        else bot.edit_message_text("your verdict", chat_id=1, message_id=2)
+    )
+    try:
+        with pytest.raises(NetworkError):
+            await call
+    finally:
+        await request.shutdown()
+    return calls
+
+
+@pytest.mark.parametrize("case", list(SEND_FAILURES))
+def test_an_answer_is_sent_again_with_backoff_only_when_it_surely_never_arrived(case):
+    handler, safe = SEND_FAILURES[case]
+    calls = run_virtually(_call_through_the_limiter(handler, "sendMessage"))
+    if safe:  # after 0.5 s, 1 s and 2 s: then given up
+        assert [round(b - a, 3) for a, b in itertools.pairwise(calls)] == list(BACKOFF)
+    else:  # it may have arrived: a second copy would be worse than a late apology
+        assert len(calls) == 1
+
+
+@pytest.mark.parametrize("case", list(SEND_FAILURES))
+def test_an_edit_is_tried_again_after_any_network_failure(case):
+    handler, _safe = SEND_FAILURES[case]
+    calls = run_virtually(_call_through_the_limiter(handler, "editMessageText"))
+    assert len(calls) == len(BACKOFF) + 1
+
+
+def test_a_bulk_send_is_never_sent_again_by_the_limiter():
+    handler, _safe = SEND_FAILURES["502 page from a proxy"]
+    calls = run_virtually(_call_through_the_limiter(handler, "sendMessage", rate_limit_args=BULK))
+    assert len(calls) == 1  # broadcasts and reminders keep their own, durable, retries
+
+
+def test_connect_timeouts_stop_the_retries_within_the_budget():
+    async def main() -> float:
+        limiter = PerChatRateLimiter()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+
+        async def connect_slowly() -> JSON:
+            await asyncio.sleep(3.0)  # as long as a connect timeout takes
+            raise NetworkError("connect") from httpx.ConnectTimeout("slow")
+
+        with pytest.raises(NetworkError):
+            await limiter.process_request(connect_slowly, (), {}, "sendMessage", {}, None)
+        return loop.time() - started
+
+    waited = run_virtually(main())
+    assert waited <= BACKOFF_BUDGET + 3.0  # no pause started past the budget
+
+
+async def test_two_502s_on_an_answer_still_deliver_it_once(tmp_path):
+    async with running_bot(tmp_path) as bot:
+        chat = bot.chat(11, "en")
+        [expected] = await chat.send("/help")
+        bot.api.failures["sendMessage"] = [TelegramError(502, "Bad Gateway")] * 2
+        [answer] = await chat.send("/help")
+        assert answer["text"] == expected["text"]
+        attempts = [p for m, p in bot.api.calls if m == "sendMessage"]
+        assert len(attempts) == 1 + 3
+
+
+async def test_a_read_timeout_on_an_answer_is_not_sent_twice(tmp_path):
+    async with running_bot(tmp_path) as bot:
+        chat = bot.chat(11, "en")
+        [expected] = await chat.send("/help")
+        bot.api.failures["sendMessage"] = [Timeout()]  # Telegram may have it
+        [apology] = await chat.send("/help")
+        assert "went wrong" in apology["text"]
+        tried = [p for m, p in bot.api.calls if m == "sendMessage"]
+        assert [p["text"] == expected["html"] for p in tried] == [True, True, False]
+
+
+async def test_a_429_on_an_answer_is_waited_out_as_telegram_asked_and_sent_once(tmp_path):
+    async with running_bot(tmp_path) as bot:
+        chat = bot.chat(11, "en")
+        [expected] = await chat.send("/help")
+        bot.api.failures["sendMessage"] = [
+            TelegramError(429, "Too Many Requests: retry after 2", retry_after=2)
+        ]
+        started = time.monotonic()
+        [answer] = await chat.send("/help")
+        assert time.monotonic() - started >= 2.0
+        assert answer["text"] == expected["text"]
+        assert len([m for m, _ in bot.api.calls if m == "sendMessage"]) == 1 + 2
+
+
+async def test_an_answer_that_keeps_failing_is_given_up_within_seconds_and_logged(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="bot.ratelimit")
+    async with running_bot(tmp_path) as bot:
+        chat = bot.chat(11, "en")
+        bot.api.failures["sendMessage"] = [TelegramError(502, "Bad Gateway")] * 4
+        started = time.monotonic()
+        await chat.send("/help")
+        assert time.monotonic() - started < 5.0
+    given_up = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING and r.name == "bot.ratelimit"
+    ]
+    assert given_up == ["sendMessage failed after 4 attempt(s): NetworkError, still failing"]

@@ -1,12 +1,22 @@
-"""How updates reach the handlers: each user's in order, users side by side."""
+"""How updates reach the handlers: each user's in order, users side by side; how polling
+rides out a Bot API that cannot be reached."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import logging
+from collections.abc import Callable
+from typing import Any
 
-from telegram import Chat, Message, Update, User
+import httpx
+import pytest
+from telegram import Bot, Chat, Message, Update, User
+from telegram.error import Conflict, NetworkError
+from telegram.request import HTTPXRequest
 
-from bot.updates import OnePerUser, checked_updates
+from bot.updates import CheckedUpdates, OnePerUser, checked_updates
+from tests.test_ratelimit import run_virtually
 
 
 def update_from(user_id: int, update_id: int) -> Update:
@@ -69,3 +79,77 @@ def test_an_update_without_a_date_or_a_chat_keeps_only_its_id():
         "not even an object",
     ]
     assert checked_updates(raw) == [{"update_id": 1}, {"update_id": 2}, good]
+
+
+# --- polling while the Bot API is away ------------------------------------------------
+
+UPDATES = {"ok": True, "result": [{"update_id": 7}]}
+
+
+def bot_polling(
+    *answers: Callable[[httpx.Request], httpx.Response],
+) -> tuple[Bot, CheckedUpdates, list[float]]:
+    """A bot whose getUpdates gets `answers` in turn (the last one repeated)."""
+    calls: list[float] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        calls.append(asyncio.get_running_loop().time())
+        return answers[min(len(calls), len(answers)) - 1](request)
+
+    request = CheckedUpdates(HTTPXRequest(httpx_kwargs={"transport": httpx.MockTransport(answer)}))
+    return Bot("123:abc", get_updates_request=request), request, calls
+
+
+def refused(request: httpx.Request) -> httpx.Response:
+    raise httpx.ConnectError("All connection attempts failed")
+
+
+def bad_gateway(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(502, text="<html>Bad Gateway</html>")
+
+
+def updates(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, json=UPDATES)
+
+
+def test_a_failed_long_poll_is_one_line_and_a_short_pause_then_no_updates(caplog):
+    async def main() -> tuple[list[list[Any]], list[float]]:
+        bot, request, calls = bot_polling(refused, bad_gateway, refused, refused, refused, updates)
+        await request.initialize()
+        try:
+            got = [list(await bot.get_updates(timeout=10)) for _ in range(6)]
+        finally:
+            await request.shutdown()
+        return got, calls
+
+    caplog.set_level(logging.INFO, logger="bot.updates")
+    got, calls = run_virtually(main())
+    assert [len(batch) for batch in got] == [0, 0, 0, 0, 0, 1]
+    # PTB asks again at once each time: the pauses are ours, 2 s at most.
+    assert [round(b - a, 3) for a, b in itertools.pairwise(calls)] == [0.5, 1.0, 2.0, 2.0, 2.0]
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[:2] == [
+        "the Bot API cannot be reached (NetworkError: httpx.ConnectError: "
+        "All connection attempts failed): polling again in 0.5 s",
+        "the Bot API cannot be reached (HTTP 502): polling again in 1.0 s",
+    ]
+    assert len(lines) == 6
+    assert lines[-1] == "the Bot API answers again, after 5 failed polls in 8 s"
+    assert not any(r.exc_info for r in caplog.records)
+
+
+def test_the_last_poll_at_shutdown_and_other_refusals_go_to_ptb_as_they_are():
+    conflict = httpx.Response(409, json={"ok": False, "description": "Conflict: other poller"})
+
+    async def main() -> None:
+        bot, request, _ = bot_polling(refused, lambda request: conflict)
+        await request.initialize()
+        try:
+            with pytest.raises(NetworkError):  # no long poll: PTB decides
+                await bot.get_updates(timeout=0)
+            with pytest.raises(Conflict):
+                await bot.get_updates(timeout=10)
+        finally:
+            await request.shutdown()
+
+    run_virtually(main())
