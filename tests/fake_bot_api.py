@@ -118,6 +118,11 @@ class FakeBotApi:
     failures: dict[str, list[TelegramError | Timeout]] = field(default_factory=dict)
     # Called with every call before it is answered (a test's way to act mid-way).
     before_call: Callable[[str, dict[str, Any]], None] | None = None
+    # Called with every call once answered: method, parameters, HTTP status, body and the
+    # moment (time.monotonic()) the call arrived. A benchmark's way to time the bot.
+    after_call: Callable[[str, dict[str, Any], int, dict[str, Any], float], None] | None = None
+    # update id -> the moment (time.monotonic()) the update was queued
+    queued_at: dict[int, float] = field(default_factory=dict)
     # Messages a second Telegram accepts, as a real bot's limit: beyond it, 429.
     rate_limit: float | None = None
     too_many: int = 0  # 429s answered for the rate limit
@@ -133,8 +138,15 @@ class FakeBotApi:
     # --- the bot's side ---------------------------------------------------
 
     def handle(self, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        arrived = time.monotonic()
         if self.before_call is not None:
             self.before_call(method, params)
+        code, body = self._answer(method, params)
+        if self.after_call is not None:
+            self.after_call(method, params, code, body, arrived)
+        return code, body
+
+    def _answer(self, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         with self._changed:
             self.calls.append((method, params))
             queued = self.failures.get(method)
@@ -356,6 +368,7 @@ class FakeBotApi:
     def _queue(self, update: dict[str, Any]) -> dict[str, Any]:
         with self._changed:
             update["update_id"] = next(self._update_ids)
+            self.queued_at[update["update_id"]] = time.monotonic()
             self.pending.append(update)
             self._changed.notify_all()
         return update
@@ -413,10 +426,21 @@ class FakeRequest(BaseRequest):
         return code, json.dumps(body).encode()
 
 
-def serve_http(api: FakeBotApi, token: str, port: int = 0) -> tuple[ThreadingHTTPServer, str]:
-    """Serve `api` on 127.0.0.1 (a free port unless given); return the server and `…/bot` URL."""
+def serve_http(
+    api: FakeBotApi, token: str, port: int = 0, *, keep_alive: bool = False
+) -> tuple[ThreadingHTTPServer, str]:
+    """Serve `api` on 127.0.0.1 (a free port unless given); return the server and `…/bot` URL.
+
+    By default each connection carries one call (HTTP/1.0); `keep_alive` keeps it open for
+    the next, as Telegram does (HTTP/1.1): a benchmark's way to time the bot, not the connects.
+    """
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+        # Headers and body go in separate writes: on a kept connection Nagle's algorithm
+        # would hold the body back until the client's delayed ACK, 40 ms later.
+        disable_nagle_algorithm = keep_alive
+
         def do_POST(self) -> None:
             prefix = f"/bot{token}/"
             if not self.path.startswith(prefix):
