@@ -12,6 +12,7 @@ from telegram.error import TelegramError
 from telegram.ext import ApplicationBuilder, ContextTypes
 from telegram.request import BaseRequest, HTTPXRequest
 
+from bot.budget import SharedBudget
 from bot.clock import Clock
 from bot.config import Settings
 from bot.i18n import LANGUAGES, Texts
@@ -52,10 +53,17 @@ def build_application(
     programme_rules = load_rules(settings.pai_rules_file)
 
     polling = settings.pai_webhook_url is None
+    limiter = PerChatRateLimiter(
+        messages_per_second=settings.pai_telegram_rate,
+        bulk_per_second=settings.pai_broadcast_rate,
+    )
 
     async def open_shared(application: App) -> None:
         shared = await open_resources(settings, clock=clock, rules=programme_rules)
         application.bot_data[RESOURCES_KEY] = shared
+        if not polling and shared.engine.dialect.name == "postgresql":
+            # Several instances may serve this bot: Telegram's limit is for all of them.
+            limiter.share_budget(SharedBudget(shared.sessions, settings.pai_telegram_rate))
         leadership = Leadership(shared)
         application.bot_data[LEADERSHIP_KEY] = leadership
         await _start(application)
@@ -74,12 +82,7 @@ def build_application(
         .base_url(settings.api_base_url)
         .base_file_url(settings.file_base_url)
         .context_types(ContextTypes(context=Context))
-        .rate_limiter(
-            PerChatRateLimiter(
-                messages_per_second=settings.pai_telegram_rate,
-                bulk_per_second=settings.pai_broadcast_rate,
-            )
-        )
+        .rate_limiter(limiter)
         # Users side by side, each user's updates in order (bot/updates.py).
         .concurrent_updates(OnePerUser())
         .get_updates_request(

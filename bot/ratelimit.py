@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from enum import StrEnum
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from telegram.error import (
@@ -143,6 +143,12 @@ class Pacer:
             await asyncio.sleep(slot - now)
 
 
+class SharedTurns(Protocol):
+    """Turns shared with other processes (bot/budget.py): `take` waits for this one's."""
+
+    async def take(self) -> None: ...
+
+
 class PerChatRateLimiter(BaseRateLimiter[str]):
     """Messages under Telegram's overall rate; after a 429, only the chat it concerned waits;
     answers to people go before bulk sends.
@@ -169,6 +175,7 @@ class PerChatRateLimiter(BaseRateLimiter[str]):
         retries: int = RETRIES,
     ) -> None:
         self._overall = Pacer(messages_per_second)
+        self._shared: SharedTurns | None = None
         self._bulk = Pacer(min(bulk_per_second, messages_per_second))
         self._retries = retries
         self._paused_until: dict[int | str, float] = {}
@@ -284,13 +291,20 @@ class PerChatRateLimiter(BaseRateLimiter[str]):
                 return
             await asyncio.sleep(self._overall.wait_for_free())
 
+    def share_budget(self, budget: SharedTurns) -> None:
+        """Spend the overall budget together with other instances, through `budget`."""
+        self._shared = budget
+
     async def _take_overall_turn(self) -> None:
         """One message of the bot's overall budget: the one place that spends it.
 
-        `self._overall` answers `free_now()`, `wait_for_free()` and `take()`: a budget
-        shared by several processes can take its place with the same three.
+        The process's own pacer keeps its order and its answers first; a budget shared
+        with other instances (webhook mode on PostgreSQL) then reserves the message's
+        slot among everyone's.
         """
         await self._overall.take()
+        if self._shared is not None:
+            await self._shared.take()
 
     async def _wait_for(self, key: int | str) -> None:
         until = self._paused_until.get(key)

@@ -32,7 +32,7 @@ from tests.factories import VATS
 from tests.fake_bot_api import FakeBotApi, User
 from tests.harness import button_data
 from tests.test_process import api as api  # the fake Bot API, as a fixture
-from tests.test_process import environment, invite_for_acme, running
+from tests.test_process import environment, invite_for_acme, link_many, running
 
 WEBHOOK_URL = "https://bot.example.com/tg/hook"
 
@@ -143,7 +143,11 @@ class Salesperson:
 
     def waits_for(self, fragment: str, seen: int = 0, timeout: float = 30) -> None:
         """Wait until more than `seen` of the bot's messages contain `fragment`."""
-        self.fake.wait_for(lambda: self.count(fragment) > seen, timeout=timeout)
+        try:
+            self.fake.wait_for(lambda: self.count(fragment) > seen, timeout=timeout)
+        except AssertionError:
+            got = [m.get("text", "")[:80] for m in self.fake.sent_to(self.user.id)]
+            raise AssertionError(f"no {fragment!r} for {self.user.id}; got {got}") from None
 
 
 def registrations(database_url: str) -> list[tuple[str, str]]:
@@ -470,3 +474,74 @@ async def test_instances_sharing_the_send_budget_keep_to_one_overall_rate():
     # wakes a sender late; two instances pacing themselves apart would send ~57.
     assert busiest <= 31
     assert 270 / 30 - 1 < took < 270 / rate + 1  # and not slower than the rate either
+
+
+def test_two_instances_chat_while_a_broadcast_runs_under_one_send_budget(api, tmp_path, database):
+    """Against a fake that answers 429 above 30 messages a second, as Telegram does for
+    the bot as a whole: no 429, nobody gets the broadcast twice, every answer arrives."""
+    if not database.startswith("postgresql"):
+        pytest.skip("several instances need PostgreSQL")
+    fake, base_url = api
+    fake.rate_limit = 30
+    staff_id, first_recipient, recipients = 900, 10_000, 400
+    env = env_for(
+        tmp_path,
+        base_url,
+        database,
+        PAI_WEBHOOK_SECRET="s3cret-for-the-test",
+        PAI_ADMIN_IDS=str(staff_id),
+    )
+    payloads = [invite_for_acme(env, tmp_path) for _ in range(2)]  # one use each
+    link_many(env, first_recipient, recipients)
+    ports = free_port(), free_port()
+    staff = Salesperson(fake, User(id=staff_id, language_code="en"))
+    people = [Salesperson(fake, User(id=600 + n, language_code="en")) for n in range(2)]
+    for person in (staff, *people):
+        person.secret = "s3cret-for-the-test"
+    first, second = (webhook_env(env, port) for port in ports)
+    with (
+        running(first, tmp_path, tmp_path / "one.log") as one,
+        running(second, tmp_path, tmp_path / "two.log") as two,
+    ):
+        wait_for_listener(ports[0], one)
+        wait_for_listener(ports[1], two)
+        staff.port = ports[1]
+        staff.says("/broadcast")
+        staff.waits_for("Send the message for partners")
+        staff.says("Programme update: double points in December")
+        staff.waits_for_button("All partners")
+        staff.presses("All partners")
+        staff.waits_for_button("Send to")
+        staff.presses("Send to")
+        received = [
+            lambda r=r: any("double points" in m.get("text", "") for m in fake.sent_to(r))
+            for r in range(first_recipient, first_recipient + recipients)
+        ]
+        fake.wait_for(lambda: any(got() for got in received), timeout=30)
+        # Meanwhile two salespeople register, each on both instances in turn.
+        for index, person in enumerate(people):
+            person.port = ports[index]
+            person.says(f"/start {payloads[index]}")
+            person.waits_for("Acme Informatica")
+            person.port = ports[1 - index]
+            person.says(f"/new {VATS[5 + index]}")
+            person.waits_for("company name")
+        # And a crowd asks for /help at the instance that does not send the broadcast:
+        # on its own it would pace itself to 30 a second beside the broadcast's 25.
+        leader = [json.loads(http(port, "/healthz")[1])["leader"] for port in ports]
+        assert sorted(leader) == [False, True]
+        crowd = [Salesperson(fake, User(id=700 + n, language_code="en")) for n in range(20)]
+        for person in crowd:
+            person.port, person.secret = ports[leader.index(False)], "s3cret-for-the-test"
+        for _ in range(5):
+            for person in crowd:
+                person.says("/help")
+        for person in crowd:
+            person.waits_for("only for partners", seen=4, timeout=60)  # strangers get this
+        fake.wait_for(lambda: all(got() for got in received), timeout=90)
+        time.sleep(1)
+    assert fake.too_many == 0
+    for recipient in range(first_recipient, first_recipient + recipients):
+        texts = [m.get("text", "") for m in fake.sent_to(recipient)]
+        assert sum("double points" in text for text in texts) == 1
+    assert all(p.count("Something went wrong") == 0 for p in people)

@@ -304,11 +304,12 @@ async def unlink_salesperson(
 
 
 async def remember_bot_username(*, session: AsyncSession, username: str) -> None:
-    state = await session.get(BotState, BOT_USERNAME_KEY)
-    if state is None:
-        session.add(BotState(key=BOT_USERNAME_KEY, value=username))
-    else:
-        state.value = username
+    """One statement: instances starting together must not both insert it."""
+    await session.execute(
+        dialect_insert(session, BotState)
+        .values(key=BOT_USERNAME_KEY, value=username)
+        .on_conflict_do_update(index_elements=["key"], set_={"value": username})
+    )
     await session.commit()
 
 
