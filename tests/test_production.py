@@ -27,6 +27,7 @@ from bot.budget import SHARED_MARGIN, SharedBudget
 from bot.db import create_tables, make_engine, make_sessions
 from bot.leader import died_here
 from bot.services.leases import give_up_lease, hold_lease
+from handlers.broadcasts import WORKERS
 from tests.conftest import reset_postgresql
 from tests.factories import VATS
 from tests.fake_bot_api import FakeBotApi, User
@@ -545,3 +546,72 @@ def test_two_instances_chat_while_a_broadcast_runs_under_one_send_budget(api, tm
         texts = [m.get("text", "") for m in fake.sent_to(recipient)]
         assert sum("double points" in text for text in texts) == 1
     assert all(p.count("Something went wrong") == 0 for p in people)
+
+
+def test_when_the_leader_dies_mid_broadcast_the_other_instance_finishes_it_once(
+    api, tmp_path, database
+):
+    if not database.startswith("postgresql"):
+        pytest.skip("several instances need PostgreSQL")
+    fake, base_url = api
+    staff_id, first_recipient, recipients = 900, 20_000, 60
+    env = env_for(
+        tmp_path,
+        base_url,
+        database,
+        PAI_WEBHOOK_SECRET="s3cret-for-the-test",
+        PAI_ADMIN_IDS=str(staff_id),
+        PAI_BROADCAST_RATE="20",
+    )
+    invite_for_acme(env, tmp_path)
+    link_many(env, first_recipient, recipients)
+    ports = free_port(), free_port()
+    staff = Salesperson(fake, User(id=staff_id, language_code="en"))
+    staff.secret = "s3cret-for-the-test"
+    text = "Programme news for everyone"
+    processes: dict[int, subprocess.Popen[bytes]] = {}
+    sent = {"n": 0}
+
+    def kill_the_leader_halfway(method: str, params: dict[str, Any]) -> None:
+        if method == "sendMessage" and text in str(params.get("text")):
+            sent["n"] += 1
+            if sent["n"] == recipients // 2:  # Telegram has it; the leader never hears back
+                processes[leader].kill()
+
+    first, second = (webhook_env(env, port) for port in ports)
+    with (
+        running(first, tmp_path, tmp_path / "one.log") as one,
+        running(second, tmp_path, tmp_path / "two.log") as two,
+    ):
+        wait_for_listener(ports[0], one)
+        wait_for_listener(ports[1], two)
+        processes.update({ports[0]: one, ports[1]: two})
+        leads = {port: json.loads(http(port, "/healthz")[1])["leader"] for port in ports}
+        leader = next(port for port, yes in leads.items() if yes)
+        survivor = next(port for port in ports if port != leader)
+        staff.port = survivor
+        staff.says("/broadcast")
+        staff.waits_for("Send the message for partners")
+        staff.says(text)
+        staff.waits_for_button("All partners")
+        staff.presses("All partners")
+        staff.waits_for_button("Send to")
+        fake.before_call = kill_the_leader_halfway
+        staff.presses("Send to")
+        processes[leader].wait(timeout=60)
+        killed_at = time.monotonic()
+        staff.waits_for("recipients:", timeout=60)
+        assert time.monotonic() - killed_at < 60  # taken over within a minute
+        assert json.loads(http(survivor, "/healthz")[1])["leader"] is True
+        time.sleep(1)
+    counts = [
+        sum(text in m.get("text", "") for m in fake.sent_to(r))
+        for r in range(first_recipient, first_recipient + recipients)
+    ]
+    assert max(counts) == 1  # nobody twice
+    assert staff.count("recipients:") == 1  # one report
+    report = next(m["text"] for m in fake.sent_to(staff_id) if "recipients:" in m["text"])
+    delivered = int(report.split("recipients: ")[1].split(" delivered")[0])
+    unconfirmed = int(report.split("failed, ")[1].split(" without")[0])
+    assert delivered + unconfirmed == recipients
+    assert 1 <= unconfirmed <= WORKERS  # in flight at the kill: never sent again
