@@ -227,6 +227,35 @@ class Drafts:
         await self._conversations.take(user_id, REGISTRATION)
 
 
+class DraftsOfOneUpdate:
+    """The drafts as one update sees them: each user's read from the database once,
+    then kept in step with what the update itself saves or drops.
+
+    An update looks at the draft more than once (a confirmation still to deliver,
+    then the answer): one read instead of two is a round trip less on every message.
+    Nothing outlives the update, so the next one reads the database again.
+    """
+
+    def __init__(self, store: DraftStore) -> None:
+        self._store = store
+        self._seen: dict[int, Draft | None] = {}
+
+    async def load(self, user_id: int) -> Draft | None:
+        if user_id not in self._seen:
+            self._seen[user_id] = await self._store.load(user_id)
+        draft = self._seen[user_id]
+        # A copy: changing it without saving must not change what the next load says.
+        return None if draft is None else dataclasses.replace(draft)
+
+    async def save(self, user_id: int, draft: Draft) -> None:
+        await self._store.save(user_id, draft)
+        self._seen[user_id] = dataclasses.replace(draft)
+
+    async def drop(self, user_id: int) -> None:
+        await self._store.drop(user_id)
+        self._seen[user_id] = None
+
+
 def conversations_url(database_url: str) -> str:
     """Where conversations are kept: the database itself, except for a SQLite file.
 

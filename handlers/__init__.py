@@ -23,9 +23,9 @@ from handlers.common import (
     Context,
     account_of,
     answer_query,
+    drafts_of,
     linked_only,
     reply,
-    resources,
     texts_for,
 )
 from handlers.registration import answer_stale
@@ -140,7 +140,7 @@ async def mark_draft_interrupted(update: Update, context: Context) -> None:
     user = update.effective_user
     if user is None:
         return
-    drafts = resources(context).drafts
+    drafts = drafts_of(context)
     draft = await drafts.load(user.id)
     if draft is not None and not draft.interrupted:
         draft.interrupted = True

@@ -14,7 +14,7 @@ from telegram import InlineKeyboardMarkup, Message, Update, User
 from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
 from telegram.ext import Application, CallbackContext, ExtBot
 
-from bot.drafts import Draft, Step
+from bot.drafts import Draft, DraftsOfOneUpdate, DraftStore, Step
 from bot.errors import RegistrationNotFound
 from bot.i18n import Texts, html_to_text, language_for
 from bot.lifecycle import Status
@@ -32,10 +32,19 @@ RESEND_DELAYS = (0.5, 2.0)
 
 
 class Context(CallbackContext[ExtBot[str], dict[Any, Any], dict[Any, Any], dict[Any, Any]]):
-    """PTB's context, plus the account of the update's user, looked up once per update."""
+    """PTB's context (one per update), plus what the update looks up once: the account
+    of its user, and drafts."""
 
     account: Account | None
     account_known: bool = False
+    seen_drafts: DraftStore | None = None
+
+
+def drafts_of(context: Context) -> DraftStore:
+    """The drafts store for this update: each draft read from the database once."""
+    if context.seen_drafts is None:
+        context.seen_drafts = DraftsOfOneUpdate(resources(context).drafts)
+    return context.seen_drafts
 
 
 App = Application[ExtBot[str], Context, dict[Any, Any], dict[Any, Any], dict[Any, Any], Any]
@@ -115,11 +124,11 @@ async def current_draft(update: Update, context: Context) -> Draft | None:
     """
     shared = resources(context)
     user_id = user_id_of(update)
-    draft = await shared.drafts.load(user_id)
+    draft = await drafts_of(context).load(user_id)
     if draft is not None and draft.step == Step.REGISTERED:
         return None
     if draft is not None and draft.is_stale(shared.now()):
-        await shared.drafts.drop(user_id)
+        await drafts_of(context).drop(user_id)
         return None
     return draft
 

@@ -38,6 +38,7 @@ from handlers.common import (
     account_of,
     answer_query,
     current_draft,
+    drafts_of,
     linked_only,
     own_registration,
     remove_buttons,
@@ -79,7 +80,7 @@ async def follow_invite(update: Update, context: Context, token: str) -> None:
     account = await account_of(update, context)
     texts = texts_for(update, account)
     if await current_draft(update, context) is not None:
-        await shared.drafts.drop(user_id)
+        await drafts_of(context).drop(user_id)
         await reply(update, texts("draft_dropped"))
     try:
         async with shared.sessions() as session:

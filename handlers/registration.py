@@ -48,6 +48,7 @@ from handlers.common import (
     account_of,
     answer_query,
     current_draft,
+    drafts_of,
     linked_only,
     remove_buttons,
     replace_pressed,
@@ -158,7 +159,7 @@ async def ask(
     shared = resources(context)
     draft.touched_at = shared.now()
     draft.interrupted = False
-    await shared.drafts.save(user_id_of(update), draft)
+    await drafts_of(context).save(user_id_of(update), draft)
     text, markup = question(texts, shared, draft)
     text = paragraphs(preface, text)
     if in_place:
@@ -283,7 +284,7 @@ async def take_vat(
         return
     if verdict is None:  # refused: the verdict says why, and this registration ends
         await reply(update, paragraphs(notice, answer))
-        await shared.drafts.drop(user_id_of(update))
+        await drafts_of(context).drop(user_id_of(update))
         return
     draft.vat = verdict.vat
     draft.known_name = verdict.known_name
@@ -397,7 +398,7 @@ async def cancel_registration(
     if draft is None:
         await reply(update, texts("nothing_to_cancel"))
         return
-    await resources(context).drafts.drop(user_id_of(update))
+    await drafts_of(context).drop(user_id_of(update))
     await reply(update, texts("cancelled"))
 
 
@@ -415,7 +416,7 @@ async def press_draft_button(
     # The pressed message becomes the next step: the press costs no second message.
     if isinstance(button, CancelDraft):
         await answer_query(update)
-        await resources(context).drafts.drop(user_id_of(update))
+        await drafts_of(context).drop(user_id_of(update))
         await replace_pressed(update, texts("cancelled"))
     elif isinstance(button, CloseIn) and draft.step == Step.CLOSE:
         await answer_query(update)
@@ -486,13 +487,13 @@ async def confirm_registration(
     except InvalidInput:
         raise  # not a verdict: the draft lacks what the service needs, a bug
     except DomainError as refusal:
-        await shared.drafts.drop(user_id)
+        await drafts_of(context).drop(user_id)
         await replace_pressed(update, render_refusal(texts, shared.rules, opportunity.vat, refusal))
         return
     # Registered: from here on the draft only waits for the confirmation to arrive.
     draft.step = Step.REGISTERED
     draft.reference = registration.reference
-    await shared.drafts.save(user_id, draft)
+    await drafts_of(context).save(user_id, draft)
     await send_confirmation(update, context, texts, draft, registration, in_place=True)
 
 
@@ -524,7 +525,7 @@ async def send_confirmation(
     except TelegramError as exc:
         log.warning("the confirmation of a registration is pending: %s", type(exc).__name__)
         return False
-    await resources(context).drafts.drop(user_id_of(update))
+    await drafts_of(context).drop(user_id_of(update))
     return True
 
 
@@ -535,12 +536,12 @@ async def deliver_pending_confirmation(update: Update, context: Context) -> None
     if user is None or chat is None or chat.type != chat.PRIVATE:
         return
     shared = resources(context)
-    draft = await shared.drafts.load(user.id)
+    draft = await drafts_of(context).load(user.id)
     if draft is None or draft.step != Step.REGISTERED or draft.reference is None:
         return
     account = await account_of(update, context)
     if account is None:
-        await shared.drafts.drop(user.id)
+        await drafts_of(context).drop(user.id)
         return
     async with shared.sessions() as session:
         registration = await get_registration(
