@@ -28,7 +28,7 @@ from bot.db import create_tables, make_engine, make_sessions
 from bot.leader import died_here
 from bot.services.leases import give_up_lease, hold_lease
 from handlers.broadcasts import WORKERS
-from tests.conftest import reset_postgresql
+from tests.conftest import database_url_for, reset_postgresql
 from tests.factories import VATS
 from tests.fake_bot_api import FakeBotApi, User
 from tests.harness import button_data
@@ -36,6 +36,14 @@ from tests.test_process import api as api  # the fake Bot API, as a fixture
 from tests.test_process import environment, invite_for_acme, link_many, running
 
 WEBHOOK_URL = "https://bot.example.com/tg/hook"
+
+
+@pytest.fixture
+async def postgresql_database(tmp_path: Path) -> str:
+    """Several instances need PostgreSQL: these tests run on it alone."""
+    url = database_url_for("postgresql", tmp_path)
+    await reset_postgresql(url)
+    return url
 
 
 @pytest.fixture
@@ -477,11 +485,12 @@ async def test_instances_sharing_the_send_budget_keep_to_one_overall_rate():
     assert 270 / 30 - 1 < took < 270 / rate + 1  # and not slower than the rate either
 
 
-def test_two_instances_chat_while_a_broadcast_runs_under_one_send_budget(api, tmp_path, database):
+def test_two_instances_chat_while_a_broadcast_runs_under_one_send_budget(
+    api, tmp_path, postgresql_database
+):
     """Against a fake that answers 429 above 30 messages a second, as Telegram does for
     the bot as a whole: no 429, nobody gets the broadcast twice, every answer arrives."""
-    if not database.startswith("postgresql"):
-        pytest.skip("several instances need PostgreSQL")
+    database = postgresql_database
     fake, base_url = api
     fake.rate_limit = 30
     staff_id, first_recipient, recipients = 900, 10_000, 400
@@ -549,10 +558,9 @@ def test_two_instances_chat_while_a_broadcast_runs_under_one_send_budget(api, tm
 
 
 def test_when_the_leader_dies_mid_broadcast_the_other_instance_finishes_it_once(
-    api, tmp_path, database
+    api, tmp_path, postgresql_database
 ):
-    if not database.startswith("postgresql"):
-        pytest.skip("several instances need PostgreSQL")
+    database = postgresql_database
     fake, base_url = api
     staff_id, first_recipient, recipients = 900, 20_000, 60
     env = env_for(
