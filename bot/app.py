@@ -6,10 +6,12 @@ import asyncio
 import datetime as dt
 import logging
 import os
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from telegram import BotCommand, BotCommandScopeChat
 from telegram.error import TelegramError
-from telegram.ext import ApplicationBuilder, ContextTypes
+from telegram.ext import ApplicationBuilder, ContextTypes, JobQueue
 from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.budget import SharedBudget
@@ -28,6 +30,8 @@ from handlers.common import RESOURCES_KEY, App, Context
 from handlers.reminders import tick
 
 log = logging.getLogger(__name__)
+# A scheduled job's callback.
+Job = Callable[[Context], Coroutine[Any, Any, None]]
 COMMANDS = ("new", "check", "status", "settings", "help", "cancel")
 STAFF_COMMANDS = ("pending", "find", "stats", "broadcast", "broadcasts")
 # bot_data key, set when this poller lost its lease and stopped: `run` exits with failure.
@@ -138,13 +142,7 @@ def _keep_leading(application: App, *, polling: bool, schedule_reminders: bool) 
             jobs.run_once(_tick_if_leading, when=0, name="reminders on taking the lead")
         await resume_broadcasts(application)
 
-    jobs.run_repeating(
-        renew,
-        interval=RENEW_EVERY,
-        first=RENEW_EVERY,
-        name="leader lease",
-        job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
-    )
+    _every(jobs, RENEW_EVERY, renew, "leader lease")
 
 
 async def _tick_if_leading(context: Context) -> None:
@@ -163,11 +161,17 @@ def _schedule_reminders(application: App, rules: Rules) -> None:
     jobs.run_once(
         _tick_if_leading, when=0, name="reminders at start", job_kwargs={"misfire_grace_time": None}
     )
+    _every(jobs, every, _tick_if_leading, "reminders")
+
+
+def _every(jobs: JobQueue[Context], interval: dt.timedelta, work: Job, name: str) -> None:
+    """Run `work` every `interval`, from one interval on: never two runs at once, a run
+    missed while the process was busy made up once, not in a burst."""
     jobs.run_repeating(
-        _tick_if_leading,
-        interval=every,
-        first=every,
-        name="reminders",
+        work,
+        interval=interval,
+        first=interval,
+        name=name,
         job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
     )
 

@@ -211,30 +211,6 @@ def test_updates_telegram_should_never_send_are_skipped_by_the_real_process(api,
     assert len(text) < 20_000  # one line for it, not a flood
 
 
-def test_the_running_bot_rides_out_the_bot_api_going_away(tmp_path):
-    fake = FakeBotApi()
-    server, base_url = serve_http(fake, TOKEN)
-    port = server.server_port
-    env = environment(tmp_path, base_url)
-    payload = invite_for_acme(env, tmp_path)
-    user = User(id=99, language_code="en")
-    try:
-        with running(env, tmp_path, tmp_path / "bot.log") as process:
-            fake.user_sends(user, f"/start {payload}")
-            wait_for_reply(fake, user, 1)
-            server.shutdown()
-            server.server_close()
-            time.sleep(3)  # the Bot API is away for a while: the bot keeps trying
-            assert process.poll() is None
-            server, _ = serve_http(fake, TOKEN, port=port)
-            fake.user_sends(user, "/help")
-            assert "/new" in wait_for_reply(fake, user, 2)[-1]["text"]
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert "Traceback" not in (tmp_path / "bot.log").read_text()
-
-
 def test_run_warns_when_the_env_file_can_be_read_by_others(api, tmp_path):
     fake, base_url = api
     env = environment(tmp_path, base_url)
