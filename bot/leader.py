@@ -56,17 +56,20 @@ class Leadership:
         self._shared = shared
         self.holder = holder or instance_name()
         self.held = False
+        # Until when the last renewal holds the lease, as this instance's clock reads it.
+        self._held_until: dt.datetime | None = None
 
     async def renew(self) -> bool:
         """Take or renew the lease; say so in the log when that changes.
 
-        A database that cannot be reached means the lease cannot be renewed: this
+        A database that cannot be reached for a moment changes nothing while the lease
+        last renewed still runs: nobody else can take it before then. Past that, this
         instance stops leading rather than risk two leaders.
         """
         was = self.held
+        now = self._shared.now()
         try:
             async with self._shared.sessions() as session:
-                now = self._shared.now()
                 current = None if was else await lease_holder(session=session, name=LEADER, now=now)
                 self.held = await hold_lease(
                     session=session,
@@ -76,9 +79,11 @@ class Leadership:
                     ttl=LEASE_TTL,
                     replacing=current if current and died_here(current) else None,
                 )
+            self._held_until = now + LEASE_TTL if self.held else None
         except Exception as exc:
             log.warning("cannot renew the leader lease: %s", type(exc).__name__)
-            self.held = False
+            # A margin of one renewal: another instance's clock may run a little ahead.
+            self.held = self._held_until is not None and now < self._held_until - RENEW_EVERY
         if self.held and not was:
             log.info("this instance (%s) leads: scheduled work and broadcasts", self.holder)
         elif was and not self.held:

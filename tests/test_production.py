@@ -24,8 +24,11 @@ import pytest
 from sqlalchemy import make_url
 
 from bot.budget import SHARED_MARGIN, SharedBudget
+from bot.clock import ManualClock
+from bot.config import Settings
 from bot.db import create_tables, make_engine, make_sessions
-from bot.leader import died_here
+from bot.leader import Leadership, died_here
+from bot.resources import open_resources
 from bot.services.leases import give_up_lease, hold_lease
 from handlers.broadcasts import WORKERS
 from tests.conftest import database_url_for, reset_postgresql
@@ -623,3 +626,30 @@ def test_when_the_leader_dies_mid_broadcast_the_other_instance_finishes_it_once(
     unconfirmed = int(report.split("failed, ")[1].split(" without")[0])
     assert delivered + unconfirmed == recipients
     assert 1 <= unconfirmed <= WORKERS  # in flight at the kill: never sent again
+
+
+async def test_a_database_away_for_a_moment_does_not_end_the_lead_until_the_lease_would(
+    tmp_path,
+):
+    clock = ManualClock(dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC))
+    shared = await open_resources(
+        Settings(_env_file=None, database_url=f"sqlite:///{tmp_path / 'pai.db'}"),  # type: ignore[call-arg]
+        clock=clock,
+    )
+    try:
+        leadership = Leadership(shared)
+        assert await leadership.renew()
+        working = shared.sessions
+
+        def unreachable() -> Any:
+            raise OSError("connection refused")
+
+        shared.sessions = unreachable  # type: ignore[assignment]
+        clock.advance(dt.timedelta(seconds=10))
+        assert await leadership.renew()  # the lease still runs: nobody else can have it
+        clock.advance(dt.timedelta(seconds=15))
+        assert not await leadership.renew()  # close to its end: stop leading first
+        shared.sessions = working
+        assert await leadership.renew()
+    finally:
+        await shared.close()
