@@ -97,6 +97,21 @@ Columns: {", ".join(EXPORT_COLUMNS)}
 
 Example: pai-bot export registrations.xlsx"""
 
+DEMO_HELP = """\
+The real bot (the same handlers, services and database code as `run`) against a
+Telegram of its own that lives in the package: no token, no internet. Its SQLite
+database is seeded with three partners (gold, certified, registered), a few
+hundred customers with two years of purchases and registrations in every state.
+
+You chat as a salesperson of the gold partner: the bot's messages are printed,
+its buttons numbered (type the number to press one). Besides the bot's commands:
+  /as staff      speak as programme staff (/stats saves its chart as a PNG)
+  /as CODE       speak as that partner's salesperson (AURORA, BITLINE, CEDRO)
+  /time +3w      move the clock ahead (+2d, +5h, +30m): the reminders due come
+  /quit          end (so does Ctrl-D)
+
+Example: pai-bot demo --db demo.db"""
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
@@ -285,6 +300,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--date", metavar="YYYY-MM-DD", help="the day they were paid (default: today)"
     )
     payout_paid.set_defaults(command=run_payouts_mark_paid)
+
+    demo = command("demo", "try the bot in this terminal: no token, no network", DEMO_HELP)
+    demo.add_argument(
+        "--db",
+        type=Path,
+        metavar="PATH",
+        help="keep the demo's SQLite database here, its files in PATH-files/ beside it "
+        "(default: a temporary folder, removed at exit)",
+    )
+    demo.add_argument(
+        "--language", choices=("en", "it"), default="en", help="the bot's language (default: en)"
+    )
+    demo.set_defaults(command=run_demo)
     return parser
 
 
@@ -719,6 +747,17 @@ def run_payouts_mark_paid(args: argparse.Namespace, settings: Settings) -> int:
         f"{len(report.refused)} refused"
     )
     return REFUSED if report.refused else OK
+
+
+# --- demo ----------------------------------------------------------------------
+
+
+def run_demo(args: argparse.Namespace, settings: Settings) -> int:
+    # The demo builds its own settings: nothing of .env decides where it writes.
+    from bot.demo import main as demo
+
+    db: Path | None = args.db
+    return demo(database=db, language=args.language)
 
 
 # --- reminders -----------------------------------------------------------------

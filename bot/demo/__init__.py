@@ -1,0 +1,557 @@
+"""`pai-bot demo`: the real bot in a terminal, against the Bot API that ships in the package.
+
+The same `Application` `pai-bot run` builds (handlers, services, database code), given
+the fake Telegram of `bot.fakeapi` in process instead of a network connection, a
+SQLite database seeded with a small programme (`bot.demo.seed`), and a `ManualClock`
+that `/time` moves. What the user types goes to the bot as a Telegram update from
+the person they are speaking as; what the bot sends to that person is printed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import datetime as dt
+import logging
+import re
+import shutil
+import sqlite3
+import sys
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from telegram import Update
+
+from bot.app import build_application
+from bot.clock import ManualClock, SystemClock
+from bot.config import Settings
+from bot.db import check_schema, prepare_sqlite_file
+from bot.demo.screen import Screen, Shown, buttons_of
+from bot.demo.seed import (
+    EXAMPLE_NAMES,
+    EXAMPLE_NEW_VAT,
+    EXAMPLE_PROTECTED_VAT,
+    EXAMPLE_RECENT_VAT,
+    EXAMPLE_RETURNING_VAT,
+    PARTNERS,
+    SALESPEOPLE,
+    STAFF_ID,
+    STAFF_NAME,
+    seed_programme,
+)
+from bot.errors import DomainError
+from bot.fakeapi import FakeBotApi, FakeRequest, User
+from bot.logs import configure_logging
+from bot.resources import Resources
+from bot.rules import next_allowed_moment, sending_allowed
+from bot.updates import checked_updates
+from handlers.common import RESOURCES_KEY, App
+from handlers.reminders import run_tick
+
+__all__ = [
+    "EXAMPLE_NEW_VAT",
+    "EXAMPLE_PROTECTED_VAT",
+    "EXAMPLE_RECENT_VAT",
+    "EXAMPLE_RETURNING_VAT",
+    "STAFF_ID",
+    "main",
+]
+
+log = logging.getLogger(__name__)
+# Shaped like a token from @BotFather, so the bot starts as `run` would; nobody checks it.
+DEMO_TOKEN = "7000001:PAIdemoNeedsNoTelegramTokenAtAll_k3"
+MESSAGE_METHODS = frozenset(
+    {"sendMessage", "sendPhoto", "sendDocument", "editMessageText", "editMessageReplyMarkup"}
+)
+TIME_STEP = re.compile(r"^\+?\s*(\d+)\s*([wdhm])$")
+UNITS = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes"}
+DEMO_PARTNER = "AURORA"
+
+
+@dataclass(frozen=True)
+class Persona:
+    """Someone the user can speak as: `/as staff`, `/as CODE`."""
+
+    key: str
+    user: User
+    title: str
+
+
+@dataclass(frozen=True)
+class Popup:
+    """A button's answer shown on the user's screen (answerCallbackQuery with a text)."""
+
+    chat_id: int
+    text: str
+    alert: bool
+
+
+Event = Shown | Popup
+
+
+def personas(language: str) -> dict[str, Persona]:
+    found: dict[str, Persona] = {}
+    companies = {partner.code: partner for partner in PARTNERS}
+    for person in SALESPEOPLE:
+        if person.partner_code in found:
+            continue
+        partner = companies[person.partner_code]
+        found[partner.code] = Persona(
+            partner.code,
+            User(
+                person.telegram_user_id,
+                person.first_name,
+                language,
+                last_name=person.last_name,
+                username=person.username,
+            ),
+            f"{person.first_name} {person.last_name}, salesperson at {partner.company} "
+            f"({partner.code}, {partner.level})",
+        )
+    first, last = STAFF_NAME
+    found["staff"] = Persona(
+        "staff",
+        User(STAFF_ID, first, language, last_name=last),
+        f"{first} {last}, programme staff",
+    )
+    return found
+
+
+def demo_settings(database: Path) -> Settings:
+    """The demo's own settings: nothing from `.env` or the environment decides where it writes."""
+    return Settings(
+        _env_file=None,
+        telegram_bot_token=DEMO_TOKEN,
+        telegram_bot_username=None,
+        telegram_api_base_url=None,
+        database_url=f"sqlite:///{database}",
+        pai_rules_file=None,
+        pai_admin_ids=frozenset({STAFF_ID}),
+        pai_webhook_url=None,
+        pai_webhook_secret=None,
+        pai_log_format="text",
+    )
+
+
+def demo_database_problem(database: Path) -> str | None:
+    """Why `--db PATH` must not be used: a file that is not a database an earlier demo made.
+
+    The demo writes freely (its clock jumps weeks ahead): it must never touch a real
+    programme's database.
+    """
+    if not database.exists() or database.stat().st_size == 0:
+        return None
+    try:
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as connection:
+            row = connection.execute(
+                "SELECT company FROM partner WHERE code = ?", (DEMO_PARTNER,)
+            ).fetchone()
+    except sqlite3.Error:
+        row = None
+    if row is None or row[0] != PARTNERS[0].company:
+        return (
+            f"{database} is not a database an earlier demo made: "
+            "give --db a new file (the demo never writes to a real programme's database)"
+        )
+    return None
+
+
+class Demo:
+    """The terminal's side of the chat: reads lines, sends them as the current persona."""
+
+    def __init__(
+        self,
+        *,
+        app: App,
+        api: FakeBotApi,
+        clock: ManualClock,
+        screen: Screen,
+        people: dict[str, Persona],
+        folder: Path,
+        interactive: bool,
+    ) -> None:
+        self.app, self.api, self.clock, self.screen = app, api, clock, screen
+        self.people = people
+        self.folder = folder
+        self.interactive = interactive
+        self.current = people[DEMO_PARTNER]
+        self.pending: list[Event] = []
+        self.unread: dict[int, list[Event]] = {}
+        self.saved: dict[tuple[int, int], Path] = {}
+        self.idle = False
+
+    @property
+    def shared(self) -> Resources:
+        shared: Resources = self.app.bot_data[RESOURCES_KEY]
+        return shared
+
+    # --- what the bot does ---------------------------------------------------------
+
+    def on_call(
+        self, method: str, params: dict[str, Any], code: int, body: dict[str, Any], _at: float
+    ) -> None:
+        """Keep what the bot put on someone's screen, as it was at that moment."""
+        if code != 200:
+            return
+        if method in MESSAGE_METHODS:
+            result = body["result"]
+            key = (int(result["chat"]["id"]), int(result["message_id"]))
+            stored = self.api.messages[key]
+            markup = stored.get("reply_markup", {})
+            kind = "photo" if "photo" in stored else "document" if "document" in stored else "text"
+            self.pending.append(
+                Shown(
+                    chat_id=key[0],
+                    message_id=key[1],
+                    text_html=str(stored.get("html", "")),
+                    keyboard=copy.deepcopy(markup.get("inline_keyboard", [])),
+                    edited=method.startswith("edit"),
+                    at=self.clock.now(),
+                    file=self.api.files.get(key),
+                    kind=kind,
+                )
+            )
+        elif method == "answerCallbackQuery" and params.get("text"):
+            user = self.api.pressed_by.get(str(params.get("callback_query_id")))
+            if user is not None:
+                alert = str(params.get("show_alert")).lower() == "true"
+                self.pending.append(Popup(user, str(params["text"]), alert))
+
+    def flush(self) -> bool:
+        """Print what the bot sent the current persona; note what came for the others."""
+        events, self.pending = self.pending, []
+        others: dict[int, int] = {}
+        chats = {persona.user.id: persona for persona in self.people.values()}
+        for event in events:
+            if event.chat_id == self.current.user.id:
+                self.show(event)
+            elif event.chat_id in chats:
+                self.unread.setdefault(event.chat_id, []).append(event)
+                others[event.chat_id] = others.get(event.chat_id, 0) + 1
+        for chat, count in others.items():
+            persona = chats[chat]
+            first = persona.user.first_name
+            self.screen.note(
+                f"{count} new for {first} ({persona.key}): /as {persona.key} to read "
+                f"{'them' if count > 1 else 'it'}"
+            )
+        return bool(events)
+
+    def show(self, event: Event) -> None:
+        if isinstance(event, Popup):
+            self.screen.popup(event.text, alert=event.alert)
+            return
+        saved = None
+        if event.file is not None:
+            saved = self.save(event)
+        self.screen.message(event, saved_to=str(saved) if saved else None)
+
+    def save(self, shown: Shown) -> Path:
+        """A photo or document the bot sent, written to the demo's folder."""
+        key = (shown.chat_id, shown.message_id)
+        if key not in self.saved:
+            assert shown.file is not None
+            name, content = shown.file
+            path = self.folder / f"{shown.message_id}-{Path(name).name}"
+            path.write_bytes(content)
+            self.saved[key] = path
+        return self.saved[key]
+
+    async def settle(self) -> None:
+        """Hand the queued updates to the bot and wait until it has answered them all."""
+        while self.api.pending:
+            for update in checked_updates([self.api.take_update()]):
+                await self.app.update_queue.put(Update.de_json(update, self.app.bot))
+        await self.app.update_queue.join()
+        await self.shared.settle()
+
+    # --- what the user does ----------------------------------------------------------
+
+    async def converse(self, lines: asyncio.Queue[str | None]) -> None:
+        self.banner()
+        await self.send("/start")
+        printer = asyncio.get_running_loop().create_task(self.print_meanwhile())
+        try:
+            while True:
+                self.prompt()
+                self.idle = True
+                line = await lines.get()
+                self.idle = False
+                if line is None:
+                    if self.interactive:
+                        self.screen.write()
+                    break
+                line = line.strip()
+                if not line:
+                    continue
+                if not self.interactive:
+                    self.screen.write(f"{self.current.user.first_name} > {line}")
+                if not await self.take(line):
+                    break
+        finally:
+            printer.cancel()
+            await self.settle()
+            self.flush()
+
+    def prompt(self) -> None:
+        if self.interactive:
+            self.screen.out.write(f"{self.current.user.first_name} > ")
+            self.screen.out.flush()
+
+    async def print_meanwhile(self) -> None:
+        """What the bot sends by itself while the user types (a broadcast's progress)."""
+        while True:
+            await asyncio.sleep(0.3)
+            if self.idle and self.pending:
+                if self.interactive:
+                    self.screen.out.write("\r")
+                if self.flush():
+                    self.prompt()
+
+    async def take(self, line: str) -> bool:
+        """Act on one line; False to end the demo."""
+        word, _, rest = line.partition(" ")
+        rest = rest.strip()
+        if word in {"/quit", "/exit"}:
+            return False
+        if word == "/as":
+            self.switch(rest)
+        elif word == "/time":
+            await self.move_clock(rest)
+        elif word == "/demo":
+            self.banner()
+        elif line.isdigit() and self.press(int(line)):
+            await self.settle()
+        else:
+            # A leading backslash sends the rest as it is: a number while buttons are shown.
+            await self.send(line[1:] if line.startswith("\\") else line)
+            return True
+        self.flush()
+        return True
+
+    async def send(self, text: str) -> None:
+        self.api.user_sends(self.current.user, text)
+        await self.settle()
+        self.flush()
+
+    def press(self, number: int) -> bool:
+        """Press button `number` of the bot's last message; False when it has no such button."""
+        messages = self.api.sent_to(self.current.user.id)
+        if not messages:
+            return False
+        last = messages[-1]
+        buttons = buttons_of(last.get("reply_markup", {}).get("inline_keyboard", []))
+        if not 1 <= number <= len(buttons):
+            return False
+        button = buttons[number - 1]
+        if button.get("url"):
+            self.screen.note(f"[{number}] opens {button['url']} (outside the demo)")
+            return True
+        self.screen.note(f"pressed [{number}] {button.get('text', '')}")
+        self.api.user_presses(self.current.user, last, button.get("callback_data"))
+        return True
+
+    def switch(self, who: str) -> None:
+        key = "staff" if who.lower() == "staff" else who.upper()
+        persona = self.people.get(key)
+        if persona is None:
+            choices = ", ".join(f"/as {k}" for k in self.people)
+            self.screen.note(f"speak as whom? {choices}")
+            return
+        self.current = persona
+        self.screen.heading(f"You are {persona.title}")
+        for event in self.unread.pop(persona.user.id, []):
+            self.show(event)
+
+    async def move_clock(self, step: str) -> None:
+        """`/time +3w`: the clock goes ahead and the reminders' tick runs at the new moment."""
+        matched = TIME_STEP.match(step)
+        if matched is None:
+            self.screen.note("/time +3w moves the clock 3 weeks ahead (also +2d, +5h, +30m)")
+            return
+        amount, unit = int(matched.group(1)), matched.group(2)
+        self.clock.advance(dt.timedelta(**{UNITS[unit]: amount}))
+        rules = self.shared.rules
+        moment = self.clock.now()
+        if not sending_allowed(rules, moment):
+            allowed = next_allowed_moment(rules, moment)
+            weekdays = ", weekdays only" if rules.reminders.weekdays_only else ""
+            self.screen.note(
+                f"{self.when(moment)} falls in the reminders' quiet hours "
+                f"({rules.reminders.quiet_hours()}{weekdays}): the clock goes on to "
+                f"{self.when(allowed)}, when the bot may write first"
+            )
+            self.clock.set(allowed)
+        report = await run_tick(self.app)
+        await self.settle()
+        ended = f", {report.expired} protections ended" if report.expired else ""
+        self.screen.note(
+            f"It is {self.when(self.clock.now())}. The reminders' tick ran: "
+            f"{report.sent} reminders sent{ended}"
+        )
+
+    def when(self, moment: dt.datetime) -> str:
+        zone = self.shared.rules.timezone
+        return f"{moment.astimezone(zone):%a %d %b %Y, %H:%M} ({zone.key})"
+
+    def banner(self) -> None:
+        write, note = self.screen.write, self.screen.note
+        write("PAI Assistant demo: the real bot, with a Telegram of its own. No token, no network.")
+        write(f"You are {self.current.title}.")
+        write("Register a deal: /new, then a customer's VAT number. To try:")
+        write(f"  {EXAMPLE_NEW_VAT}  a company the vendor never sold to: it qualifies")
+        for vat, what in (
+            (EXAMPLE_RETURNING_VAT, "last bought 14 months ago: new again"),
+            (EXAMPLE_RECENT_VAT, "bought last month: not new"),
+            (EXAMPLE_PROTECTED_VAT, "registered by another partner: protected"),
+        ):
+            write(f"  {vat}  {EXAMPLE_NAMES[vat]}, {what}")
+        write("Then /status, /check VAT, /settings, /help. Buttons are numbered: type the number.")
+        write("Staff (/as staff): /pending, /find VAT, /stats, /broadcast.")
+        note("demo commands: /as staff, /as BITLINE, /as CEDRO, /as AURORA (speak as them);")
+        note("  /time +3w (or +2d, +5h): the clock goes ahead and the reminders come; /quit")
+        note(f"clock: {self.when(self.clock.now())}; files (charts, log): {self.folder}")
+
+
+def _read_lines(stream: TextIO, put: Callable[[str | None], None]) -> None:
+    """In a thread of its own (a daemon: Ctrl-C never waits for it): each line, then None."""
+    try:
+        for line in iter(stream.readline, ""):
+            put(line)
+        put(None)
+    except (RuntimeError, ValueError, OSError):  # the loop closed, or the stream did
+        return
+
+
+async def run_demo(
+    *,
+    database: Path,
+    fresh: bool,
+    folder: Path,
+    language: str,
+    stdin: TextIO,
+    screen: Screen,
+    interactive: bool,
+) -> None:
+    settings = demo_settings(database)
+    if not fresh:
+        await check_schema(settings.database_url, settings.timeouts)
+    start = SystemClock().now().replace(second=0, microsecond=0)
+    clock = ManualClock(start)
+    people = personas(language)
+    api = FakeBotApi(
+        # Everyone in the demo has opened the bot once; any other chat is "not found".
+        known_chats={persona.user.id for persona in people.values()}
+        | {person.telegram_user_id for person in SALESPEOPLE},
+        clock=lambda: clock.now().timestamp(),
+        username="pai_demo_bot",
+    )
+    app = build_application(
+        settings,
+        request=FakeRequest(api),
+        updates_request=FakeRequest(api),
+        clock=clock,
+        schedule_reminders=False,  # the demo's clock stands still: `/time` runs the tick
+    )
+    loop = asyncio.get_running_loop()
+    lines: asyncio.Queue[str | None] = asyncio.Queue()
+    threading.Thread(
+        target=_read_lines,
+        args=(stdin, lambda line: loop.call_soon_threadsafe(lines.put_nowait, line)),
+        daemon=True,
+        name="demo input",
+    ).start()
+    await app.initialize()
+    try:
+        assert app.post_init is not None
+        await app.post_init(app)
+        shared: Resources = app.bot_data[RESOURCES_KEY]
+        screen.timezone = shared.rules.timezone
+        if fresh:
+            screen.note("setting up the demo programme…")
+            await seed_programme(
+                sessions=shared.sessions,
+                rules=shared.rules,
+                folder=folder,
+                now=start,
+                language=language,
+            )
+        await app.start()
+        try:
+            demo = Demo(
+                app=app,
+                api=api,
+                clock=clock,
+                screen=screen,
+                people=people,
+                folder=folder,
+                interactive=interactive,
+            )
+            api.after_call = demo.on_call
+            await demo.converse(lines)
+        finally:
+            await app.stop()
+            assert app.post_stop is not None
+            await app.post_stop(app)
+    finally:
+        await app.shutdown()
+        assert app.post_shutdown is not None
+        await app.post_shutdown(app)
+
+
+def main(
+    *,
+    database: Path | None,
+    language: str = "en",
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+) -> int:
+    """Run the demo until /quit or the end of input; the database is removed unless kept."""
+    stdin = stdin or sys.stdin
+    stdout = stdout or sys.stdout
+    keep = database is not None
+    if database is None:
+        folder = Path(tempfile.mkdtemp(prefix="pai-demo-"))
+        database = folder / "demo.db"
+    else:
+        database = database.expanduser().resolve()
+        problem = demo_database_problem(database)
+        if problem is not None:
+            raise DomainError(problem)
+        folder = database.parent / f"{database.stem}-files"
+        folder.mkdir(parents=True, exist_ok=True)
+    fresh = not database.exists() or database.stat().st_size == 0
+    prepare_sqlite_file(demo_settings(database).database_url, must_exist=False)
+    styled = stdout.isatty()
+    screen = Screen(stdout, styled=styled, timezone=dt.UTC)
+    log_file = (folder / "demo.log").open("a", encoding="utf-8")
+    # The bot's log lines go to a file: the terminal is the chat.
+    configure_logging("text", stream=log_file)
+    try:
+        asyncio.run(
+            run_demo(
+                database=database,
+                fresh=fresh,
+                folder=folder,
+                language=language,
+                stdin=stdin,
+                screen=screen,
+                interactive=stdin.isatty(),
+            )
+        )
+    except KeyboardInterrupt:
+        screen.write()
+    finally:
+        configure_logging("text")
+        log_file.close()
+        if not keep:
+            shutil.rmtree(folder, ignore_errors=True)
+    if keep:
+        screen.note(f"bye: the database stays in {database}, the files in {folder}")
+    else:
+        screen.note("bye: the demo's database and files were removed (--db PATH keeps them)")
+    return 0
