@@ -28,6 +28,9 @@ LOCALES = {"it": "it_IT", "en": "en_GB"}
 # Italian elides the article before a day that starts with a vowel sound: "all'8 gen",
 # "dall'11 mar", "l'1 giu". Catalogues write "al {until}"; this puts it right.
 _ITALIAN_MONTHS = "gen|feb|mar|apr|mag|giu|lug|ago|set|ott|nov|dic"
+# A name that ends in a full stop (S.r.l., S.p.A.) at the end of a sentence, with or
+# without its bold: one stop, not two; an ellipsis ("...") is left alone.
+_DOUBLED_STOP = re.compile(r"(?<!\.)\.((?:</[bi]>)?)\.(?!\.)")
 _ITALIAN_ELISION = re.compile(
     rf"\b(?:(a|da|su|ne|de)l|(il)) ((?:<[a-z]+>)?)(1|8|11)(?= (?:{_ITALIAN_MONTHS}))"
 )
@@ -81,6 +84,8 @@ class Texts:
         return self._polish(self._messages[key].format(**values))
 
     def _polish(self, text: str) -> str:
+        # "set up for Aurora S.r.l." ends the sentence with the name's own full stop.
+        text = _DOUBLED_STOP.sub(r".\1", text)
         if self.language == "it":
             return _ITALIAN_ELISION.sub(_elide, text)
         return text

@@ -123,3 +123,10 @@ def test_elision_works_inside_bold_text_and_on_the_day_after_il():
     assert "Registrata l'8 gen 2027" in texts(
         "detail_released", registered_on=texts.date(dt.date(2027, 1, 8))
     )
+
+
+def test_a_name_ending_in_a_full_stop_ends_the_sentence_once():
+    for language in ("en", "it"):
+        text = Texts(language)("start_already_linked", company="Aurora Sistemi S.r.l.")
+        assert "S.r.l.</b>." not in text and "S.r.l.</b>" in text
+    assert Texts("en")("start_already_linked", company="Acme").count("Acme</b>.") == 1
