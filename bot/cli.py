@@ -173,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = command(
         "run",
-        "run the bot (long polling)",
+        "run the bot (long polling, or a webhook with PAI_WEBHOOK_URL)",
         "Reads TELEGRAM_BOT_TOKEN and the rest from the environment or .env in this folder.\n"
         "Example: pai-bot run",
     )
@@ -347,7 +347,7 @@ def with_database(
 
 def run_bot(args: argparse.Namespace, settings: Settings) -> int:
     # Telegram is imported only by the command that talks to it.
-    from telegram.error import InvalidToken, NetworkError
+    from telegram.error import BadRequest, InvalidToken, NetworkError
 
     from bot.app import LOST_LEAD_KEY, build_application
     from bot.webhook import serve_webhook, webhook_of
@@ -377,6 +377,9 @@ def run_bot(args: argparse.Namespace, settings: Settings) -> int:
             "pai-bot: Telegram refused TELEGRAM_BOT_TOKEN: check it with @BotFather.",
             file=sys.stderr,
         )
+        return FAILED
+    except BadRequest as exc:  # a NetworkError to PTB, but Telegram answered: no
+        print(f"pai-bot: Telegram refused the webhook: {exc.message}", file=sys.stderr)
         return FAILED
     except NetworkError as exc:
         print(

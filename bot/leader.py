@@ -10,11 +10,14 @@ anything twice.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import hashlib
 import logging
 import os
 import secrets
 import socket
+from pathlib import Path
 
 from bot.resources import Resources
 from bot.services.leases import give_up_lease, hold_lease, lease_holder
@@ -23,23 +26,37 @@ log = logging.getLogger(__name__)
 LEADER = "leader"
 LEASE_TTL = dt.timedelta(seconds=30)
 RENEW_EVERY = dt.timedelta(seconds=10)
+# Seconds a renewal may take before it counts as failed.
+RENEW_TIMEOUT = 5.0
 
 
 def instance_name() -> str:
-    """Who holds a lease, as an operator reads it: host, process, and a random part
-    (a process id can come back after a restart)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+    """Who holds a lease, as an operator reads it: host, process, where that process id
+    means something (`_pid_space`), and a random part (a process id comes back)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{_pid_space()}:{secrets.token_hex(3)}"
+
+
+def _pid_space() -> str:
+    """This boot of this machine and this process-id namespace, in a few characters:
+    two machines cloned with one hostname, or containers sharing the host's name, never
+    mistake each other's processes for their own."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return "unknown"
+    return hashlib.sha256(f"{boot}:{namespace}".encode()).hexdigest()[:8]
 
 
 def died_here(holder: str) -> bool:
-    """Whether `holder` was a process of this machine (or container) that is gone: a
-    bot restarted after a crash takes its own lease back at once, not in LEASE_TTL."""
-    host, _, rest = holder.partition(":")
-    pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit():
+    """Whether `holder` was a process that lived where this one does (same host, same
+    boot, same process-id namespace) and is gone: a bot restarted after a crash takes
+    its own lease back at once, not LEASE_TTL later."""
+    host, pid, space, *_rest = [*holder.split(":"), "", "", ""]
+    if host != socket.gethostname() or space != _pid_space() or space == "unknown":
         return False
-    if int(pid) == os.getpid():
-        return True  # a restarted container gives us the pid the crashed process had
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return False
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
@@ -69,7 +86,8 @@ class Leadership:
         was = self.held
         now = self._shared.now()
         try:
-            async with self._shared.sessions() as session:
+            # A renewal that hangs (a network cut) must not keep an ended lead alive.
+            async with asyncio.timeout(RENEW_TIMEOUT), self._shared.sessions() as session:
                 current = None if was else await lease_holder(session=session, name=LEADER, now=now)
                 self.held = await hold_lease(
                     session=session,
@@ -82,8 +100,10 @@ class Leadership:
             self._held_until = now + LEASE_TTL if self.held else None
         except Exception as exc:
             log.warning("cannot renew the leader lease: %s", type(exc).__name__)
-            # A margin of one renewal: another instance's clock may run a little ahead.
-            self.held = self._held_until is not None and now < self._held_until - RENEW_EVERY
+            # Read the clock again, after the wait; a margin of one renewal: another
+            # instance's clock may run a little ahead.
+            later = self._shared.now()
+            self.held = self._held_until is not None and later < self._held_until - RENEW_EVERY
         if self.held and not was:
             log.info("this instance (%s) leads: scheduled work and broadcasts", self.holder)
         elif was and not self.held:

@@ -35,6 +35,8 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # A bot token as @BotFather gives it: the bot's id, a colon, 35 characters of secret.
 _TOKEN = re.compile(r"\d{3,}:[A-Za-z0-9_-]{30,}")
 REDACTED = "<token>"
+# PostgreSQL's DETAIL line of an error quotes the values of the row at fault.
+_ROW_DETAIL = re.compile(r"^(\s*DETAIL:\s*).*$", re.MULTILINE)
 # Commands named in the log: the bot's own. Anything else a user types after a slash
 # (a name, a VAT number) is logged as "/other".
 LOGGED_COMMANDS = frozenset(
@@ -63,8 +65,9 @@ _MARK = "_pai_handler"  # on the handler configure_logging installs, to replace 
 
 
 def redact(text: str) -> str:
-    """The text with any bot token in it replaced."""
-    return _TOKEN.sub(REDACTED, text)
+    """The text with any bot token in it replaced, and the rows PostgreSQL quotes in an
+    error's DETAIL ("Key (vat)=(IT…) already exists", "Failing row contains (…)")."""
+    return _ROW_DETAIL.sub(r"\1<row hidden>", _TOKEN.sub(REDACTED, text))
 
 
 def is_network_failure(error: BaseException) -> bool:

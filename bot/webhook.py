@@ -162,12 +162,14 @@ async def serve_webhook(application: App, settings: Settings, allowed_updates: l
             await application.post_init(application)
         shared: Resources = application.bot_data[RESOURCES_KEY]
         secret = given_secret or await _stored_secret(shared)
-        server = HTTPServer(listener(application, webhook, secret), max_body_size=MAX_BODY)
-        server.listen(webhook.port, webhook.host)
-        await application.start()
+        # Registered before anything runs: if Telegram refuses it, nothing needs stopping
+        # (Telegram posts again whatever arrives before the listener is up).
         await application.bot.set_webhook(
             webhook.url, secret_token=secret, allowed_updates=allowed_updates
         )
+        server = HTTPServer(listener(application, webhook, secret), max_body_size=MAX_BODY)
+        server.listen(webhook.port, webhook.host)
+        await application.start()
         log.info(
             "webhook mode: Telegram posts to %s, listening on %s:%s",
             urlsplit(webhook.url).hostname,
@@ -178,10 +180,12 @@ async def serve_webhook(application: App, settings: Settings, allowed_updates: l
         log.info("stopping: no new updates, finishing those in flight")
         server.stop()
         await server.close_all_connections()
-        await application.stop()
+    finally:
+        # Also after a failed start: the lease handed back, what runs wound down.
+        if application.running:
+            await application.stop()
         if application.post_stop is not None:
             await application.post_stop(application)
-    finally:
         await application.shutdown()
         if application.post_shutdown is not None:
             await application.post_shutdown(application)

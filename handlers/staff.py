@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import functools
 import logging
 from collections.abc import Callable, Coroutine
@@ -11,7 +12,7 @@ from typing import Any
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
 
-from bot.drafts import BROADCAST, REJECTION
+from bot.drafts import BROADCAST, DRAFT_LIFETIME, REJECTION
 from bot.errors import AlreadyDecided, InvalidText, InvalidVat, RegistrationNotFound
 from bot.i18n import Markup, Texts, language_for
 from bot.parsing import clean_text, normalise_vat
@@ -156,9 +157,9 @@ async def press_staff_button(update: Update, context: Context, button: StaffButt
     texts = texts_for(update, None)
     if isinstance(button, Reject):
         shared = resources(context)
-        await shared.conversations.save(
-            user_id_of(update), REJECTION, {"reference": button.reference}, shared.now()
-        )
+        now = shared.now()
+        prompt = {"reference": button.reference, "asked_at": now.isoformat()}
+        await shared.conversations.save(user_id_of(update), REJECTION, prompt, now)
         await answer_query(update)
         await reply(update, texts("staff_reject_why", reference=button.reference))
         return
@@ -174,6 +175,10 @@ async def receive_staff_text(update: Update, context: Context) -> None:
         await broadcasts.take_broadcast_text(update, context, texts_for(update, None), draft)
         return
     prompt = await shared.conversations.load(user_id_of(update), REJECTION)
+    if prompt is not None and _forgotten(prompt, shared.now()):
+        # Asked hours ago and left: a text typed now is not that reason.
+        await shared.conversations.take(user_id_of(update), REJECTION)
+        prompt = None
     if prompt is None:
         await receive_text(update, context)
         return
@@ -189,6 +194,11 @@ async def receive_staff_text(update: Update, context: Context) -> None:
     if await shared.conversations.take(user_id_of(update), REJECTION) is None:
         return  # the same reason, typed twice, reached two instances: one rejects
     await settle(update, context, texts, reference, approve=False, reason=reason)
+
+
+def _forgotten(prompt: dict[str, str], now: dt.datetime) -> bool:
+    asked_at = prompt.get("asked_at")
+    return asked_at is None or now - dt.datetime.fromisoformat(asked_at) > DRAFT_LIFETIME
 
 
 async def cancel_staff_prompt(update: Update, context: Context) -> None:

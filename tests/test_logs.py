@@ -21,6 +21,7 @@ from bot.logs import (
     QUIET_LOGGERS,
     configure_logging,
     note_update_failure,
+    redact,
     timed_action,
 )
 from bot.updates import OnePerUser
@@ -258,3 +259,14 @@ def test_configuring_twice_keeps_one_handler_and_quietens_httpx(capture):
 
 def test_every_command_of_the_bot_is_named_in_the_log():
     assert {"start", *COMMANDS, *STAFF_COMMANDS} <= LOGGED_COMMANDS
+
+
+def test_a_database_errors_detail_quoting_a_row_never_reaches_the_log():
+    text = (
+        "(sqlalchemy.dialects.postgresql.asyncpg.IntegrityError) <class 'asyncpg.exceptions."
+        'UniqueViolationError\'>: duplicate key value violates unique constraint "uq"\n'
+        "DETAIL:  Key (protection_key)=(IT12345670587) already exists.\n[SQL: INSERT ...]"
+    )
+    cleaned = redact(text)
+    assert "IT12345670587" not in cleaned
+    assert 'violates unique constraint "uq"' in cleaned and "[SQL: INSERT ...]" in cleaned

@@ -27,16 +27,16 @@ from bot.budget import SHARED_MARGIN, SharedBudget
 from bot.clock import ManualClock
 from bot.config import Settings
 from bot.db import create_tables, make_engine, make_sessions
-from bot.leader import Leadership, died_here
+from bot.leader import Leadership, died_here, instance_name
 from bot.resources import open_resources
 from bot.services.leases import give_up_lease, hold_lease
 from handlers.broadcasts import WORKERS
 from tests.conftest import database_url_for, reset_postgresql
 from tests.factories import VATS
-from tests.fake_bot_api import FakeBotApi, User
+from tests.fake_bot_api import FakeBotApi, TelegramError, User
 from tests.harness import button_data
 from tests.test_process import api as api  # the fake Bot API, as a fixture
-from tests.test_process import environment, invite_for_acme, link_many, running
+from tests.test_process import environment, invite_for_acme, link_many, pai_bot, running
 
 WEBHOOK_URL = "https://bot.example.com/tg/hook"
 
@@ -447,13 +447,17 @@ async def test_a_lease_moves_only_when_it_ran_out_or_its_holder_gave_it_up(sessi
 
 
 def test_an_instance_knows_a_dead_process_of_its_own_machine():
-    here = socket.gethostname()
-    assert died_here(f"{here}:{os.getpid()}:abcdef")  # a container restarted: pid reused
-    assert not died_here(f"{here}:1:abcdef")  # alive (init), so not taken early
-    assert not died_here(f"elsewhere:{os.getpid()}:abcdef")  # another machine: wait it out
+    here, space = socket.gethostname(), instance_name().split(":")[2]
     dead = subprocess.Popen(["true"])
     dead.wait()
-    assert died_here(f"{here}:{dead.pid}:abcdef")
+    assert died_here(f"{here}:{dead.pid}:{space}:abcdef")
+    assert not died_here(f"{here}:1:{space}:abcdef")  # alive (init): not taken early
+    assert not died_here(f"{here}:{os.getpid()}:{space}:abcdef")  # that is us
+    # Another machine, a clone with the same hostname, or another container sharing
+    # the host's name: its process ids mean nothing here, so the lease runs out first.
+    assert not died_here(f"elsewhere:{dead.pid}:{space}:abcdef")
+    assert not died_here(f"{here}:{dead.pid}:0badc0de:abcdef")
+    assert not died_here(f"{here}:{dead.pid}:abcdef")  # a holder from before this rule
 
 
 async def test_instances_sharing_the_send_budget_keep_to_one_overall_rate():
@@ -653,3 +657,15 @@ async def test_a_database_away_for_a_moment_does_not_end_the_lead_until_the_leas
         assert await leadership.renew()
     finally:
         await shared.close()
+
+
+def test_a_webhook_telegram_refuses_stops_run_in_one_sentence(api, tmp_path):
+    fake, base_url = api
+    fake.failures["setWebhook"] = [
+        TelegramError(400, "Bad Request: bad webhook: Failed to resolve host")
+    ]
+    env = webhook_env(environment(tmp_path, base_url), free_port())
+    done = pai_bot(env, tmp_path, "run")
+    assert done.returncode == 2
+    assert "Telegram refused the webhook: Bad webhook: failed to resolve host" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import json
 
@@ -90,6 +91,17 @@ async def test_a_rejection_asks_for_the_reason_and_the_partner_reads_it(bot):
     [registration] = await registrations(bot)
     assert registration.status == "rejected"
     assert registration.protection_key is None  # the customer is free again
+
+
+async def test_a_rejection_left_waiting_for_hours_takes_no_later_text_as_its_reason(bot):
+    await won_deal(bot)
+    staff = bot.chat(STAFF[0], "en")
+    await staff.press(notice(bot, STAFF[0]), "Reject")
+    bot.clock.advance(dt.timedelta(hours=3))
+    await staff.send("Customer bought before the registration")
+    [registration] = await registrations(bot)
+    assert registration.status == "won"  # nothing decided: the text was not a reason
+    assert await bot.resources.conversations.load(STAFF[0], "rejection") is None
 
 
 async def test_a_reason_too_long_is_explained_and_asked_again(bot):
