@@ -17,6 +17,7 @@ from telegram.request import BaseRequest, HTTPXRequest
 from bot.budget import SharedBudget
 from bot.clock import Clock
 from bot.config import Settings
+from bot.db import UserLocks
 from bot.i18n import LANGUAGES, Texts
 from bot.leader import LEADERSHIP_KEY, RENEW_EVERY, Leadership, leads
 from bot.ratelimit import PerChatRateLimiter
@@ -36,6 +37,7 @@ COMMANDS = ("new", "check", "status", "settings", "help", "cancel")
 STAFF_COMMANDS = ("pending", "find", "stats", "broadcast", "broadcasts")
 # bot_data key, set when this poller lost its lease and stopped: `run` exits with failure.
 LOST_LEAD_KEY = "lost the lead"
+USER_LOCKS_KEY = "user locks"
 
 
 def build_application(
@@ -57,6 +59,7 @@ def build_application(
     programme_rules = load_rules(settings.pai_rules_file)
 
     polling = settings.pai_webhook_url is None
+    processor = OnePerUser()
     limiter = PerChatRateLimiter(
         messages_per_second=settings.pai_telegram_rate,
         bulk_per_second=settings.pai_broadcast_rate,
@@ -66,8 +69,12 @@ def build_application(
         shared = await open_resources(settings, clock=clock, rules=programme_rules)
         application.bot_data[RESOURCES_KEY] = shared
         if not polling and shared.engine.dialect.name == "postgresql":
-            # Several instances may serve this bot: Telegram's limit is for all of them.
+            # Several instances may serve this bot: Telegram's limit is for all of them,
+            # and a user's next update may reach another instance mid-answer.
             limiter.share_budget(SharedBudget(shared.sessions, settings.pai_telegram_rate))
+            locks = UserLocks(settings.database_url, settings.timeouts)
+            application.bot_data[USER_LOCKS_KEY] = locks
+            processor.take_turns_across(locks)
         leadership = Leadership(shared)
         application.bot_data[LEADERSHIP_KEY] = leadership
         await _start(application)
@@ -88,7 +95,7 @@ def build_application(
         .context_types(ContextTypes(context=Context))
         .rate_limiter(limiter)
         # Users side by side, each user's updates in order (bot/updates.py).
-        .concurrent_updates(OnePerUser())
+        .concurrent_updates(processor)
         .get_updates_request(
             CheckedUpdates(updates_request or HTTPXRequest(connection_pool_size=1))
         )
@@ -216,3 +223,6 @@ async def _close_resources(application: App) -> None:
     shared: Resources | None = application.bot_data.pop(RESOURCES_KEY, None)
     if shared is not None:
         await shared.close()
+    locks: UserLocks | None = application.bot_data.pop(USER_LOCKS_KEY, None)
+    if locks is not None:
+        await locks.close()

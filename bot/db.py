@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
@@ -414,3 +415,27 @@ def _leave_transactions_to_us(dbapi_connection: Any, _record: Any) -> None:
 
 def _begin_immediate(connection: Connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock now, not halfway through
+
+
+class UserLocks:
+    """Each user's updates one at a time among instances sharing a PostgreSQL database:
+    a transaction-scoped advisory lock per user, on connections of their own (so a
+    handler's own queries never wait for a connection a lock holds).
+
+    Keys are negative (-1 - user id), apart from SCHEMA_LOCK's. PostgreSQL's
+    lock_timeout bounds the wait, as for any lock.
+    """
+
+    def __init__(self, database_url: str, timeouts: Timeouts | None = None) -> None:
+        self._engine = make_engine(database_url, timeouts)
+
+    @asynccontextmanager
+    async def turn(self, user_id: int) -> AsyncIterator[None]:
+        async with self._engine.begin() as connection:
+            await connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": -1 - user_id}
+            )
+            yield
+
+    async def close(self) -> None:
+        await self._engine.dispose()

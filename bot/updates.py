@@ -7,7 +7,8 @@ import json
 import logging
 import time
 from collections.abc import Awaitable
-from typing import Any
+from contextlib import AbstractAsyncContextManager, nullcontext
+from typing import Any, Protocol
 
 from telegram import Update
 from telegram.error import NetworkError
@@ -30,6 +31,12 @@ MAX_CONCURRENT_UPDATES = 256
 MAX_WAITING_UPDATES = 100_000
 
 
+class UserTurns(Protocol):
+    """One update of a user at a time among all instances (bot/db.py's UserLocks)."""
+
+    def turn(self, user_id: int) -> AbstractAsyncContextManager[None]: ...
+
+
 class OnePerUser(BaseUpdateProcessor):
     """Handle different users' updates concurrently, and each user's one at a time, in order.
 
@@ -47,6 +54,16 @@ class OnePerUser(BaseUpdateProcessor):
         self._working = asyncio.Semaphore(working)
         self._locks: dict[int, asyncio.Lock] = {}
         self._users: dict[int, int] = {}  # updates waiting or running, per user
+        self._across: UserTurns | None = None
+
+    def take_turns_across(self, turns: UserTurns) -> None:
+        """Also keep each user's updates one at a time across instances (webhook mode
+        behind a load balancer: the next update may reach another instance while this
+        one still handles the last)."""
+        self._across = turns
+
+    def _turn_across(self, user_id: int) -> AbstractAsyncContextManager[None]:
+        return nullcontext() if self._across is None else self._across.turn(user_id)
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         """Run the update's handlers in its user's turn; log one line when they are done."""
@@ -60,7 +77,12 @@ class OnePerUser(BaseUpdateProcessor):
         self._users[key] = self._users.get(key, 0) + 1
         try:
             # The wait is measured once both are held: the expression runs after them.
-            async with lock, self._working, update_handled(update, waited=_since(arrived)):
+            async with (
+                lock,
+                self._working,
+                self._turn_across(key),
+                update_handled(update, waited=_since(arrived)),
+            ):
                 await coroutine
         finally:
             self._users[key] -= 1

@@ -26,7 +26,7 @@ from sqlalchemy import make_url
 from bot.budget import SHARED_MARGIN, SharedBudget
 from bot.clock import ManualClock
 from bot.config import Settings
-from bot.db import create_tables, make_engine, make_sessions
+from bot.db import UserLocks, create_tables, make_engine, make_sessions
 from bot.leader import Leadership, died_here, instance_name
 from bot.resources import open_resources
 from bot.services.leases import give_up_lease, hold_lease
@@ -669,3 +669,34 @@ def test_a_webhook_telegram_refuses_stops_run_in_one_sentence(api, tmp_path):
     assert done.returncode == 2
     assert "Telegram refused the webhook: Bad webhook: failed to resolve host" in done.stderr
     assert "Traceback" not in done.stderr + done.stdout
+
+
+async def test_one_users_updates_take_turns_across_instances(postgresql_database):
+    """Two instances' locks: the same user's second update waits for the first; another
+    user's does not."""
+    one, two = UserLocks(postgresql_database), UserLocks(postgresql_database)
+    order: list[str] = []
+    try:
+        first_in = asyncio.Event()
+
+        async def first() -> None:
+            async with one.turn(77):
+                first_in.set()
+                order.append("first in")
+                await asyncio.sleep(0.3)
+                order.append("first out")
+
+        async def second(user: int) -> None:
+            await first_in.wait()
+            async with two.turn(user):
+                order.append(f"{user} in")
+
+        await asyncio.gather(first(), second(77))
+        assert order == ["first in", "first out", "77 in"]
+        order.clear()
+        first_in.clear()
+        await asyncio.gather(first(), second(78))
+        assert order == ["first in", "78 in", "first out"]
+    finally:
+        await one.close()
+        await two.close()
