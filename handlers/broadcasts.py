@@ -11,6 +11,7 @@ import csv
 import io
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,6 +81,8 @@ PROGRESS_EVERY = 2.0
 TEXT, AUDIENCE, PREVIEW = "text", "audience", "preview"
 # bot_data key: the broadcasts this process is sending now.
 SENDING_KEY = "broadcasts sending"
+# Whether a broadcast may go on sending.
+Going = Callable[[], bool]
 
 
 # --- writing it --------------------------------------------------------------------
@@ -260,6 +263,10 @@ async def deliver_broadcast(
 async def _deliver_all(
     bot: ExtBot[str], shared: Resources, broadcast_id: int, bot_data: dict[str, Any]
 ) -> None:
+    def going() -> bool:
+        """Neither stopping nor led by another instance now (checked before each send)."""
+        return not shared.stopping.is_set() and leads(bot_data)
+
     async with shared.sessions() as session:
         broadcast = await broadcast_text(session=session, broadcast_id=broadcast_id)
     queue: asyncio.Queue[Recipient] = asyncio.Queue()
@@ -269,7 +276,7 @@ async def _deliver_all(
             batch = await next_recipients(
                 session=session, broadcast_id=broadcast_id, now=shared.now(), limit=10_000
             )
-        if not batch or shared.stopping.is_set() or not leads(bot_data):
+        if not batch or not going():
             break
         for recipient in batch:
             queue.put_nowait(recipient)
@@ -277,8 +284,8 @@ async def _deliver_all(
         # sending unwatched.
         async with asyncio.TaskGroup() as senders:
             for _ in range(WORKERS):
-                senders.create_task(_work(bot, shared, broadcast.text_html, queue, progress))
-    if shared.stopping.is_set() or not leads(bot_data):
+                senders.create_task(_work(bot, shared, broadcast.text_html, queue, progress, going))
+    if not going():
         return  # the rest goes when the bot starts again, or from the new leader
     async with shared.sessions() as session:
         finished = await finish_broadcast(
@@ -304,12 +311,13 @@ async def _work(
     text_html: str,
     queue: asyncio.Queue[Recipient],
     progress: Progress,
+    going: Going,
 ) -> None:
     unwritten: Outcome | None = None
     try:
-        while not queue.empty() and not shared.stopping.is_set():
+        while not queue.empty() and going():
             recipient = queue.get_nowait()
-            unwritten = await _deliver(bot, shared, text_html, recipient, unwritten)
+            unwritten = await _deliver(bot, shared, text_html, recipient, unwritten, going)
             await progress.tick()
     finally:
         if unwritten is not None:
@@ -323,13 +331,20 @@ async def _deliver(
     text_html: str,
     recipient: Recipient,
     unwritten: Outcome | None,
+    going: Going,
 ) -> Outcome | None:
     """One recipient: marked handed-over (with the previous send's outcome, in one
     commit), then its turn under the rate, then sent at once: never sent twice, and the
     send follows its turn with no database work between. Returns the outcome to write."""
+    if recipient.attempts > len(BACKOFF):  # tried as often as allowed: never again
+        failed = Outcome(
+            recipient.delivery_id, FAILED, "no more attempts", recipient.salesperson_id
+        )
+        return failed if unwritten is None else await _written_first(shared, unwritten, failed)
     for attempt in range(recipient.attempts, len(BACKOFF) + 1):
-        if shared.stopping.is_set():
-            return unwritten  # stopping: left pending, sent when the bot starts again
+        if not going():
+            # Stopping, or another instance leads now: left pending for whoever sends next.
+            return unwritten
         async with shared.sessions() as session:
             if unwritten is not None:
                 await _write(session, shared, unwritten, commit=False)
@@ -351,6 +366,12 @@ async def _deliver(
         if await shared.stopped_within(BACKOFF[attempt]):
             return None  # written as a retry: the restart sends it
     return None
+
+
+async def _written_first(shared: Resources, earlier: Outcome, later: Outcome) -> Outcome:
+    async with shared.sessions() as session:
+        await _write(session, shared, earlier)
+    return later
 
 
 async def _take_turn(bot: ExtBot[str], shared: Resources) -> bool:

@@ -159,6 +159,38 @@ async def test_a_broadcast_interrupted_by_a_stop_resumes_at_start_and_repeats_no
     assert [copies(second, u) for u in ACME_PEOPLE] == [1] * PARTNERS_PER_LEVEL
 
 
+async def test_a_delivery_out_of_attempts_is_failed_and_the_broadcast_still_ends(tmp_path, rules):
+    """A row left "retry" with every attempt used (two senders that once both held it)
+    is marked failed, rather than fetched again and again forever."""
+    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    async with running_bot(
+        tmp_path, database_url=url, pai_admin_ids=frozenset({STAFF}), pai_broadcast_rate=2
+    ) as first:
+        await load_programme(first, rules, tmp_path)
+        for index in range(PARTNERS_PER_LEVEL):
+            await link_salesperson(first.sessions, "ACME", 2000 + index, now=first.clock.now())
+        api = first.api
+        await bot_press(first, await write_and_preview(first, "Gold"))
+        await first.wait_until(lambda: sum(copies(first, u) for u in ACME_PEOPLE) >= 1, within=10)
+    with sqlite3.connect(tmp_path / "bot.db") as db:
+        db.execute(
+            "UPDATE broadcastdelivery SET status = 'retry', attempts = 5,"
+            " next_attempt_at = '2000-01-01 00:00:00.000000' WHERE id = "
+            "(SELECT max(id) FROM broadcastdelivery WHERE status = 'pending')"
+        )
+    async with running_bot(
+        tmp_path, api, database_url=url, pai_admin_ids=frozenset({STAFF})
+    ) as second:
+        await second.wait_until(
+            lambda: any("recipients:" in m.get("text", "") for m in second.api.sent_to(STAFF))
+        )
+    with sqlite3.connect(tmp_path / "bot.db") as db:
+        statuses = sorted(
+            status for (status,) in db.execute("SELECT status FROM broadcastdelivery")
+        )
+    assert statuses == ["delivered"] * (PARTNERS_PER_LEVEL - 1) + ["failed"]
+
+
 async def bot_press(bot: Harness, confirm: dict) -> None:
     bot.api.user_presses(bot.chat(STAFF, "en").user, confirm, button_data(confirm, "Send to"))
     await bot.deliver()
