@@ -21,6 +21,8 @@ BUDGET = "telegram"
 # in the process, and a round trip or a wake-up a few milliseconds late must not put
 # 31 messages in one of Telegram's seconds.
 SHARED_MARGIN = 0.95
+# Seconds a reservation may take before the message goes on its own process's pace.
+RESERVE_TIMEOUT = 0.5
 
 _RESERVE = text(
     """
@@ -49,7 +51,8 @@ class SharedBudget:
 
     async def take(self) -> None:
         try:
-            async with self._sessions() as session:
+            # A slow database must not hold every answer back: past this, pace alone.
+            async with asyncio.timeout(RESERVE_TIMEOUT), self._sessions() as session:
                 tokens = (
                     await session.execute(_RESERVE, {"name": BUDGET, "rate": self._rate})
                 ).scalar_one()

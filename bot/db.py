@@ -336,6 +336,9 @@ def _known(scripts: ScriptDirectory) -> set[str]:
 
 def _lock_schema(connection: Connection) -> None:
     if connection.dialect.name == "postgresql":
+        # A migration in progress elsewhere may take minutes: wait for it (and let its
+        # ALTERs wait for running bots) rather than fail after the usual lock timeout.
+        connection.execute(text("SET LOCAL lock_timeout = '10min'"))
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
 
 

@@ -265,7 +265,7 @@ class SendBudget(SQLModel, table=True):
 
     name: str = Field(primary_key=True, max_length=40)
     tokens: float
-    refilled_at: float  # seconds since the epoch, as the instances' clocks read it
+    refilled_at: float  # seconds since the epoch, on the database server's clock
 
 
 __all__ = [
