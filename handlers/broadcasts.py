@@ -471,6 +471,7 @@ class Progress:
                 ),
             )
         # Last: the report says it is over, in place of the progress or as a new message.
+        await self._where()
         if self.message_id is None:
             await best_effort(
                 "sending the report",
@@ -479,7 +480,19 @@ class Progress:
         else:
             await self._show(report_text(texts, report))
 
+    async def _where(self) -> None:
+        """Look again for the progress message when it was not known at the start: the
+        leader may pick the broadcast up before staff's instance has recorded it."""
+        if self.message_id is None:
+            async with self.shared.sessions() as session:
+                broadcast = await broadcast_text(session=session, broadcast_id=self.broadcast_id)
+            self.chat_id, self.message_id = (
+                broadcast.progress_chat_id,
+                broadcast.progress_message_id,
+            )
+
     async def _show(self, text: str) -> None:
+        await self._where()
         if self.chat_id is None or self.message_id is None:
             return  # the progress message never arrived: only the report is sent
         await best_effort(
