@@ -179,6 +179,16 @@ def registrations(database_url: str) -> list[tuple[str, str]]:
     return asyncio.run(read())
 
 
+def acme_salesperson(
+    api: tuple[FakeBotApi, str], tmp_path: Path, database: str, user_id: int
+) -> tuple[dict[str, str], str, Salesperson]:
+    """The bot's environment, an invite to ACME and the salesperson (on the fake) to use it."""
+    fake, base_url = api
+    env = env_for(tmp_path, base_url, database)
+    payload = invite_for_acme(env, tmp_path)
+    return env, payload, Salesperson(fake, User(id=user_id, language_code="en"))
+
+
 def start_registration(person: Salesperson) -> None:
     """/new, the VAT, the company and the deal value: the bot then asks for the product."""
     person.says(f"/new {VATS[3]}")
@@ -199,10 +209,7 @@ def finish_registration(person: Salesperson) -> None:
 
 
 def test_a_registration_half_typed_survives_a_sigkill(api, tmp_path, database):
-    fake, base_url = api
-    env = env_for(tmp_path, base_url, database)
-    payload = invite_for_acme(env, tmp_path)
-    person = Salesperson(fake, User(id=501, language_code="en"))
+    env, payload, person = acme_salesperson(api, tmp_path, database, 501)
     with running(env, tmp_path, tmp_path / "first.log") as process:
         person.says(f"/start {payload}")
         person.waits_for("Acme Informatica")
@@ -357,10 +364,8 @@ def press_confirm(person: Salesperson) -> dict[str, Any]:
 
 
 def test_a_confirm_killed_before_its_commit_registers_once_on_the_next_tap(api, tmp_path, database):
-    fake, base_url = api
-    env = env_for(tmp_path, base_url, database)
-    payload = invite_for_acme(env, tmp_path)
-    person = Salesperson(fake, User(id=504, language_code="en"))
+    env, payload, person = acme_salesperson(api, tmp_path, database, 504)
+    fake = person.fake
     with running(env, tmp_path, tmp_path / "first.log") as process:
         reach_confirm(person, payload)
         with write_lock_held(database, seconds=3):
@@ -379,10 +384,8 @@ def test_a_confirm_killed_before_its_commit_registers_once_on_the_next_tap(api, 
 
 
 def test_sigterm_finishes_the_confirm_in_flight_then_stops(api, tmp_path, database):
-    fake, base_url = api
-    env = env_for(tmp_path, base_url, database)
-    payload = invite_for_acme(env, tmp_path)
-    person = Salesperson(fake, User(id=505, language_code="en"))
+    env, payload, person = acme_salesperson(api, tmp_path, database, 505)
+    fake = person.fake
     with running(env, tmp_path, tmp_path / "bot.log") as process:
         reach_confirm(person, payload)
         with write_lock_held(database, seconds=2):
@@ -396,10 +399,8 @@ def test_sigterm_finishes_the_confirm_in_flight_then_stops(api, tmp_path, databa
 
 
 def test_a_second_poller_waits_and_takes_over_when_the_first_dies(api, tmp_path, database):
-    fake, base_url = api
-    env = env_for(tmp_path, base_url, database)
-    payload = invite_for_acme(env, tmp_path)
-    person = Salesperson(fake, User(id=506, language_code="en"))
+    env, payload, person = acme_salesperson(api, tmp_path, database, 506)
+    fake = person.fake
     with running(env, tmp_path, tmp_path / "first.log") as first:
         person.says(f"/start {payload}")
         person.waits_for("Acme Informatica")
