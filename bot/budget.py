@@ -18,9 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 log = logging.getLogger(__name__)
 BUDGET = "telegram"
 # Slots this much under the limit: a slot is reserved in the database, then waited for
-# in the process, and a round trip or a wake-up a few milliseconds late must not put
-# 31 messages in one of Telegram's seconds.
-SHARED_MARGIN = 0.95
+# in the process, and sends from several processes sharing a machine's cores arrive up
+# to ~100 ms off their slots; at 0.95 (50 ms of slack) CI still saw 2 × 429 in one
+# second. At 0.90 a send may be 110 ms late before 31 fit in one of Telegram's seconds.
+SHARED_MARGIN = 0.90
 # Seconds a reservation may take before the message goes on its own process's pace.
 RESERVE_TIMEOUT = 0.5
 
