@@ -12,7 +12,7 @@ from typing import Any
 from telegram import BotCommand, BotCommandScopeChat
 from telegram.error import TelegramError
 from telegram.ext import ApplicationBuilder, ContextTypes, JobQueue
-from telegram.request import BaseRequest, HTTPXRequest
+from telegram.request import BaseRequest
 
 from bot.budget import SharedBudget
 from bot.clock import Clock
@@ -24,6 +24,7 @@ from bot.ratelimit import PerChatRateLimiter
 from bot.resources import Resources, open_resources
 from bot.rules import Rules, load_rules
 from bot.services.accounts import remember_bot_username
+from bot.transport import AiohttpRequest
 from bot.updates import CheckedUpdates, OnePerUser
 from handlers import add_handlers
 from handlers.broadcasts import resume_broadcasts
@@ -38,6 +39,8 @@ STAFF_COMMANDS = ("pending", "find", "stats", "broadcast", "broadcasts")
 # bot_data key, set when this poller lost its lease and stopped: `run` exits with failure.
 LOST_LEAD_KEY = "lost the lead"
 USER_LOCKS_KEY = "user locks"
+# Connections open at once for sends: PTB's default for its own layer.
+SEND_CONNECTIONS = 256
 
 
 def build_application(
@@ -97,14 +100,13 @@ def build_application(
         # Users side by side, each user's updates in order (bot/updates.py).
         .concurrent_updates(processor)
         .get_updates_request(
-            CheckedUpdates(updates_request or HTTPXRequest(connection_pool_size=1))
+            CheckedUpdates(updates_request or AiohttpRequest(connection_pool_size=1))
         )
+        .request(request or AiohttpRequest(connection_pool_size=SEND_CONNECTIONS))
         .post_init(open_shared)
         .post_stop(_wind_down)
         .post_shutdown(_close_resources)
     )
-    if request is not None:
-        builder = builder.request(request)
     application: App = builder.build()
     add_handlers(application, settings.pai_admin_ids)
     return application

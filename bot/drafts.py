@@ -6,23 +6,20 @@ import dataclasses
 import datetime as dt
 import json
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Protocol, cast
+from pathlib import Path
+from typing import Any, Protocol
 
-from sqlalchemy import delete
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from sqlmodel import col
+import aiosqlite
+from sqlalchemy import Table, and_, bindparam, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.schema import CreateTable
 
-from bot.db import (
-    Timeouts,
-    dialect_insert,
-    make_engine,
-    make_sessions,
-    prepare_sqlite_file,
-    sqlite_file,
-)
+from bot.db import Timeouts, prepare_sqlite_file, sqlite_file
 from models import ConversationState
 
 # A registration left unanswered this long is dropped; its buttons then answer "ended".
@@ -127,59 +124,150 @@ class Draft:
         )
 
 
-class Conversations:
+class Conversations(Protocol):
     """Where each user is in each conversation with the bot: one database row per user
     and kind, read on every update and written whenever it changes.
 
     Nothing lives in process memory, so a restart (even a crash) or the user's next
-    update landing on another instance finds the conversation where it was.
+    update landing on another instance finds the conversation where it was. It is read
+    and written on every update, so both stores below keep to one statement per call,
+    built once.
     """
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
+    async def load(self, user_id: int, kind: str) -> dict[str, Any] | None: ...
 
-    async def load(self, user_id: int, kind: str) -> dict[str, Any] | None:
-        async with self._sessions() as session:
-            row = await session.get(ConversationState, (user_id, kind))
-            return None if row is None else _decoded(row.state)
-
-    async def save(self, user_id: int, kind: str, state: dict[str, Any], now: dt.datetime) -> None:
-        values = {"state": json.dumps(state), "updated_at": now}
-        async with self._sessions() as session:
-            insert = dialect_insert(session, ConversationState).values(
-                telegram_user_id=user_id, kind=kind, **values
-            )
-            await session.execute(
-                insert.on_conflict_do_update(
-                    index_elements=["telegram_user_id", "kind"], set_=values
-                )
-            )
-            await session.commit()
+    async def save(
+        self, user_id: int, kind: str, state: dict[str, Any], now: dt.datetime
+    ) -> None: ...
 
     async def take(self, user_id: int, kind: str) -> dict[str, Any] | None:
         """Remove the state and return what it was: of two updates racing for it (two
         taps on one button, on two instances), only one gets it."""
-        async with self._sessions() as session:
-            taken = await session.execute(
-                delete(ConversationState)
-                .where(
-                    col(ConversationState.telegram_user_id) == user_id,
-                    col(ConversationState.kind) == kind,
-                )
-                .returning(col(ConversationState.state))
-            )
-            state = taken.scalar_one_or_none()
-            await session.commit()
-        return None if state is None else _decoded(state)
+        ...
 
     async def forget_before(self, moment: dt.datetime) -> int:
         """Drop conversations untouched since `moment`: they hold VAT numbers and names."""
-        async with self._sessions() as session:
-            result = await session.execute(
-                delete(ConversationState).where(col(ConversationState.updated_at) < moment)
-            )
-            await session.commit()
-        return cast(int, getattr(result, "rowcount", 0))
+        ...
+
+    async def close(self) -> None: ...
+
+
+_TABLE: Table = ConversationState.__table__  # type: ignore[attr-defined]
+_ONE = and_(_TABLE.c.telegram_user_id == bindparam("user"), _TABLE.c.kind == bindparam("kind"))
+_LOAD = select(_TABLE.c.state).where(_ONE)
+_TAKE = delete(_TABLE).where(_ONE).returning(_TABLE.c.state)
+_FORGET = delete(_TABLE).where(_TABLE.c.updated_at < bindparam("moment"))
+
+
+class SqlConversations:
+    """Conversations in the project's database through SQLAlchemy Core (PostgreSQL; an
+    in-memory SQLite database has no file to put them beside)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+        insert = dialect.insert(_TABLE)
+        self._save = insert.on_conflict_do_update(
+            index_elements=[_TABLE.c.telegram_user_id, _TABLE.c.kind],
+            set_={"state": insert.excluded.state, "updated_at": insert.excluded.updated_at},
+        )
+
+    async def load(self, user_id: int, kind: str) -> dict[str, Any] | None:
+        async with self._engine.connect() as connection:
+            state = (await connection.execute(_LOAD, {"user": user_id, "kind": kind})).scalar()
+        return None if state is None else _decoded(state)
+
+    async def save(self, user_id: int, kind: str, state: dict[str, Any], now: dt.datetime) -> None:
+        row = {
+            "telegram_user_id": user_id,
+            "kind": kind,
+            "state": json.dumps(state),
+            "updated_at": now,
+        }
+        async with self._engine.begin() as connection:
+            await connection.execute(self._save, row)
+
+    async def take(self, user_id: int, kind: str) -> dict[str, Any] | None:
+        async with self._engine.begin() as connection:
+            state = (await connection.execute(_TAKE, {"user": user_id, "kind": kind})).scalar()
+        return None if state is None else _decoded(state)
+
+    async def forget_before(self, moment: dt.datetime) -> int:
+        async with self._engine.begin() as connection:
+            result = await connection.execute(_FORGET, {"moment": moment})
+        return result.rowcount
+
+    async def close(self) -> None:
+        return None  # the engine is the database's, closed with it
+
+
+class SqliteConversations:
+    """Conversations in a SQLite file of their own, on one aiosqlite connection.
+
+    Each call is one statement in autocommit: one trip to aiosqlite's thread. Through
+    SQLAlchemy the same statement takes four or five (cursor, execute, fetch, close,
+    commit), and a registration step spent more CPU on them than on everything else
+    it does (bench/e2e.py). Moments are kept as SQLAlchemy keeps them on SQLite.
+    """
+
+    _LOAD = "SELECT state FROM conversationstate WHERE telegram_user_id = ? AND kind = ?"
+    _SAVE = (
+        "INSERT INTO conversationstate (telegram_user_id, kind, state, updated_at)"
+        " VALUES (?, ?, ?, ?) ON CONFLICT (telegram_user_id, kind)"
+        " DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at"
+    )
+    _TAKE = "DELETE FROM conversationstate WHERE telegram_user_id = ? AND kind = ? RETURNING state"
+    _FORGET = "DELETE FROM conversationstate WHERE updated_at < ? RETURNING 1"
+
+    def __init__(self, connection: aiosqlite.Connection) -> None:
+        self._connection = connection
+
+    @classmethod
+    async def open(cls, path: Path, timeouts: Timeouts) -> SqliteConversations:
+        connection = await aiosqlite.connect(path, timeout=timeouts.busy, isolation_level=None)
+        try:
+            await connection.execute("PRAGMA journal_mode=WAL")
+            await connection.execute("PRAGMA synchronous=NORMAL")
+            await connection.execute(_create_table_sql())
+        except BaseException:
+            await connection.close()
+            raise
+        return cls(connection)
+
+    async def load(self, user_id: int, kind: str) -> dict[str, Any] | None:
+        return _first_state(await self._connection.execute_fetchall(self._LOAD, (user_id, kind)))
+
+    async def save(self, user_id: int, kind: str, state: dict[str, Any], now: dt.datetime) -> None:
+        row = (user_id, kind, json.dumps(state), _sqlite_moment(now))
+        await self._connection.execute_fetchall(self._SAVE, row)
+
+    async def take(self, user_id: int, kind: str) -> dict[str, Any] | None:
+        return _first_state(await self._connection.execute_fetchall(self._TAKE, (user_id, kind)))
+
+    async def forget_before(self, moment: dt.datetime) -> int:
+        gone = await self._connection.execute_fetchall(self._FORGET, (_sqlite_moment(moment),))
+        return len(list(gone))
+
+    async def close(self) -> None:
+        await self._connection.close()
+
+
+def _create_table_sql() -> str:
+    """The model's table, as SQLAlchemy would create it on SQLite."""
+    create = CreateTable(_TABLE, if_not_exists=True)
+    return str(create.compile(dialect=sqlite.dialect()))
+
+
+def _sqlite_moment(moment: dt.datetime) -> str:
+    """A moment as SQLAlchemy's DateTime keeps it on SQLite (UTC, to the microsecond), so
+    both read each other's and text order is time order."""
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _first_state(rows: Iterable[Any]) -> dict[str, Any] | None:
+    for (state,) in rows:
+        return _decoded(state)
+    return None
 
 
 def _decoded(state: str) -> dict[str, Any]:
@@ -272,19 +360,12 @@ def conversations_url(database_url: str) -> str:
 
 async def open_conversations(
     database_url: str, engine: AsyncEngine, timeouts: Timeouts
-) -> tuple[Conversations, AsyncEngine | None]:
-    """The conversations store, and the engine of its own file when it has one."""
+) -> Conversations:
+    """The conversations store: a file of their own beside a SQLite database."""
     url = conversations_url(database_url)
     if url == database_url:
-        return Conversations(make_sessions(engine)), None
+        return SqlConversations(engine)
     prepare_sqlite_file(url, must_exist=False)
-    own = make_engine(url, timeouts)
-    try:
-        async with own.begin() as connection:
-            await connection.run_sync(
-                lambda sync: ConversationState.__table__.create(sync, checkfirst=True)  # type: ignore[attr-defined]
-            )
-    except BaseException:
-        await own.dispose()
-        raise
-    return Conversations(make_sessions(own)), own
+    path = sqlite_file(url)
+    assert path is not None
+    return await SqliteConversations.open(path, timeouts)

@@ -20,6 +20,8 @@ from telegram.error import (
 )
 from telegram.ext import BaseRateLimiter
 
+from bot import transport
+
 log = logging.getLogger(__name__)
 # Telegram's documented ceiling for a bot: about 30 messages a second overall.
 MESSAGES_PER_SECOND = 30
@@ -69,6 +71,14 @@ JSON = bool | dict[str, Any] | list[dict[str, Any]]
 MARGIN = 0.98
 # How PTB words a 504, whether the body was Telegram's JSON or a proxy's page.
 _GATEWAY_TIMEOUT = HTTPStatus.GATEWAY_TIMEOUT.phrase
+# A request that never left, on the bot's network layer (bot/transport.py) or on PTB's
+# own (httpx), which tests and embedders may still give the bot.
+NEVER_CONNECTED = (
+    *transport.NEVER_CONNECTED,
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+)
 
 
 def surely_not_delivered(exc: NetworkError) -> bool:
@@ -81,9 +91,7 @@ def surely_not_delivered(exc: NetworkError) -> bool:
     nor for a read error, a dropped connection or a read timeout.
     """
     cause = exc.__cause__
-    never_connected = isinstance(
-        cause, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout
-    ) or "Pool timeout" in str(exc)
+    never_connected = isinstance(cause, NEVER_CONNECTED) or "Pool timeout" in str(exc)
     if isinstance(exc, TimedOut) or never_connected:
         return never_connected
     answered = cause is None or isinstance(cause, TelegramError)

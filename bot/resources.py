@@ -39,8 +39,6 @@ class Resources:
     # Where each user is in each conversation (a registration, a broadcast being
     # written, a rejection waiting for its reason): in the database, never in memory.
     conversations: Conversations
-    # The conversations' own SQLite file, closed with the rest (None: the database).
-    conversations_engine: AsyncEngine | None = None
     # Long work (a broadcast being sent) that a stop interrupts; resumed at start.
     _long: set[asyncio.Task[None]] = field(default_factory=set)
     # Set when the bot stops: long work finishes what it handed over and takes no more.
@@ -117,8 +115,7 @@ class Resources:
         await self.wind_down()
         await self.settle()
         await self.engine.dispose()
-        if self.conversations_engine is not None:
-            await self.conversations_engine.dispose()
+        await self.conversations.close()
 
 
 async def open_resources(
@@ -129,9 +126,7 @@ async def open_resources(
     engine = make_engine(settings.database_url, settings.timeouts)
     try:
         await create_tables(engine)
-        conversations, conversations_engine = await open_conversations(
-            settings.database_url, engine, settings.timeouts
-        )
+        conversations = await open_conversations(settings.database_url, engine, settings.timeouts)
     except BaseException:
         await engine.dispose()
         raise
@@ -142,5 +137,4 @@ async def open_resources(
         sessions=make_sessions(engine),
         clock=clock or SystemClock(),
         conversations=conversations,
-        conversations_engine=conversations_engine,
     )

@@ -6,8 +6,9 @@ import dataclasses
 import datetime as dt
 import secrets
 from dataclasses import dataclass
+from typing import Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -191,6 +192,16 @@ async def _linked(
     return None if row is None else (row[0], row[1])
 
 
+class Known(Protocol):
+    """What is kept about a salesperson that a visit may bring up to date."""
+
+    telegram_language: str | None
+    display_name: str | None
+    username: str | None
+    last_seen_at: dt.datetime | None
+    unreachable_at: dt.datetime | None
+
+
 @dataclass(frozen=True)
 class Recognised:
     """A visitor's account, and what Telegram reported that we have not kept yet."""
@@ -198,6 +209,34 @@ class Recognised:
     account: Account
     # Columns of the salesperson to update; empty when nothing changed.
     visit: dict[str, object]
+
+
+# Who is writing, read on every update: built once, one row of plain columns (no
+# ORM objects to load and track for a read that changes nothing).
+_SALESPEOPLE: Table = Salesperson.__table__  # type: ignore[attr-defined]
+_PARTNERS: Table = Partner.__table__  # type: ignore[attr-defined]
+_RECOGNISE = (
+    select(
+        _SALESPEOPLE.c.id.label("salesperson_id"),
+        _SALESPEOPLE.c.telegram_user_id,
+        _SALESPEOPLE.c.language,
+        _SALESPEOPLE.c.telegram_language,
+        _SALESPEOPLE.c.reminders_enabled,
+        _SALESPEOPLE.c.display_name,
+        _SALESPEOPLE.c.username,
+        _SALESPEOPLE.c.last_seen_at,
+        _SALESPEOPLE.c.unreachable_at,
+        _PARTNERS.c.id.label("partner_id"),
+        _PARTNERS.c.code.label("partner_code"),
+        _PARTNERS.c.company,
+        _PARTNERS.c.level,
+    )
+    .join_from(_SALESPEOPLE, _PARTNERS, _PARTNERS.c.id == _SALESPEOPLE.c.partner_id)
+    .where(
+        _SALESPEOPLE.c.telegram_user_id == bindparam("user"),
+        _SALESPEOPLE.c.unlinked_at.is_(None),
+    )
+)
 
 
 async def recognise(
@@ -208,12 +247,21 @@ async def recognise(
     Noting the visit (language, name, "last seen") is left to `note_visit`, which the
     bot runs beside the answer: bookkeeping never makes a user wait for a lock.
     """
-    row = await _linked(session, visitor.telegram_user_id)
+    row = (await session.execute(_RECOGNISE, {"user": visitor.telegram_user_id})).first()
     if row is None:
         return None
-    salesperson, partner = row
-    visit = _visit(salesperson, visitor, now)
-    account = Account.of(salesperson, partner)
+    visit = _visit(row, visitor, now)
+    account = Account(
+        salesperson_id=row.salesperson_id,
+        telegram_user_id=row.telegram_user_id,
+        partner_id=row.partner_id,
+        partner_code=row.partner_code,
+        company=row.company,
+        level=row.level,
+        language=row.language,
+        telegram_language=row.telegram_language,
+        reminders_enabled=row.reminders_enabled,
+    )
     language = visit.get("telegram_language")
     if isinstance(language, str):  # answer in the language just reported
         account = dataclasses.replace(account, telegram_language=language)
@@ -231,7 +279,7 @@ async def note_visit(
     await session.commit()
 
 
-def _visit(salesperson: Salesperson, visitor: Visitor, now: dt.datetime) -> dict[str, object]:
+def _visit(salesperson: Known, visitor: Visitor, now: dt.datetime) -> dict[str, object]:
     """What Telegram reports about the salesperson that differs from what we keep."""
     fresh = {
         "telegram_language": strip_control(visitor.language_code or "")[:LANGUAGE_CODE_LENGTH]
