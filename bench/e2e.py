@@ -6,7 +6,9 @@ sendMessage above it is answered 429), to `pai-bot run` in long polling, once on
 SQLite and once on PostgreSQL, each database seeded first with 10,000 partners
 (one salesperson each) and 100,000 registrations. In the same run, the baseline:
 python-telegram-bot's bare echo bot (bench/echo_bot.py; polling, same fake, same
-PTB) gets the same paced load of text messages. Figures: *CPU per update* is the
+PTB, PTB's own HTTP layer) gets the same paced load of text messages; so does the
+same echo bot on the bot's HTTP layer (bot/transport.py), to tell what that layer
+saves from what the bot's own work costs. Figures: *CPU per update* is the
 process's user+system time (/proc/PID/stat) over the paced phase divided by the
 updates it handled, bot against echo bot, and their ratio (goal <= 2x); *message
 to answer* runs from the moment the fake queues a user's update to the moment it
@@ -513,10 +515,10 @@ def measure_paced(
     return steps, (cpu_seconds(pid) - cpu) / updates
 
 
-def run_echo(plan: Plan, folder: Path) -> Figures:
-    figures = Figures("echo bot")
+def run_echo(plan: Plan, folder: Path, transport: str = "httpx") -> Figures:
+    figures = Figures(f"echo bot ({transport})")
     with served() as observer:
-        env = environment(observer.api_url, "sqlite://", plan.rate)
+        env = environment(observer.api_url, "sqlite://", plan.rate) | {"ECHO_TRANSPORT": transport}
         observer.api.rate_limit = plan.rate
         command = [sys.executable, "-m", "bench.echo_bot"]
         with running(command, env, folder, observer, "echo") as process:
@@ -611,7 +613,14 @@ def report_echo(echo: Figures, plan: Plan) -> None:
     print(f"  peak memory: {echo.peak / MB:.0f} MB")
 
 
-def report_bot(bot: Figures, echo: Figures, plan: Plan) -> None:
+def report_echo_on_aiohttp(echo: Figures) -> None:
+    print(
+        "== the same echo bot on the bot's HTTP layer (bot/transport.py, aiohttp): "
+        f"CPU per update {echo.cpu_per_update * 1000:.2f} ms"
+    )
+
+
+def report_bot(bot: Figures, echo: Figures, echo_aiohttp: Figures, plan: Plan) -> None:
     print(f"== pai-bot run on {bot.name}")
     for note in bot.notes:
         print(f"  {note}")
@@ -620,7 +629,9 @@ def report_bot(bot: Figures, echo: Figures, plan: Plan) -> None:
     print(
         f"  CPU per update: {bot.cpu_per_update * 1000:.2f} ms against the echo bot's "
         f"{echo.cpu_per_update * 1000:.2f} ms: {ratio:.1f}x (goal <= 2x); "
-        f"at saturation {bot.cpu_per_update_saturated * 1000:.2f} ms"
+        f"at saturation {bot.cpu_per_update_saturated * 1000:.2f} ms; "
+        f"{bot.cpu_per_update / echo_aiohttp.cpu_per_update:.1f}x the echo bot on the same "
+        "HTTP layer"
     )
     print(
         f"  {paced.conversations} registrations, {plan.salespeople} salespeople pausing "
@@ -678,10 +689,12 @@ def main() -> None:
         folder = Path(name)
         echo = run_echo(plan, folder)
         report_echo(echo, plan)
+        echo_aiohttp = run_echo(plan, folder, transport="aiohttp")
+        report_echo_on_aiohttp(echo_aiohttp)
         for database in args.databases.split(","):
             url = args.postgres_url if database == "postgresql" else f"sqlite:///{folder}/e2e.db"
             figures = run_bot(database, url, plan, folder)
-            report_bot(figures, echo, plan)
+            report_bot(figures, echo, echo_aiohttp, plan)
 
 
 if __name__ == "__main__":

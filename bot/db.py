@@ -120,16 +120,26 @@ def make_engine(database_url: str, timeouts: Timeouts | None = None) -> AsyncEng
         )
         event.listen(engine.sync_engine, "connect", _tune_sqlite)
         return engine
-    server_settings = {
-        "lock_timeout": str(int(limits.lock * 1000)),
-        "statement_timeout": str(int(limits.statement * 1000)),
-    }
     return create_async_engine(
         url,
         pool_pre_ping=True,
         hide_parameters=True,
-        connect_args={"server_settings": server_settings},
+        connect_args={"server_settings": postgres_limits(limits)},
     )
+
+
+def postgres_limits(timeouts: Timeouts) -> dict[str, str]:
+    """PostgreSQL's settings for how long a statement may wait, for every connection."""
+    return {
+        "lock_timeout": str(int(timeouts.lock * 1000)),
+        "statement_timeout": str(int(timeouts.statement * 1000)),
+    }
+
+
+def postgres_dsn(database_url: str) -> str:
+    """DATABASE_URL as asyncpg itself takes it (no SQLAlchemy driver name)."""
+    url = async_url(database_url).set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:

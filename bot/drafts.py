@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import aiosqlite
-from sqlalchemy import Table, and_, bindparam, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
+import asyncpg
+from sqlalchemy import Table
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.schema import CreateTable
 
-from bot.db import Timeouts, prepare_sqlite_file, sqlite_file
+from bot.db import Timeouts, postgres_dsn, postgres_limits, prepare_sqlite_file, sqlite_file
 from models import ConversationState
 
 # A registration left unanswered this long is dropped; its buttons then answer "ended".
@@ -153,52 +154,68 @@ class Conversations(Protocol):
 
 
 _TABLE: Table = ConversationState.__table__  # type: ignore[attr-defined]
-_ONE = and_(_TABLE.c.telegram_user_id == bindparam("user"), _TABLE.c.kind == bindparam("kind"))
-_LOAD = select(_TABLE.c.state).where(_ONE)
-_TAKE = delete(_TABLE).where(_ONE).returning(_TABLE.c.state)
-_FORGET = delete(_TABLE).where(_TABLE.c.updated_at < bindparam("moment"))
+# Connections the PostgreSQL store keeps open at most: a statement takes about a
+# millisecond, so a few serve hundreds of updates at once.
+POSTGRES_CONNECTIONS = 10
 
 
-class SqlConversations:
-    """Conversations in the project's database through SQLAlchemy Core (PostgreSQL; an
-    in-memory SQLite database has no file to put them beside)."""
+class PostgresConversations:
+    """Conversations in the PostgreSQL database, on a small asyncpg pool of their own.
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-        dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
-        insert = dialect.insert(_TABLE)
-        self._save = insert.on_conflict_do_update(
-            index_elements=[_TABLE.c.telegram_user_id, _TABLE.c.kind],
-            set_={"state": insert.excluded.state, "updated_at": insert.excluded.updated_at},
+    Each call is one statement in autocommit: one round trip. Through SQLAlchemy the
+    same statement took four (the pool's ping, BEGIN, the statement, COMMIT), 0.56 ms
+    of CPU a load against 0.12 ms here. Connections go back to the pool as they are:
+    one autocommit statement leaves nothing to reset, and asyncpg's reset (unlisten,
+    unlock, RESET ALL) would be a round trip more.
+    """
+
+    _LOAD = "SELECT state FROM conversationstate WHERE telegram_user_id = $1 AND kind = $2"
+    _SAVE = (
+        "INSERT INTO conversationstate (telegram_user_id, kind, state, updated_at)"
+        " VALUES ($1, $2, $3, $4) ON CONFLICT (telegram_user_id, kind)"
+        " DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at"
+    )
+    _TAKE = (
+        "DELETE FROM conversationstate WHERE telegram_user_id = $1 AND kind = $2 RETURNING state"
+    )
+    _FORGET = "DELETE FROM conversationstate WHERE updated_at < $1"
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @classmethod
+    async def open(cls, database_url: str, timeouts: Timeouts) -> PostgresConversations:
+        pool = await asyncpg.create_pool(
+            postgres_dsn(database_url),
+            min_size=1,
+            max_size=POSTGRES_CONNECTIONS,
+            server_settings=postgres_limits(timeouts),
+            reset=_reset_if_in_transaction,
         )
+        return cls(pool)
 
     async def load(self, user_id: int, kind: str) -> dict[str, Any] | None:
-        async with self._engine.connect() as connection:
-            state = (await connection.execute(_LOAD, {"user": user_id, "kind": kind})).scalar()
+        state = await self._pool.fetchval(self._LOAD, user_id, kind)
         return None if state is None else _decoded(state)
 
     async def save(self, user_id: int, kind: str, state: dict[str, Any], now: dt.datetime) -> None:
-        row = {
-            "telegram_user_id": user_id,
-            "kind": kind,
-            "state": json.dumps(state),
-            "updated_at": now,
-        }
-        async with self._engine.begin() as connection:
-            await connection.execute(self._save, row)
+        await self._pool.execute(self._SAVE, user_id, kind, json.dumps(state), now)
 
     async def take(self, user_id: int, kind: str) -> dict[str, Any] | None:
-        async with self._engine.begin() as connection:
-            state = (await connection.execute(_TAKE, {"user": user_id, "kind": kind})).scalar()
+        state = await self._pool.fetchval(self._TAKE, user_id, kind)
         return None if state is None else _decoded(state)
 
     async def forget_before(self, moment: dt.datetime) -> int:
-        async with self._engine.begin() as connection:
-            result = await connection.execute(_FORGET, {"moment": moment})
-        return result.rowcount
+        status = await self._pool.execute(self._FORGET, moment)  # "DELETE <count>"
+        return int(status.rsplit(" ", 1)[-1])
 
     async def close(self) -> None:
-        return None  # the engine is the database's, closed with it
+        await self._pool.close()
+
+
+async def _reset_if_in_transaction(connection: asyncpg.Connection) -> None:
+    if connection.is_in_transaction():  # never by these statements; safe all the same
+        await connection.reset()
 
 
 class SqliteConversations:
@@ -223,7 +240,7 @@ class SqliteConversations:
         self._connection = connection
 
     @classmethod
-    async def open(cls, path: Path, timeouts: Timeouts) -> SqliteConversations:
+    async def open(cls, path: Path | str, timeouts: Timeouts) -> SqliteConversations:
         connection = await aiosqlite.connect(path, timeout=timeouts.busy, isolation_level=None)
         try:
             await connection.execute("PRAGMA journal_mode=WAL")
@@ -362,10 +379,8 @@ async def open_conversations(
     database_url: str, engine: AsyncEngine, timeouts: Timeouts
 ) -> Conversations:
     """The conversations store: a file of their own beside a SQLite database."""
+    if engine.dialect.name == "postgresql":
+        return await PostgresConversations.open(database_url, timeouts)
     url = conversations_url(database_url)
-    if url == database_url:
-        return SqlConversations(engine)
     prepare_sqlite_file(url, must_exist=False)
-    path = sqlite_file(url)
-    assert path is not None
-    return await SqliteConversations.open(path, timeouts)
+    return await SqliteConversations.open(sqlite_file(url) or ":memory:", timeouts)
