@@ -136,10 +136,20 @@ def postgres_limits(timeouts: Timeouts) -> dict[str, str]:
     }
 
 
-def postgres_dsn(database_url: str) -> str:
-    """DATABASE_URL as asyncpg itself takes it (no SQLAlchemy driver name)."""
-    url = async_url(database_url).set(drivername="postgresql")
-    return url.render_as_string(hide_password=False)
+def asyncpg_arguments(engine: AsyncEngine, timeouts: Timeouts) -> dict[str, Any]:
+    """asyncpg's own connect arguments for the engine's database, read from DATABASE_URL
+    as SQLAlchemy reads it (`?ssl=require` and the like), with the same limits."""
+    _args, given = engine.dialect.create_connect_args(engine.url)
+    arguments = dict(given)
+    arguments.pop("async_creator_fn", None)
+    arguments.pop("prepared_statement_name_func", None)
+    if "prepared_statement_cache_size" in arguments:  # pgbouncer: 0, no named statements
+        arguments["statement_cache_size"] = int(arguments.pop("prepared_statement_cache_size"))
+    arguments["server_settings"] = {
+        **arguments.get("server_settings", {}),
+        **postgres_limits(timeouts),
+    }
+    return arguments
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:

@@ -20,7 +20,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.schema import CreateTable
 
-from bot.db import Timeouts, postgres_dsn, postgres_limits, prepare_sqlite_file, sqlite_file
+from bot.db import Timeouts, asyncpg_arguments, prepare_sqlite_file, sqlite_file
 from models import ConversationState
 
 # A registration left unanswered this long is dropped; its buttons then answer "ended".
@@ -184,13 +184,12 @@ class PostgresConversations:
         self._pool = pool
 
     @classmethod
-    async def open(cls, database_url: str, timeouts: Timeouts) -> PostgresConversations:
+    async def open(cls, engine: AsyncEngine, timeouts: Timeouts) -> PostgresConversations:
         pool = await asyncpg.create_pool(
-            postgres_dsn(database_url),
             min_size=1,
             max_size=POSTGRES_CONNECTIONS,
-            server_settings=postgres_limits(timeouts),
             reset=_reset_if_in_transaction,
+            **asyncpg_arguments(engine, timeouts),
         )
         return cls(pool)
 
@@ -199,14 +198,14 @@ class PostgresConversations:
         return None if state is None else _decoded(state)
 
     async def save(self, user_id: int, kind: str, state: dict[str, Any], now: dt.datetime) -> None:
-        await self._pool.execute(self._SAVE, user_id, kind, json.dumps(state), now)
+        await self._pool.execute(self._SAVE, user_id, kind, json.dumps(state), _aware(now))
 
     async def take(self, user_id: int, kind: str) -> dict[str, Any] | None:
         state = await self._pool.fetchval(self._TAKE, user_id, kind)
         return None if state is None else _decoded(state)
 
     async def forget_before(self, moment: dt.datetime) -> int:
-        status = await self._pool.execute(self._FORGET, moment)  # "DELETE <count>"
+        status = await self._pool.execute(self._FORGET, _aware(moment))  # "DELETE <count>"
         return int(status.rsplit(" ", 1)[-1])
 
     async def close(self) -> None:
@@ -278,7 +277,14 @@ def _create_table_sql() -> str:
 def _sqlite_moment(moment: dt.datetime) -> str:
     """A moment as SQLAlchemy's DateTime keeps it on SQLite (UTC, to the microsecond), so
     both read each other's and text order is time order."""
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return _aware(moment).astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    """The moment, refused without a time zone: which one it meant is anyone's guess."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime given where an aware one is required")
+    return moment
 
 
 def _first_state(rows: Iterable[Any]) -> dict[str, Any] | None:
@@ -380,7 +386,7 @@ async def open_conversations(
 ) -> Conversations:
     """The conversations store: a file of their own beside a SQLite database."""
     if engine.dialect.name == "postgresql":
-        return await PostgresConversations.open(database_url, timeouts)
+        return await PostgresConversations.open(engine, timeouts)
     url = conversations_url(database_url)
     prepare_sqlite_file(url, must_exist=False)
     return await SqliteConversations.open(sqlite_file(url) or ":memory:", timeouts)

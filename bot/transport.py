@@ -14,7 +14,11 @@ while Telegram may have been reading.
 
 from __future__ import annotations
 
+import ssl
+import sys
+
 import aiohttp
+import certifi
 from aiohttp.helpers import get_env_proxy_for_url
 from telegram._utils.defaultvalue import DefaultValue
 from telegram._utils.types import ODVInput
@@ -28,6 +32,8 @@ WRITE_TIMEOUT = 5.0
 CONNECT_TIMEOUT = 5.0
 POOL_TIMEOUT = 1.0
 MEDIA_WRITE_TIMEOUT = 20.0
+# Seconds an idle connection is kept for the next call: httpx's keep-alive expiry.
+KEEP_IDLE = 5.0
 
 # aiohttp's exceptions for a request that never left: the connection could not be
 # opened, or no connection of the pool came free in time.
@@ -41,8 +47,12 @@ class AiohttpRequest(BaseRequest):
     """A pool of kept-alive connections to the Bot API, opened in `initialize`.
 
     `connection_pool_size` bounds the connections open at once: 1 for long polling,
-    more for the sends of users answered side by side. A proxy is taken from the
-    environment (HTTPS_PROXY, NO_PROXY and the like), as httpx did.
+    more for the sends of users answered side by side. As PTB's httpx layer does:
+    certificates are checked against certifi's, a proxy is taken from the environment
+    (HTTP_PROXY/HTTPS_PROXY with an http:// address, NO_PROXY; not SOCKS, which httpx
+    did not do without an extra either), redirects are not followed (aiohttp would post
+    the message again to the new address), and idle connections are closed after 5 s
+    (one the server closed first fails a send that is then never retried).
     """
 
     def __init__(self, connection_pool_size: int = 1) -> None:
@@ -57,9 +67,16 @@ class AiohttpRequest(BaseRequest):
 
     async def initialize(self) -> None:
         if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(
+                limit=self._pool_size,
+                keepalive_timeout=KEEP_IDLE,
+                ssl=ssl.create_default_context(cafile=certifi.where()),
+                # Python before 3.12.8 can leak a TLS connection whose peer never closes
+                # it; aiohttp cleans them up when asked (and warns when asked needlessly).
+                enable_cleanup_closed=sys.version_info < (3, 12, 8),
+            )
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._pool_size),
-                headers={"User-Agent": self.USER_AGENT},
+                connector=connector, headers={"User-Agent": self.USER_AGENT}
             )
 
     async def shutdown(self) -> None:
@@ -95,6 +112,7 @@ class AiohttpRequest(BaseRequest):
                 timeout=timeout,
                 proxy=proxy,
                 proxy_auth=proxy_auth,
+                allow_redirects=False,
             ) as response:
                 return response.status, await response.read()
         except aiohttp.ConnectionTimeoutError as err:
@@ -149,7 +167,8 @@ def _body(request_data: RequestData | None) -> aiohttp.FormData | dict[str, str]
     fields = request_data.json_parameters
     if not request_data.contains_files:
         return fields
-    form = aiohttp.FormData()
+    # Names as they are (UTF-8), not percent-encoded, as httpx sends them.
+    form = aiohttp.FormData(quote_fields=False)
     for name, value in fields.items():
         form.add_field(name, value)
     for name, (filename, content, content_type) in request_data.multipart_data.items():

@@ -7,10 +7,12 @@ import datetime as dt
 import json
 from decimal import Decimal
 
+import pytest
+
 from bot.config import Settings
 from bot.drafts import BROADCAST, REGISTRATION, REJECTION, Draft, Step, conversations_url
 from bot.resources import open_resources
-from tests.conftest import reset_postgresql
+from tests.conftest import database_url_for, reset_postgresql
 
 NOW = dt.datetime(2026, 11, 28, 10, 0, tzinfo=dt.UTC)
 
@@ -90,5 +92,28 @@ async def test_a_draft_an_older_version_wrote_differently_starts_over(database_u
         await shared.conversations.save(7, REGISTRATION, {"step": "vat"}, NOW)
         assert await shared.drafts.load(7) is None
         assert await shared.conversations.load(7, REGISTRATION) is None
+    finally:
+        await shared.close()
+
+
+async def test_conversations_on_postgresql_take_the_url_as_the_rest_of_the_bot_does(tmp_path):
+    """Options in DATABASE_URL are SQLAlchemy's (`ssl`, and `prepared_statement_cache_size`
+    for pgbouncer): the conversations' own pool must take them as the engine does."""
+    url = await fresh(database_url_for("postgresql", tmp_path))
+    with_options = f"{url}{'&' if '?' in url else '?'}ssl=prefer&prepared_statement_cache_size=0"
+    shared = await open_resources(Settings(database_url=with_options))
+    try:
+        await shared.conversations.save(7, BROADCAST, {"step": "text"}, NOW)
+        assert await shared.conversations.load(7, BROADCAST) == {"step": "text"}
+    finally:
+        await shared.close()
+
+
+async def test_a_moment_without_a_time_zone_is_refused(database_url):
+    await fresh(database_url)
+    shared = await open_resources(Settings(database_url=database_url))
+    try:
+        with pytest.raises(ValueError, match="naive"):
+            await shared.conversations.forget_before(dt.datetime(2026, 11, 28, 10, 0))
     finally:
         await shared.close()

@@ -93,9 +93,9 @@ async def test_a_document_is_uploaded_as_multipart_with_its_name_and_bytes():
         return web.json_response({"ok": True, "result": {**MESSAGE, "text": None}})
 
     async with api(answer) as (bot, _received):
-        await bot.send_document(1, b"vat,company\n", filename="registrations.csv", caption="x")
+        await bot.send_document(1, b"vat,company\n", filename="città 2026.csv", caption="x")
     upload = parts["document"]
-    assert upload.filename == "registrations.csv"
+    assert upload.filename == "città 2026.csv"  # as it is, not percent-encoded
     assert parts["content"] == b"vat,company\n"
     assert parts["chat_id"] == "1" and parts["caption"] == "x"
 
@@ -108,6 +108,18 @@ async def test_telegram_refusing_a_send_is_bad_request_as_ptb_says_it():
     async with api(answer) as (bot, _received):
         with pytest.raises(BadRequest, match="Chat not found"):
             await bot.send_message(1, "news")
+
+
+async def test_a_redirect_is_not_followed_so_a_message_is_never_posted_twice():
+    async def answer(request: web.Request) -> web.StreamResponse:
+        if request.path.endswith("/again"):
+            return web.json_response({"ok": True, "result": MESSAGE})
+        raise web.HTTPTemporaryRedirect(location=f"{request.path}/again")
+
+    async with api(answer) as (bot, received):
+        with pytest.raises(NetworkError):
+            await bot.send_message(1, "news")
+    assert [call["method"] for call in received] == ["sendMessage"]
 
 
 def status(code: int, body: bytes, content_type: str) -> Answer:
