@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Awaitable
 from contextlib import AbstractAsyncContextManager, nullcontext
+from http import HTTPStatus
 from typing import Any, Protocol
 
 from telegram import Update
@@ -22,6 +23,10 @@ log = logging.getLogger(__name__)
 # repeated: answers resume at most this long after it comes back. (PTB's own loop
 # waits 1 s, then half as long again after each failure, up to 30 s.)
 POLL_RETRY_DELAYS = (0.5, 1.0, 2.0)
+# While another process takes this bot's updates (409): the pause between polls, and
+# how often the log says it is still so.
+CONFLICT_PAUSE = 5.0
+CONFLICT_SAID_EVERY = 60.0
 # A long poll that failed, as PTB is told: "no updates this time". It asks again at once.
 _NO_UPDATES = (200, b'{"ok": true, "result": []}')
 # Handlers running at the same moment, across users: enough that one user's slow
@@ -152,14 +157,18 @@ class CheckedUpdates(BaseRequest):
     that fails here (no connection, a timeout, a 5xx) is logged in one line, waited
     for (POLL_RETRY_DELAYS) and reported to PTB as a poll that brought nothing: PTB
     asks again at once and never backs off. getUpdates asks for nothing to be done:
-    calling it again is always safe. Other failures (a 429, a conflict, a wrong
-    token) and the last call at shutdown (no long poll) go to PTB as they are.
+    calling it again is always safe. A poll refused because something else takes
+    the updates (409) is said once a minute and asked again every 5 s. Other failures
+    (a 429, a wrong token) and the last call at shutdown (no long poll) go to PTB as
+    they are.
     """
 
     def __init__(self, inner: BaseRequest) -> None:
         self._inner = inner
         self._failures = 0
         self._failing_since = 0.0
+        self._conflicts = 0
+        self._conflict_said_at = 0.0
 
     @property
     def read_timeout(self) -> float | None:
@@ -199,6 +208,8 @@ class CheckedUpdates(BaseRequest):
             return await self._poll_failed(describe_failure(exc))
         if long_poll and code >= 500:
             return await self._poll_failed(f"HTTP {code}")
+        if long_poll and code == HTTPStatus.CONFLICT:
+            return await self._poll_refused()
         if not polling or code != 200:
             return code, body
         self._poll_answered()
@@ -220,7 +231,26 @@ class CheckedUpdates(BaseRequest):
         await asyncio.sleep(delay)
         return _NO_UPDATES
 
+    async def _poll_refused(self) -> tuple[int, bytes]:
+        """Telegram refused the poll because something else takes this bot's updates (a
+        poller not of this deployment, or a webhook set since): say so in one line a
+        minute, not PTB's traceback on every poll, and keep asking, slowly."""
+        now = asyncio.get_running_loop().time()
+        if not self._conflicts or now - self._conflict_said_at >= CONFLICT_SAID_EVERY:
+            log.warning(
+                "Telegram refuses this poll (HTTP 409): another process is polling this "
+                "bot's token, or a webhook was set; polling again every %.0f s",
+                CONFLICT_PAUSE,
+            )
+            self._conflict_said_at = now
+        self._conflicts += 1
+        await asyncio.sleep(CONFLICT_PAUSE)
+        return _NO_UPDATES
+
     def _poll_answered(self) -> None:
+        if self._conflicts:
+            log.info("Telegram takes this poll again, after %d refused", self._conflicts)
+            self._conflicts = 0
         if self._failures:
             log.info(
                 "the Bot API answers again, after %d failed polls in %.0f s",

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from telegram import Bot, Chat, Message, Update, User
-from telegram.error import Conflict, NetworkError
+from telegram.error import Conflict, InvalidToken, NetworkError
 from telegram.request import HTTPXRequest
 
 from bot.updates import CheckedUpdates, OnePerUser, checked_updates
@@ -138,18 +138,46 @@ def test_a_failed_long_poll_is_one_line_and_a_short_pause_then_no_updates(caplog
     assert not any(r.exc_info for r in caplog.records)
 
 
+def conflict(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(409, json={"ok": False, "description": "Conflict: other poller"})
+
+
 def test_the_last_poll_at_shutdown_and_other_refusals_go_to_ptb_as_they_are():
-    conflict = httpx.Response(409, json={"ok": False, "description": "Conflict: other poller"})
+    unauthorized = httpx.Response(401, json={"ok": False, "description": "Unauthorized"})
 
     async def main() -> None:
-        bot, request, _ = bot_polling(refused, lambda request: conflict)
+        bot, request, _ = bot_polling(refused, conflict, lambda request: unauthorized)
         await request.initialize()
         try:
             with pytest.raises(NetworkError):  # no long poll: PTB decides
                 await bot.get_updates(timeout=0)
             with pytest.raises(Conflict):
+                await bot.get_updates(timeout=0)
+            with pytest.raises(InvalidToken):
                 await bot.get_updates(timeout=10)
         finally:
             await request.shutdown()
 
     run_virtually(main())
+
+
+def test_another_poller_taking_the_updates_is_said_once_a_minute_without_a_traceback(caplog):
+    async def main() -> tuple[list[int], list[float]]:
+        bot, request, calls = bot_polling(*[conflict] * 20, updates)
+        await request.initialize()
+        try:
+            got = [len(await bot.get_updates(timeout=10)) for _ in range(21)]
+        finally:
+            await request.shutdown()
+        return got, calls
+
+    caplog.set_level(logging.INFO, logger="bot.updates")
+    got, calls = run_virtually(main())
+    assert got == [0] * 20 + [1]
+    assert {round(b - a, 3) for a, b in itertools.pairwise(calls)} == {5.0}
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [
+        "Telegram refuses this poll (HTTP 409): another process is polling this bot's "
+        "token, or a webhook was set; polling again every 5 s",
+    ] * 2 + ["Telegram takes this poll again, after 20 refused"]
+    assert not any(r.exc_info for r in caplog.records)
