@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from telegram import Update
+from telegram import Bot, Update
+from telegram.error import NetworkError
+from telegram.request import BaseRequest
 
 from bot.app import build_application
 from bot.clock import ManualClock
@@ -191,3 +193,18 @@ async def running_bot(
         await app.shutdown()
         assert app.post_shutdown is not None
         await app.post_shutdown(app)
+
+
+async def failed_send(
+    request: BaseRequest, base_url: str = "https://api.telegram.org/bot"
+) -> NetworkError:
+    """How a send through `request` fails (it must): what the retry rules look at."""
+    bot = Bot(TOKEN, base_url=base_url, request=request)
+    await request.initialize()
+    try:
+        await bot.send_message(1, "news")
+    except NetworkError as failure:
+        return failure
+    finally:
+        await request.shutdown()
+    raise AssertionError("the send went through")

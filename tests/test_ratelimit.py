@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-from telegram import Bot
 from telegram.error import NetworkError
 from telegram.ext import ExtBot
 from telegram.request import HTTPXRequest
@@ -29,7 +28,7 @@ from bot.ratelimit import (
     surely_not_delivered,
 )
 from tests.fake_bot_api import TelegramError, Timeout
-from tests.harness import running_bot
+from tests.harness import failed_send, running_bot
 
 
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
@@ -202,14 +201,7 @@ SEND_FAILURES = {
 async def test_a_send_is_retried_only_when_it_surely_never_reached_telegram(case):
     handler, safe = SEND_FAILURES[case]
     request = HTTPXRequest(httpx_kwargs={"transport": httpx.MockTransport(handler)})
-    bot = Bot("123:abc", request=request)
-    await request.initialize()
-    try:
-        with pytest.raises(NetworkError) as failed:
-            await bot.send_message(1, "news")
-    finally:
-        await request.shutdown()
-    assert surely_not_delivered(failed.value) is safe
+    assert surely_not_delivered(await failed_send(request)) is safe
 
 
 # --- answers sent again where that is safe -----------------------------------------

@@ -22,7 +22,7 @@ from bot.app import build_application
 from bot.ratelimit import surely_not_delivered
 from bot.transport import AiohttpRequest
 from bot.updates import CheckedUpdates
-from tests.harness import TOKEN, settings_for
+from tests.harness import TOKEN, failed_send, settings_for
 
 MESSAGE = {
     "message_id": 5,
@@ -178,16 +178,9 @@ async def test_a_refused_connection_is_safe_to_send_again():
     port = server.sockets[0].getsockname()[1]
     server.close()
     await server.wait_closed()  # nobody listens there now
-    request = AiohttpRequest()
-    bot = Bot(TOKEN, base_url=f"http://127.0.0.1:{port}/bot", request=request)
-    await request.initialize()
-    try:
-        with pytest.raises(NetworkError) as failed:
-            await bot.send_message(1, "news")
-    finally:
-        await request.shutdown()
-    assert "aiohttp.ClientConnectorError" in str(failed.value)
-    assert surely_not_delivered(failed.value)
+    failure = await failed_send(AiohttpRequest(), f"http://127.0.0.1:{port}/bot")
+    assert "aiohttp.ClientConnectorError" in str(failure)
+    assert surely_not_delivered(failure)
 
 
 async def test_waiting_too_long_for_a_connection_of_the_pool_is_safe_to_send_again():

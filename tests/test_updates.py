@@ -7,7 +7,6 @@ import asyncio
 import itertools
 import logging
 from collections.abc import Callable
-from typing import Any
 
 import httpx
 import pytest
@@ -112,19 +111,28 @@ def updates(request: httpx.Request) -> httpx.Response:
     return httpx.Response(200, json=UPDATES)
 
 
-def test_a_failed_long_poll_is_one_line_and_a_short_pause_then_no_updates(caplog):
-    async def main() -> tuple[list[list[Any]], list[float]]:
-        bot, request, calls = bot_polling(refused, bad_gateway, refused, refused, refused, updates)
+def long_polls(
+    *answers: Callable[[httpx.Request], httpx.Response],
+) -> tuple[list[int], list[float]]:
+    """The updates each long poll brought when getUpdates gets `answers` in turn, and the
+    (virtual) moments of the calls."""
+
+    async def main() -> tuple[list[int], list[float]]:
+        bot, request, calls = bot_polling(*answers)
         await request.initialize()
         try:
-            got = [list(await bot.get_updates(timeout=10)) for _ in range(6)]
+            got = [len(await bot.get_updates(timeout=10)) for _ in answers]
         finally:
             await request.shutdown()
         return got, calls
 
+    return run_virtually(main())
+
+
+def test_a_failed_long_poll_is_one_line_and_a_short_pause_then_no_updates(caplog):
     caplog.set_level(logging.INFO, logger="bot.updates")
-    got, calls = run_virtually(main())
-    assert [len(batch) for batch in got] == [0, 0, 0, 0, 0, 1]
+    got, calls = long_polls(refused, bad_gateway, refused, refused, refused, updates)
+    assert got == [0, 0, 0, 0, 0, 1]
     # PTB asks again at once each time: the pauses are ours, 2 s at most.
     assert [round(b - a, 3) for a, b in itertools.pairwise(calls)] == [0.5, 1.0, 2.0, 2.0, 2.0]
     lines = [r.getMessage() for r in caplog.records]
@@ -162,17 +170,8 @@ def test_the_last_poll_at_shutdown_and_other_refusals_go_to_ptb_as_they_are():
 
 
 def test_another_poller_taking_the_updates_is_said_once_a_minute_without_a_traceback(caplog):
-    async def main() -> tuple[list[int], list[float]]:
-        bot, request, calls = bot_polling(*[conflict] * 20, updates)
-        await request.initialize()
-        try:
-            got = [len(await bot.get_updates(timeout=10)) for _ in range(21)]
-        finally:
-            await request.shutdown()
-        return got, calls
-
     caplog.set_level(logging.INFO, logger="bot.updates")
-    got, calls = run_virtually(main())
+    got, calls = long_polls(*[conflict] * 20, updates)
     assert got == [0] * 20 + [1]
     assert {round(b - a, 3) for a, b in itertools.pairwise(calls)} == {5.0}
     lines = [r.getMessage() for r in caplog.records]
