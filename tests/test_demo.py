@@ -16,6 +16,7 @@ import pytest
 from bot.demo import EXAMPLE_NEW_VAT, EXAMPLE_RETURNING_VAT
 from bot.demo.screen import terminal_text
 from bot.fakeapi import FakeBotApi, FakeRequest, User
+from bot.leader import LEADER, instance_name
 from tests.harness import running_bot
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -160,6 +161,33 @@ def test_the_demo_refuses_a_database_it_did_not_make(tmp_path):
     assert run.returncode == 2
     assert "is not a database an earlier demo made" in run.stderr
     assert other.read_bytes() == before
+
+
+def test_a_second_demo_on_the_same_database_says_so_instead_of_waiting(tmp_path):
+    database = tmp_path / "demo.db"
+    first = demo(tmp_path, ["/quit"], "--db", str(database))
+    assert first.returncode == 0, first.stderr
+    with sqlite3.connect(database) as connection:  # as a demo still running leaves it
+        connection.execute(
+            "INSERT INTO lease (name, holder, expires_at) VALUES (?, ?, ?)",
+            (LEADER, instance_name(), "2026-11-28 10:00:30.000000"),
+        )
+    run = demo(tmp_path, ["/quit"], "--db", str(database))
+    assert run.returncode == 2
+    assert f"another demo is running on {database}" in run.stderr
+
+    with sqlite3.connect(database) as connection:  # that demo crashed: its process is gone
+        dead = instance_name().split(":")
+        dead[1] = str(_a_dead_pid())
+        connection.execute("UPDATE lease SET holder = ?", (":".join(dead),))
+    again = demo(tmp_path, ["/quit"], "--db", str(database))
+    assert again.returncode == 0, again.stderr
+
+
+def _a_dead_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
 
 
 def test_the_demo_reaches_no_network(tmp_path):

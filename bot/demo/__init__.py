@@ -45,6 +45,7 @@ from bot.demo.seed import (
 )
 from bot.errors import DomainError
 from bot.fakeapi import FakeBotApi, FakeRequest, User
+from bot.leader import LEADER, died_here
 from bot.logs import configure_logging
 from bot.resources import Resources
 from bot.rules import next_allowed_moment, sending_allowed
@@ -157,7 +158,26 @@ def demo_database_problem(database: Path) -> str | None:
             f"{database} is not a database an earlier demo made: "
             "give --db a new file (the demo never writes to a real programme's database)"
         )
+    if _demo_running_on(database):
+        # It would wait for the other to quit (only one may poll), saying nothing.
+        return (
+            f"another demo is running on {database}: "
+            "quit it first (/quit), or give --db another file"
+        )
     return None
+
+
+def _demo_running_on(database: Path) -> bool:
+    """Whether a demo still alive holds the database's leader lease (a demo that quit
+    handed it back; one that crashed is gone from this machine)."""
+    try:
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as connection:
+            row = connection.execute(
+                "SELECT holder FROM lease WHERE name = ?", (LEADER,)
+            ).fetchone()
+    except sqlite3.Error:  # a demo database from before leases
+        return False
+    return row is not None and not died_here(row[0])
 
 
 class Demo:
