@@ -384,7 +384,8 @@ def conversations_url(database_url: str) -> str:
 async def open_conversations(
     database_url: str, engine: AsyncEngine, timeouts: Timeouts
 ) -> Conversations:
-    """The conversations store: a file of their own beside a SQLite database."""
+    """The conversations store: in PostgreSQL's database, on a pool of its own; beside a
+    SQLite database, in a file of their own."""
     if engine.dialect.name == "postgresql":
         return await PostgresConversations.open(engine, timeouts)
     url = conversations_url(database_url)

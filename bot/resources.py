@@ -112,10 +112,13 @@ class Resources:
             await asyncio.gather(*late, return_exceptions=True)
 
     async def close(self) -> None:
-        await self.wind_down()
-        await self.settle()
-        await self.engine.dispose()
-        await self.conversations.close()
+        try:
+            await self.wind_down()
+            await self.settle()
+            await self.engine.dispose()
+        finally:
+            # Always: aiosqlite's thread would keep the process from exiting.
+            await self.conversations.close()
 
 
 async def open_resources(

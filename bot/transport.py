@@ -1,7 +1,7 @@
 """How the bot talks HTTP to the Bot API: python-telegram-bot's network layer on aiohttp.
 
 PTB's own layer runs on httpx, which spends about three times the CPU per call: a
-send cost 0.95 ms of the bot's CPU on httpx and 0.33 ms here (bench/transport.py,
+send cost 0.95 ms of the bot's CPU on httpx and 0.34 ms here (bench/transport.py,
 same server, same PTB). Every update costs a getUpdates and one or two sends, so
 this is the largest single part of what the bot spends per update.
 
@@ -131,7 +131,8 @@ class AiohttpRequest(BaseRequest):
         Not aiohttp's `trust_env`: it looks the environment (and ~/.netrc) up again on
         every request, which costs more than the rest of the request together.
         """
-        origin = url[: url.find("/", url.find("//") + 2)]
+        path_at = url.find("/", url.find("//") + 2)
+        origin = url if path_at < 0 else url[:path_at]
         if origin not in self._proxies:
             try:
                 self._proxies[origin] = get_env_proxy_for_url(URL(origin))
