@@ -92,6 +92,21 @@ def http(
         return error.code, error.read()
 
 
+@contextmanager
+def two_instances(
+    env: dict[str, str], tmp_path: Path, ports: tuple[int, int]
+) -> Iterator[tuple[subprocess.Popen[bytes], subprocess.Popen[bytes]]]:
+    """Two instances of the bot in webhook mode, one on each port, both listening."""
+    first, second = (webhook_env(env, port) for port in ports)
+    with (
+        running(first, tmp_path, tmp_path / "one.log") as one,
+        running(second, tmp_path, tmp_path / "two.log") as two,
+    ):
+        wait_for_listener(ports[0], one)
+        wait_for_listener(ports[1], two)
+        yield one, two
+
+
 def wait_for_listener(port: int, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -269,13 +284,7 @@ def test_one_users_registration_alternating_between_two_instances(api, tmp_path,
     payload = invite_for_acme(env, tmp_path)
     person = Salesperson(fake, User(id=503, language_code="en"))
     person.secret = "s3cret-for-the-test"
-    first, second = (webhook_env(env, port) for port in ports)
-    with (
-        running(first, tmp_path, tmp_path / "one.log") as one,
-        running(second, tmp_path, tmp_path / "two.log") as two,
-    ):
-        wait_for_listener(ports[0], one)
-        wait_for_listener(ports[1], two)
+    with two_instances(env, tmp_path, ports):
         turns = iter(ports * 10)
 
         def next_instance(_person: Salesperson = person) -> None:
@@ -516,13 +525,7 @@ def test_two_instances_chat_while_a_broadcast_runs_under_one_send_budget(
     people = [Salesperson(fake, User(id=600 + n, language_code="en")) for n in range(2)]
     for person in (staff, *people):
         person.secret = "s3cret-for-the-test"
-    first, second = (webhook_env(env, port) for port in ports)
-    with (
-        running(first, tmp_path, tmp_path / "one.log") as one,
-        running(second, tmp_path, tmp_path / "two.log") as two,
-    ):
-        wait_for_listener(ports[0], one)
-        wait_for_listener(ports[1], two)
+    with two_instances(env, tmp_path, ports):
         staff.port = ports[1]
         staff.says("/broadcast")
         staff.waits_for("Send the message for partners")
@@ -594,13 +597,7 @@ def test_when_the_leader_dies_mid_broadcast_the_other_instance_finishes_it_once(
             if sent["n"] == recipients // 2:  # Telegram has it; the leader never hears back
                 processes[leader].kill()
 
-    first, second = (webhook_env(env, port) for port in ports)
-    with (
-        running(first, tmp_path, tmp_path / "one.log") as one,
-        running(second, tmp_path, tmp_path / "two.log") as two,
-    ):
-        wait_for_listener(ports[0], one)
-        wait_for_listener(ports[1], two)
+    with two_instances(env, tmp_path, ports) as (one, two):
         processes.update({ports[0]: one, ports[1]: two})
         leads = {port: json.loads(http(port, "/healthz")[1])["leader"] for port in ports}
         leader = next(port for port, yes in leads.items() if yes)
