@@ -328,9 +328,7 @@ def with_database(
     so; the others refuse one that is not there (an empty new database would answer
     "unknown partner" to everything).
     """
-    where = display_url(settings.database_url)
-    created = prepare_sqlite_file(settings.database_url, must_exist=not may_create)
-    print(f"pai-bot: database {where}{' (new, created now)' if created else ''}", file=sys.stderr)
+    announce_database(settings, may_create=may_create)
 
     async def go() -> T:
         shared = await open_resources(settings)
@@ -396,10 +394,15 @@ def run_bot(args: argparse.Namespace, settings: Settings) -> int:
 # --- migrate -------------------------------------------------------------------
 
 
-def run_migrate(args: argparse.Namespace, settings: Settings) -> int:
+def announce_database(settings: Settings, *, may_create: bool) -> None:
+    """Say which database a command works on; make a new SQLite file where it may."""
     where = display_url(settings.database_url)
-    created = prepare_sqlite_file(settings.database_url, must_exist=False)
+    created = prepare_sqlite_file(settings.database_url, must_exist=not may_create)
     print(f"pai-bot: database {where}{' (new, created now)' if created else ''}", file=sys.stderr)
+
+
+def run_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    announce_database(settings, may_create=True)
     migration = asyncio.run(migrate_database(settings.database_url, settings.timeouts))
     print(describe_migration(migration))
     return OK

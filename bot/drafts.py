@@ -30,6 +30,11 @@ DRAFT_LIFETIME = dt.timedelta(hours=2)
 FORGET_AFTER = dt.timedelta(days=1)
 
 
+def left_too_long(touched_at: dt.datetime, now: dt.datetime) -> bool:
+    """Whether a conversation last touched then is over: past DRAFT_LIFETIME."""
+    return now - touched_at > DRAFT_LIFETIME
+
+
 class Step(StrEnum):
     """What the conversation waits for next."""
 
@@ -82,7 +87,7 @@ class Draft:
     interrupted: bool = False
 
     def is_stale(self, now: dt.datetime) -> bool:
-        return now - self.touched_at > DRAFT_LIFETIME
+        return left_too_long(self.touched_at, now)
 
     def to_plain(self) -> dict[str, Any]:
         """The draft as JSON-ready values: text, numbers, booleans, lists, None."""

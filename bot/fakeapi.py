@@ -89,6 +89,8 @@ def check_html(text: str) -> str | None:
 
 
 def plain_text(text: str) -> str:
+    # Written here again on purpose, not bot.i18n.html_to_text: the fake stands for
+    # Telegram, so a mistake in the bot's own reading must not be shared by it.
     return html.unescape(re.sub(r"<[^>]+>", "", text))
 
 

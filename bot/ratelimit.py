@@ -267,7 +267,7 @@ class PerChatRateLimiter(BaseRateLimiter[str]):
         """
         if failures >= len(BACKOFF):
             return None
-        if not (surely_not_delivered(exc) or endpoint in IDEMPOTENT):
+        if not _safe_to_resend(exc, endpoint):
             return None
         pause = BACKOFF[failures]
         return pause if elapsed + pause <= BACKOFF_BUDGET else None
@@ -325,7 +325,12 @@ class PerChatRateLimiter(BaseRateLimiter[str]):
             self._paused_until.pop(key, None)  # memory stays flat
 
 
+def _safe_to_resend(exc: NetworkError, endpoint: str) -> bool:
+    """Whether sending again cannot make a duplicate: it never arrived, or twice is once."""
+    return surely_not_delivered(exc) or endpoint in IDEMPOTENT
+
+
 def _why_given_up(exc: NetworkError, endpoint: str) -> str:
-    if surely_not_delivered(exc) or endpoint in IDEMPOTENT:
+    if _safe_to_resend(exc, endpoint):
         return f"{type(exc).__name__}, still failing"
     return f"{type(exc).__name__}, maybe delivered: not sent again"

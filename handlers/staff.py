@@ -12,7 +12,7 @@ from typing import Any
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
 
-from bot.drafts import BROADCAST, DRAFT_LIFETIME, REJECTION
+from bot.drafts import BROADCAST, REJECTION, left_too_long
 from bot.errors import AlreadyDecided, InvalidText, InvalidVat, RegistrationNotFound
 from bot.i18n import Markup, Texts, language_for
 from bot.parsing import clean_text, normalise_vat
@@ -198,7 +198,7 @@ async def receive_staff_text(update: Update, context: Context) -> None:
 
 def _forgotten(prompt: dict[str, str], now: dt.datetime) -> bool:
     asked_at = prompt.get("asked_at")
-    return asked_at is None or now - dt.datetime.fromisoformat(asked_at) > DRAFT_LIFETIME
+    return asked_at is None or left_too_long(dt.datetime.fromisoformat(asked_at), now)
 
 
 async def cancel_staff_prompt(update: Update, context: Context) -> None:

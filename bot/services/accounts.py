@@ -171,27 +171,6 @@ async def _salesperson_by_telegram_id(
     return (await session.execute(statement)).scalar_one_or_none()
 
 
-async def find_account(*, session: AsyncSession, telegram_user_id: int) -> Account | None:
-    """The linked salesperson behind a Telegram account; None for strangers and the unlinked."""
-    row = await _linked(session, telegram_user_id)
-    return None if row is None else Account.of(row[0], row[1])
-
-
-async def _linked(
-    session: AsyncSession, telegram_user_id: int
-) -> tuple[Salesperson, Partner] | None:
-    statement = (
-        select(Salesperson, Partner)
-        .join(Partner, col(Partner.id) == col(Salesperson.partner_id))
-        .where(
-            col(Salesperson.telegram_user_id) == telegram_user_id,
-            col(Salesperson.unlinked_at).is_(None),
-        )
-    )
-    row = (await session.execute(statement)).first()
-    return None if row is None else (row[0], row[1])
-
-
 class Known(Protocol):
     """What is kept about a salesperson that a visit may bring up to date."""
 
@@ -200,15 +179,6 @@ class Known(Protocol):
     username: str | None
     last_seen_at: dt.datetime | None
     unreachable_at: dt.datetime | None
-
-
-@dataclass(frozen=True)
-class Recognised:
-    """A visitor's account, and what Telegram reported that we have not kept yet."""
-
-    account: Account
-    # Columns of the salesperson to update; empty when nothing changed.
-    visit: dict[str, object]
 
 
 # Who is writing, read on every update: built once, one row of plain columns (no
@@ -239,19 +209,25 @@ _RECOGNISE = (
 )
 
 
-async def recognise(
-    *, session: AsyncSession, visitor: Visitor, now: dt.datetime
-) -> Recognised | None:
-    """The visitor's account (None for strangers), and the visit to note: one read, no write.
+class AccountRow(Known, Protocol):
+    """One row of `_RECOGNISE`."""
 
-    Noting the visit (language, name, "last seen") is left to `note_visit`, which the
-    bot runs beside the answer: bookkeeping never makes a user wait for a lock.
-    """
-    row = (await session.execute(_RECOGNISE, {"user": visitor.telegram_user_id})).first()
-    if row is None:
-        return None
-    visit = _visit(row, visitor, now)
-    account = Account(
+    salesperson_id: int
+    telegram_user_id: int
+    partner_id: int
+    partner_code: str
+    company: str
+    level: str
+    language: str | None
+    reminders_enabled: bool
+
+
+async def _account_row(session: AsyncSession, telegram_user_id: int) -> AccountRow | None:
+    return (await session.execute(_RECOGNISE, {"user": telegram_user_id})).first()
+
+
+def _account_of(row: AccountRow) -> Account:
+    return Account(
         salesperson_id=row.salesperson_id,
         telegram_user_id=row.telegram_user_id,
         partner_id=row.partner_id,
@@ -262,6 +238,52 @@ async def recognise(
         telegram_language=row.telegram_language,
         reminders_enabled=row.reminders_enabled,
     )
+
+
+async def find_account(*, session: AsyncSession, telegram_user_id: int) -> Account | None:
+    """The linked salesperson behind a Telegram account; None for strangers and the unlinked."""
+    row = await _account_row(session, telegram_user_id)
+    return None if row is None else _account_of(row)
+
+
+async def _linked(
+    session: AsyncSession, telegram_user_id: int
+) -> tuple[Salesperson, Partner] | None:
+    """The same as `_RECOGNISE`, as objects to change."""
+    statement = (
+        select(Salesperson, Partner)
+        .join(Partner, col(Partner.id) == col(Salesperson.partner_id))
+        .where(
+            col(Salesperson.telegram_user_id) == telegram_user_id,
+            col(Salesperson.unlinked_at).is_(None),
+        )
+    )
+    row = (await session.execute(statement)).first()
+    return None if row is None else (row[0], row[1])
+
+
+@dataclass(frozen=True)
+class Recognised:
+    """A visitor's account, and what Telegram reported that we have not kept yet."""
+
+    account: Account
+    # Columns of the salesperson to update; empty when nothing changed.
+    visit: dict[str, object]
+
+
+async def recognise(
+    *, session: AsyncSession, visitor: Visitor, now: dt.datetime
+) -> Recognised | None:
+    """The visitor's account (None for strangers), and the visit to note: one read, no write.
+
+    Noting the visit (language, name, "last seen") is left to `note_visit`, which the
+    bot runs beside the answer: bookkeeping never makes a user wait for a lock.
+    """
+    row = await _account_row(session, visitor.telegram_user_id)
+    if row is None:
+        return None
+    visit = _visit(row, visitor, now)
+    account = _account_of(row)
     language = visit.get("telegram_language")
     if isinstance(language, str):  # answer in the language just reported
         account = dataclasses.replace(account, telegram_language=language)
