@@ -25,12 +25,12 @@ from typing import Any
 from telegram import Update
 
 from bench import percentile
-from bot.app import build_application
-from bot.clock import ManualClock
+from bot.app.application import build_application
 from bot.config import Settings
+from bot.domain.clock import ManualClock
 from bot.resources import Resources
 from bot.services.broadcasts import ALL, Audience, create_broadcast, report_of
-from bot.updates import checked_updates
+from bot.telegram.updates import checked_updates
 from handlers.broadcasts import deliver_broadcast
 from handlers.common import RESOURCES_KEY, App
 from tests.factories import italian_vat

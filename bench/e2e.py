@@ -7,7 +7,7 @@ SQLite and once on PostgreSQL, each database seeded first with 10,000 partners
 (one salesperson each) and 100,000 registrations. In the same run, the baseline:
 python-telegram-bot's bare echo bot (bench/echo_bot.py; polling, same fake, same
 PTB, PTB's own HTTP layer) gets the same paced load of text messages; so does the
-same echo bot on the bot's HTTP layer (bot/transport.py), to tell what that layer
+same echo bot on the bot's HTTP layer (bot/telegram/transport.py), to tell what that layer
 saves from what the bot's own work costs. Figures: *CPU per update* is the
 process's user+system time (/proc/PID/stat) over the paced phase divided by the
 updates it handled, bot against echo bot, and their ratio (goal <= 2x); *message
@@ -58,9 +58,10 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
 from bench import percentile
-from bot.db import async_url, create_tables, make_engine, prepare_sqlite_file, sqlite_file
+from bot.domain.rules import load_rules
 from bot.i18n import catalogue
-from bot.rules import load_rules
+from bot.storage.database import async_url, make_engine, prepare_sqlite_file, sqlite_file
+from bot.storage.schema import create_tables
 from tests.factories import italian_vat
 from tests.fake_bot_api import FakeBotApi, User, plain_text, serve_http
 from tests.harness import TOKEN, button_data
@@ -363,7 +364,7 @@ async def fresh_database(url: str) -> None:
 def make_schema(url: str, env: dict[str, str], folder: Path) -> str:
     """The current schema, by `pai-bot migrate` where the CLI has it; say which way."""
     done = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "migrate"],
+        [sys.executable, "-m", "bot.app.cli", "migrate"],
         env=env,
         cwd=folder,
         capture_output=True,
@@ -548,7 +549,7 @@ def run_bot(name: str, url: str, plan: Plan, folder: Path) -> Figures:
             f"{plan.registrations:,} registrations in {time.perf_counter() - started:.1f} s"
         )
         api.rate_limit = plan.rate
-        command = [sys.executable, "-m", "bot.cli", "run"]
+        command = [sys.executable, "-m", "bot.app.cli", "run"]
         if plan.profile is not None:
             profile = plan.profile.with_suffix(f".{name}{plan.profile.suffix}")
             command[1:1] = ["-m", "cProfile", "-o", str(profile.resolve())]
@@ -615,7 +616,7 @@ def report_echo(echo: Figures, plan: Plan) -> None:
 
 def report_echo_on_aiohttp(echo: Figures) -> None:
     print(
-        "== the same echo bot on the bot's HTTP layer (bot/transport.py, aiohttp): "
+        "== the same echo bot on the bot's HTTP layer (bot/telegram/transport.py, aiohttp): "
         f"CPU per update {echo.cpu_per_update * 1000:.2f} ms"
     )
 

@@ -4,7 +4,7 @@ Same library and version as the real bot, PTB's own HTTP layer (httpx) and the
 same long polling; it answers every text with one message. Reads
 TELEGRAM_BOT_TOKEN and TELEGRAM_API_BASE_URL (the fake Bot API's `…/bot`
 address); with ECHO_TRANSPORT=aiohttp it talks through the bot's HTTP layer
-(bot/transport.py) instead, to tell what the layer saves from what the bot does.
+(bot/telegram/transport.py) instead, to tell what the layer saves from what the bot does.
 
     TELEGRAM_BOT_TOKEN=… TELEGRAM_API_BASE_URL=http://127.0.0.1:PORT/bot python -m bench.echo_bot
 """
@@ -16,7 +16,7 @@ import os
 from telegram import Update
 from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
-from bot.transport import AiohttpRequest
+from bot.telegram.transport import AiohttpRequest
 
 
 async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

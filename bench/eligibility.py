@@ -24,13 +24,14 @@ from pathlib import Path
 from sqlalchemy import text
 
 from bench import percentile
-from bot.db import create_tables, make_engine, make_sessions
-from bot.errors import DomainError
-from bot.parsing import normalise_vat
-from bot.rules import load_rules
+from bot.domain.errors import DomainError
+from bot.domain.parsing import normalise_vat
+from bot.domain.rules import load_rules
 from bot.services.accounts import Visitor, create_invite, redeem_invite
 from bot.services.eligibility import check_eligibility
 from bot.services.imports import import_purchases
+from bot.storage.database import make_engine, make_sessions
+from bot.storage.schema import create_tables
 from tests.factories import italian_vat
 
 TODAY = dt.date(2026, 11, 28)

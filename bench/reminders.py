@@ -23,10 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from bot.app import build_application
-from bot.clock import ManualClock
+from bot.app.application import build_application
 from bot.config import Settings
-from bot.references import ALPHABET, LENGTH, PREFIX
+from bot.domain.clock import ManualClock
+from bot.domain.references import ALPHABET, LENGTH, PREFIX
 from bot.resources import Resources
 from bot.services.reminders import due_reminders
 from handlers.common import RESOURCES_KEY

@@ -1,4 +1,4 @@
-"""The bot's HTTP layer (bot/transport.py, aiohttp) against PTB's own (httpx).
+"""The bot's HTTP layer (bot/telegram/transport.py, aiohttp) against PTB's own (httpx).
 
 A Bot API stand-in runs in a child process on 127.0.0.1 and answers every call with
 the same Message; this process sends one message after another through PTB's
@@ -20,7 +20,7 @@ import time
 from telegram import Bot
 from telegram.request import BaseRequest, HTTPXRequest
 
-from bot.transport import AiohttpRequest
+from bot.telegram.transport import AiohttpRequest
 
 PORT = 18555
 SERVER = f"""

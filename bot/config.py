@@ -9,8 +9,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from bot.db import Timeouts
-from bot.errors import DomainError
+from bot.domain.errors import DomainError
+from bot.storage.database import Timeouts
 
 # What @BotFather hands out: the bot's numeric id, a colon, 35 URL-safe characters.
 _TOKEN_SHAPE = re.compile(r"^\d{5,}:[A-Za-z0-9_-]{30,}$")

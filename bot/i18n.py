@@ -16,8 +16,8 @@ from babel import Locale
 from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal
 
-from bot.errors import InvalidInput, InvalidText
-from bot.parsing import vat_digits_for
+from bot.domain.errors import InvalidInput, InvalidText
+from bot.domain.parsing import vat_digits_for
 
 LANGUAGES = ("it", "en")
 DEFAULT_LANGUAGE = "en"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from bot.domain.rules import Rules
 from bot.i18n import Markup, Texts
-from bot.rules import Rules
 from bot.services.stats import Numbers
 
 

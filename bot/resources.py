@@ -11,11 +11,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.clock import Clock, SystemClock
 from bot.config import Settings
-from bot.db import create_tables, make_engine, make_sessions
-from bot.drafts import Conversations, Drafts, DraftStore, open_conversations
-from bot.rules import Rules, load_rules
+from bot.domain.clock import Clock, SystemClock
+from bot.domain.rules import Rules, load_rules
+from bot.storage.conversations import Conversations, Drafts, DraftStore, open_conversations
+from bot.storage.database import make_engine, make_sessions
+from bot.storage.schema import create_tables
 
 log = logging.getLogger(__name__)
 # Seconds a stop waits for long work to wind down before cancelling it: longer than a

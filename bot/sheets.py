@@ -24,8 +24,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from bot.errors import DomainError
-from bot.parsing import strip_control
+from bot.domain.errors import DomainError
+from bot.domain.parsing import strip_control
 
 
 class SheetError(DomainError):

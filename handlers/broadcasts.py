@@ -20,11 +20,9 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
 from telegram.ext import ExtBot
 
-from bot.drafts import BROADCAST
 from bot.i18n import Texts
-from bot.leader import leads
+from bot.jobs.leadership import leads
 from bot.logs import timed_action
-from bot.ratelimit import PREPAID, PerChatRateLimiter, SendFailure, classify_failure
 from bot.resources import Resources
 from bot.services.broadcasts import (
     BLOCKED,
@@ -49,6 +47,8 @@ from bot.services.broadcasts import (
     set_progress_message,
     unfinished_broadcasts,
 )
+from bot.storage.conversations import BROADCAST
+from bot.telegram.ratelimit import PREPAID, PerChatRateLimiter, SendFailure, classify_failure
 from handlers.callbacks import (
     INACTIVE_DAYS,
     BroadcastCancel,

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from bot.domain.references import ALPHABET, LENGTH, PREFIX
 from bot.i18n import LANGUAGES
-from bot.references import ALPHABET, LENGTH, PREFIX
 
 VERSION = "1"
 CLOSE_IN_DAYS = (30, 60, 90)

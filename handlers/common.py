@@ -14,14 +14,15 @@ from telegram import InlineKeyboardMarkup, Message, Update, User
 from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
 from telegram.ext import Application, CallbackContext, ExtBot
 
-from bot.drafts import Draft, DraftsOfOneUpdate, DraftStore, Step
-from bot.errors import RegistrationNotFound
+from bot.domain.drafts import Draft, Step
+from bot.domain.errors import RegistrationNotFound
+from bot.domain.lifecycle import Status
 from bot.i18n import Texts, html_to_text, language_for
-from bot.lifecycle import Status
 from bot.resources import Resources
 from bot.services.accounts import Visitor, note_visit, recognise
 from bot.services.registrations import get_registration, report_outcome
 from bot.services.views import Account, RegistrationView
+from bot.storage.conversations import DraftsOfOneUpdate, DraftStore
 
 log = logging.getLogger(__name__)
 RESOURCES_KEY = "pai"

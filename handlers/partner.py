@@ -7,10 +7,10 @@ import logging
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
-from bot.errors import InviteInvalid, RegistrationNotFound, TransitionNotAllowed
+from bot.domain.errors import InviteInvalid, RegistrationNotFound, TransitionNotAllowed
+from bot.domain.lifecycle import Status
+from bot.domain.rules import Rules
 from bot.i18n import LANGUAGES, Texts
-from bot.lifecycle import Status
-from bot.rules import Rules
 from bot.services.accounts import (
     preview_invite,
     redeem_invite,

@@ -1,6 +1,6 @@
 """/new and /check: the verdict at once, then the deal's details, a summary, Confirm.
 
-The conversation's state is the draft (`bot.drafts`), read on every update: what
+The conversation's state is the draft (`bot.domain.drafts`), read on every update: what
 the bot waits for is whatever the draft says, never a guess kept elsewhere.
 
 Each step of the user gets one message back, never two: every message spends
@@ -18,8 +18,8 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop
 
-from bot.drafts import NEXT_STEP, Draft, Step
-from bot.errors import (
+from bot.domain.drafts import NEXT_STEP, Draft, Step
+from bot.domain.errors import (
     AlreadyRegistered,
     CustomerNotNew,
     CustomerProtected,
@@ -28,8 +28,8 @@ from bot.errors import (
     InvalidInput,
     InvalidVat,
 )
+from bot.domain.parsing import check_close_date, clean_text, normalise_vat, parse_amount, parse_date
 from bot.i18n import Texts
-from bot.parsing import check_close_date, clean_text, normalise_vat, parse_amount, parse_date
 from bot.resources import Resources
 from bot.services.eligibility import Opportunity, check_eligibility, register_opportunity
 from bot.services.registrations import get_registration

@@ -14,14 +14,13 @@ from telegram.error import (
 )
 from telegram.ext import ExtBot
 
-from bot.drafts import FORGET_AFTER
-from bot.errors import RegistrationNotFound, TransitionNotAllowed
+from bot.domain.drafts import FORGET_AFTER
+from bot.domain.errors import RegistrationNotFound, TransitionNotAllowed
+from bot.domain.lifecycle import Status
+from bot.domain.rules import Rules, sending_allowed
 from bot.i18n import Texts, language_for
-from bot.lifecycle import Status
 from bot.logs import timed_action
-from bot.ratelimit import BULK, SendFailure, classify_failure
 from bot.resources import Resources
-from bot.rules import Rules, sending_allowed
 from bot.services.registrations import report_still_open
 from bot.services.reminders import (
     EXPIRY,
@@ -38,6 +37,7 @@ from bot.services.reminders import (
     reminders_to_send,
 )
 from bot.services.views import Account
+from bot.telegram.ratelimit import BULK, SendFailure, classify_failure
 from handlers.callbacks import (
     LOST_REASONS,
     FollowupButton,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from bot.errors import (
+from bot.domain.errors import (
     AlreadyRegistered,
     CustomerNotNew,
     CustomerProtected,
@@ -14,8 +14,8 @@ from bot.errors import (
     InvalidVat,
     NoIncentiveInForce,
 )
+from bot.domain.rules import LoyaltyStanding, LoyaltyStep, Quote, Rules, first_new_day
 from bot.i18n import Markup, Texts, describe_invalid
-from bot.rules import LoyaltyStanding, LoyaltyStep, Quote, Rules, first_new_day
 from bot.services.views import RegistrationView, Verdict
 
 

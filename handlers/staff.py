@@ -12,10 +12,10 @@ from typing import Any
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
 
-from bot.drafts import BROADCAST, REJECTION, left_too_long
-from bot.errors import AlreadyDecided, InvalidText, InvalidVat, RegistrationNotFound
+from bot.domain.drafts import left_too_long
+from bot.domain.errors import AlreadyDecided, InvalidText, InvalidVat, RegistrationNotFound
+from bot.domain.parsing import clean_text, normalise_vat
 from bot.i18n import Markup, Texts, language_for
-from bot.parsing import clean_text, normalise_vat
 from bot.reports import numbers_text
 from bot.resources import Resources
 from bot.services.staff import (
@@ -29,6 +29,7 @@ from bot.services.staff import (
     pending_decisions,
 )
 from bot.services.stats import chart_png, programme_numbers
+from bot.storage.conversations import BROADCAST, REJECTION
 from handlers import broadcasts
 from handlers.callbacks import (
     Approve,

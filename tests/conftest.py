@@ -14,8 +14,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import SQLModel
 
-from bot.db import create_tables, make_engine, make_sessions
-from bot.rules import Rules, load_rules
+from bot.domain.rules import Rules, load_rules
+from bot.storage.database import make_engine, make_sessions
+from bot.storage.schema import create_tables
 
 # CI sets it; without it the PostgreSQL half of the data-layer tests is skipped.
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")

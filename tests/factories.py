@@ -9,8 +9,8 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from stdnum import luhn
 
-from bot.lifecycle import Status
-from bot.rules import Rules
+from bot.domain.lifecycle import Status
+from bot.domain.rules import Rules
 from bot.services.accounts import Visitor, create_invite, redeem_invite
 from bot.services.eligibility import Opportunity, register_opportunity
 from bot.services.imports import import_partners, import_purchases

@@ -1,7 +1,7 @@
-"""The fake Bot API moved into the package (bot/fakeapi.py), shared with `pai-bot demo`."""
+"""The fake Bot API lives in the package (bot/app/demo/telegram.py), shared with the demo."""
 
-from bot.fakeapi import *  # noqa: F403
-from bot.fakeapi import (
+from bot.app.demo.telegram import *  # noqa: F403
+from bot.app.demo.telegram import (
     BOT_ID,
     BOT_USERNAME,
     FakeBotApi,

@@ -20,11 +20,11 @@ from telegram import Bot, Update
 from telegram.error import NetworkError
 from telegram.request import BaseRequest
 
-from bot.app import build_application
-from bot.clock import ManualClock
+from bot.app.application import build_application
 from bot.config import Settings
+from bot.domain.clock import ManualClock
 from bot.resources import Resources
-from bot.updates import checked_updates
+from bot.telegram.updates import checked_updates
 from handlers.common import RESOURCES_KEY, App
 from tests.fake_bot_api import FakeBotApi, FakeRequest, User
 

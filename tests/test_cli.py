@@ -13,7 +13,7 @@ from decimal import Decimal
 import pytest
 from openpyxl import Workbook, load_workbook
 
-from bot.cli import main
+from bot.app.cli import main
 from tests.factories import VATS, italian_vat, write_csv
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0"
@@ -366,7 +366,7 @@ def pai_bot_process(shell, **env):
     environment = {k: v for k, v in os.environ.items() if k != "TELEGRAM_BOT_TOKEN"}
     environment.update(env)
     return subprocess.run(
-        [sys.executable, "-m", "bot.cli", "run"],
+        [sys.executable, "-m", "bot.app.cli", "run"],
         capture_output=True,
         text=True,
         env=environment,
@@ -509,7 +509,7 @@ def report_won(shell, reference: str) -> None:
     import asyncio
 
     from bot.config import Settings
-    from bot.lifecycle import Status
+    from bot.domain.lifecycle import Status
     from bot.resources import open_resources
     from bot.services.accounts import find_account
     from bot.services.registrations import report_outcome

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import ConfigurationError, Settings
-from bot.db import DatabaseUrlError, async_url
+from bot.storage.database import DatabaseUrlError, async_url
 
 EXAMPLE = Path(__file__).resolve().parent.parent / ".env.example"
 VARIABLES = [

@@ -11,9 +11,9 @@ import pytest
 from babel.dates import format_date
 from sqlalchemy import select
 
-from bot import ratelimit
 from bot.services.accounts import create_invite
 from bot.services.imports import import_partners, import_purchases
+from bot.telegram import ratelimit
 from handlers import callbacks, common
 from models import Customer, Registration, Salesperson, StatusChange
 from tests.factories import VATS, italian_vat, write_csv

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.demo import EXAMPLE_NEW_VAT, EXAMPLE_RETURNING_VAT
-from bot.demo.screen import terminal_text
-from bot.fakeapi import FakeBotApi, FakeRequest, User
-from bot.leader import LEADER, instance_name
+from bot.app.demo import EXAMPLE_NEW_VAT, EXAMPLE_RETURNING_VAT
+from bot.app.demo.screen import terminal_text
+from bot.app.demo.telegram import FakeBotApi, FakeRequest, User
+from bot.jobs.leadership import LEADER, instance_name
 from tests.harness import running_bot
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,7 +41,7 @@ socket.socket.connect = refuse
 socket.socket.connect_ex = refuse
 socket.create_connection = refuse
 socket.getaddrinfo = refuse
-from bot.cli import main
+from bot.app.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -53,7 +53,7 @@ def demo(
     env.pop("DATABASE_URL", None)
     env["PYTHONPATH"] = str(ROOT)
     env["MPLCONFIGDIR"] = str(tmp_path / "matplotlib")
-    command = [*prefix, sys.executable, "-m", "bot.cli", "demo", *args]
+    command = [*prefix, sys.executable, "-m", "bot.app.cli", "demo", *args]
     return subprocess.run(
         command,
         input="".join(f"{line}\n" for line in lines),

@@ -10,8 +10,9 @@ from decimal import Decimal
 import pytest
 
 from bot.config import Settings
-from bot.drafts import BROADCAST, REGISTRATION, REJECTION, Draft, Step, conversations_url
+from bot.domain.drafts import Draft, Step
 from bot.resources import open_resources
+from bot.storage.conversations import BROADCAST, REGISTRATION, REJECTION, conversations_url
 from tests.conftest import database_url_for, reset_postgresql
 
 NOW = dt.datetime(2026, 11, 28, 10, 0, tzinfo=dt.UTC)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from telegram.error import BadRequest, NetworkError
 
-from bot.app import COMMANDS, STAFF_COMMANDS
+from bot.app.application import COMMANDS, STAFF_COMMANDS
 from bot.logs import (
     LOGGED_COMMANDS,
     QUIET_LOGGERS,
@@ -24,7 +24,7 @@ from bot.logs import (
     redact,
     timed_action,
 )
-from bot.updates import OnePerUser
+from bot.telegram.updates import OnePerUser
 from tests.factories import VATS
 from tests.fake_bot_api import Timeout
 from tests.harness import TOKEN, running_bot

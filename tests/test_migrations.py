@@ -41,25 +41,25 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import SQLModel
 
-from bot.cli import main
+from bot.app.cli import main
 from bot.config import Settings
-from bot.db import (
+from bot.domain.errors import CustomerNotNew, CustomerProtected
+from bot.domain.lifecycle import Status
+from bot.domain.references import is_reference
+from bot.resources import open_resources
+from bot.services.accounts import find_account
+from bot.services.eligibility import check_eligibility
+from bot.services.registrations import list_registrations
+from bot.storage.database import make_engine
+from bot.storage.schema import (
     SchemaOutdated,
     SchemaUnknown,
     alembic_config,
     create_tables,
     head_revision,
-    make_engine,
     migrate_database,
     migration_engine,
 )
-from bot.errors import CustomerNotNew, CustomerProtected
-from bot.lifecycle import Status
-from bot.references import is_reference
-from bot.resources import open_resources
-from bot.services.accounts import find_account
-from bot.services.eligibility import check_eligibility
-from bot.services.registrations import list_registrations
 from models.types import Cents, DecimalText, UTCDateTime
 from tests.conftest import reset_postgresql
 from tests.factories import NOW, VATS, italian_vat, register, report
@@ -755,7 +755,7 @@ async def pai_bot_run(shell, database_url: str) -> tuple[int, str, int]:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "bot.cli",
+            "bot.app.cli",
             "run",
             cwd=shell,
             env=environment,

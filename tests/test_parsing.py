@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from stdnum.eu import vat as eu_vat
 from stdnum.exceptions import InvalidLength, ValidationError
 
-from bot.errors import InvalidAmount, InvalidDate, InvalidInput, InvalidVat
-from bot.parsing import (
+from bot.domain.errors import InvalidAmount, InvalidDate, InvalidInput, InvalidVat
+from bot.domain.parsing import (
     check_close_date,
     clean_text,
     format_amount,

@@ -43,7 +43,7 @@ def environment(tmp_path: Path, base_url: str) -> dict[str, str]:
 
 def pai_bot(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args],
+        [sys.executable, "-m", "bot.app.cli", *args],
         env=env,
         cwd=cwd,
         capture_output=True,
@@ -61,7 +61,7 @@ def running(
     # on, so the stop goes to the whole group and waits until the bot itself is gone.
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [*prefix, sys.executable, "-m", "bot.cli", "run"],
+            [*prefix, sys.executable, "-m", "bot.app.cli", "run"],
             env=env,
             cwd=cwd,
             stdout=out,

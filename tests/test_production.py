@@ -23,13 +23,15 @@ from typing import Any
 import pytest
 from sqlalchemy import make_url
 
-from bot.budget import SHARED_MARGIN, SharedBudget
-from bot.clock import ManualClock
 from bot.config import Settings
-from bot.db import UserLocks, create_tables, make_engine, make_sessions
-from bot.leader import Leadership, died_here, instance_name
+from bot.domain.clock import ManualClock
+from bot.jobs.leadership import Leadership, died_here, instance_name
 from bot.resources import open_resources
 from bot.services.leases import give_up_lease, hold_lease
+from bot.storage.database import make_engine, make_sessions
+from bot.storage.schema import create_tables
+from bot.telegram.budget import SHARED_MARGIN, SharedBudget
+from bot.telegram.locks import UserLocks
 from handlers.broadcasts import WORKERS
 from tests.conftest import database_url_for, reset_postgresql
 from tests.factories import VATS

@@ -17,7 +17,7 @@ from telegram.error import NetworkError
 from telegram.ext import ExtBot
 from telegram.request import HTTPXRequest
 
-from bot.ratelimit import (
+from bot.telegram.ratelimit import (
     BACKOFF,
     BACKOFF_BUDGET,
     BULK,
@@ -316,7 +316,7 @@ async def test_a_429_on_an_answer_is_waited_out_as_telegram_asked_and_sent_once(
 
 
 async def test_an_answer_that_keeps_failing_is_given_up_within_seconds_and_logged(tmp_path, caplog):
-    caplog.set_level(logging.INFO, logger="bot.ratelimit")
+    caplog.set_level(logging.INFO, logger="bot.telegram.ratelimit")
     async with running_bot(tmp_path) as bot:
         chat = bot.chat(11, "en")
         bot.api.failures["sendMessage"] = [TelegramError(502, "Bad Gateway")] * 4
@@ -326,6 +326,6 @@ async def test_an_answer_that_keeps_failing_is_given_up_within_seconds_and_logge
     given_up = [
         r.getMessage()
         for r in caplog.records
-        if r.levelno == logging.WARNING and r.name == "bot.ratelimit"
+        if r.levelno == logging.WARNING and r.name == "bot.telegram.ratelimit"
     ]
     assert given_up == ["sendMessage failed after 4 attempt(s): NetworkError, still failing"]

@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 from sqlalchemy import select
 
-from bot.db import sqlite_file
+from bot.storage.database import sqlite_file
 from models import Registration
 from tests.conftest import BACKENDS, database_url_for, reset_postgresql
 from tests.harness import button_data, running_bot

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.errors import NoIncentiveInForce, RulesError
-from bot.rules import (
+from bot.domain.errors import NoIncentiveInForce, RulesError
+from bot.domain.rules import (
     ReminderRules,
     first_new_day,
     is_new_customer,

@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from bot.errors import (
+from bot.domain.errors import (
     AlreadyRegistered,
     CustomerNotNew,
     CustomerProtected,
@@ -20,8 +20,8 @@ from bot.errors import (
     RegistrationNotFound,
     TransitionNotAllowed,
 )
-from bot.lifecycle import Status
-from bot.references import is_reference
+from bot.domain.lifecycle import Status
+from bot.domain.references import is_reference
 from bot.services.accounts import (
     Visitor,
     create_invite,

@@ -1,4 +1,4 @@
-"""The bot's HTTP to the Bot API (bot/transport.py), against real servers on 127.0.0.1.
+"""The bot's HTTP to the Bot API (bot/telegram/transport.py), against real servers on 127.0.0.1.
 
 Each failure Telegram or the way to it can produce must come out as PTB's own layer
 would give it, with what `surely_not_delivered` needs to tell a send that never left
@@ -18,10 +18,10 @@ from aiohttp import web
 from telegram import Bot
 from telegram.error import BadRequest, NetworkError, TimedOut
 
-from bot.app import build_application
-from bot.ratelimit import surely_not_delivered
-from bot.transport import AiohttpRequest
-from bot.updates import CheckedUpdates
+from bot.app.application import build_application
+from bot.telegram.ratelimit import surely_not_delivered
+from bot.telegram.transport import AiohttpRequest
+from bot.telegram.updates import CheckedUpdates
 from tests.harness import TOKEN, failed_send, settings_for
 
 MESSAGE = {

@@ -14,7 +14,7 @@ from telegram import Bot, Chat, Message, Update, User
 from telegram.error import Conflict, InvalidToken, NetworkError
 from telegram.request import HTTPXRequest
 
-from bot.updates import CheckedUpdates, OnePerUser, checked_updates
+from bot.telegram.updates import CheckedUpdates, OnePerUser, checked_updates
 from tests.test_ratelimit import run_virtually
 
 
@@ -130,7 +130,7 @@ def long_polls(
 
 
 def test_a_failed_long_poll_is_one_line_and_a_short_pause_then_no_updates(caplog):
-    caplog.set_level(logging.INFO, logger="bot.updates")
+    caplog.set_level(logging.INFO, logger="bot.telegram.updates")
     got, calls = long_polls(refused, bad_gateway, refused, refused, refused, updates)
     assert got == [0, 0, 0, 0, 0, 1]
     # PTB asks again at once each time: the pauses are ours, 2 s at most.
@@ -170,7 +170,7 @@ def test_the_last_poll_at_shutdown_and_other_refusals_go_to_ptb_as_they_are():
 
 
 def test_another_poller_taking_the_updates_is_said_once_a_minute_without_a_traceback(caplog):
-    caplog.set_level(logging.INFO, logger="bot.updates")
+    caplog.set_level(logging.INFO, logger="bot.telegram.updates")
     got, calls = long_polls(*[conflict] * 20, updates)
     assert got == [0] * 20 + [1]
     assert {round(b - a, 3) for a, b in itertools.pairwise(calls)} == {5.0}

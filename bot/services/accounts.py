@@ -12,10 +12,10 @@ from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from bot.db import dialect_insert
-from bot.errors import InviteInvalid, NotLinked, UnknownPartner
-from bot.parsing import strip_control
+from bot.domain.errors import InviteInvalid, NotLinked, UnknownPartner
+from bot.domain.parsing import strip_control
 from bot.services.views import Account, PartnerView, SalespersonView
+from bot.storage.database import dialect_insert
 from models import (
     LANGUAGE_CODE_LENGTH,
     NAME_LENGTH,

@@ -15,7 +15,7 @@ from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from bot.lifecycle import Status
+from bot.domain.lifecycle import Status
 from models import Broadcast, BroadcastDelivery, Partner, Registration, Salesperson
 
 PENDING, SENDING, DELIVERED = "pending", "sending", "delivered"

@@ -12,8 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from bot.db import date_of
-from bot.errors import (
+from bot.domain.errors import (
     AlreadyRegistered,
     CustomerNotNew,
     CustomerProtected,
@@ -21,9 +20,9 @@ from bot.errors import (
     NoIncentiveInForce,
     TransitionNotAllowed,
 )
-from bot.lifecycle import Status
-from bot.references import new_reference
-from bot.rules import (
+from bot.domain.lifecycle import Status
+from bot.domain.references import new_reference
+from bot.domain.rules import (
     Quote,
     Rules,
     first_new_day,
@@ -36,6 +35,7 @@ from bot.services.accounts import partner_by_code
 from bot.services.history import SYSTEM, actor_of, change_status, record_creation
 from bot.services.loyalty import COUNTS_FOR_LOYALTY
 from bot.services.views import Account, PartnerView, RegistrationView, Verdict
+from bot.storage.database import date_of
 from models import Customer, Partner, Purchase, Registration
 
 # Attempts at a fresh random reference before giving up (a clash is ~1 in 10^8).

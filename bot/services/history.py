@@ -8,8 +8,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from bot.errors import RegistrationNotFound, TransitionNotAllowed
-from bot.lifecycle import RELEASING, Status, check_transition
+from bot.domain.errors import RegistrationNotFound, TransitionNotAllowed
+from bot.domain.lifecycle import RELEASING, Status, check_transition
 from bot.services.views import Account
 from models import Registration, StatusChange
 

@@ -11,12 +11,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from bot.db import dialect_insert, in_chunks
-from bot.errors import InvalidDate, InvalidVat
+from bot.domain.errors import InvalidDate, InvalidVat
+from bot.domain.parsing import normalise_vat, parse_date, vat_digits_for
+from bot.domain.rules import Rules
 from bot.i18n import Texts, describe_invalid
-from bot.parsing import normalise_vat, parse_date, vat_digits_for
-from bot.rules import Rules
 from bot.sheets import BadLine, read_table
+from bot.storage.database import dialect_insert, in_chunks
 from models import CODE_LENGTH, NAME_LENGTH, Customer, Partner, Purchase
 
 PURCHASE_COLUMNS = ("vat", "customer_name", "purchase_date")

@@ -8,7 +8,7 @@ from sqlalchemy import delete, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from bot.db import dialect_insert
+from bot.storage.database import dialect_insert
 from models import Lease
 
 

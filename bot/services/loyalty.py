@@ -9,9 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from bot.db import in_chunks
-from bot.lifecycle import Status
-from bot.rules import LoyaltyStanding, Rules, loyalty_standing, loyalty_window
+from bot.domain.lifecycle import Status
+from bot.domain.rules import LoyaltyStanding, Rules, loyalty_standing, loyalty_window
+from bot.storage.database import in_chunks
 from models import Registration
 
 # Registrations that count towards loyalty: all but those staff rejected (a rejected

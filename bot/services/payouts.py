@@ -10,10 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from bot.errors import TransitionNotAllowed
-from bot.lifecycle import Status
-from bot.references import is_reference
-from bot.rules import Rules
+from bot.domain.errors import TransitionNotAllowed
+from bot.domain.lifecycle import Status
+from bot.domain.references import is_reference
+from bot.domain.rules import Rules
 from bot.services.history import change_status
 from bot.sheets import BadLine, read_table
 from models import Partner, Registration, StatusChange

@@ -10,9 +10,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from bot.errors import RegistrationNotFound, TransitionNotAllowed
-from bot.lifecycle import OPEN, Status
-from bot.rules import Rules
+from bot.domain.errors import RegistrationNotFound, TransitionNotAllowed
+from bot.domain.lifecycle import OPEN, Status
+from bot.domain.rules import Rules
 from bot.services.eligibility import release_lapsed_protection
 from bot.services.history import actor_of, change_status, record_note
 from bot.services.loyalty import partner_standing

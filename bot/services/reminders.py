@@ -18,12 +18,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from bot.db import date_of, dialect_insert, in_chunks, moment_of
-from bot.lifecycle import Status
-from bot.rules import LoyaltyStanding, Rules
+from bot.domain.lifecycle import Status
+from bot.domain.rules import LoyaltyStanding, Rules
 from bot.services.eligibility import release_lapsed_protection
 from bot.services.loyalty import loyalty_standings
 from bot.services.views import RegistrationView
+from bot.storage.database import date_of, dialect_insert, in_chunks, moment_of
 from models import Partner, Registration, Reminder, Salesperson
 
 NUDGE, FOLLOWUP, EXPIRY = "nudge", "followup", "expiry"

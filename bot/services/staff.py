@@ -9,9 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from bot.errors import AlreadyDecided, RegistrationNotFound, TransitionNotAllowed
-from bot.lifecycle import Status
-from bot.rules import Rules
+from bot.domain.errors import AlreadyDecided, RegistrationNotFound, TransitionNotAllowed
+from bot.domain.lifecycle import Status
+from bot.domain.rules import Rules
 from bot.services.eligibility import StaffVerdict, staff_verdict
 from bot.services.history import change_status
 from bot.services.views import RegistrationView

@@ -12,10 +12,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from bot.db import date_of, dialect_insert
-from bot.lifecycle import OPEN, Status
-from bot.rules import Rules, months_before
+from bot.domain.lifecycle import OPEN, Status
+from bot.domain.rules import Rules, months_before
 from bot.services.loyalty import COUNTS_FOR_LOYALTY
+from bot.storage.database import date_of, dialect_insert
 from models import Partner, Registration, VerdictTally
 
 # Deals the partner won: reported won, and whatever staff made of them but a rejection.

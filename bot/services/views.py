@@ -6,8 +6,8 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from bot.lifecycle import OPEN, Status
-from bot.rules import LoyaltyStanding, Quote
+from bot.domain.lifecycle import OPEN, Status
+from bot.domain.rules import LoyaltyStanding, Quote
 from models import Partner, Registration, Salesperson
 
 

@@ -26,10 +26,10 @@ from telegram import Update
 from tornado.httpserver import HTTPServer
 
 from bot.config import ConfigurationError, Settings
-from bot.leader import LEADERSHIP_KEY, Leadership
+from bot.jobs.leadership import LEADERSHIP_KEY, Leadership
 from bot.resources import Resources
 from bot.services.accounts import remembered_or_new_webhook_secret
-from bot.updates import checked_updates
+from bot.telegram.updates import checked_updates
 from handlers.common import RESOURCES_KEY, App
 
 log = logging.getLogger(__name__)

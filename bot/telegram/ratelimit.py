@@ -20,7 +20,7 @@ from telegram.error import (
 )
 from telegram.ext import BaseRateLimiter
 
-from bot import transport
+from bot.telegram import transport
 
 log = logging.getLogger(__name__)
 # Telegram's documented ceiling for a bot: about 30 messages a second overall.
@@ -71,7 +71,7 @@ JSON = bool | dict[str, Any] | list[dict[str, Any]]
 MARGIN = 0.98
 # How PTB words a 504, whether the body was Telegram's JSON or a proxy's page.
 _GATEWAY_TIMEOUT = HTTPStatus.GATEWAY_TIMEOUT.phrase
-# A request that never left, on the bot's network layer (bot/transport.py) or on PTB's
+# A request that never left, on the bot's network layer (bot/telegram/transport.py) or on PTB's
 # own (httpx), which tests and embedders may still give the bot.
 NEVER_CONNECTED = (
     *transport.NEVER_CONNECTED,
@@ -152,7 +152,7 @@ class Pacer:
 
 
 class SharedTurns(Protocol):
-    """Turns shared with other processes (bot/budget.py): `take` waits for this one's."""
+    """Turns shared with other processes (bot/telegram/budget.py): `take` waits for this one's."""
 
     async def take(self) -> None: ...
 

@@ -1,7 +1,7 @@
 """`pai-bot demo`: the real bot in a terminal, against the Bot API that ships in the package.
 
 The same `Application` `pai-bot run` builds (handlers, services, database code), given
-the fake Telegram of `bot.fakeapi` in process instead of a network connection, a
+the fake Telegram of `bot.app.demo.telegram` in process instead of a network connection, a
 SQLite database seeded with a small programme (`bot.demo.seed`), and a `ManualClock`
 that `/time` moves. What the user types goes to the bot as a Telegram update from
 the person they are speaking as; what the bot sends to that person is printed.
@@ -26,12 +26,9 @@ from typing import Any, TextIO
 
 from telegram import Update
 
-from bot.app import build_application
-from bot.clock import ManualClock, SystemClock
-from bot.config import Settings
-from bot.db import check_schema, prepare_sqlite_file
-from bot.demo.screen import Screen, Shown, buttons_of
-from bot.demo.seed import (
+from bot.app.application import build_application
+from bot.app.demo.screen import Screen, Shown, buttons_of
+from bot.app.demo.seed import (
     EXAMPLE_NAMES,
     EXAMPLE_NEW_VAT,
     EXAMPLE_PROTECTED_VAT,
@@ -43,13 +40,17 @@ from bot.demo.seed import (
     STAFF_NAME,
     seed_programme,
 )
-from bot.errors import DomainError
-from bot.fakeapi import FakeBotApi, FakeRequest, User
-from bot.leader import LEADER, died_here
+from bot.app.demo.telegram import FakeBotApi, FakeRequest, User
+from bot.config import Settings
+from bot.domain.clock import ManualClock, SystemClock
+from bot.domain.errors import DomainError
+from bot.domain.rules import next_allowed_moment, sending_allowed
+from bot.jobs.leadership import LEADER, died_here
 from bot.logs import configure_logging
 from bot.resources import Resources
-from bot.rules import next_allowed_moment, sending_allowed
-from bot.updates import checked_updates
+from bot.storage.database import prepare_sqlite_file
+from bot.storage.schema import check_schema
+from bot.telegram.updates import checked_updates
 from handlers.common import RESOURCES_KEY, App
 from handlers.reminders import run_tick
 

@@ -37,7 +37,7 @@ MAX_WAITING_UPDATES = 100_000
 
 
 class UserTurns(Protocol):
-    """One update of a user at a time among all instances (bot/db.py's UserLocks)."""
+    """One update of a user at a time among all instances (bot/telegram/locks.py)."""
 
     def turn(self, user_id: int) -> AbstractAsyncContextManager[None]: ...
 

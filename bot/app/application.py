@@ -14,18 +14,18 @@ from telegram.error import TelegramError
 from telegram.ext import ApplicationBuilder, ContextTypes, JobQueue
 from telegram.request import BaseRequest
 
-from bot.budget import SharedBudget
-from bot.clock import Clock
 from bot.config import Settings
-from bot.db import UserLocks
+from bot.domain.clock import Clock
+from bot.domain.rules import Rules, load_rules
 from bot.i18n import LANGUAGES, Texts
-from bot.leader import LEADERSHIP_KEY, RENEW_EVERY, Leadership, leads
-from bot.ratelimit import PerChatRateLimiter
+from bot.jobs.leadership import LEADERSHIP_KEY, RENEW_EVERY, Leadership, leads
 from bot.resources import Resources, open_resources
-from bot.rules import Rules, load_rules
 from bot.services.accounts import remember_bot_username
-from bot.transport import AiohttpRequest
-from bot.updates import CheckedUpdates, OnePerUser
+from bot.telegram.budget import SharedBudget
+from bot.telegram.locks import UserLocks
+from bot.telegram.ratelimit import PerChatRateLimiter
+from bot.telegram.transport import AiohttpRequest
+from bot.telegram.updates import CheckedUpdates, OnePerUser
 from handlers import add_handlers
 from handlers.broadcasts import resume_broadcasts
 from handlers.common import RESOURCES_KEY, App, Context
@@ -97,7 +97,7 @@ def build_application(
         .base_file_url(settings.file_base_url)
         .context_types(ContextTypes(context=Context))
         .rate_limiter(limiter)
-        # Users side by side, each user's updates in order (bot/updates.py).
+        # Users side by side, each user's updates in order (bot/telegram/updates.py).
         .concurrent_updates(processor)
         .get_updates_request(
             CheckedUpdates(updates_request or AiohttpRequest(connection_pool_size=1))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from bot.errors import TransitionNotAllowed
+from bot.domain.errors import TransitionNotAllowed
 
 
 class Status(StrEnum):

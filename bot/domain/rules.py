@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot.errors import NoIncentiveInForce, RulesError
+from bot.domain.errors import NoIncentiveInForce, RulesError
 
 CENT = Decimal("0.01")
 
@@ -260,7 +260,7 @@ def load_rules(path: Path | None = None) -> Rules:
     """Read and check the rules file; the built-in one when `path` is None."""
     try:
         if path is None:
-            text = resources.files("bot").joinpath("rules.toml").read_text(encoding="utf-8")
+            text = resources.files("bot.domain").joinpath("rules.toml").read_text(encoding="utf-8")
         else:
             text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:

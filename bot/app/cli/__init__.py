@@ -17,14 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.db import (
-    Migration,
-    check_schema,
-    display_url,
-    migrate_database,
-    prepare_sqlite_file,
-)
-from bot.errors import (
+from bot.domain.errors import (
     AlreadyRegistered,
     CustomerNotNew,
     CustomerProtected,
@@ -33,12 +26,12 @@ from bot.errors import (
     NoIncentiveInForce,
     NotLinked,
 )
+from bot.domain.parsing import normalise_vat
+from bot.domain.rules import Rules, next_allowed_moment, sending_allowed
 from bot.i18n import Texts, describe_invalid, html_to_text
 from bot.logs import configure_logging
-from bot.parsing import normalise_vat
 from bot.reports import numbers_text
 from bot.resources import Resources, open_resources
-from bot.rules import Rules, next_allowed_moment, sending_allowed
 from bot.services.accounts import (
     create_invite,
     list_salespeople,
@@ -52,6 +45,8 @@ from bot.services.registrations import EXPORT_COLUMNS, export_registrations
 from bot.services.reminders import Due, Preview, preview_reminders
 from bot.services.stats import chart_png, programme_numbers
 from bot.sheets import style_for, write_table
+from bot.storage.database import display_url, prepare_sqlite_file
+from bot.storage.schema import Migration, check_schema, migrate_database
 
 T = TypeVar("T")
 OK, REFUSED, FAILED = 0, 1, 2
@@ -347,8 +342,8 @@ def run_bot(args: argparse.Namespace, settings: Settings) -> int:
     # Telegram is imported only by the command that talks to it.
     from telegram.error import BadRequest, InvalidToken, NetworkError
 
-    from bot.app import LOST_LEAD_KEY, build_application
-    from bot.webhook import serve_webhook, webhook_of
+    from bot.app.application import LOST_LEAD_KEY, build_application
+    from bot.app.web import serve_webhook, webhook_of
     from handlers import ALLOWED_UPDATES
 
     log = logging.getLogger(__name__)
@@ -760,7 +755,7 @@ def run_payouts_mark_paid(args: argparse.Namespace, settings: Settings) -> int:
 
 def run_demo(args: argparse.Namespace, settings: Settings) -> int:
     # The demo builds its own settings: nothing of .env decides where it writes.
-    from bot.demo import main as demo
+    from bot.app.demo import main as demo
 
     db: Path | None = args.db
     return demo(database=db, language=args.language)
@@ -819,7 +814,3 @@ def _preview_line(due: Due, preview: Preview) -> str:
         return f"{due.kind:<9} to {who}: no registration since {due.period.split('/')[0]}"
     reference = preview.references.get(due.registration_id, "?")
     return f"{due.kind:<9} to {who}: {reference} ({due.period})"
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,8 +1,8 @@
-"""Alembic's entry point: run the revisions on the connection bot.db hands over.
+"""Alembic's entry point: run the revisions on the connection bot.storage.schema hands over.
 
 `pai-bot migrate` opens the connection, takes the schema lock and begins the
 transaction; Alembic runs inside it, so a failed revision leaves the database as it
-was (on SQLite too: bot.db begins the transaction itself).
+was (on SQLite too: bot.storage.schema begins the transaction itself).
 """
 
 from __future__ import annotations

@@ -18,9 +18,9 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from stdnum import luhn
 
-from bot.errors import DomainError
-from bot.lifecycle import Status
-from bot.rules import Rules
+from bot.domain.errors import DomainError
+from bot.domain.lifecycle import Status
+from bot.domain.rules import Rules
 from bot.services.accounts import Visitor, create_invite, redeem_invite
 from bot.services.eligibility import Opportunity, register_opportunity
 from bot.services.history import SYSTEM, actor_of, change_status

@@ -18,7 +18,7 @@ from babel.numbers import format_decimal
 from stdnum.eu import vat as eu_vat
 from stdnum.exceptions import InvalidChecksum, InvalidLength, ValidationError
 
-from bot.errors import InvalidAmount, InvalidDate, InvalidText, InvalidVat
+from bot.domain.errors import InvalidAmount, InvalidDate, InvalidText, InvalidVat
 
 _LONGEST_INPUT = 64
 

@@ -1,0 +1,1 @@
+"""The programme's rules and vocabulary, pure: no Telegram, no SQL."""

@@ -1,0 +1,1 @@
+"""What runs without a user: leadership, broadcast delivery, the reminders tick."""
