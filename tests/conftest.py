@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -104,3 +107,31 @@ async def count_rows(sessions: async_sessionmaker[AsyncSession], table: str) -> 
 # Parsers meet Babel's locale data on their first call: no per-example deadline.
 settings.register_profile("pai", deadline=None)
 settings.load_profile("pai")
+
+
+# What starts the real bot: `pai-bot`, or a Python of its own (`python -m bot.app.cli`).
+_REAL_PROCESS = ("pai-bot", sys.executable)
+
+
+@pytest.fixture(autouse=True)
+def real_processes_are_marked_slow(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """A test that starts the real process must be marked `slow`: `pytest -m "not slow"`
+    is the quick loop, and it must stay quick."""
+    if request.node.get_closest_marker("slow") is not None:
+        yield
+        return
+    started: list[str] = []
+    original = subprocess.Popen.__init__
+
+    def noting(self: subprocess.Popen[Any], args: Any, *rest: Any, **named: Any) -> None:
+        words = [str(word) for word in (args if isinstance(args, list | tuple) else [args])]
+        if any(word.endswith(_REAL_PROCESS) or word == sys.executable for word in words):
+            started.append(" ".join(words))
+        original(self, args, *rest, **named)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", noting)
+    yield
+    if started:
+        pytest.fail(f"this test starts the real process ({started[0]}): mark it slow")

@@ -376,6 +376,7 @@ def pai_bot_process(shell, **env):
     )
 
 
+@pytest.mark.slow
 def test_run_without_a_token_stops_with_one_sentence(shell):
     result = pai_bot_process(shell)
     assert result.returncode == 2
@@ -384,6 +385,7 @@ def test_run_without_a_token_stops_with_one_sentence(shell):
     )
 
 
+@pytest.mark.slow
 def test_run_with_an_unreadable_database_url_stops_with_one_sentence(shell):
     result = pai_bot_process(shell, TELEGRAM_BOT_TOKEN=TOKEN, DATABASE_URL="not a url")
     assert result.returncode == 2
@@ -392,6 +394,7 @@ def test_run_with_an_unreadable_database_url_stops_with_one_sentence(shell):
     )
 
 
+@pytest.mark.slow
 def test_run_with_the_bot_api_unreachable_stops_with_one_sentence(shell):
     result = pai_bot_process(
         shell, TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_API_BASE_URL="http://127.0.0.1:9/bot"

@@ -72,6 +72,7 @@ def registrations(database: Path) -> list[tuple[str, str, str]]:
         ).fetchall()
 
 
+@pytest.mark.slow
 def test_a_deal_registered_with_the_numbered_buttons_shows_in_status_and_stays_in_the_database(
     tmp_path,
 ):
@@ -93,6 +94,7 @@ def test_a_deal_registered_with_the_numbered_buttons_shows_in_status_and_stays_i
     assert len(registrations(database)) > 20  # the seeded programme is there too
 
 
+@pytest.mark.slow
 def test_the_seeded_programme_has_three_partners_hundreds_of_customers_and_every_state(tmp_path):
     database = tmp_path / "demo.db"
     assert demo(tmp_path, ["/quit"], "--db", str(database)).returncode == 0
@@ -109,6 +111,7 @@ def test_the_seeded_programme_has_three_partners_hundreds_of_customers_and_every
     assert {"qualified", "won", "approved", "paid", "lost", "expired"} <= states
 
 
+@pytest.mark.slow
 def test_staff_stats_save_the_chart_as_a_png_and_three_weeks_bring_the_reminders(tmp_path):
     database = tmp_path / "demo.db"
     script = ["/as staff", "/stats", "/as AURORA", "/time +3w", "/quit"]
@@ -129,6 +132,7 @@ def test_staff_stats_save_the_chart_as_a_png_and_three_weeks_bring_the_reminders
     assert re.search(r"new for (Marco|Sara) \((BITLINE|CEDRO)\): /as", later)
 
 
+@pytest.mark.slow
 def test_switching_to_another_partner_shows_what_came_for_them_and_keeps_partners_apart(tmp_path):
     run = demo(tmp_path, ["/time +3w", "/as cedro", "/status", "/as nobody", "/quit"])
     assert run.returncode == 0, run.stderr
@@ -141,6 +145,7 @@ def test_switching_to_another_partner_shows_what_came_for_them_and_keeps_partner
     assert "speak as whom? /as AURORA, /as BITLINE, /as CEDRO, /as staff" in out
 
 
+@pytest.mark.slow
 def test_without_db_the_demo_removes_its_database_and_files_at_exit(tmp_path):
     run = demo(tmp_path, [f"/check {EXAMPLE_RETURNING_VAT}"])  # and then the input ends
     assert run.returncode == 0, run.stderr
@@ -151,6 +156,7 @@ def test_without_db_the_demo_removes_its_database_and_files_at_exit(tmp_path):
     assert "were removed" in run.stdout
 
 
+@pytest.mark.slow
 def test_the_demo_refuses_a_database_it_did_not_make(tmp_path):
     other = tmp_path / "pai.db"
     with sqlite3.connect(other) as connection:
@@ -163,6 +169,7 @@ def test_the_demo_refuses_a_database_it_did_not_make(tmp_path):
     assert other.read_bytes() == before
 
 
+@pytest.mark.slow
 def test_a_second_demo_on_the_same_database_says_so_instead_of_waiting(tmp_path):
     database = tmp_path / "demo.db"
     first = demo(tmp_path, ["/quit"], "--db", str(database))
@@ -190,6 +197,7 @@ def _a_dead_pid() -> int:
     return child.pid
 
 
+@pytest.mark.slow
 def test_the_demo_reaches_no_network(tmp_path):
     script = [*REGISTER[:-1], "/as staff", "/stats", "/time +2d", "/quit"]
     wrapped = subprocess.run(
@@ -221,6 +229,7 @@ def _unshare_works() -> bool:
         return False
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not _unshare_works(), reason="unshare -rn is not available here")
 def test_the_demo_works_in_a_namespace_without_any_network(tmp_path):
     run = demo(tmp_path, REGISTER, "--db", str(tmp_path / "demo.db"), prefix=("unshare", "-rn"))

@@ -767,6 +767,7 @@ async def pai_bot_run(shell, database_url: str) -> tuple[int, str, int]:
     return process.returncode, err.decode(), knocks
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("version", [CORE, ISSUES_5_TO_8])
 async def test_pai_bot_run_refuses_a_database_that_needs_migrating_before_calling_telegram(
     database_url, version, shell
@@ -858,6 +859,7 @@ async def test_a_database_the_last_version_without_migrations_made_is_used_as_it
     assert await recorded_revision(database_url) == head_revision()
 
 
+@pytest.mark.slow
 async def test_a_database_a_newer_version_made_is_refused_by_run_migrate_and_every_command(
     database_url, shell, monkeypatch, capsys
 ):

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from tests.fake_bot_api import FakeBotApi, User, serve_http
 from tests.harness import TOKEN
 from tests.test_process import environment, invite_for_acme, running, wait_for_reply
+
+# Every test here starts the real process.
+pytestmark = pytest.mark.slow
 
 OUTAGE = 8.0  # seconds the Bot API is away
 ANSWER_WITHIN = 5.0  # seconds after it is back

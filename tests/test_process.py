@@ -21,6 +21,9 @@ from tests.factories import VATS, write_csv
 from tests.fake_bot_api import BOT_USERNAME, FakeBotApi, User, serve_http
 from tests.harness import TOKEN, button_data
 
+# Every test here starts the real process.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def api() -> Iterator[tuple[FakeBotApi, str]]:

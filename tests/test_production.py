@@ -225,6 +225,7 @@ def finish_registration(person: Salesperson) -> None:
     person.waits_for("Registered")
 
 
+@pytest.mark.slow
 def test_a_registration_half_typed_survives_a_sigkill(api, tmp_path, database):
     env, payload, person = acme_salesperson(api, tmp_path, database, 501)
     with running(env, tmp_path, tmp_path / "first.log") as process:
@@ -241,6 +242,7 @@ def test_a_registration_half_typed_survives_a_sigkill(api, tmp_path, database):
     assert person.count("Something went wrong") == 0
 
 
+@pytest.mark.slow
 def test_webhook_mode_registers_a_secret_refuses_strangers_and_answers_healthz(api, tmp_path):
     fake, base_url = api
     port = free_port()
@@ -278,6 +280,7 @@ def test_webhook_mode_registers_a_secret_refuses_strangers_and_answers_healthz(a
     assert secret not in log and "Traceback" not in log
 
 
+@pytest.mark.slow
 def test_one_users_registration_alternating_between_two_instances(api, tmp_path, database):
     """Each update goes to the other instance, as a load balancer may send them."""
     fake, base_url = api
@@ -374,6 +377,7 @@ def press_confirm(person: Salesperson) -> dict[str, Any]:
     return person.fake.user_presses(person.user, message, button_data(message, "Confirm"))
 
 
+@pytest.mark.slow
 def test_a_confirm_killed_before_its_commit_registers_once_on_the_next_tap(api, tmp_path, database):
     env, payload, person = acme_salesperson(api, tmp_path, database, 504)
     fake = person.fake
@@ -394,6 +398,7 @@ def test_a_confirm_killed_before_its_commit_registers_once_on_the_next_tap(api, 
     assert person.count("Registered") == 1
 
 
+@pytest.mark.slow
 def test_sigterm_finishes_the_confirm_in_flight_then_stops(api, tmp_path, database):
     env, payload, person = acme_salesperson(api, tmp_path, database, 505)
     fake = person.fake
@@ -409,6 +414,7 @@ def test_sigterm_finishes_the_confirm_in_flight_then_stops(api, tmp_path, databa
     assert "Traceback" not in (tmp_path / "bot.log").read_text()
 
 
+@pytest.mark.slow
 def test_a_second_poller_waits_and_takes_over_when_the_first_dies(api, tmp_path, database):
     env, payload, person = acme_salesperson(api, tmp_path, database, 506)
     fake = person.fake
@@ -504,6 +510,7 @@ async def test_instances_sharing_the_send_budget_keep_to_one_overall_rate():
     assert 270 / 30 - 1 < took < 270 / rate + 1  # and not slower than the rate either
 
 
+@pytest.mark.slow
 def test_two_instances_chat_while_a_broadcast_runs_under_one_send_budget(
     api, tmp_path, postgresql_database
 ):
@@ -570,6 +577,7 @@ def test_two_instances_chat_while_a_broadcast_runs_under_one_send_budget(
     assert all(p.count("Something went wrong") == 0 for p in people)
 
 
+@pytest.mark.slow
 def test_when_the_leader_dies_mid_broadcast_the_other_instance_finishes_it_once(
     api, tmp_path, postgresql_database
 ):
@@ -659,6 +667,7 @@ async def test_a_database_away_for_a_moment_does_not_end_the_lead_until_the_leas
         await shared.close()
 
 
+@pytest.mark.slow
 def test_a_webhook_telegram_refuses_stops_run_in_one_sentence(api, tmp_path):
     fake, base_url = api
     fake.failures["setWebhook"] = [
