@@ -28,11 +28,10 @@ from bench import percentile
 from bot.app.application import build_application
 from bot.config import Settings
 from bot.domain.clock import ManualClock
-from bot.resources import Resources
 from bot.services.broadcasts import ALL, Audience, create_broadcast, report_of
+from bot.telegram.context import App
 from bot.telegram.updates import checked_updates
 from handlers.broadcasts import deliver_broadcast
-from handlers.common import RESOURCES_KEY, App
 from tests.factories import italian_vat
 from tests.fake_bot_api import FakeBotApi, FakeRequest, User
 from tests.harness import TOKEN, button_data
@@ -160,7 +159,7 @@ async def run(partners: int, limit: float, salespeople: int, deals: int) -> None
         await app.post_init(app)
         await app.start()
         seed(path, partners + salespeople)
-        shared: Resources = app.bot_data[RESOURCES_KEY]
+        shared = app.bot_data.resources
         people = [SALES_BASE + partners + 1 + i for i in range(salespeople)]
 
         async def everyone_registers(first_customer: int) -> list[float]:

@@ -27,9 +27,7 @@ from bot.app.application import build_application
 from bot.config import Settings
 from bot.domain.clock import ManualClock
 from bot.domain.references import ALPHABET, LENGTH, PREFIX
-from bot.resources import Resources
 from bot.services.reminders import due_reminders
-from handlers.common import RESOURCES_KEY
 from handlers.reminders import run_tick
 from tests.factories import italian_vat
 from tests.fake_bot_api import FakeBotApi, FakeRequest
@@ -121,7 +119,7 @@ async def measure(folder: Path, partners: int) -> None:
     assert app.post_init is not None
     await app.post_init(app)  # creates the tables
     seed(path, partners)
-    shared: Resources = app.bot_data[RESOURCES_KEY]
+    shared = app.bot_data.resources
     started = time.perf_counter()
     async with shared.sessions() as session:
         due = await due_reminders(session=session, rules=shared.rules, now=NOW)

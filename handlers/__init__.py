@@ -17,9 +17,9 @@ from telegram.ext import (
 from bot.i18n import Texts
 from bot.logs import note_update_failure
 from bot.services.views import Account
+from bot.telegram.context import App
 from handlers import callbacks, partner, registration, reminders, staff
 from handlers.common import (
-    App,
     Context,
     account_of,
     answer_query,

@@ -13,7 +13,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
@@ -21,7 +20,6 @@ from telegram.error import TelegramError
 from telegram.ext import ExtBot
 
 from bot.i18n import Texts
-from bot.jobs.leadership import leads
 from bot.logs import timed_action
 from bot.resources import Resources
 from bot.services.broadcasts import (
@@ -48,6 +46,7 @@ from bot.services.broadcasts import (
     unfinished_broadcasts,
 )
 from bot.storage.conversations import BROADCAST
+from bot.telegram.context import App, BotData
 from bot.telegram.ratelimit import PREPAID, PerChatRateLimiter, SendFailure, classify_failure
 from handlers.callbacks import (
     INACTIVE_DAYS,
@@ -56,8 +55,6 @@ from handlers.callbacks import (
     BroadcastTo,
 )
 from handlers.common import (
-    RESOURCES_KEY,
-    App,
     Context,
     answer_query,
     best_effort,
@@ -79,8 +76,6 @@ BACKOFF = (1.0, 2.0, 4.0, 8.0)
 # How often the progress message is edited, in seconds.
 PROGRESS_EVERY = 2.0
 TEXT, AUDIENCE, PREVIEW = "text", "audience", "preview"
-# bot_data key: the broadcasts this process is sending now.
-SENDING_KEY = "broadcasts sending"
 # Whether a broadcast may go on sending.
 Going = Callable[[], bool]
 
@@ -207,7 +202,7 @@ async def send_now(update: Update, context: Context, texts: Texts) -> None:
                 chat_id=progress.chat_id,
                 message_id=progress.message_id,
             )
-    start_sending(context.application, broadcast_id)  # type: ignore[arg-type]
+    start_sending(context.application, broadcast_id)
 
 
 # --- sending it --------------------------------------------------------------------
@@ -219,13 +214,13 @@ def start_sending(application: App, broadcast_id: int) -> bool:
     Otherwise the leader picks it up at its next lease renewal (`resume_broadcasts`):
     one instance sends, so Telegram's budget and the progress message have one owner.
     """
-    if not leads(application.bot_data):
+    if not application.bot_data.leads():
         return False
-    sending: set[int] = application.bot_data.setdefault(SENDING_KEY, set())
+    sending = application.bot_data.sending
     if broadcast_id in sending:
         return False
     sending.add(broadcast_id)
-    shared: Resources = application.bot_data[RESOURCES_KEY]
+    shared = application.bot_data.resources
 
     async def deliver() -> None:
         try:
@@ -240,7 +235,7 @@ def start_sending(application: App, broadcast_id: int) -> bool:
 async def resume_broadcasts(application: App) -> None:
     """Go on with broadcasts a stop or a crash interrupted, or that staff started on
     another instance: at start, and whenever this instance renews its lead."""
-    shared: Resources = application.bot_data[RESOURCES_KEY]
+    shared = application.bot_data.resources
     async with shared.sessions() as session:
         unfinished = await unfinished_broadcasts(session=session)
     for broadcast_id in unfinished:
@@ -249,7 +244,7 @@ async def resume_broadcasts(application: App) -> None:
 
 
 async def deliver_broadcast(
-    bot: ExtBot[str], shared: Resources, broadcast_id: int, bot_data: dict[str, Any]
+    bot: ExtBot[str], shared: Resources, broadcast_id: int, bot_data: BotData
 ) -> None:
     """Send to every recipient not handed over yet, show progress, end with the report.
 
@@ -261,11 +256,11 @@ async def deliver_broadcast(
 
 
 async def _deliver_all(
-    bot: ExtBot[str], shared: Resources, broadcast_id: int, bot_data: dict[str, Any]
+    bot: ExtBot[str], shared: Resources, broadcast_id: int, bot_data: BotData
 ) -> None:
     def going() -> bool:
         """Neither stopping nor led by another instance now (checked before each send)."""
-        return not shared.stopping.is_set() and leads(bot_data)
+        return not shared.stopping.is_set() and bot_data.leads()
 
     async with shared.sessions() as session:
         broadcast = await broadcast_text(session=session, broadcast_id=broadcast_id)

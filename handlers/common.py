@@ -8,11 +8,10 @@ import functools
 import html
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from telegram import InlineKeyboardMarkup, Message, Update, User
 from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
-from telegram.ext import Application, CallbackContext, ExtBot
 
 from bot.domain.drafts import Draft, Step
 from bot.domain.errors import RegistrationNotFound
@@ -23,16 +22,16 @@ from bot.services.accounts import Visitor, note_visit, recognise
 from bot.services.registrations import get_registration, report_outcome
 from bot.services.views import Account, RegistrationView
 from bot.storage.conversations import DraftsOfOneUpdate, DraftStore
+from bot.telegram.context import BotContext
 
 log = logging.getLogger(__name__)
-RESOURCES_KEY = "pai"
 T = TypeVar("T")
 # Pauses before sending again a message that must arrive (the registration's
 # confirmation) when Telegram fails with a network error or a 5xx.
 RESEND_DELAYS = (0.5, 2.0)
 
 
-class Context(CallbackContext[ExtBot[str], dict[Any, Any], dict[Any, Any], dict[Any, Any]]):
+class Context(BotContext):
     """PTB's context (one per update), plus what the update looks up once: the account
     of its user, and drafts."""
 
@@ -48,11 +47,8 @@ def drafts_of(context: Context) -> DraftStore:
     return context.seen_drafts
 
 
-App = Application[ExtBot[str], Context, dict[Any, Any], dict[Any, Any], dict[Any, Any], Any]
-
-
 def resources(context: Context) -> Resources:
-    return cast(Resources, context.bot_data[RESOURCES_KEY])
+    return context.bot_data.resources
 
 
 async def account_of(update: Update, context: Context) -> Account | None:

@@ -6,7 +6,6 @@ import dataclasses
 import logging
 import secrets
 from dataclasses import dataclass
-from typing import cast
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import (
@@ -37,6 +36,7 @@ from bot.services.reminders import (
     reminders_to_send,
 )
 from bot.services.views import Account
+from bot.telegram.context import App, BotContext
 from bot.telegram.ratelimit import BULK, SendFailure, classify_failure
 from handlers.callbacks import (
     LOST_REASONS,
@@ -48,8 +48,6 @@ from handlers.callbacks import (
     StartRegistration,
 )
 from handlers.common import (
-    RESOURCES_KEY,
-    App,
     Context,
     answer_query,
     own_registration,
@@ -77,16 +75,16 @@ class TickReport:
     skipped: int = 0
 
 
-async def tick(context: Context) -> None:
+async def tick(context: BotContext) -> None:
     """The scheduled job: expire what lapsed, then send what is due."""
     async with timed_action("reminders") as action:
-        report = await run_tick(cast(App, context.application))
+        report = await run_tick(context.application)
         action.update(dataclasses.asdict(report))
 
 
 async def run_tick(application: App) -> TickReport:
     """One tick, from the database's state at the clock's moment; safe to run twice."""
-    shared: Resources = application.bot_data[RESOURCES_KEY]
+    shared = application.bot_data.resources
     rules, now = shared.rules, shared.now()
     async with shared.sessions() as session:
         expired = await expire_lapsed(session=session, rules=rules, now=now)

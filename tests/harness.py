@@ -24,8 +24,8 @@ from bot.app.application import build_application
 from bot.config import Settings
 from bot.domain.clock import ManualClock
 from bot.resources import Resources
+from bot.telegram.context import App
 from bot.telegram.updates import checked_updates
-from handlers.common import RESOURCES_KEY, App
 from tests.fake_bot_api import FakeBotApi, FakeRequest, User
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0"
@@ -46,8 +46,7 @@ class Harness:
 
     @property
     def resources(self) -> Resources:
-        shared: Resources = self.app.bot_data[RESOURCES_KEY]
-        return shared
+        return self.app.bot_data.resources
 
     @property
     def sessions(self) -> async_sessionmaker[AsyncSession]:

@@ -18,27 +18,25 @@ from bot.config import Settings
 from bot.domain.clock import Clock
 from bot.domain.rules import Rules, load_rules
 from bot.i18n import LANGUAGES, Texts
-from bot.jobs.leadership import LEADERSHIP_KEY, RENEW_EVERY, Leadership, leads
-from bot.resources import Resources, open_resources
+from bot.jobs.leadership import RENEW_EVERY, Leadership
+from bot.resources import open_resources
 from bot.services.accounts import remember_bot_username
 from bot.telegram.budget import SharedBudget
+from bot.telegram.context import App, BotContext, BotData
 from bot.telegram.locks import UserLocks
 from bot.telegram.ratelimit import PerChatRateLimiter
 from bot.telegram.transport import AiohttpRequest
 from bot.telegram.updates import CheckedUpdates, OnePerUser
 from handlers import add_handlers
 from handlers.broadcasts import resume_broadcasts
-from handlers.common import RESOURCES_KEY, App, Context
+from handlers.common import Context
 from handlers.reminders import tick
 
 log = logging.getLogger(__name__)
 # A scheduled job's callback.
-Job = Callable[[Context], Coroutine[Any, Any, None]]
+Job = Callable[[BotContext], Coroutine[Any, Any, None]]
 COMMANDS = ("new", "check", "status", "settings", "help", "cancel")
 STAFF_COMMANDS = ("pending", "find", "stats", "broadcast", "broadcasts")
-# bot_data key, set when this poller lost its lease and stopped: `run` exits with failure.
-LOST_LEAD_KEY = "lost the lead"
-USER_LOCKS_KEY = "user locks"
 # Connections open at once for sends: PTB's default for its own layer.
 SEND_CONNECTIONS = 256
 
@@ -70,16 +68,16 @@ def build_application(
 
     async def open_shared(application: App) -> None:
         shared = await open_resources(settings, clock=clock, rules=programme_rules)
-        application.bot_data[RESOURCES_KEY] = shared
+        state = application.bot_data
+        state.open(shared)
         if not polling and shared.engine.dialect.name == "postgresql":
             # Several instances may serve this bot: Telegram's limit is for all of them,
             # and a user's next update may reach another instance mid-answer.
             limiter.share_budget(SharedBudget(shared.sessions, settings.pai_telegram_rate))
             locks = UserLocks(settings.database_url, settings.timeouts)
-            application.bot_data[USER_LOCKS_KEY] = locks
+            state.user_locks = locks
             processor.take_turns_across(locks)
-        leadership = Leadership(shared)
-        application.bot_data[LEADERSHIP_KEY] = leadership
+        leadership = state.leadership = Leadership(shared)
         await _start(application)
         if polling:
             await _wait_to_lead(leadership)
@@ -95,7 +93,7 @@ def build_application(
         .token(settings.require_token())
         .base_url(settings.api_base_url)
         .base_file_url(settings.file_base_url)
-        .context_types(ContextTypes(context=Context))
+        .context_types(ContextTypes(context=Context, bot_data=BotData))
         .rate_limiter(limiter)
         # Users side by side, each user's updates in order (bot/telegram/updates.py).
         .concurrent_updates(processor)
@@ -113,7 +111,7 @@ def build_application(
 
 
 async def _start(application: App) -> None:
-    shared: Resources = application.bot_data[RESOURCES_KEY]
+    shared = application.bot_data.resources
     async with shared.sessions() as session:
         await remember_bot_username(session=session, username=application.bot.username)
     await _publish_commands(application)
@@ -139,12 +137,13 @@ def _keep_leading(application: App, *, polling: bool, schedule_reminders: bool) 
     jobs = application.job_queue
     assert jobs is not None, "python-telegram-bot[job-queue] is a dependency"
 
-    async def renew(context: Context) -> None:
-        leadership: Leadership = application.bot_data[LEADERSHIP_KEY]
+    async def renew(context: BotContext) -> None:
+        leadership = application.bot_data.leadership
+        assert leadership is not None, "the lead is renewed only once it is set up"
         was = leadership.held
         if not await leadership.renew():
             if polling and was:
-                application.bot_data[LOST_LEAD_KEY] = True
+                application.bot_data.lost_lead = True
                 application.stop_running()
             return
         if not was and schedule_reminders:
@@ -154,8 +153,8 @@ def _keep_leading(application: App, *, polling: bool, schedule_reminders: bool) 
     _every(jobs, RENEW_EVERY, renew, "leader lease")
 
 
-async def _tick_if_leading(context: Context) -> None:
-    if leads(context.application.bot_data):
+async def _tick_if_leading(context: BotContext) -> None:
+    if context.bot_data.leads():
         await tick(context)
 
 
@@ -173,7 +172,7 @@ def _schedule_reminders(application: App, rules: Rules) -> None:
     _every(jobs, every, _tick_if_leading, "reminders")
 
 
-def _every(jobs: JobQueue[Context], interval: dt.timedelta, work: Job, name: str) -> None:
+def _every(jobs: JobQueue[BotContext], interval: dt.timedelta, work: Job, name: str) -> None:
     """Run `work` every `interval`, from one interval on: never two runs at once, a run
     missed while the process was busy made up once, not in a burst."""
     jobs.run_repeating(
@@ -191,7 +190,7 @@ async def _publish_commands(application: App) -> None:
     Staff get their own menu in their own chat (Telegram's per-chat scope): partners
     never see staff commands.
     """
-    shared: Resources = application.bot_data[RESOURCES_KEY]
+    shared = application.bot_data.resources
     for language in LANGUAGES:
         texts = Texts(language)
         commands = [BotCommand(name, texts(f"command_{name}")) for name in COMMANDS]
@@ -213,18 +212,19 @@ async def _publish_commands(application: App) -> None:
 
 
 async def _wind_down(application: App) -> None:
-    shared: Resources | None = application.bot_data.get(RESOURCES_KEY)
-    if shared is not None:
-        await shared.wind_down()
-    leadership: Leadership | None = application.bot_data.get(LEADERSHIP_KEY)
+    state = application.bot_data
+    if state.started:
+        await state.resources.wind_down()
+    leadership = state.leadership
     if leadership is not None:  # another instance takes over now, not in LEASE_TTL
         await leadership.give_up()
 
 
 async def _close_resources(application: App) -> None:
-    shared: Resources | None = application.bot_data.pop(RESOURCES_KEY, None)
+    state = application.bot_data
+    shared = state.close()
     if shared is not None:
         await shared.close()
-    locks: UserLocks | None = application.bot_data.pop(USER_LOCKS_KEY, None)
+    locks, state.user_locks = state.user_locks, None
     if locks is not None:
         await locks.close()

@@ -26,11 +26,10 @@ from telegram import Update
 from tornado.httpserver import HTTPServer
 
 from bot.config import ConfigurationError, Settings
-from bot.jobs.leadership import LEADERSHIP_KEY, Leadership
 from bot.resources import Resources
 from bot.services.accounts import remembered_or_new_webhook_secret
+from bot.telegram.context import App
 from bot.telegram.updates import checked_updates
-from handlers.common import RESOURCES_KEY, App
 
 log = logging.getLogger(__name__)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -113,13 +112,12 @@ class Health(tornado.web.RequestHandler):
         self.application_ = bot_application
 
     async def get(self) -> None:
-        shared: Resources | None = self.application_.bot_data.get(RESOURCES_KEY)
-        leadership: Leadership | None = self.application_.bot_data.get(LEADERSHIP_KEY)
-        database = "starting" if shared is None else await _database_state(shared)
+        state = self.application_.bot_data
+        database = "starting" if not state.started else await _database_state(state.resources)
         self.set_status(HTTPStatus.OK if database == "ok" else HTTPStatus.SERVICE_UNAVAILABLE)
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")
-        leads = leadership is not None and leadership.held
+        leads = state.leadership is not None and state.leadership.held
         self.finish(json.dumps({"database": database, "leader": leads}))
 
 
@@ -160,7 +158,7 @@ async def serve_webhook(application: App, settings: Settings, allowed_updates: l
     try:
         if application.post_init is not None:
             await application.post_init(application)
-        shared: Resources = application.bot_data[RESOURCES_KEY]
+        shared = application.bot_data.resources
         secret = given_secret or await _stored_secret(shared)
         # Registered before anything runs: if Telegram refuses it, nothing needs stopping
         # (Telegram posts again whatever arrives before the listener is up).

@@ -119,13 +119,3 @@ class Leadership:
                 await give_up_lease(session=session, name=LEADER, holder=self.holder)
         except Exception as exc:  # it runs out by itself
             log.warning("cannot hand back the leader lease: %s", type(exc).__name__)
-
-
-LEADERSHIP_KEY = "leadership"
-
-
-def leads(bot_data: dict[str, object]) -> bool:
-    """Whether this instance leads now; a bot assembled without leadership (a test
-    driving one piece) leads alone."""
-    leadership = bot_data.get(LEADERSHIP_KEY)
-    return not isinstance(leadership, Leadership) or leadership.held

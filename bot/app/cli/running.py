@@ -22,7 +22,7 @@ def run_bot(args: argparse.Namespace, settings: Settings) -> int:
     # Telegram is imported only by the command that talks to it.
     from telegram.error import BadRequest, InvalidToken, NetworkError
 
-    from bot.app.application import LOST_LEAD_KEY, build_application
+    from bot.app.application import build_application
     from bot.app.web import serve_webhook, webhook_of
     from handlers import ALLOWED_UPDATES
 
@@ -60,7 +60,7 @@ def run_bot(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return FAILED
-    if application.bot_data.get(LOST_LEAD_KEY):
+    if application.bot_data.lost_lead:
         print("pai-bot: another instance took over polling: stopped.", file=sys.stderr)
         return FAILED
     return OK

@@ -50,8 +50,8 @@ from bot.logs import configure_logging
 from bot.resources import Resources
 from bot.storage.database import prepare_sqlite_file
 from bot.storage.schema import check_schema
+from bot.telegram.context import App
 from bot.telegram.updates import checked_updates
-from handlers.common import RESOURCES_KEY, App
 from handlers.reminders import run_tick
 
 __all__ = [
@@ -207,8 +207,7 @@ class Demo:
 
     @property
     def shared(self) -> Resources:
-        shared: Resources = self.app.bot_data[RESOURCES_KEY]
-        return shared
+        return self.app.bot_data.resources
 
     # --- what the bot does ---------------------------------------------------------
 
@@ -490,7 +489,7 @@ async def run_demo(
     try:
         assert app.post_init is not None
         await app.post_init(app)
-        shared: Resources = app.bot_data[RESOURCES_KEY]
+        shared = app.bot_data.resources
         screen.timezone = shared.rules.timezone
         if fresh:
             screen.note("setting up the demo programme…")
