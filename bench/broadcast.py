@@ -28,10 +28,10 @@ from bench import percentile
 from bot.app.application import build_application
 from bot.config import Settings
 from bot.domain.clock import ManualClock
+from bot.jobs.broadcasts import deliver_broadcast
 from bot.services.broadcasts import ALL, Audience, create_broadcast, report_of
 from bot.telegram.context import App
 from bot.telegram.updates import checked_updates
-from handlers.broadcasts import deliver_broadcast
 from tests.factories import italian_vat
 from tests.fake_bot_api import FakeBotApi, FakeRequest, User
 from tests.harness import TOKEN, button_data

@@ -27,8 +27,8 @@ from bot.app.application import build_application
 from bot.config import Settings
 from bot.domain.clock import ManualClock
 from bot.domain.references import ALPHABET, LENGTH, PREFIX
+from bot.jobs.reminders import run_tick
 from bot.services.reminders import due_reminders
-from handlers.reminders import run_tick
 from tests.factories import italian_vat
 from tests.fake_bot_api import FakeBotApi, FakeRequest
 from tests.harness import TOKEN

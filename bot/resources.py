@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.config import Settings
 from bot.domain.clock import Clock, SystemClock
 from bot.domain.rules import Rules, load_rules
+from bot.events import Events
 from bot.storage.conversations import Conversations, Drafts, DraftStore, open_conversations
 from bot.storage.database import make_engine, make_sessions
 from bot.storage.schema import create_tables
@@ -35,7 +36,6 @@ class Resources:
     settings: Settings
     rules: Rules
     engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
     clock: Clock
     # Where each user is in each conversation (a registration, a broadcast being
     # written, a rejection waiting for its reason): in the database, never in memory.
@@ -46,6 +46,14 @@ class Resources:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     # Work that must not hold up an answer (noting a visit); awaited on close.
     _background: set[asyncio.Task[None]] = field(default_factory=set)
+    # What the services say happened, and who listens (wired where the bot is assembled).
+    events: Events = field(init=False)
+    # Each update or job opens its own session from here; their events reach `events`.
+    sessions: async_sessionmaker[AsyncSession] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.events = Events(self.run_in_background)
+        self.sessions = make_sessions(self.engine, self.events.session_info())
 
     @property
     def drafts(self) -> DraftStore:
@@ -138,7 +146,6 @@ async def open_resources(
         settings=settings,
         rules=programme_rules,
         engine=engine,
-        sessions=make_sessions(engine),
         clock=clock or SystemClock(),
         conversations=conversations,
     )

@@ -18,7 +18,7 @@ from bot.i18n import Texts
 from bot.logs import note_update_failure
 from bot.services.views import Account
 from bot.telegram.context import App
-from handlers import callbacks, partner, registration, reminders, staff
+from handlers import callbacks, followups, partner, registration, staff
 from handlers.common import (
     Context,
     account_of,
@@ -99,7 +99,7 @@ async def press_partner_button(
     elif isinstance(button, callbacks.StartRegistration):
         await registration.start_from_button(update, context, account, texts)
     elif isinstance(button, callbacks.FollowupButton):
-        await reminders.press_followup_button(update, context, account, texts, button)
+        await followups.press_followup_button(update, context, account, texts, button)
     else:
         await partner.press_partner_button(update, context, account, texts, button)
 

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from telegram import InlineKeyboardMarkup, Message, Update, User
-from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
+from telegram.error import BadRequest, Forbidden, NetworkError
 
 from bot.domain.drafts import Draft, Step
 from bot.domain.errors import RegistrationNotFound
@@ -23,6 +23,7 @@ from bot.services.registrations import get_registration, report_outcome
 from bot.services.views import Account, RegistrationView
 from bot.storage.conversations import DraftsOfOneUpdate, DraftStore
 from bot.telegram.context import BotContext
+from bot.telegram.sending import best_effort
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -203,18 +204,6 @@ async def reply_surely(
 ) -> Message | None:
     """Answer, sending again after a network error or a 5xx: for what must arrive."""
     return await surely(lambda: reply(update, text, markup))
-
-
-async def best_effort(what: str, call: Awaitable[object]) -> None:
-    """Run a step the user can do without (a spinner stopped, old buttons removed).
-
-    Telegram failing it, for any reason, is logged and skipped: it never costs the
-    user the answer that matters.
-    """
-    try:
-        await call
-    except TelegramError as exc:
-        log.info("%s skipped: %s", what, type(exc).__name__)
 
 
 async def answer_query(update: Update, text: str | None = None, *, alert: bool = False) -> None:

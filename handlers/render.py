@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
 from bot.domain.errors import (
     AlreadyRegistered,
     CustomerNotNew,
@@ -14,9 +16,13 @@ from bot.domain.errors import (
     InvalidVat,
     NoIncentiveInForce,
 )
+from bot.domain.outbox import ReminderKind
 from bot.domain.rules import LoyaltyStanding, LoyaltyStep, Quote, Rules, first_new_day
 from bot.i18n import Markup, Texts, describe_invalid
+from bot.services.broadcasts import Report
+from bot.services.reminders import ON_CLOSE_DATE, ToSend
 from bot.services.views import RegistrationView, Verdict
+from handlers.callbacks import FollowupLost, FollowupStillOpen, FollowupWon, StartRegistration
 
 
 def loyalty_line(texts: Texts, rules: Rules, quote: Quote, *, with_next_step: bool) -> str:
@@ -164,4 +170,77 @@ def render_registered(texts: Texts, rules: Rules, registration: RegistrationView
         quote_detail=quote_detail(
             texts, rules, registration_quote(registration), with_next_step=False
         ),
+    )
+
+
+# --- what the bot starts ------------------------------------------------------------
+
+
+def render_reminder(
+    texts: Texts, rules: Rules, item: ToSend
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    if item.due.kind == ReminderKind.NUDGE:
+        assert item.standing is not None
+        text = texts(
+            "nudge",
+            programme=rules.name,
+            company=item.company,
+            days=item.inactive_days,
+            standing=standing_line(texts, rules, item.standing),
+        )
+        button = InlineKeyboardButton(
+            texts.plain("button_register"), callback_data=StartRegistration().data
+        )
+        return text, InlineKeyboardMarkup([[button]])
+    registration = item.registration
+    assert registration is not None
+    if item.due.kind == ReminderKind.EXPIRY:
+        return texts(
+            "expiry_notice",
+            reference=registration.reference,
+            customer=registration.customer_name,
+            until=texts.date(registration.protected_until),
+        ), None
+    key = "followup_close" if item.due.period == ON_CLOSE_DATE else "followup_protection"
+    text = texts(
+        key,
+        reference=registration.reference,
+        customer=registration.customer_name,
+        close=texts.date(registration.expected_close),
+        until=texts.date(registration.protected_until),
+    )
+    return text, followup_buttons(texts, registration.reference)
+
+
+def followup_buttons(texts: Texts, reference: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(
+                    texts.plain("button_won"), callback_data=FollowupWon(reference).data
+                ),
+                InlineKeyboardButton(
+                    texts.plain("button_lost"), callback_data=FollowupLost(reference).data
+                ),
+                InlineKeyboardButton(
+                    texts.plain("button_still_open"),
+                    callback_data=FollowupStillOpen(reference).data,
+                ),
+            ]
+        ]
+    )
+
+
+def report_text(texts: Texts, report: Report) -> str:
+    return texts(
+        "broadcast_report",
+        id=report.broadcast_id,
+        at=f"{report.created_at:%Y-%m-%d %H:%M} UTC",
+        audience=report.audience,
+        total=report.total,
+        delivered=report.delivered,
+        blocked=report.blocked,
+        failed=report.failed,
+        unconfirmed=report.unconfirmed,
+        waiting=report.waiting,
     )

@@ -30,6 +30,7 @@ from bot.services.staff import (
 )
 from bot.services.stats import chart_png, programme_numbers
 from bot.storage.conversations import BROADCAST, REJECTION
+from bot.telegram.sending import best_effort
 from handlers import broadcasts
 from handlers.callbacks import (
     Approve,
@@ -42,7 +43,6 @@ from handlers.callbacks import (
 from handlers.common import (
     Context,
     answer_query,
-    best_effort,
     reply,
     reply_in_parts,
     resources,

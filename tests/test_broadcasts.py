@@ -8,7 +8,7 @@ import time
 import pytest
 from sqlalchemy import select
 
-import handlers.broadcasts as broadcasts_module
+import bot.jobs.broadcasts as broadcasts_module
 from models import Broadcast, BroadcastDelivery, Salesperson
 from tests.factories import link_salesperson
 from tests.fake_bot_api import TelegramError

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from handlers.broadcasts import WORKERS
+from bot.jobs.broadcasts import WORKERS
 from tests.factories import VATS, write_csv
 from tests.fake_bot_api import BOT_USERNAME, FakeBotApi, User, serve_http
 from tests.harness import TOKEN, button_data

@@ -25,6 +25,7 @@ from sqlalchemy import make_url
 
 from bot.config import Settings
 from bot.domain.clock import ManualClock
+from bot.jobs.broadcasts import WORKERS
 from bot.jobs.leadership import Leadership, died_here, instance_name
 from bot.resources import open_resources
 from bot.services.leases import give_up_lease, hold_lease
@@ -32,7 +33,6 @@ from bot.storage.database import make_engine, make_sessions
 from bot.storage.schema import create_tables
 from bot.telegram.budget import SHARED_MARGIN, SharedBudget
 from bot.telegram.locks import UserLocks
-from handlers.broadcasts import WORKERS
 from tests.conftest import database_url_for, reset_postgresql
 from tests.factories import VATS
 from tests.fake_bot_api import FakeBotApi, TelegramError, User

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
+from bot.jobs.reminders import run_tick
 from bot.services.accounts import unlink_salesperson
-from handlers.reminders import run_tick
 from models import Registration, Reminder, Salesperson, StatusChange
 from tests.conftest import BACKENDS, database_url_for, reset_postgresql
 from tests.factories import VATS
@@ -320,18 +320,18 @@ async def test_two_ticks_at_once_send_each_reminder_once(bot):
 
 
 async def test_a_crash_between_the_send_and_its_record_never_sends_it_again(bot, monkeypatch):
-    import handlers.reminders as reminders_module
+    import bot.jobs.reminders as reminders_module
 
     chat = await join(bot, 11, language="en")
 
-    real_record = reminders_module.record_outcomes
+    real_advance = reminders_module.advance_reminders
 
     async def crash(**kwargs):
-        if kwargs["outcomes"].sent:
+        if any(result.outcome == "sent" for result in kwargs["done"]):
             raise RuntimeError("the process died here, after the send")
-        await real_record(**kwargs)
+        return await real_advance(**kwargs)
 
-    monkeypatch.setattr(reminders_module, "record_outcomes", crash)
+    monkeypatch.setattr(reminders_module, "advance_reminders", crash)
     with pytest.raises(RuntimeError):
         await tick_at(bot, rome(2026, 12, 15))
     assert len(nudges(chat)) == 1  # it went out; its record did not
@@ -365,15 +365,15 @@ async def test_an_unexpected_telegram_error_on_one_reminder_does_not_stop_the_ot
 
 
 async def test_reminders_claimed_but_never_tried_go_at_the_next_tick(bot, monkeypatch):
-    import handlers.reminders as reminders_module
+    import bot.jobs.reminders as reminders_module
 
     chats = [await join(bot, 11 + i, language="en") for i in range(3)]
     real_send = reminders_module.send_reminder
 
-    async def broken_first(bot_, rules, item, outcomes):
+    async def broken_first(bot_, rules, item):
         if item.due.recipient.telegram_user_id == 11:
             raise RuntimeError("a bug while rendering")
-        await real_send(bot_, rules, item, outcomes)
+        await real_send(bot_, rules, item)
 
     monkeypatch.setattr(reminders_module, "send_reminder", broken_first)
     with pytest.raises(RuntimeError):

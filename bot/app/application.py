@@ -18,7 +18,9 @@ from bot.config import Settings
 from bot.domain.clock import Clock
 from bot.domain.rules import Rules, load_rules
 from bot.i18n import LANGUAGES, Texts
+from bot.jobs.broadcasts import resume_broadcasts, send_when_created
 from bot.jobs.leadership import RENEW_EVERY, Leadership
+from bot.jobs.reminders import tick
 from bot.resources import open_resources
 from bot.services.accounts import remember_bot_username
 from bot.telegram.budget import SharedBudget
@@ -28,9 +30,7 @@ from bot.telegram.ratelimit import PerChatRateLimiter
 from bot.telegram.transport import AiohttpRequest
 from bot.telegram.updates import CheckedUpdates, OnePerUser
 from handlers import add_handlers
-from handlers.broadcasts import resume_broadcasts
 from handlers.common import Context
-from handlers.reminders import tick
 
 log = logging.getLogger(__name__)
 # A scheduled job's callback.
@@ -78,6 +78,7 @@ def build_application(
             state.user_locks = locks
             processor.take_turns_across(locks)
         leadership = state.leadership = Leadership(shared)
+        send_when_created(application)
         await _start(application)
         if polling:
             await _wait_to_lead(leadership)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -15,7 +16,7 @@ from sqlmodel import col
 from bot.domain.errors import InviteInvalid, NotLinked, UnknownPartner
 from bot.domain.parsing import strip_control
 from bot.services.views import Account, PartnerView, SalespersonView
-from bot.storage.database import dialect_insert
+from bot.storage.database import dialect_insert, in_chunks
 from models import (
     LANGUAGE_CODE_LENGTH,
     NAME_LENGTH,
@@ -320,6 +321,17 @@ def _visit(salesperson: Known, visitor: Visitor, now: dt.datetime) -> dict[str, 
     if salesperson.unreachable_at is not None:
         visit["unreachable_at"] = None  # they talk to the bot again: it may write first
     return visit
+
+
+async def mark_unreachable(
+    *, session: AsyncSession, people: Sequence[int], now: dt.datetime
+) -> None:
+    """These salespeople blocked the bot (403): it writes first to them no more until they
+    talk to it again. The caller commits, with the sends that found it out."""
+    for chunk in in_chunks(sorted(set(people))):
+        await session.execute(
+            update(Salesperson).where(col(Salesperson.id).in_(chunk)).values(unreachable_at=now)
+        )
 
 
 async def update_preferences(

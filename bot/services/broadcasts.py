@@ -8,6 +8,7 @@ rows never handed over, and never sends one twice.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -16,10 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from bot.domain.lifecycle import Status
+from bot.domain.outbox import BroadcastStatus, DeliveryStatus, Outcome, Result
+from bot.events import BroadcastReady, emit
+from bot.services.accounts import mark_unreachable
 from models import Broadcast, BroadcastDelivery, Partner, Registration, Salesperson
 
-PENDING, SENDING, DELIVERED = "pending", "sending", "delivered"
-BLOCKED, RETRY, FAILED = "blocked", "retry", "failed"
+# Sends a delivery gets before it is given up as failed.
+MAX_ATTEMPTS = 5
 # Audiences staff pick from: everyone, one level, the inactive, those with open deals.
 ALL, OPEN = "all", "open"
 
@@ -42,9 +46,9 @@ class Audience:
 @dataclass(frozen=True)
 class Report:
     broadcast_id: int
-    audience: str
+    audience: Audience
     created_at: dt.datetime
-    status: str
+    status: BroadcastStatus
     total: int
     delivered: int
     blocked: int
@@ -55,7 +59,9 @@ class Report:
 
 @dataclass(frozen=True)
 class Recipient:
-    delivery_id: int
+    """One delivery to send: `id` is the delivery's."""
+
+    id: int
     telegram_user_id: int
     salesperson_id: int
     attempts: int
@@ -67,7 +73,7 @@ class Failure:
     company: str
     telegram_user_id: int
     name: str | None
-    status: str
+    status: DeliveryStatus
     error: str | None
 
 
@@ -86,7 +92,7 @@ def _recipients_of(audience: Audience, today: dt.date) -> Select[Any]:
         statement = statement.where(col(Salesperson.partner_id).not_in(recent))
     elif audience.kind == OPEN:
         open_ones = select(col(Registration.partner_id)).where(
-            col(Registration.status) == Status.QUALIFIED.value
+            col(Registration.status) == Status.QUALIFIED
         )
         statement = statement.where(col(Salesperson.partner_id).in_(open_ones))
     return statement.order_by(col(Salesperson.id))
@@ -106,34 +112,43 @@ async def create_broadcast(
     today: dt.date,
     now: dt.datetime,
 ) -> tuple[int, int]:
-    """Store the broadcast and one pending delivery per recipient; return (id, recipients)."""
+    """Store the broadcast and one pending delivery per recipient; return (id, recipients).
+
+    Nothing is sent before `release_broadcast` (or a restart: the leader resumes it)."""
     broadcast = Broadcast(
         created_by=staff_id,
         created_at=now,
         text_html=text_html,
         audience=audience.code,
-        status=SENDING,
+        status=BroadcastStatus.SENDING,
     )
     session.add(broadcast)
     await session.flush()
     assert broadcast.id is not None
     people = (await session.execute(_recipients_of(audience, today))).scalars().all()
     session.add_all(
-        BroadcastDelivery(broadcast_id=broadcast.id, salesperson_id=person, status=PENDING)
+        BroadcastDelivery(
+            broadcast_id=broadcast.id, salesperson_id=person, status=DeliveryStatus.PENDING
+        )
         for person in people
     )
     await session.commit()
     return broadcast.id, len(people)
 
 
-async def set_progress_message(
-    *, session: AsyncSession, broadcast_id: int, chat_id: int, message_id: int
+async def release_broadcast(
+    *, session: AsyncSession, broadcast_id: int, progress: tuple[int, int] | None
 ) -> None:
-    await session.execute(
-        update(Broadcast)
-        .where(col(Broadcast.id) == broadcast_id)
-        .values(progress_chat_id=chat_id, progress_message_id=message_id)
-    )
+    """Let the broadcast go out, with the message (chat, message id) that shows staff its
+    progress, when that one arrived: the sender edits it as it goes."""
+    if progress is not None:
+        chat_id, message_id = progress
+        await session.execute(
+            update(Broadcast)
+            .where(col(Broadcast.id) == broadcast_id)
+            .values(progress_chat_id=chat_id, progress_message_id=message_id)
+        )
+    emit(session, BroadcastReady(broadcast_id))
     await session.commit()
 
 
@@ -151,9 +166,9 @@ async def next_recipients(
         .join(Salesperson, col(Salesperson.id) == col(BroadcastDelivery.salesperson_id))
         .where(
             col(BroadcastDelivery.broadcast_id) == broadcast_id,
-            (col(BroadcastDelivery.status) == PENDING)
+            (col(BroadcastDelivery.status) == DeliveryStatus.PENDING)
             | (
-                (col(BroadcastDelivery.status) == RETRY)
+                (col(BroadcastDelivery.status) == DeliveryStatus.RETRY)
                 & (col(BroadcastDelivery.next_attempt_at) <= now)
             ),
         )
@@ -163,68 +178,93 @@ async def next_recipients(
     return [Recipient(cast(int, d), int(t), cast(int, p), int(a)) for d, t, p, a in rows.all()]
 
 
-async def hand_over(*, session: AsyncSession, delivery_id: int) -> bool:
-    """Mark a delivery as handed to Telegram, if nobody did; True when this call did."""
-    marked = await session.execute(
-        update(BroadcastDelivery)
-        .where(
-            col(BroadcastDelivery.id) == delivery_id,
-            col(BroadcastDelivery.status).in_((PENDING, RETRY)),
-        )
-        .values(status=SENDING, attempts=col(BroadcastDelivery.attempts) + 1)
-        .returning(col(BroadcastDelivery.id))
-    )
-    claimed = marked.first() is not None
-    await session.commit()
-    return claimed
-
-
-async def hand_back(*, session: AsyncSession, delivery_id: int) -> None:
-    """A delivery handed over but never sent (a stop came before its turn): pending again."""
-    await session.execute(
-        update(BroadcastDelivery)
-        .where(col(BroadcastDelivery.id) == delivery_id, col(BroadcastDelivery.status) == SENDING)
-        .values(status=PENDING, attempts=col(BroadcastDelivery.attempts) - 1)
-    )
-    await session.commit()
-
-
-async def record_delivery(
+async def advance_deliveries(
     *,
     session: AsyncSession,
-    delivery_id: int,
-    status: str,
+    done: Sequence[Result],
+    take: Sequence[int],
+    give_back: Sequence[int] = (),
     now: dt.datetime,
-    error: str | None = None,
-    retry_at: dt.datetime | None = None,
-    salesperson_id: int | None = None,
-    commit: bool = True,
-) -> None:
-    """How one send went. Blocked: its person is unreachable for reminders and broadcasts."""
-    values: dict[str, object] = {"status": status, "error": error}
-    if status == DELIVERED:
-        values["sent_at"] = now
-    if status == RETRY:
-        values["next_attempt_at"] = retry_at
-    await session.execute(
-        update(BroadcastDelivery).where(col(BroadcastDelivery.id) == delivery_id).values(**values)
-    )
-    if status == BLOCKED and salesperson_id is not None:
+) -> set[int]:
+    """In one transaction: record how the sends in `done` went, make `give_back` (handed
+    over, never sent: a stop came first) pending again, and hand over those of `take`
+    nobody holds. Returns the ones handed over: each goes to Telegram once at most."""
+    await _record_deliveries(session, done, now)
+    if give_back:
         await session.execute(
-            update(Salesperson)
-            .where(col(Salesperson.id) == salesperson_id)
-            .values(unreachable_at=now)
+            update(BroadcastDelivery)
+            .where(
+                col(BroadcastDelivery.id).in_(list(give_back)),
+                col(BroadcastDelivery.status) == DeliveryStatus.SENDING,
+            )
+            .values(status=DeliveryStatus.PENDING, attempts=col(BroadcastDelivery.attempts) - 1)
         )
-    if commit:
-        await session.commit()
+    held: set[int] = set()
+    if take:
+        waiting = (
+            col(BroadcastDelivery.id).in_(list(take)),
+            col(BroadcastDelivery.status).in_((DeliveryStatus.PENDING, DeliveryStatus.RETRY)),
+        )
+        await session.execute(  # tried as often as allowed: never again
+            update(BroadcastDelivery)
+            .where(*waiting, col(BroadcastDelivery.attempts) >= MAX_ATTEMPTS)
+            .values(status=DeliveryStatus.FAILED, error="no more attempts")
+        )
+        marked = await session.execute(
+            update(BroadcastDelivery)
+            .where(*waiting, col(BroadcastDelivery.attempts) < MAX_ATTEMPTS)
+            .values(status=DeliveryStatus.SENDING, attempts=col(BroadcastDelivery.attempts) + 1)
+            .returning(col(BroadcastDelivery.id))
+        )
+        held = {cast(int, i) for i in marked.scalars()}
+    await session.commit()
+    return held
+
+
+# A send's outcome as a delivery's status: one that may have gone stays "sending"
+# (unconfirmed, never sent again).
+_STATUS_OF = {
+    Outcome.SENT: DeliveryStatus.DELIVERED,
+    Outcome.BLOCKED: DeliveryStatus.BLOCKED,
+    Outcome.REFUSED: DeliveryStatus.FAILED,
+    Outcome.RETRY: DeliveryStatus.RETRY,
+    Outcome.UNSURE: DeliveryStatus.SENDING,
+    Outcome.SKIPPED: DeliveryStatus.FAILED,
+}
+
+
+async def _record_deliveries(
+    session: AsyncSession, done: Sequence[Result], now: dt.datetime
+) -> None:
+    """How each send went. A retry is due at once (the sender paces its own tries) unless
+    it was the last attempt allowed; a blocked bot marks its person unreachable."""
+    for result in done:
+        values: dict[str, object] = {"status": _STATUS_OF[result.outcome], "error": result.reason}
+        if result.outcome == Outcome.SENT:
+            values["sent_at"] = now
+        statement = update(BroadcastDelivery).where(col(BroadcastDelivery.id) == result.id)
+        if result.outcome == Outcome.RETRY:
+            await session.execute(
+                statement.where(col(BroadcastDelivery.attempts) >= MAX_ATTEMPTS).values(
+                    status=DeliveryStatus.FAILED, error="no more attempts"
+                )
+            )
+            statement = statement.where(col(BroadcastDelivery.attempts) < MAX_ATTEMPTS)
+            values["next_attempt_at"] = now
+        await session.execute(statement.values(**values))
+    await mark_unreachable(
+        session=session,
+        people=[r.salesperson_id for r in done if r.outcome == Outcome.BLOCKED],
+        now=now,
+    )
 
 
 async def finish_broadcast(*, session: AsyncSession, broadcast_id: int, now: dt.datetime) -> bool:
     """Mark it done; False when it already was (only one sender reports it)."""
     done = await session.execute(
         update(Broadcast)
-        .where(col(Broadcast.id) == broadcast_id, col(Broadcast.status) == SENDING)
-        .values(status="done", finished_at=now)
+        .where(col(Broadcast.id) == broadcast_id, col(Broadcast.status) == BroadcastStatus.SENDING)
+        .values(status=BroadcastStatus.DONE, finished_at=now)
         .returning(col(Broadcast.id))
     )
     await session.commit()
@@ -234,20 +274,44 @@ async def finish_broadcast(*, session: AsyncSession, broadcast_id: int, now: dt.
 async def unfinished_broadcasts(*, session: AsyncSession) -> list[int]:
     rows = await session.execute(
         select(col(Broadcast.id))
-        .where(col(Broadcast.status) == SENDING)
+        .where(col(Broadcast.status) == BroadcastStatus.SENDING)
         .order_by(col(Broadcast.id))
     )
     return [cast(int, i) for i in rows.scalars()]
 
 
-async def broadcast_text(*, session: AsyncSession, broadcast_id: int) -> Broadcast:
-    broadcast = await session.get(Broadcast, broadcast_id)
+@dataclass(frozen=True)
+class BroadcastView:
+    """A broadcast as its sender needs it: what to send, who asked, where progress shows."""
+
+    id: int
+    text_html: str
+    audience: Audience
+    created_by: int
+    created_at: dt.datetime
+    status: BroadcastStatus
+    progress_chat_id: int | None
+    progress_message_id: int | None
+
+
+async def get_broadcast(*, session: AsyncSession, broadcast_id: int) -> BroadcastView:
+    broadcast = await session.get(Broadcast, broadcast_id, populate_existing=True)
     assert broadcast is not None
-    return broadcast
+    assert broadcast.id is not None
+    return BroadcastView(
+        id=broadcast.id,
+        text_html=broadcast.text_html,
+        audience=Audience(broadcast.audience),
+        created_by=broadcast.created_by,
+        created_at=broadcast.created_at,
+        status=BroadcastStatus(broadcast.status),
+        progress_chat_id=broadcast.progress_chat_id,
+        progress_message_id=broadcast.progress_message_id,
+    )
 
 
 async def report_of(*, session: AsyncSession, broadcast_id: int) -> Report:
-    broadcast = await broadcast_text(session=session, broadcast_id=broadcast_id)
+    broadcast = await get_broadcast(session=session, broadcast_id=broadcast_id)
     counts = dict(
         (
             await session.execute(
@@ -263,11 +327,12 @@ async def report_of(*, session: AsyncSession, broadcast_id: int) -> Report:
         created_at=broadcast.created_at,
         status=broadcast.status,
         total=int(sum(counts.values())),
-        delivered=int(counts.get(DELIVERED, 0)),
-        blocked=int(counts.get(BLOCKED, 0)),
-        failed=int(counts.get(FAILED, 0)),
-        waiting=int(counts.get(PENDING, 0)) + int(counts.get(RETRY, 0)),
-        unconfirmed=int(counts.get(SENDING, 0)),
+        delivered=int(counts.get(DeliveryStatus.DELIVERED, 0)),
+        blocked=int(counts.get(DeliveryStatus.BLOCKED, 0)),
+        failed=int(counts.get(DeliveryStatus.FAILED, 0)),
+        waiting=int(counts.get(DeliveryStatus.PENDING, 0))
+        + int(counts.get(DeliveryStatus.RETRY, 0)),
+        unconfirmed=int(counts.get(DeliveryStatus.SENDING, 0)),
     )
 
 
@@ -297,8 +362,12 @@ async def failures_of(*, session: AsyncSession, broadcast_id: int) -> list[Failu
             col(BroadcastDelivery.broadcast_id) == broadcast_id,
             # Handed over without an answer: maybe delivered, never sent again; listed so
             # that staff can check with the person.
-            col(BroadcastDelivery.status).in_((BLOCKED, FAILED, SENDING)),
+            col(BroadcastDelivery.status).in_(
+                (DeliveryStatus.BLOCKED, DeliveryStatus.FAILED, DeliveryStatus.SENDING)
+            ),
         )
         .order_by(col(Partner.code))
     )
-    return [Failure(str(c), str(n), int(t), d, str(s), e) for c, n, t, d, s, e in rows.all()]
+    return [
+        Failure(str(c), str(n), int(t), d, DeliveryStatus(s), e) for c, n, t, d, s, e in rows.all()
+    ]

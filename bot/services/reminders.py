@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import func, select, update
@@ -19,26 +19,27 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from bot.domain.lifecycle import Status
+from bot.domain.outbox import Outcome, ReminderKind, ReminderStatus, Result
 from bot.domain.rules import LoyaltyStanding, Rules
+from bot.services.accounts import mark_unreachable
 from bot.services.eligibility import release_lapsed_protection
 from bot.services.loyalty import loyalty_standings
 from bot.services.views import RegistrationView
 from bot.storage.database import date_of, dialect_insert, in_chunks, moment_of
 from models import Partner, Registration, Reminder, Salesperson
 
-NUDGE, FOLLOWUP, EXPIRY = "nudge", "followup", "expiry"
 # A follow-up asks before protection ends, or on the expected close date if earlier.
 BEFORE_PROTECTION_ENDS, ON_CLOSE_DATE = "protection", "close"
 # Expiries older than this are not announced (a bot that was down for a month
 # does not wake everybody with old news).
 EXPIRY_NOTICE_DAYS = 7
-# A reminder's life: claimed by a tick (not tried yet: safe to take again), sending
-# (handed to Telegram: maybe delivered, never sent again), then sent, retry (it
-# failed before reaching Telegram), failed, blocked (403) or skipped (no longer due).
-CLAIMED, SENDING, SENT, RETRY = "claimed", "sending", "sent", "retry"
-FAILED, BLOCKED, SKIPPED = "failed", "blocked", "skipped"
 # Statuses that mean somebody has it, or will: nobody else is asked.
-LIVE = (CLAIMED, SENDING, SENT, RETRY)
+LIVE = (
+    ReminderStatus.CLAIMED,
+    ReminderStatus.SENDING,
+    ReminderStatus.SENT,
+    ReminderStatus.RETRY,
+)
 # Tries before a reminder that keeps failing is given up.
 MAX_ATTEMPTS = 5
 
@@ -73,7 +74,7 @@ class Recipient:
 class Due:
     """A reminder due now for one person, not sent yet."""
 
-    kind: str
+    kind: ReminderKind
     subject: str
     period: str
     due_on: dt.date
@@ -93,18 +94,13 @@ class ToSend:
     standing: LoyaltyStanding | None = None
     registration: RegistrationView | None = None
 
+    @property
+    def salesperson_id(self) -> int:
+        return self.due.recipient.salesperson_id
 
-@dataclass
-class Outcomes:
-    """How each send went, written back in one go."""
-
-    sent: list[int] = field(default_factory=list)
-    retry: list[int] = field(default_factory=list)
-    # Handed over but not confirmed (a read timeout): stays "sending", never sent again.
-    unsure: list[int] = field(default_factory=list)
-    failed: list[int] = field(default_factory=list)
-    skipped: list[int] = field(default_factory=list)
-    blocked: list[tuple[int, int]] = field(default_factory=list)  # (reminder, salesperson)
+    @property
+    def telegram_user_id(self) -> int:
+        return self.due.recipient.telegram_user_id
 
 
 def partner_subject(partner_id: int) -> str:
@@ -192,18 +188,18 @@ async def _nudges(
         last = last_nudges.get((person.salesperson_id, person.partner_id))
         if last is not None and last[0] >= anchor:
             day, status = last
-            if status in (CLAIMED, RETRY):
+            if status in (ReminderStatus.CLAIMED, ReminderStatus.RETRY):
                 continue  # on its way
             turn = day
             # After a nudge that went (or failed for good) the next waits its turn; one
             # that could not reach the person (blocked, reminders off) is due once they can.
-            if status in (SENDING, SENT, FAILED):
+            if status in (ReminderStatus.SENDING, ReminderStatus.SENT, ReminderStatus.FAILED):
                 wait_from = day
         if today < wait_from + every:
             continue
         due.append(
             Due(
-                kind=NUDGE,
+                kind=ReminderKind.NUDGE,
                 subject=partner_subject(person.partner_id),
                 period=f"{anchor.isoformat()}/{turn.isoformat()}",
                 due_on=wait_from + every,
@@ -225,7 +221,7 @@ async def _last_nudges(
             col(Reminder.partner_id).label("partner"),
             func.max(Reminder.id).label("id"),
         )
-        .where(col(Reminder.kind) == NUDGE)
+        .where(col(Reminder.kind) == ReminderKind.NUDGE)
         .group_by(col(Reminder.salesperson_id), col(Reminder.partner_id))
         .subquery()
     )
@@ -280,7 +276,7 @@ async def _registration_reminders(
                 col(Registration.expected_close),
             )
             .where(
-                col(Registration.status) == Status.QUALIFIED.value,
+                col(Registration.status) == Status.QUALIFIED,
                 col(Registration.protected_until) >= today,
                 (col(Registration.protected_until) <= today + followup_days)
                 | (col(Registration.expected_close) <= today),
@@ -297,7 +293,7 @@ async def _registration_reminders(
                 col(Registration.protected_until),
             )
             .where(
-                col(Registration.status) == Status.EXPIRED.value,
+                col(Registration.status) == Status.EXPIRED,
                 col(Registration.protected_until) < today,
                 col(Registration.protected_until) >= today - dt.timedelta(days=EXPIRY_NOTICE_DAYS),
             )
@@ -315,7 +311,7 @@ async def _registration_reminders(
             else (ON_CLOSE_DATE, close)
         )
         due += _to_registration_people(
-            FOLLOWUP,
+            ReminderKind.FOLLOWUP,
             registration_id,
             partner_id,
             registered_by,
@@ -326,7 +322,7 @@ async def _registration_reminders(
         )
     for registration_id, partner_id, registered_by, until in expired:
         due += _to_registration_people(
-            EXPIRY,
+            ReminderKind.EXPIRY,
             registration_id,
             partner_id,
             registered_by,
@@ -339,7 +335,7 @@ async def _registration_reminders(
 
 
 def _to_registration_people(
-    kind: str,
+    kind: ReminderKind,
     registration_id: Any,
     partner_id: int,
     registered_by: int | None,
@@ -373,7 +369,7 @@ async def _rows_for(
                 col(Reminder.period),
                 col(Reminder.salesperson_id),
                 col(Reminder.status),
-            ).where(col(Reminder.subject).in_(chunk), col(Reminder.kind) != NUDGE)
+            ).where(col(Reminder.subject).in_(chunk), col(Reminder.kind) != ReminderKind.NUDGE)
         )
         for subject, period, person, status in rows.all():
             found[(subject, period)][person] = status
@@ -425,13 +421,13 @@ async def claim_reminders(
     """
     await session.execute(
         update(Reminder)
-        .where(col(Reminder.status) == RETRY, col(Reminder.attempts) >= MAX_ATTEMPTS)
-        .values(status=FAILED)
+        .where(col(Reminder.status) == ReminderStatus.RETRY, col(Reminder.attempts) >= MAX_ATTEMPTS)
+        .values(status=ReminderStatus.FAILED)
     )
     await session.execute(
         update(Reminder)
-        .where(col(Reminder.status).in_((RETRY, CLAIMED)))
-        .values(status=CLAIMED, claim=token, attempts=col(Reminder.attempts) + 1)
+        .where(col(Reminder.status).in_((ReminderStatus.RETRY, ReminderStatus.CLAIMED)))
+        .values(status=ReminderStatus.CLAIMED, claim=token, attempts=col(Reminder.attempts) + 1)
     )
     rows = [
         {
@@ -442,7 +438,7 @@ async def claim_reminders(
             "partner_id": d.partner_id,
             "registration_id": d.registration_id,
             "due_on": d.due_on,
-            "status": CLAIMED,
+            "status": ReminderStatus.CLAIMED,
             "claim": token,
             "attempts": 1,
             "created_at": now,
@@ -455,25 +451,47 @@ async def claim_reminders(
     await session.commit()
     claimed = await session.execute(
         select(col(Reminder.id))
-        .where(col(Reminder.claim) == token, col(Reminder.status) == CLAIMED)
+        .where(col(Reminder.claim) == token, col(Reminder.status) == ReminderStatus.CLAIMED)
         .order_by(col(Reminder.id))
     )
     return [cast(int, i) for i in claimed.scalars()]
 
 
-async def mark_sending(*, session: AsyncSession, ids: Sequence[int], token: str) -> set[int]:
-    """Mark reminders as handed to Telegram, if this tick still holds them; return those."""
-    marked = await session.execute(
-        update(Reminder)
-        .where(
-            col(Reminder.id).in_(list(ids)),
-            col(Reminder.claim) == token,
-            col(Reminder.status) == CLAIMED,
+async def advance_reminders(
+    *,
+    session: AsyncSession,
+    token: str,
+    done: Sequence[Result],
+    take: Sequence[int],
+    give_back: Sequence[int] = (),
+    now: dt.datetime,
+) -> set[int]:
+    """In one transaction: record how the sends in `done` went, give back `give_back`
+    (handed over, never sent: the next tick tries them), and hand over those of `take`
+    this tick still holds. Returns the ones handed over: each goes to Telegram once."""
+    await _record_reminders(session, done, now)
+    if give_back:
+        await session.execute(
+            update(Reminder)
+            .where(
+                col(Reminder.id).in_(list(give_back)),
+                col(Reminder.status) == ReminderStatus.SENDING,
+            )
+            .values(status=ReminderStatus.RETRY)
         )
-        .values(status=SENDING)
-        .returning(col(Reminder.id))
-    )
-    held = {cast(int, i) for i in marked.scalars()}
+    held: set[int] = set()
+    if take:
+        marked = await session.execute(
+            update(Reminder)
+            .where(
+                col(Reminder.id).in_(list(take)),
+                col(Reminder.claim) == token,
+                col(Reminder.status) == ReminderStatus.CLAIMED,
+            )
+            .values(status=ReminderStatus.SENDING)
+            .returning(col(Reminder.id))
+        )
+        held = {cast(int, i) for i in marked.scalars()}
     await session.commit()
     return held
 
@@ -482,8 +500,8 @@ async def release_claims(*, session: AsyncSession, token: str) -> None:
     """Give back what this tick claimed but never tried: the next tick sends it."""
     await session.execute(
         update(Reminder)
-        .where(col(Reminder.claim) == token, col(Reminder.status) == CLAIMED)
-        .values(status=RETRY)
+        .where(col(Reminder.claim) == token, col(Reminder.status) == ReminderStatus.CLAIMED)
+        .values(status=ReminderStatus.RETRY)
     )
     await session.commit()
 
@@ -506,7 +524,9 @@ async def reminders_to_send(
     registrations = await _registrations(
         session, [r.registration_id for r, _ in rows if r.registration_id is not None]
     )
-    partners = await _partners(session, [r.partner_id for r, _ in rows if r.kind == NUDGE])
+    partners = await _partners(
+        session, [r.partner_id for r, _ in rows if r.kind == ReminderKind.NUDGE]
+    )
     last_registered = await _last_registrations(session, list(partners))
     standings = await loyalty_standings(
         session=session, rules=rules, today=today, partner_ids=list(partners)
@@ -521,7 +541,7 @@ async def reminders_to_send(
             gone.append(reminder.id)
             continue
         due = Due(
-            kind=reminder.kind,
+            kind=ReminderKind(reminder.kind),
             subject=reminder.subject,
             period=reminder.period,
             due_on=reminder.due_on,
@@ -529,7 +549,7 @@ async def reminders_to_send(
             registration_id=reminder.registration_id,
             recipient=Recipient.of(person, rules.timezone),
         )
-        if reminder.kind == NUDGE:
+        if reminder.kind == ReminderKind.NUDGE:
             anchor = dt.date.fromisoformat(reminder.period.split("/")[0])
             ready.append(
                 ToSend(
@@ -560,9 +580,9 @@ def _still_wanted(
         or person.partner_id != reminder.partner_id
     ):
         return False
-    if reminder.kind == FOLLOWUP:
+    if reminder.kind == ReminderKind.FOLLOWUP:
         return registration is not None and registration.open_on(today)
-    if reminder.kind == EXPIRY:
+    if reminder.kind == ReminderKind.EXPIRY:
         return registration is not None and registration.status == Status.EXPIRED
     # A nudge waiting for a retry is moot once the partner registered again.
     anchor = dt.date.fromisoformat(reminder.period.split("/")[0])
@@ -589,25 +609,35 @@ async def _partners(session: AsyncSession, ids: Iterable[int]) -> dict[int, str]
     return found
 
 
-async def record_outcomes(*, session: AsyncSession, outcomes: Outcomes, now: dt.datetime) -> None:
-    """Write how the sends went. A blocked bot marks its person unreachable."""
-    for status, ids in (
-        (SENT, outcomes.sent),
-        (RETRY, outcomes.retry),
-        (FAILED, outcomes.failed),
-        (SKIPPED, outcomes.skipped),
-        (BLOCKED, [reminder for reminder, _ in outcomes.blocked]),
-    ):
+# A send's outcome as a reminder's status: one that may have gone stays "sending".
+_STATUS_OF = {
+    Outcome.SENT: ReminderStatus.SENT,
+    Outcome.BLOCKED: ReminderStatus.BLOCKED,
+    Outcome.REFUSED: ReminderStatus.FAILED,
+    Outcome.RETRY: ReminderStatus.RETRY,
+    Outcome.UNSURE: ReminderStatus.SENDING,
+    Outcome.SKIPPED: ReminderStatus.SKIPPED,
+}
+
+
+async def _record_reminders(
+    session: AsyncSession, done: Sequence[Result], now: dt.datetime
+) -> None:
+    """How the sends went, one statement per status. A blocked bot marks its person
+    unreachable."""
+    by_status: dict[ReminderStatus, list[int]] = defaultdict(list)
+    for result in done:
+        by_status[_STATUS_OF[result.outcome]].append(result.id)
+    for status, ids in by_status.items():
         values: dict[str, object] = {"status": status}
-        if status == SENT:
+        if status == ReminderStatus.SENT:
             values["sent_at"] = now
         for chunk in in_chunks(ids):
             await session.execute(
                 update(Reminder).where(col(Reminder.id).in_(chunk)).values(**values)
             )
-    people = sorted({person for _, person in outcomes.blocked})
-    for chunk in in_chunks(people):
-        await session.execute(
-            update(Salesperson).where(col(Salesperson.id).in_(chunk)).values(unreachable_at=now)
-        )
-    await session.commit()
+    await mark_unreachable(
+        session=session,
+        people=[r.salesperson_id for r in done if r.outcome == Outcome.BLOCKED],
+        now=now,
+    )

@@ -183,5 +183,8 @@ def moment_of(value: dt.datetime | str) -> dt.datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
-def make_sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+def make_sessions(
+    engine: AsyncEngine, info: dict[str, Any] | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions on `engine`; `info` rides on each (bot/events.py's bus, for one)."""
+    return async_sessionmaker(engine, expire_on_commit=False, info=info or {})

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
-from enum import StrEnum
 from http import HTTPStatus
 from typing import Any, Protocol
 
@@ -20,6 +19,7 @@ from telegram.error import (
 )
 from telegram.ext import BaseRateLimiter
 
+from bot.domain.outbox import Outcome
 from bot.telegram import transport
 
 log = logging.getLogger(__name__)
@@ -98,28 +98,20 @@ def surely_not_delivered(exc: NetworkError) -> bool:
     return answered and _GATEWAY_TIMEOUT not in str(exc)
 
 
-class SendFailure(StrEnum):
-    """What a failed bulk send (a broadcast, a reminder) means for the message."""
-
-    BLOCKED = "blocked"  # 403: the person blocked the bot
-    REFUSED = "refused"  # Telegram refused it for good (a 400 and the like)
-    RETRY = "retry"  # it surely never reached Telegram: safe to send again
-    UNSURE = "unsure"  # it may have been delivered: never sent again
-
-
-def classify_failure(exc: TelegramError) -> tuple[SendFailure, str]:
-    """What a send's error means, and a short reason for staff and the log (no personal data)."""
+def classify_failure(exc: TelegramError) -> tuple[Outcome, str]:
+    """What a failed send of a message the bot started (a broadcast, a reminder) means
+    for it, and a short reason for staff and the log (no personal data)."""
     if isinstance(exc, Forbidden):
-        return SendFailure.BLOCKED, "blocked the bot"
+        return Outcome.BLOCKED, "blocked the bot"
     if isinstance(exc, BadRequest):  # before NetworkError: PTB makes it a subclass
-        return SendFailure.REFUSED, exc.message[:200]
+        return Outcome.REFUSED, exc.message[:200]
     if isinstance(exc, RetryAfter):  # still too many after the waits: nothing went
-        return SendFailure.RETRY, "Telegram asked to wait"
+        return Outcome.RETRY, "Telegram asked to wait"
     if isinstance(exc, NetworkError):
         if surely_not_delivered(exc):
-            return SendFailure.RETRY, type(exc).__name__
-        return SendFailure.UNSURE, "no answer from Telegram: maybe delivered"
-    return SendFailure.REFUSED, type(exc).__name__
+            return Outcome.RETRY, type(exc).__name__
+        return Outcome.UNSURE, "no answer from Telegram: maybe delivered"
+    return Outcome.REFUSED, type(exc).__name__
 
 
 class Pacer:

@@ -46,13 +46,13 @@ from bot.domain.clock import ManualClock, SystemClock
 from bot.domain.errors import DomainError
 from bot.domain.rules import next_allowed_moment, sending_allowed
 from bot.jobs.leadership import LEADER, died_here
+from bot.jobs.reminders import run_tick
 from bot.logs import configure_logging
 from bot.resources import Resources
 from bot.storage.database import prepare_sqlite_file
 from bot.storage.schema import check_schema
 from bot.telegram.context import App
 from bot.telegram.updates import checked_updates
-from handlers.reminders import run_tick
 
 __all__ = [
     "EXAMPLE_NEW_VAT",
