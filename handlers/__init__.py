@@ -45,6 +45,8 @@ def add_handlers(application: App, staff_ids: frozenset[int] = frozenset()) -> N
         application.add_handler(
             MessageHandler(by_staff & filters.TEXT & ~filters.COMMAND, staff.receive_staff_text)
         )
+    # First: who staff are, as Telegram shows them now (name, language).
+    application.add_handler(TypeHandler(Update, staff.note_staff), -2)
     # Before anything else: a registration's confirmation that failed to arrive.
     application.add_handler(TypeHandler(Update, registration.deliver_pending_confirmation), -1)
     # Order matters within group 0: commands first, then edits, typed answers, buttons,

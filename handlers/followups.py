@@ -25,7 +25,6 @@ from handlers.common import (
     resources,
     show_in_place,
 )
-from handlers.staff import ask_staff_to_decide
 
 
 async def press_followup_button(
@@ -53,7 +52,6 @@ async def press_followup_button(
         return
     await answer_query(update)
     if isinstance(button, FollowupWon):
-        ask_staff_to_decide(context, registration.reference)
         text = texts("marked_won", reference=registration.reference)
     else:
         text = texts(

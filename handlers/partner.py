@@ -52,7 +52,6 @@ from handlers.common import (
 )
 from handlers.registration import repeat_if_registering
 from handlers.render import render_registration, standing_line
-from handlers.staff import ask_staff_to_decide
 
 log = logging.getLogger(__name__)
 
@@ -298,8 +297,6 @@ async def record_outcome(
         )
         await show_detail(update, context, texts, current, button.offset)
         return
-    if outcome == Status.WON:
-        ask_staff_to_decide(context, registration.reference)
     key = "marked_won" if outcome == Status.WON else "marked_lost"
     await answer_query(update, texts.plain(key, reference=registration.reference), alert=True)
     await show_detail(update, context, texts, registration, button.offset)

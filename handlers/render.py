@@ -21,8 +21,16 @@ from bot.domain.rules import LoyaltyStanding, LoyaltyStep, Quote, Rules, first_n
 from bot.i18n import Markup, Texts, describe_invalid
 from bot.services.broadcasts import Report
 from bot.services.reminders import ON_CLOSE_DATE, ToSend
+from bot.services.staff import Decision, StaffDeal
 from bot.services.views import RegistrationView, Verdict
-from handlers.callbacks import FollowupLost, FollowupStillOpen, FollowupWon, StartRegistration
+from handlers.callbacks import (
+    Approve,
+    FollowupLost,
+    FollowupStillOpen,
+    FollowupWon,
+    Reject,
+    StartRegistration,
+)
 
 
 def loyalty_line(texts: Texts, rules: Rules, quote: Quote, *, with_next_step: bool) -> str:
@@ -243,4 +251,70 @@ def report_text(texts: Texts, report: Report) -> str:
         failed=report.failed,
         unconfirmed=report.unconfirmed,
         waiting=report.waiting,
+    )
+
+
+# --- staff -------------------------------------------------------------------------
+
+
+def deal_text(texts: Texts, deal: StaffDeal) -> str:
+    registration = deal.registration
+    return texts(
+        "staff_deal",
+        reference=registration.reference,
+        code=deal.partner_code,
+        company=deal.company,
+        customer=registration.customer_name,
+        vat=registration.vat,
+        value=texts.money(registration.deal_value, registration.currency),
+        amount=texts.money(registration.incentive_amount, registration.currency),
+        registered_on=texts.date(registration.registered_on),
+    )
+
+
+def decision_buttons(texts: Texts, reference: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(
+                    texts.plain("button_approve"), callback_data=Approve(reference).data
+                ),
+                InlineKeyboardButton(
+                    texts.plain("button_reject"), callback_data=Reject(reference).data
+                ),
+            ]
+        ]
+    )
+
+
+def deal_text_markup(texts: Texts, deal: StaffDeal) -> Markup:
+    return Markup(deal_text(texts, deal))
+
+
+def decided_text(texts: Texts, decision: Decision, *, who: str) -> str:
+    """A deal as staff see it once decided: by whom, and why when rejected."""
+    key = "staff_approved_by" if decision.approved else "staff_rejected_by"
+    return texts(
+        key,
+        deal=deal_text_markup(texts, decision.deal),
+        who=who,
+        reason=decision.reason or "",
+    )
+
+
+def decision_told(texts: Texts, decision: Decision) -> str:
+    """The partner's news of a decision on its deal."""
+    registration = decision.deal.registration
+    if decision.approved:
+        return texts(
+            "partner_approved",
+            reference=registration.reference,
+            customer=registration.customer_name,
+            amount=texts.money(registration.incentive_amount, registration.currency),
+        )
+    return texts(
+        "partner_rejected",
+        reference=registration.reference,
+        customer=registration.customer_name,
+        reason=decision.reason or "",
     )

@@ -9,23 +9,17 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import TelegramError
+from telegram import Update
 
 from bot.domain.drafts import left_too_long
 from bot.domain.errors import AlreadyDecided, InvalidText, InvalidVat, RegistrationNotFound
 from bot.domain.parsing import clean_text, normalise_vat
-from bot.i18n import Markup, Texts, language_for
+from bot.i18n import Texts
 from bot.reports import numbers_text
-from bot.resources import Resources
 from bot.services.staff import (
-    Decision,
-    StaffDeal,
-    deal_by_reference,
     decide,
     find_customer,
-    keep_notice,
-    notices_of,
+    note_staff_visit,
     pending_decisions,
 )
 from bot.services.stats import chart_png, programme_numbers
@@ -33,7 +27,6 @@ from bot.storage.conversations import BROADCAST, REJECTION
 from bot.telegram.sending import best_effort
 from handlers import broadcasts
 from handlers.callbacks import (
-    Approve,
     BroadcastCancel,
     BroadcastSend,
     BroadcastTo,
@@ -48,9 +41,10 @@ from handlers.common import (
     resources,
     texts_for,
     user_id_of,
+    visitor_of,
 )
 from handlers.registration import cancel_registration, receive_other, receive_text
-from handlers.render import render_invalid
+from handlers.render import deal_text, decided_text, decision_buttons, render_invalid
 from models import NAME_LENGTH
 
 log = logging.getLogger(__name__)
@@ -59,6 +53,17 @@ StaffHandler = Callable[[Update, Context, Texts], Coroutine[Any, Any, None]]
 
 def is_staff(context: Context, user_id: int | None) -> bool:
     return user_id is not None and user_id in resources(context).settings.pai_admin_ids
+
+
+async def note_staff(update: Update, context: Context) -> None:
+    """Keep a staff member's name and language as Telegram shows them, before anything
+    else: the texts the bot starts to them, and "decided by", read them."""
+    user = update.effective_user
+    if user is None or not is_staff(context, user.id):
+        return
+    shared = resources(context)
+    async with shared.sessions() as session:
+        await note_staff_visit(session=session, visitor=visitor_of(user), now=shared.now())
 
 
 def staff_only(callback: StaffHandler) -> Callable[[Update, Context], Coroutine[Any, Any, None]]:
@@ -76,74 +81,6 @@ def staff_only(callback: StaffHandler) -> Callable[[Update, Context], Coroutine[
 
 
 # --- won deals -------------------------------------------------------------------
-
-
-def deal_text(texts: Texts, deal: StaffDeal) -> str:
-    registration = deal.registration
-    return texts(
-        "staff_deal",
-        reference=registration.reference,
-        code=deal.partner_code,
-        company=deal.company,
-        customer=registration.customer_name,
-        vat=registration.vat,
-        value=texts.money(registration.deal_value, registration.currency),
-        amount=texts.money(registration.incentive_amount, registration.currency),
-        registered_on=texts.date(registration.registered_on),
-    )
-
-
-def decision_buttons(texts: Texts, reference: str) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(
-        [
-            [
-                InlineKeyboardButton(
-                    texts.plain("button_approve"), callback_data=Approve(reference).data
-                ),
-                InlineKeyboardButton(
-                    texts.plain("button_reject"), callback_data=Reject(reference).data
-                ),
-            ]
-        ]
-    )
-
-
-def ask_staff_to_decide(context: Context, reference: str) -> None:
-    """Beside the partner's answer, ask staff to approve or reject a deal reported won."""
-    shared = resources(context)
-    shared.run_in_background(
-        notify_staff_of_won(context.bot, shared, reference), "asking staff to decide"
-    )
-
-
-async def notify_staff_of_won(bot: Bot, shared: Resources, reference: str) -> None:
-    """Ask every staff member to decide on a deal a partner reported won."""
-    async with shared.sessions() as session:
-        deal = await deal_by_reference(session=session, reference=reference)
-    # Staff are not salespeople: the bot knows no language of theirs, so English.
-    texts = Texts("en")
-    for staff_id in sorted(shared.settings.pai_admin_ids):
-        try:
-            message = await bot.send_message(
-                staff_id,
-                texts("staff_won", deal=deal_text_markup(texts, deal)),
-                parse_mode="HTML",
-                reply_markup=decision_buttons(texts, reference),
-            )
-        except TelegramError as exc:  # a staff member who never opened the bot
-            log.warning("could not tell staff %s about a won deal: %s", staff_id, exc)
-            continue
-        async with shared.sessions() as session:
-            await keep_notice(
-                session=session,
-                registration_id=deal.registration.id,
-                chat_id=staff_id,
-                message_id=message.message_id,
-            )
-
-
-def deal_text_markup(texts: Texts, deal: StaffDeal) -> Markup:
-    return Markup(deal_text(texts, deal))
 
 
 async def press_staff_button(update: Update, context: Context, button: StaffButton) -> None:
@@ -227,7 +164,7 @@ async def settle(
     approve: bool,
     reason: str | None,
 ) -> None:
-    """Record the decision, tell the partner, and mark every staff member's message."""
+    """Record the decision: the first counts."""
     shared = resources(context)
     try:
         async with shared.sessions() as session:
@@ -253,55 +190,11 @@ async def settle(
             ),
         )
         return
-    await tell_partner(context.bot, shared, decision)
-    await mark_notices(context.bot, shared, decision, decided_by=update)
-
-
-async def tell_partner(bot: Bot, shared: Resources, decision: Decision) -> None:
-    registration = decision.deal.registration
-    for telegram_id, chosen, telegram_language in decision.tell:
-        texts = Texts(language_for(chosen=chosen, telegram_code=telegram_language))
-        text = (
-            texts(
-                "partner_approved",
-                reference=registration.reference,
-                customer=registration.customer_name,
-                amount=texts.money(registration.incentive_amount, registration.currency),
-            )
-            if decision.approved
-            else texts(
-                "partner_rejected",
-                reference=registration.reference,
-                customer=registration.customer_name,
-                reason=decision.reason or "",
-            )
-        )
-        await best_effort(
-            "telling a partner the decision", bot.send_message(telegram_id, text, parse_mode="HTML")
-        )
-
-
-async def mark_notices(bot: Bot, shared: Resources, decision: Decision, decided_by: Update) -> None:
-    """Every staff member's message about the deal now says who decided, without buttons."""
-    user = decided_by.effective_user
-    who = user.full_name if user else ""
-    async with shared.sessions() as session:
-        notices = await notices_of(session=session, registration_id=decision.deal.registration.id)
-    texts = texts_for(decided_by, None)
-    key = "staff_approved_by" if decision.approved else "staff_rejected_by"
-    text = texts(
-        key,
-        deal=deal_text_markup(texts, decision.deal),
-        who=who,
-        reason=decision.reason or "",
-    )
-    for chat_id, message_id in notices:
-        await best_effort(
-            "marking a staff message decided",
-            bot.edit_message_text(text, chat_id=chat_id, message_id=message_id, parse_mode="HTML"),
-        )
-    if decided_by.callback_query is None:  # decided by a typed reason: say it is done
-        await reply(decided_by, text)
+    # The partner is told, and every staff copy edited, by bot/jobs/staff.py; a reason
+    # typed in the chat has no message of its own to edit: it gets the outcome here.
+    if update.callback_query is None:
+        user = update.effective_user
+        await reply(update, decided_text(texts, decision, who=user.full_name if user else ""))
 
 
 # --- /pending, /find ----------------------------------------------------------------

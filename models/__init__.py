@@ -171,6 +171,19 @@ class Reminder(SQLModel, table=True):
     sent_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
+class StaffMember(SQLModel, table=True):
+    """A staff member (PAI_ADMIN_IDS) as Telegram last showed them: the language of the
+    texts the bot starts to them, and the name that says who decided."""
+
+    telegram_user_id: int = Field(
+        sa_type=BigInteger, primary_key=True, sa_column_kwargs={"autoincrement": False}
+    )
+    display_name: str | None = Field(default=None, max_length=NAME_LENGTH)
+    username: str | None = Field(default=None, max_length=USERNAME_LENGTH)
+    telegram_language: str | None = Field(default=None, max_length=LANGUAGE_CODE_LENGTH)
+    last_seen_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
 class StaffNotice(SQLModel, table=True):
     """A message that asked a staff member to decide on a won deal: edited once decided."""
 
@@ -290,6 +303,7 @@ __all__ = [
     "Reminder",
     "Salesperson",
     "SendBudget",
+    "StaffMember",
     "StaffNotice",
     "StatusChange",
     "VerdictTally",

@@ -51,6 +51,7 @@ from bot.services.accounts import find_account
 from bot.services.eligibility import check_eligibility
 from bot.services.registrations import list_registrations
 from bot.storage.database import make_engine
+from bot.storage.migrations import RECOGNISED
 from bot.storage.schema import (
     SchemaOutdated,
     SchemaUnknown,
@@ -838,15 +839,18 @@ async def test_migrate_on_a_new_database_creates_it_at_the_head(
     assert await recorded_revision(database_url) == head_revision()
 
 
-async def test_a_database_the_last_version_without_migrations_made_is_used_as_it_is(
+async def test_a_database_the_last_version_without_migrations_made_is_recognised_and_migrated(
     database_url, shell, monkeypatch, capsys
 ):
-    """Commit 46f704f created this version's tables without recording a revision."""
+    """Commit 46f704f created revision 0003's tables without recording a revision."""
     await fresh(database_url)
     engine = make_engine(database_url)
+    tables_of_0003 = [
+        table for table in SQLModel.metadata.sorted_tables if table.name in dict(RECOGNISED)["0003"]
+    ]
     try:
         async with engine.begin() as connection:
-            await connection.run_sync(SQLModel.metadata.create_all)
+            await connection.run_sync(SQLModel.metadata.create_all, tables=tables_of_0003)
     finally:
         await engine.dispose()
     (shell / "partners.csv").write_text("code,company,level\nACME,Acme,gold\n")
@@ -854,7 +858,15 @@ async def test_a_database_the_last_version_without_migrations_made_is_used_as_it
     code, _, err = await pai_bot(
         monkeypatch, capsys, database_url, "import-partners", "partners.csv"
     )
+    assert code == 2
+    assert "run `pai-bot migrate`" in err
 
+    code, out, err = await pai_bot(monkeypatch, capsys, database_url, "migrate")
+    assert code == 0, err
+    assert "its tables match revision 0003" in out
+    code, _, err = await pai_bot(
+        monkeypatch, capsys, database_url, "import-partners", "partners.csv"
+    )
     assert code == 0, err
     assert await recorded_revision(database_url) == head_revision()
 

@@ -117,6 +117,20 @@ async def test_a_reason_too_long_is_explained_and_asked_again(bot):
     assert "Rejected by Giulia: Duplicate of an older deal" in done["text"]
 
 
+async def test_staff_read_what_the_bot_starts_in_their_own_telegram_language(bot):
+    italian, english = bot.chat(STAFF[0], "it"), bot.chat(STAFF[1], "en")
+    await italian.send("/pending")  # the bot learns each one's language as they write
+    await english.send("/pending")
+    _chat, reference = await won_deal(bot)
+    [asked_in_italian] = [m for m in italian.messages() if reference in m["text"]]
+    assert "in attesa della tua decisione" in asked_in_italian["text"]
+    assert [label for label, _ in buttons(asked_in_italian)] == ["✅ Approva", "✖ Respingi"]
+    asked_in_english = notice(bot, STAFF[1])
+    await english.press(asked_in_english, "Approve")
+    assert "Approvata da" in asked_in_italian["text"]  # edited, each in its reader's language
+    assert "Approved by" in asked_in_english["text"]
+
+
 async def test_pending_lists_what_waits_with_its_buttons(bot):
     staff = bot.chat(STAFF[0], "en")
     [none] = await staff.send("/pending")

@@ -21,6 +21,7 @@ from bot.i18n import LANGUAGES, Texts
 from bot.jobs.broadcasts import resume_broadcasts, send_when_created
 from bot.jobs.leadership import RENEW_EVERY, Leadership
 from bot.jobs.reminders import tick
+from bot.jobs.staff import attend_to_staff_items
 from bot.resources import open_resources
 from bot.services.accounts import remember_bot_username
 from bot.telegram.budget import SharedBudget
@@ -79,6 +80,7 @@ def build_application(
             processor.take_turns_across(locks)
         leadership = state.leadership = Leadership(shared)
         send_when_created(application)
+        attend_to_staff_items(application)
         await _start(application)
         if polling:
             await _wait_to_lead(leadership)

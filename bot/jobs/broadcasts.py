@@ -21,6 +21,7 @@ from bot.domain.outbox import Outcome, Result
 from bot.events import BroadcastReady
 from bot.i18n import Texts
 from bot.jobs.outbox import bulk_turn, deliver, tally
+from bot.jobs.staff import staff_texts
 from bot.logs import timed_action
 from bot.resources import Resources
 from bot.services.broadcasts import (
@@ -35,6 +36,7 @@ from bot.services.broadcasts import (
     report_of,
     unfinished_broadcasts,
 )
+from bot.services.staff import staff_people
 from bot.telegram.context import App, BotData
 from bot.telegram.ratelimit import PREPAID
 from bot.telegram.sending import best_effort
@@ -118,7 +120,10 @@ async def _deliver_all(
 
     async with shared.sessions() as session:
         broadcast = await get_broadcast(session=session, broadcast_id=broadcast_id)
-    progress = Progress(bot, shared, broadcast)
+        sender = (await staff_people(session=session, ids=[broadcast.created_by]))[
+            broadcast.created_by
+        ]
+    progress = Progress(bot, shared, broadcast, staff_texts(sender.telegram_language))
     outbox = Deliveries(shared)
     everything: list[Result] = []
     while going():
@@ -207,8 +212,11 @@ class Deliveries:
 class Progress:
     """The staff member's progress message, edited every few seconds, then the report."""
 
-    def __init__(self, bot: ExtBot[str], shared: Resources, broadcast: BroadcastView) -> None:
+    def __init__(
+        self, bot: ExtBot[str], shared: Resources, broadcast: BroadcastView, texts: Texts
+    ) -> None:
         self.bot, self.shared, self.broadcast_id = bot, shared, broadcast.id
+        self.texts = texts
         self.staff_id = broadcast.created_by
         self.chat_id, self.message_id = broadcast.progress_chat_id, broadcast.progress_message_id
         self.shown_at = time.monotonic()
@@ -219,16 +227,15 @@ class Progress:
         self.shown_at = time.monotonic()
         async with self.shared.sessions() as session:
             report = await report_of(session=session, broadcast_id=self.broadcast_id)
-        texts = Texts("en")
         await self._show(
-            texts("broadcast_progress", sent=report.total - report.waiting, total=report.total)
+            self.texts("broadcast_progress", sent=report.total - report.waiting, total=report.total)
         )
 
     async def finish(self) -> None:
         async with self.shared.sessions() as session:
             report = await report_of(session=session, broadcast_id=self.broadcast_id)
             failures = await failures_of(session=session, broadcast_id=self.broadcast_id)
-        texts = Texts("en")
+        texts = self.texts
         if failures:
             document = io.StringIO()
             writer = csv.writer(document)

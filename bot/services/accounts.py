@@ -302,14 +302,19 @@ async def note_visit(
     await session.commit()
 
 
-def _visit(salesperson: Known, visitor: Visitor, now: dt.datetime) -> dict[str, object]:
-    """What Telegram reports about the salesperson that differs from what we keep."""
-    fresh = {
+def visit_values(visitor: Visitor) -> dict[str, str | None]:
+    """What Telegram reports about a person, as kept: cleaned and cut to the columns."""
+    return {
         "telegram_language": strip_control(visitor.language_code or "")[:LANGUAGE_CODE_LENGTH]
         or None,
         "display_name": strip_control(visitor.display_name or "").strip()[:NAME_LENGTH] or None,
         "username": strip_control(visitor.username or "")[:USERNAME_LENGTH] or None,
     }
+
+
+def _visit(salesperson: Known, visitor: Visitor, now: dt.datetime) -> dict[str, object]:
+    """What Telegram reports about the salesperson that differs from what we keep."""
+    fresh = visit_values(visitor)
     visit: dict[str, object] = {
         name: value
         for name, value in fresh.items()

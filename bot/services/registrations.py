@@ -13,6 +13,7 @@ from sqlmodel import col
 from bot.domain.errors import RegistrationNotFound, TransitionNotAllowed
 from bot.domain.lifecycle import OPEN, Status
 from bot.domain.rules import Rules
+from bot.events import DealWon, emit
 from bot.services.eligibility import release_lapsed_protection
 from bot.services.history import actor_of, change_status, record_note
 from bot.services.loyalty import partner_standing
@@ -101,7 +102,9 @@ async def report_outcome(
     now: dt.datetime,
     note: str | None = None,
 ) -> RegistrationView:
-    """The partner reports a deal won or lost (with why, if given) while it is protected."""
+    """The partner reports a deal won or lost (with why, if given) while it is protected.
+
+    A deal won is `DealWon`: staff hear of it (bot/jobs/staff.py)."""
     # Protection ended before the partner reported: the registration expired.
     if await release_lapsed_protection(
         session=session, today=rules.today(now), at=now, partner_id=account.partner_id
@@ -121,6 +124,8 @@ async def report_outcome(
     except Exception:
         await session.rollback()
         raise
+    if outcome == Status.WON:
+        emit(session, DealWon(reference))  # staff are to approve or reject it
     await session.commit()
     await session.refresh(registration)
     return RegistrationView.of(registration)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -12,14 +13,55 @@ from sqlmodel import col
 from bot.domain.errors import AlreadyDecided, RegistrationNotFound, TransitionNotAllowed
 from bot.domain.lifecycle import Status
 from bot.domain.rules import Rules
+from bot.events import DealDecided, emit
+from bot.services.accounts import Visitor, visit_values
 from bot.services.eligibility import StaffVerdict, staff_verdict
 from bot.services.history import change_status
 from bot.services.views import RegistrationView
-from models import Partner, Registration, Salesperson, StaffNotice, StatusChange
+from bot.storage.database import dialect_insert
+from models import Partner, Registration, Salesperson, StaffMember, StaffNotice, StatusChange
 
 
 def staff_actor(telegram_user_id: int) -> str:
     return f"staff:{telegram_user_id}"
+
+
+@dataclass(frozen=True)
+class StaffPerson:
+    """A staff member as Telegram last showed them (None: never seen by the bot)."""
+
+    telegram_user_id: int
+    name: str | None
+    telegram_language: str | None
+
+
+async def note_staff_visit(*, session: AsyncSession, visitor: Visitor, now: dt.datetime) -> None:
+    """Keep what Telegram shows of a staff member: one statement, whoever comes first."""
+    fresh = visit_values(visitor)
+    await session.execute(
+        dialect_insert(session, StaffMember)
+        .values(telegram_user_id=visitor.telegram_user_id, last_seen_at=now, **fresh)
+        .on_conflict_do_update(
+            index_elements=["telegram_user_id"], set_={"last_seen_at": now, **fresh}
+        )
+    )
+    await session.commit()
+
+
+async def staff_people(*, session: AsyncSession, ids: Iterable[int]) -> dict[int, StaffPerson]:
+    """Each of these staff members as last seen; one never seen has no name nor language."""
+    wanted = sorted(set(ids))
+    found = {
+        row.telegram_user_id: StaffPerson(
+            row.telegram_user_id, row.display_name, row.telegram_language
+        )
+        for row in (
+            await session.execute(
+                select(StaffMember).where(col(StaffMember.telegram_user_id).in_(wanted))
+            )
+        ).scalars()
+    }
+    return {i: found.get(i, StaffPerson(i, None, None)) for i in wanted}
 
 
 @dataclass(frozen=True)
@@ -36,8 +78,15 @@ class Decision:
     deal: StaffDeal
     approved: bool
     reason: str | None
-    # Whom to tell: the salesperson who registered it, else the partner's others.
-    tell: list[tuple[int, str | None, str | None]]  # (telegram id, language, telegram language)
+
+
+@dataclass(frozen=True)
+class Reader:
+    """Someone of the partner's to tell: Telegram id, chosen language, Telegram's."""
+
+    telegram_user_id: int
+    language: str | None
+    telegram_language: str | None
 
 
 @dataclass(frozen=True)
@@ -112,9 +161,10 @@ async def decide(
         await session.rollback()
         decided_by = await _last_mover(session, deal.registration.id)
         raise AlreadyDecided(status=refused.current, by=decided_by) from None
+    emit(session, DealDecided(reference, approve, reason, staff_id))
     await session.commit()
     decided = await deal_by_reference(session=session, reference=reference)
-    return Decision(decided, approve, reason, await _people_to_tell(session, deal.registration.id))
+    return Decision(decided, approve, reason)
 
 
 async def _last_mover(session: AsyncSession, registration_id: int) -> str:
@@ -129,11 +179,12 @@ async def _last_mover(session: AsyncSession, registration_id: int) -> str:
     return str(by or "")
 
 
-async def _people_to_tell(
-    session: AsyncSession, registration_id: int
-) -> list[tuple[int, str | None, str | None]]:
-    registration = await session.get(Registration, registration_id)
-    assert registration is not None
+async def people_to_tell(*, session: AsyncSession, reference: str) -> list[Reader]:
+    """Who hears of a decision: the salesperson who registered it, else, if they left,
+    the partner's other salespeople."""
+    registration = (
+        await session.execute(select(Registration).where(col(Registration.reference) == reference))
+    ).scalar_one()
     linked = (
         (
             await session.execute(
@@ -147,7 +198,7 @@ async def _people_to_tell(
         .all()
     )
     chosen = [p for p in linked if p.id == registration.salesperson_id] or list(linked)
-    return [(p.telegram_user_id, p.language, p.telegram_language) for p in chosen]
+    return [Reader(p.telegram_user_id, p.language, p.telegram_language) for p in chosen]
 
 
 async def keep_notice(
