@@ -22,8 +22,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from telegram import Update
-
 from bench import percentile
 from bot.app.application import build_application
 from bot.config import Settings
@@ -60,8 +58,8 @@ def seed(path: Path, partners: int) -> None:
 
 
 async def send(app: App, update: dict[str, Any]) -> None:
-    for raw in checked_updates([update]):
-        await app.update_queue.put(Update.de_json(raw, app.bot))
+    for checked in checked_updates([update], app.bot):
+        await app.update_queue.put(checked)
 
 
 Done = Callable[[], bool]

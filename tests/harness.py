@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from telegram import Bot, Update
+from telegram import Bot
 from telegram.error import NetworkError
 from telegram.request import BaseRequest
 
@@ -58,9 +58,8 @@ class Harness:
     async def post(self) -> None:
         """Hand every queued update to the bot, as polling would, without waiting."""
         while self.api.pending:
-            raw = checked_updates([self.api.take_update()])
-            for update in raw:
-                await self.app.update_queue.put(Update.de_json(update, self.app.bot))
+            for update in checked_updates([self.api.take_update()], self.app.bot):
+                await self.app.update_queue.put(update)
 
     async def deliver(self) -> None:
         """Hand the queued updates to the bot and wait until every one is handled."""

@@ -14,7 +14,7 @@ from telegram import Bot, Chat, Message, Update, User
 from telegram.error import Conflict, InvalidToken, NetworkError
 from telegram.request import HTTPXRequest
 
-from bot.telegram.updates import CheckedUpdates, OnePerUser, checked_updates
+from bot.telegram.updates import CheckedBot, CheckedUpdates, OnePerUser, checked_updates
 from tests.test_ratelimit import run_virtually
 
 
@@ -77,7 +77,43 @@ def test_an_update_without_a_date_or_a_chat_keeps_only_its_id():
         good,
         "not even an object",
     ]
-    assert checked_updates(raw) == [{"update_id": 1}, {"update_id": 2}, good]
+    checked = checked_updates(raw, None)
+    assert [update.to_dict() for update in checked] == [
+        {"update_id": 1},
+        {"update_id": 2},
+        Update.de_json(good, None).to_dict(),
+    ]
+
+
+async def test_each_polled_update_is_read_once_and_a_bad_one_spares_the_others(monkeypatch):
+    message = {"message_id": 1, "date": 1, "chat": {"id": 5, "type": "private"}, "text": "x"}
+    batch = [
+        {"update_id": 1, "message": message},
+        {"update_id": 2, "message": {"message_id": 2, "chat": {"id": 5, "type": "private"}}},
+        {"update_id": 3, "message": message},
+    ]
+    reads: list[object] = []
+    read = Update.de_json.__func__  # type: ignore[attr-defined]
+
+    def counted(cls, data, bot=None):
+        reads.append(data.get("update_id"))
+        return read(cls, data, bot)
+
+    monkeypatch.setattr(Update, "de_json", classmethod(counted))
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"ok": True, "result": batch})
+
+    request = CheckedUpdates(HTTPXRequest(httpx_kwargs={"transport": httpx.MockTransport(answer)}))
+    bot = CheckedBot("123:abc", get_updates_request=request)
+    await request.initialize()
+    try:
+        updates = await bot.get_updates(timeout=10)
+    finally:
+        await request.shutdown()
+    assert [u.update_id for u in updates] == [1, 2, 3]
+    assert updates[1].message is None  # emptied to its id: the offset moves past it
+    assert reads == [1, 2, 3]  # once each, not once to check and once more for PTB
 
 
 # --- polling while the Bot API is away ------------------------------------------------

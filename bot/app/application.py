@@ -11,7 +11,7 @@ from typing import Any
 
 from telegram import BotCommand, BotCommandScopeChat
 from telegram.error import TelegramError
-from telegram.ext import ApplicationBuilder, ContextTypes, JobQueue
+from telegram.ext import ApplicationBuilder, ContextTypes, ExtBot, JobQueue
 from telegram.request import BaseRequest
 
 from bot.config import Settings
@@ -29,7 +29,7 @@ from bot.telegram.context import App, BotContext, BotData
 from bot.telegram.locks import UserLocks
 from bot.telegram.ratelimit import PerChatRateLimiter
 from bot.telegram.transport import AiohttpRequest
-from bot.telegram.updates import CheckedUpdates, OnePerUser
+from bot.telegram.updates import CheckedBot, CheckedUpdates, OnePerUser
 from handlers import add_handlers
 from handlers.common import Context
 
@@ -91,19 +91,22 @@ def build_application(
         if schedule_reminders:
             _schedule_reminders(application, programme_rules)
 
+    bot: ExtBot[str] = CheckedBot(
+        settings.require_token(),
+        base_url=settings.api_base_url,
+        base_file_url=settings.file_base_url,
+        request=request or AiohttpRequest(connection_pool_size=SEND_CONNECTIONS),
+        get_updates_request=CheckedUpdates(
+            updates_request or AiohttpRequest(connection_pool_size=1)
+        ),
+        rate_limiter=limiter,
+    )
     builder = (
         ApplicationBuilder()
-        .token(settings.require_token())
-        .base_url(settings.api_base_url)
-        .base_file_url(settings.file_base_url)
+        .bot(bot)
         .context_types(ContextTypes(context=Context, bot_data=BotData))
-        .rate_limiter(limiter)
         # Users side by side, each user's updates in order (bot/telegram/updates.py).
         .concurrent_updates(processor)
-        .get_updates_request(
-            CheckedUpdates(updates_request or AiohttpRequest(connection_pool_size=1))
-        )
-        .request(request or AiohttpRequest(connection_pool_size=SEND_CONNECTIONS))
         .post_init(open_shared)
         .post_stop(_wind_down)
         .post_shutdown(_close_resources)

@@ -22,14 +22,13 @@ from urllib.parse import urlsplit
 
 import tornado.web
 from sqlalchemy import text
-from telegram import Update
 from tornado.httpserver import HTTPServer
 
 from bot.config import ConfigurationError, Settings
 from bot.resources import Resources
 from bot.services.accounts import remembered_or_new_webhook_secret
 from bot.telegram.context import App
-from bot.telegram.updates import checked_updates
+from bot.telegram.updates import read_update
 
 log = logging.getLogger(__name__)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -95,10 +94,9 @@ class UpdateReceiver(tornado.web.RequestHandler):
         except ValueError:
             self.send_error(HTTPStatus.BAD_REQUEST)
             return
-        for checked in checked_updates([update]):
-            if len(checked) > 1:  # not one emptied to its id
-                bot = self.application_.bot
-                await self.application_.update_queue.put(Update.de_json(checked, bot))
+        checked = read_update(update, self.application_.bot)
+        if checked is not None:
+            await self.application_.update_queue.put(checked)
         self.set_status(HTTPStatus.OK)
 
     def log_exception(self, *args: Any) -> None:

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import json
+import datetime as dt
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from http import HTTPStatus
 from typing import Any, Protocol
 
-from telegram import Update
+from telegram import Bot, Update
 from telegram.error import NetworkError
-from telegram.ext import BaseUpdateProcessor
+from telegram.ext import BaseUpdateProcessor, ExtBot
 from telegram.request import BaseRequest, RequestData
 
 from bot.logs import describe_failure, update_handled
@@ -114,8 +114,9 @@ def _user_of(update: object) -> int | None:
     return update.effective_chat.id if update.effective_chat is not None else None
 
 
-def checked_updates(raw: list[Any]) -> list[Any]:
-    """Updates as Telegram sent them, with the ones it should never send emptied.
+def checked_updates(raw: list[Any], bot: Bot | None) -> list[Update]:
+    """Updates as Telegram sent them, each read once, with the ones it should never send
+    emptied.
 
     An update PTB cannot read (a message without a date) would fail the whole batch,
     and PTB would fetch and log it again and again, other users' texts included; one
@@ -123,34 +124,89 @@ def checked_updates(raw: list[Any]) -> list[Any]:
     offset still moves past it, and leaves one log line without its content.
     """
     checked = []
-    for update in raw:
-        update_id = update.get("update_id") if isinstance(update, dict) else None
-        problem = _problem_with(update)
-        if problem is None:
+    for data in raw:
+        update_id = data.get("update_id") if isinstance(data, dict) else None
+        update, problem = _read(data, bot)
+        if update is not None:
             checked.append(update)
         elif isinstance(update_id, int):
             log.warning("update %s skipped: %s", update_id, problem)
-            checked.append({"update_id": update_id})
+            checked.append(Update(update_id))
         else:
             log.warning("an update without an id skipped: %s", problem)
     return checked
 
 
-def _problem_with(update: Any) -> str | None:
+def read_update(data: Any, bot: Bot) -> Update | None:
+    """One update posted to the webhook, read once; None (and a log line) when it is one
+    Telegram should never send."""
+    update, problem = _read(data, bot)
+    if update is None:
+        log.warning("a posted update skipped: %s", problem)
+    return update
+
+
+def _read(data: Any, bot: Bot | None) -> tuple[Update | None, str]:
     try:
-        parsed = Update.de_json(update, None)
+        update = Update.de_json(data, bot)
     except Exception as exc:  # PTB raises whatever the missing field causes
-        return f"unreadable ({type(exc).__name__})"
-    if parsed is None:
-        return "empty"
-    if parsed.effective_message is not None and parsed.effective_chat is None:
-        return "a message without a chat"
-    return None
+        return None, f"unreadable ({type(exc).__name__})"
+    if update is None:
+        return None, "empty"
+    if update.effective_message is not None and update.effective_chat is None:
+        return None, "a message without a chat"
+    return update, ""
+
+
+class CheckedBot(ExtBot[str]):
+    """The bot, reading each polled update once, through `checked_updates`.
+
+    PTB reads a batch of updates as a whole: one it cannot read fails them all. This
+    takes getUpdates' answer as PTB does and reads the updates one by one instead.
+    """
+
+    async def get_updates(
+        self,
+        offset: int | None = None,
+        limit: int | None = None,
+        timeout: float | dt.timedelta | None = None,  # noqa: ASYNC109 (the long poll's, PTB's name)
+        allowed_updates: Sequence[str] | None = None,
+        *,
+        read_timeout: Any = BaseRequest.DEFAULT_NONE,
+        write_timeout: Any = BaseRequest.DEFAULT_NONE,
+        connect_timeout: Any = BaseRequest.DEFAULT_NONE,
+        pool_timeout: Any = BaseRequest.DEFAULT_NONE,
+        api_kwargs: dict[str, Any] | None = None,
+    ) -> tuple[Update, ...]:
+        data: dict[str, Any] = {
+            "timeout": timeout,
+            "offset": offset,
+            "limit": limit,
+            "allowed_updates": allowed_updates,
+        }
+        # As PTB does: the long poll's own seconds on top of the read timeout.
+        if isinstance(read_timeout, int | float):
+            waited = float(read_timeout)
+        else:  # not given: the getUpdates layer's own
+            waited = self._request[0].read_timeout or 0.0
+        seconds = timeout.total_seconds() if isinstance(timeout, dt.timedelta) else timeout or 0
+        result = await self._post(
+            "getUpdates",
+            data,
+            read_timeout=waited + seconds,
+            write_timeout=write_timeout,
+            connect_timeout=connect_timeout,
+            pool_timeout=pool_timeout,
+            api_kwargs=api_kwargs,
+        )
+        updates = checked_updates(result if isinstance(result, list) else [], self)
+        for update in updates:
+            self.insert_callback_data(update)
+        return tuple(updates)
 
 
 class CheckedUpdates(BaseRequest):
-    """The network layer for getUpdates: passes everything through `checked_updates`, and
-    rides out a Bot API that cannot be reached.
+    """The network layer for getUpdates: rides out a Bot API that cannot be reached.
 
     PTB's polling loop logs each failed getUpdates and waits longer after each one, up
     to 30 s, so the bot could stay deaf that long after Telegram is back. A long poll
@@ -210,16 +266,8 @@ class CheckedUpdates(BaseRequest):
             return await self._poll_failed(f"HTTP {code}")
         if long_poll and code == HTTPStatus.CONFLICT:
             return await self._poll_refused()
-        if not polling or code != 200:
-            return code, body
-        self._poll_answered()
-        try:
-            answer = json.loads(body)
-        except ValueError:
-            return code, body  # PTB reports a body that is not JSON in its own words
-        if isinstance(answer, dict) and isinstance(answer.get("result"), list):
-            answer["result"] = checked_updates(answer["result"])
-            body = json.dumps(answer).encode()
+        if polling and code == 200:
+            self._poll_answered()
         return code, body
 
     async def _poll_failed(self, problem: str) -> tuple[int, bytes]:

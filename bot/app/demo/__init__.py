@@ -24,8 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from telegram import Update
-
 from bot.app.application import build_application
 from bot.app.demo.screen import Screen, Shown, buttons_of
 from bot.app.demo.seed import (
@@ -284,8 +282,8 @@ class Demo:
     async def settle(self) -> None:
         """Hand the queued updates to the bot and wait until it has answered them all."""
         while self.api.pending:
-            for update in checked_updates([self.api.take_update()]):
-                await self.app.update_queue.put(Update.de_json(update, self.app.bot))
+            for update in checked_updates([self.api.take_update()], self.app.bot):
+                await self.app.update_queue.put(update)
         await self.app.update_queue.join()
         await self.shared.settle()
 
