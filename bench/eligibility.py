@@ -24,7 +24,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 from bench import percentile
-from bot.domain.errors import DomainError
+from bot.domain.errors import Refusal
 from bot.domain.parsing import normalise_vat
 from bot.domain.rules import load_rules
 from bot.services.accounts import Visitor, create_invite, redeem_invite
@@ -118,7 +118,7 @@ async def measure(path: Path, customers: int, checks: int) -> None:
     async def full_check(raw: str) -> None:
         vat = normalise_vat(raw, default_country=rules.country)
         async with sessions() as session:
-            with contextlib.suppress(DomainError):  # "not new", "protected": verdicts too
+            with contextlib.suppress(Refusal):  # "not new", "protected": verdicts too
                 await check_eligibility(
                     session=session, rules=rules, account=account, vat=vat, now=now
                 )

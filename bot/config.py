@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from bot.domain.errors import DomainError
+from bot.problems import SetupError
 from bot.storage.database import Timeouts
 
 # What @BotFather hands out: the bot's numeric id, a colon, 35 URL-safe characters.
@@ -19,7 +19,7 @@ TELEGRAM_API = "https://api.telegram.org/bot"
 DEFAULT_DATABASE_URL = "sqlite:///pai.db"
 
 
-class ConfigurationError(DomainError):
+class ConfigurationError(SetupError):
     """A setting is missing or wrong; the message is one sentence for the operator."""
 
 

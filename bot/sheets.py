@@ -24,11 +24,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from bot.domain.errors import DomainError
 from bot.domain.parsing import strip_control
+from bot.problems import SetupError
 
 
-class SheetError(DomainError):
+class SheetError(SetupError):
     """The file cannot be read or written as a table; str() is one sentence for staff."""
 
 

@@ -23,10 +23,10 @@ from bot.domain.errors import (
     AlreadyRegistered,
     CustomerNotNew,
     CustomerProtected,
-    DomainError,
     InvalidAmount,
     InvalidInput,
     InvalidVat,
+    Refusal,
 )
 from bot.domain.parsing import check_close_date, clean_text, normalise_vat, parse_amount, parse_date
 from bot.i18n import Texts
@@ -206,9 +206,7 @@ async def verdict_on(
             verdict = await check_eligibility(
                 session=session, rules=shared.rules, account=account, vat=vat, now=shared.now()
             )
-    except InvalidInput:
-        raise  # not a verdict: the caller asks again
-    except DomainError as refusal:
+    except Refusal as refusal:
         tally(shared, VERDICT_NAMES.get(type(refusal), "other"))
         return render_refusal(texts, shared.rules, vat, refusal), None
     tally(shared, "new")
@@ -216,7 +214,7 @@ async def verdict_on(
 
 
 # How each verdict is counted for the programme's numbers (/stats).
-VERDICT_NAMES: dict[type[DomainError], str] = {
+VERDICT_NAMES: dict[type[Refusal], str] = {
     CustomerNotNew: "not_new",
     CustomerProtected: "protected",
     AlreadyRegistered: "yours",
@@ -484,9 +482,7 @@ async def confirm_registration(
                 opportunity=opportunity,
                 now=shared.now(),
             )
-    except InvalidInput:
-        raise  # not a verdict: the draft lacks what the service needs, a bug
-    except DomainError as refusal:
+    except Refusal as refusal:
         await drafts_of(context).drop(user_id)
         await replace_pressed(update, render_refusal(texts, shared.rules, opportunity.vat, refusal))
         return

@@ -11,10 +11,10 @@ from bot.domain.errors import (
     AlreadyRegistered,
     CustomerNotNew,
     CustomerProtected,
-    DomainError,
     InvalidInput,
     InvalidVat,
     NoIncentiveInForce,
+    Refusal,
 )
 from bot.domain.outbox import ReminderKind
 from bot.domain.rules import LoyaltyStanding, LoyaltyStep, Quote, Rules, first_new_day
@@ -90,7 +90,7 @@ def render_verdict(texts: Texts, rules: Rules, verdict: Verdict) -> str:
     )
 
 
-def render_refusal(texts: Texts, rules: Rules, vat: str, error: DomainError) -> str:
+def render_refusal(texts: Texts, rules: Rules, vat: str, error: Refusal) -> str:
     """Why `vat` cannot be registered, in words; the holder of a protection is never named."""
     if isinstance(error, CustomerNotNew):
         return texts(

@@ -1,4 +1,7 @@
-"""Domain errors: services raise them, handlers and the CLI put them in words."""
+"""Domain errors: services raise them, handlers and the CLI put them in words.
+
+Problems of the setup (a setting, the database, a file) are not among them: they are
+bot/problems.py's `SetupError`s."""
 
 from __future__ import annotations
 
@@ -6,12 +9,14 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
+from bot.problems import SetupError
+
 
 class DomainError(Exception):
     """Base of every error a user can be told about."""
 
 
-class RulesError(DomainError):
+class RulesError(SetupError):
     """The rules file is missing, unreadable or inconsistent."""
 
 
@@ -57,29 +62,33 @@ class InvalidText(InvalidInput):
     limit: int = 0
 
 
+class Refusal(DomainError):
+    """The verdict on a customer: it cannot be registered now, and why."""
+
+
 @dataclass
-class CustomerNotNew(DomainError):
+class CustomerNotNew(Refusal):
     """The customer bought from the vendor within the lookback period."""
 
     last_purchase: dt.date
 
 
 @dataclass
-class CustomerProtected(DomainError):
+class CustomerProtected(Refusal):
     """Another partner's registration protects the customer until `until`."""
 
     until: dt.date
 
 
 @dataclass
-class AlreadyRegistered(DomainError):
+class AlreadyRegistered(Refusal):
     """The partner itself already protects this customer."""
 
     reference: str
     until: dt.date
 
 
-class NoIncentiveInForce(DomainError):
+class NoIncentiveInForce(Refusal):
     """No incentive version is effective on the registration date."""
 
 

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 import models  # noqa: F401  (registers the tables on SQLModel.metadata)
-from bot.domain.errors import DomainError
+from bot.problems import SetupError
 
 _ASYNC_DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
@@ -30,11 +30,11 @@ _ASYNC_DRIVERS = {
 }
 
 
-class DatabaseUrlError(DomainError):
+class DatabaseUrlError(SetupError):
     """DATABASE_URL is not a SQLite or PostgreSQL URL."""
 
 
-class DatabaseMissing(DomainError):
+class DatabaseMissing(SetupError):
     """A command that only reads was pointed at a SQLite file that does not exist."""
 
 

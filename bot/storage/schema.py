@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
 
 import models  # noqa: F401  (registers the tables on SQLModel.metadata)
-from bot.domain.errors import DomainError
+from bot.problems import SetupError
 from bot.storage.database import Timeouts, make_engine, sqlite_file
 from bot.storage.migrations import RECOGNISED
 
@@ -28,11 +28,11 @@ SCHEMA_LOCK = 0x5041_4953_4348  # "PAISCH"
 FIX = "run `pai-bot migrate` to bring it up to date (keeps every row)"
 
 
-class SchemaOutdated(DomainError):
+class SchemaOutdated(SetupError):
     """The database was made by an earlier version: `pai-bot migrate` brings it up to date."""
 
 
-class SchemaUnknown(DomainError):
+class SchemaUnknown(SetupError):
     """The database was made by a newer version, or is not one this bot made."""
 
 

@@ -27,6 +27,7 @@ from bot.app.cli.running import run_bot, run_demo, run_migrate
 from bot.config import Settings
 from bot.domain.errors import DomainError
 from bot.logs import configure_logging
+from bot.problems import SetupError
 from bot.services.payouts import PAYOUT_COLUMNS
 
 DEMO_HELP = """\
@@ -63,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command: Callable[[argparse.Namespace, Settings], int] = args.command
     try:
         return command(args, settings)
-    except DomainError as exc:
+    except (DomainError, SetupError) as exc:
         print(f"pai-bot: {exc}", file=sys.stderr)
         return FAILED
     except OSError as exc:

@@ -17,9 +17,7 @@ from bot.app.cli.common import (
     with_database,
 )
 from bot.config import Settings
-from bot.domain.errors import (
-    DomainError,
-)
+from bot.problems import SetupError
 from bot.resources import Resources
 from bot.services.imports import ImportReport, import_partners, import_purchases
 from bot.services.payouts import PAYOUT_COLUMNS, PaidReport, approved_unpaid, mark_paid
@@ -138,7 +136,7 @@ def run_payouts_mark_paid(args: argparse.Namespace, settings: Settings) -> int:
             try:
                 paid_on = dt.date.fromisoformat(args.date)
             except ValueError:
-                raise DomainError(f"--date {args.date!r} is not a date like 2027-01-31") from None
+                raise SetupError(f"--date {args.date!r} is not a date like 2027-01-31") from None
         async with shared.sessions() as session:
             return await mark_paid(
                 session=session, path=args.file, now=shared.now(), paid_on=paid_on

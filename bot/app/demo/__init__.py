@@ -41,11 +41,11 @@ from bot.app.demo.seed import (
 from bot.app.demo.telegram import FakeBotApi, FakeRequest, User
 from bot.config import Settings
 from bot.domain.clock import ManualClock, SystemClock
-from bot.domain.errors import DomainError
 from bot.domain.rules import next_allowed_moment, sending_allowed
 from bot.jobs.leadership import LEADER, died_here
 from bot.jobs.reminders import run_tick
 from bot.logs import configure_logging
+from bot.problems import SetupError
 from bot.resources import Resources
 from bot.storage.database import prepare_sqlite_file
 from bot.storage.schema import check_schema
@@ -539,7 +539,7 @@ def main(
         database = database.expanduser().resolve()
         problem = demo_database_problem(database)
         if problem is not None:
-            raise DomainError(problem)
+            raise SetupError(problem)
         folder = database.parent / f"{database.stem}-files"
         folder.mkdir(parents=True, exist_ok=True)
     fresh = not database.exists() or database.stat().st_size == 0

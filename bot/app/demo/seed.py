@@ -18,9 +18,9 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from stdnum import luhn
 
-from bot.domain.errors import DomainError
 from bot.domain.lifecycle import Status
 from bot.domain.rules import Rules
+from bot.problems import SetupError
 from bot.services.accounts import Visitor, create_invite, redeem_invite
 from bot.services.eligibility import Opportunity, register_opportunity
 from bot.services.history import SYSTEM, actor_of, change_status
@@ -245,12 +245,12 @@ async def seed_programme(
             session=session, rules=rules, path=partners_file, now=now - dt.timedelta(days=760)
         )
         if report.rejected:
-            raise DomainError(f"the demo's partners did not load: {report.rejected[0].reason}")
+            raise SetupError(f"the demo's partners did not load: {report.rejected[0].reason}")
         report = await import_purchases(
             session=session, rules=rules, path=purchases_file, today=today
         )
         if report.rejected:
-            raise DomainError(f"the demo's purchases did not load: {report.rejected[0].reason}")
+            raise SetupError(f"the demo's purchases did not load: {report.rejected[0].reason}")
     accounts: dict[str, Account] = {}
     for index, person in enumerate(SALESPEOPLE):
         joined = now - dt.timedelta(days=740 - 30 * index)
