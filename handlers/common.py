@@ -3,15 +3,14 @@ and sending that survives Telegram's bad moments."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import html
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from telegram import InlineKeyboardMarkup, Message, Update, User
-from telegram.error import BadRequest, Forbidden, NetworkError
+from telegram.error import BadRequest, NetworkError
 
 from bot.domain.drafts import Draft, Step
 from bot.domain.errors import RegistrationNotFound
@@ -27,9 +26,6 @@ from bot.telegram.sending import best_effort
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-# Pauses before sending again a message that must arrive (the registration's
-# confirmation) when Telegram fails with a network error or a 5xx.
-RESEND_DELAYS = (0.5, 2.0)
 
 
 class Context(BotContext):
@@ -180,32 +176,6 @@ async def reply_in_parts(update: Update, lines: list[str]) -> None:
         await reply(update, text)
 
 
-async def surely(send: Callable[[], Awaitable[T]]) -> T:
-    """Run `send`, again after a network error or a 5xx: for what must arrive.
-
-    A refusal (400) or a blocked bot (403) is final; 429 is waited out by the rate
-    limiter before we see it.
-    """
-    for delay in (*RESEND_DELAYS, None):
-        try:
-            return await send()
-        except (BadRequest, Forbidden):
-            raise
-        except NetworkError as exc:
-            if delay is None:
-                raise
-            log.warning("sending failed (%s); trying again in %.1f s", type(exc).__name__, delay)
-            await asyncio.sleep(delay)
-    raise AssertionError("unreachable")
-
-
-async def reply_surely(
-    update: Update, text: str, markup: InlineKeyboardMarkup | None = None
-) -> Message | None:
-    """Answer, sending again after a network error or a 5xx: for what must arrive."""
-    return await surely(lambda: reply(update, text, markup))
-
-
 async def answer_query(update: Update, text: str | None = None, *, alert: bool = False) -> None:
     """Stop the pressed button's spinner, with a pop-up text when there is one."""
     query = update.callback_query
@@ -224,16 +194,15 @@ async def replace_pressed(
     update: Update,
     text: str,
     markup: InlineKeyboardMarkup | None = None,
-    *,
-    must_arrive: bool = False,
 ) -> None:
     """Turn the message whose button was pressed into `text`: the press's one message.
 
     The user is looking at that message, so changing it needs no new message (nor a
     buzz). "Not modified" means it already reads so; a message Telegram will not edit
-    gets `text` as a new message. A network error or a 5xx reaches the caller (the error
-    handler then apologises and the next message asks again), unless `must_arrive`:
-    then it is tried again first, as `reply_surely` does.
+    gets `text` as a new message. A failure reaches the caller once the rate limiter has
+    sent it again where that is safe (bot/telegram/ratelimit.py: the one rule for what
+    may be sent again); the error handler then apologises and the next message asks
+    again.
     """
 
     async def edit_or_send() -> None:
@@ -249,7 +218,7 @@ async def replace_pressed(
             log.info("could not edit a message (%s): sending it anew", exc)
             await reply(update, text, markup)
 
-    await (surely(edit_or_send) if must_arrive else edit_or_send())
+    await edit_or_send()
 
 
 async def show_in_place(update: Update, text: str, markup: InlineKeyboardMarkup | None) -> None:

@@ -53,7 +53,6 @@ from handlers.common import (
     remove_buttons,
     replace_pressed,
     reply,
-    reply_surely,
     resources,
     texts_for,
     user_id_of,
@@ -515,9 +514,9 @@ async def send_confirmation(
         text = paragraphs(texts("quote_changed", quoted=quoted), text)
     try:
         if in_place:
-            await replace_pressed(update, text, must_arrive=True)
+            await replace_pressed(update, text)
         else:
-            await reply_surely(update, text)
+            await reply(update, text)
     except TelegramError as exc:
         log.warning("the confirmation of a registration is pending: %s", type(exc).__name__)
         return False

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from bot.services.accounts import create_invite
 from bot.services.imports import import_partners, import_purchases
 from bot.telegram import ratelimit
-from handlers import callbacks, common
+from handlers import callbacks
 from models import Customer, Registration, Salesperson, StatusChange
 from tests.factories import VATS, italian_vat, write_csv
 from tests.fake_bot_api import TelegramError, Timeout
@@ -842,10 +842,7 @@ FOR_A_WHILE = 20
 def no_pauses(monkeypatch):
     """Try again at once after a failure: a test of Telegram failing for a while waits for
     nothing."""
-    monkeypatch.setattr(common, "RESEND_DELAYS", (0.0,) * len(common.RESEND_DELAYS))
-    backoff = getattr(ratelimit, "BACKOFF", None)  # the rate limiter's own tries, if any
-    if backoff is not None:
-        monkeypatch.setattr(ratelimit, "BACKOFF", (0.0,) * len(backoff))
+    monkeypatch.setattr(ratelimit, "BACKOFF", (0.0,) * len(ratelimit.BACKOFF))
 
 
 @pytest.mark.parametrize("failure", BEST_EFFORT_FAILURES, ids=["502", "500", "timeout"])
@@ -947,6 +944,24 @@ async def test_a_late_confirmation_is_sent_again_when_sending_it_fails(bot, no_p
     bot.api.failures.clear()
     bot.api.failures["sendMessage"] = [TelegramError(502, "Bad Gateway")]
     done, status = await chat.send("/status")
+    assert "Registered" in done["text"]
+    assert "1 registration" in status["text"]
+
+
+async def test_a_late_confirmation_that_timed_out_is_not_sent_twice_in_a_row(bot, no_pauses):
+    """The one rule for sending again: a send that timed out may have arrived, so it is not
+    repeated at once, be it the confirmation or any other message."""
+    chat = await join(bot, 11, language="en")
+    summary = await reach_summary(chat)
+    bot.api.failures["editMessageText"] = [TelegramError(502, "Bad Gateway")] * FOR_A_WHILE
+    await chat.press(summary, "Confirm")
+    bot.api.failures.clear()
+    bot.api.failures["sendMessage"] = [Timeout()]
+    before = len(bot.api.calls)
+    assert await chat.send("/status") == []
+    tries = [m for m, p in bot.api.calls[before:] if m == "sendMessage" and p["chat_id"] == 11]
+    assert len(tries) == 1  # tried once: it may have arrived
+    [done, status] = await chat.send("/status")  # comes with the next message
     assert "Registered" in done["text"]
     assert "1 registration" in status["text"]
 
