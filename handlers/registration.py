@@ -508,7 +508,7 @@ async def send_confirmation(
     later, with the next update, is news: a new message.
     """
     text = render_registered(texts, resources(context).rules, registration)
-    if draft.quoted_amount is not None and draft.quoted_amount != registration.incentive_amount:
+    if draft.quoted_amount is not None and draft.quoted_amount != registration.quote.amount:
         # The summary that showed the old amount is gone (or far up): say what it was.
         quoted = texts.money(draft.quoted_amount, draft.currency)
         text = paragraphs(texts("quote_changed", quoted=quoted), text)

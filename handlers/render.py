@@ -122,19 +122,6 @@ def render_invalid(texts: Texts, rules: Rules, error: InvalidInput) -> str:
     return message
 
 
-def registration_quote(registration: RegistrationView) -> Quote:
-    """The quote frozen on a registration, as the rules engine writes quotes."""
-    return Quote(
-        amount=registration.incentive_amount,
-        currency=registration.currency,
-        version=registration.incentive_version,
-        level=registration.level,
-        loyalty_min_registrations=registration.loyalty_min_registrations,
-        loyalty_multiplier=registration.loyalty_multiplier,
-        earlier_registrations=registration.loyalty_count,
-    )
-
-
 def render_registration(
     texts: Texts, rules: Rules, registration: RegistrationView, today: dt.date
 ) -> str:
@@ -156,10 +143,8 @@ def render_registration(
         value=texts.money(registration.deal_value, registration.currency),
         product=registration.product,
         close=texts.date(registration.expected_close),
-        amount=texts.money(registration.incentive_amount, registration.currency),
-        quote_detail=quote_detail(
-            texts, rules, registration_quote(registration), with_next_step=False
-        ),
+        amount=texts.money(registration.quote.amount, registration.currency),
+        quote_detail=quote_detail(texts, rules, registration.quote, with_next_step=False),
     )
 
 
@@ -174,10 +159,8 @@ def render_registered(texts: Texts, rules: Rules, registration: RegistrationView
         value=texts.money(registration.deal_value, registration.currency),
         product=registration.product,
         close=texts.date(registration.expected_close),
-        amount=texts.money(registration.incentive_amount, registration.currency),
-        quote_detail=quote_detail(
-            texts, rules, registration_quote(registration), with_next_step=False
-        ),
+        amount=texts.money(registration.quote.amount, registration.currency),
+        quote_detail=quote_detail(texts, rules, registration.quote, with_next_step=False),
     )
 
 
@@ -267,7 +250,7 @@ def deal_text(texts: Texts, deal: StaffDeal) -> str:
         customer=registration.customer_name,
         vat=registration.vat,
         value=texts.money(registration.deal_value, registration.currency),
-        amount=texts.money(registration.incentive_amount, registration.currency),
+        amount=texts.money(registration.quote.amount, registration.currency),
         registered_on=texts.date(registration.registered_on),
     )
 
@@ -310,7 +293,7 @@ def decision_told(texts: Texts, decision: Decision) -> str:
             "partner_approved",
             reference=registration.reference,
             customer=registration.customer_name,
-            amount=texts.money(registration.incentive_amount, registration.currency),
+            amount=texts.money(registration.quote.amount, registration.currency),
         )
     return texts(
         "partner_rejected",

@@ -706,7 +706,7 @@ async def services_work(database_url: str) -> None:
         mine = {view.vat: view for view in page.registrations}
         assert mine[VATS[0]].status == "qualified"
         assert mine[VATS[0]].deal_value == Decimal("12500.00")
-        assert mine[VATS[6]].incentive_amount == Decimal("200.00")
+        assert mine[VATS[6]].quote.amount == Decimal("200.00")
         won = await report(shared.sessions, shared.rules, acme, mine[VATS[0]], Status.WON)
         assert won.status == "won"
     finally:

@@ -232,10 +232,11 @@ async def test_registration_freezes_the_quote_with_version_level_and_loyalty(
         await register(sessions, rules, acme, VATS[index], now=NOW - dt.timedelta(days=days_ago))
     same_day = await register(sessions, rules, acme, VATS[4], now=NOW)
     # Three earlier registrations in the 365 days up to today: the 1.1 step.
-    assert (same_day.loyalty_count, same_day.loyalty_min_registrations) == (3, 3)
-    assert same_day.incentive_amount == Decimal("550.00")
-    assert same_day.incentive_version == dt.date(2025, 7, 1)
-    assert same_day.level == "gold"
+    quote = same_day.quote
+    assert (quote.earlier_registrations, quote.loyalty_min_registrations) == (3, 3)
+    assert quote.amount == Decimal("550.00")
+    assert quote.version == dt.date(2025, 7, 1)
+    assert quote.level == "gold"
 
 
 async def test_a_partners_third_registration_of_the_day_is_quoted_with_the_two_before_it(
@@ -247,8 +248,8 @@ async def test_a_partners_third_registration_of_the_day_is_quoted_with_the_two_b
     second = await register(sessions, rules, acme, VATS[2], now=NOW + dt.timedelta(hours=1))
     third = await register(sessions, rules, acme, VATS[3], now=NOW + dt.timedelta(hours=2))
     fourth = await register(sessions, rules, acme, VATS[4], now=NOW + dt.timedelta(hours=3))
-    assert [r.loyalty_count for r in (first, second, third, fourth)] == [0, 1, 2, 3]
-    assert fourth.incentive_amount == Decimal("550.00")  # the fourth reaches the 1.1 step
+    assert [r.quote.earlier_registrations for r in (first, second, third, fourth)] == [0, 1, 2, 3]
+    assert fourth.quote.amount == Decimal("550.00")  # the fourth reaches the 1.1 step
 
 
 async def test_a_rejected_registration_does_not_count_for_loyalty(sessions, rules, programme):

@@ -34,7 +34,7 @@ from bot.domain.rules import (
 from bot.services.accounts import partner_by_code
 from bot.services.history import SYSTEM, actor_of, change_status, record_creation
 from bot.services.loyalty import COUNTS_FOR_LOYALTY
-from bot.services.views import Account, PartnerView, RegistrationView, Verdict
+from bot.services.views import Account, PartnerView, RegistrationView, Verdict, quote_columns
 from bot.storage.database import date_of
 from models import Customer, Partner, Purchase, Registration
 
@@ -323,7 +323,6 @@ async def _insert_registration(
     customer_name = verdict.known_name or opportunity.customer_name
     if not customer_name:
         raise InvalidInput("company_missing")
-    quote = verdict.quote
     registration = Registration(
         reference=new_reference(),
         partner_id=account.partner_id,
@@ -339,13 +338,7 @@ async def _insert_registration(
         deal_value=opportunity.deal_value,
         product=opportunity.product,
         expected_close=opportunity.expected_close,
-        incentive_amount=quote.amount,
-        currency=quote.currency,
-        incentive_version=quote.version,
-        level=quote.level,
-        loyalty_min_registrations=quote.loyalty_min_registrations,
-        loyalty_multiplier=quote.loyalty_multiplier,
-        loyalty_count=quote.earlier_registrations,
+        **quote_columns(verdict.quote),
     )
     session.add(registration)
     await session.flush()

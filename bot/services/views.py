@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TypedDict
 
 from bot.domain.lifecycle import OPEN, Status
 from bot.domain.rules import LoyaltyStanding, Quote
@@ -101,13 +102,12 @@ class RegistrationView:
     deal_value: Decimal
     product: str
     expected_close: dt.date
-    incentive_amount: Decimal
-    currency: str
-    incentive_version: dt.date
-    level: str
-    loyalty_min_registrations: int | None
-    loyalty_multiplier: Decimal | None
-    loyalty_count: int
+    # The incentive as quoted at Confirm, frozen: amount, currency, version, level, loyalty.
+    quote: Quote
+
+    @property
+    def currency(self) -> str:
+        return self.quote.currency
 
     def protects_on(self, today: dt.date) -> bool:
         """Whether it holds the customer today: open or won, and its protection not past."""
@@ -131,14 +131,44 @@ class RegistrationView:
             deal_value=registration.deal_value,
             product=registration.product,
             expected_close=registration.expected_close,
-            incentive_amount=registration.incentive_amount,
-            currency=registration.currency,
-            incentive_version=registration.incentive_version,
-            level=registration.level,
-            loyalty_min_registrations=registration.loyalty_min_registrations,
-            loyalty_multiplier=registration.loyalty_multiplier,
-            loyalty_count=registration.loyalty_count,
+            quote=frozen_quote(registration),
         )
+
+
+def frozen_quote(registration: Registration) -> Quote:
+    """The quote a registration keeps in its columns, as one value."""
+    return Quote(
+        amount=registration.incentive_amount,
+        currency=registration.currency,
+        version=registration.incentive_version,
+        level=registration.level,
+        loyalty_min_registrations=registration.loyalty_min_registrations,
+        loyalty_multiplier=registration.loyalty_multiplier,
+        earlier_registrations=registration.loyalty_count,
+    )
+
+
+class QuoteColumns(TypedDict):
+    incentive_amount: Decimal
+    currency: str
+    incentive_version: dt.date
+    level: str
+    loyalty_min_registrations: int | None
+    loyalty_multiplier: Decimal | None
+    loyalty_count: int
+
+
+def quote_columns(quote: Quote) -> QuoteColumns:
+    """A quote as a registration's columns keep it: the other way of `frozen_quote`."""
+    return {
+        "incentive_amount": quote.amount,
+        "currency": quote.currency,
+        "incentive_version": quote.version,
+        "level": quote.level,
+        "loyalty_min_registrations": quote.loyalty_min_registrations,
+        "loyalty_multiplier": quote.loyalty_multiplier,
+        "loyalty_count": quote.earlier_registrations,
+    }
 
 
 @dataclass(frozen=True)
