@@ -1,10 +1,15 @@
-"""The programme's numbers in words, for staff in chat and at a shell alike."""
+"""What staff read of the programme, in chat and at a shell alike: its numbers in words and
+as a chart, and the rows of a file that were not imported."""
 
 from __future__ import annotations
 
-from bot.domain.rules import Rules
+import io
+
+from bot.domain.parsing import vat_digits_for
+from bot.domain.rules import Rules, months_before
 from bot.i18n import Markup, Texts
-from bot.services.stats import Numbers
+from bot.services.imports import Rejection
+from bot.services.stats import MONTHS_CHARTED, Numbers
 
 
 def numbers_text(texts: Texts, rules: Rules, numbers: Numbers) -> str:
@@ -34,3 +39,48 @@ def numbers_text(texts: Texts, rules: Rules, numbers: Numbers) -> str:
         paid=texts.money(numbers.paid, rules.currency),
         top=Markup(top) if top else "-",  # already escaped, line by line
     )
+
+
+def chart_png(numbers: Numbers, levels: tuple[str, ...], title: str) -> bytes:
+    """Registrations per month stacked by level, and wins as a line: a PNG image."""
+    # A Figure of its own, not pyplot: no global state, so it can be drawn in a thread
+    # while the bot goes on answering. Imported here: only /stats pays for matplotlib.
+    from matplotlib.figure import Figure
+
+    last = numbers.today.replace(day=1)
+    months = [months_before(last, back) for back in range(MONTHS_CHARTED - 1, -1, -1)]
+    labels = [f"{m:%m/%y}" for m in months]
+    figure = Figure(figsize=(8, 4), dpi=100)
+    axes = figure.subplots()
+    bottom = [0] * len(months)
+    for level in levels:
+        heights = [numbers.monthly.get((m, level), 0) for m in months]
+        axes.bar(labels, heights, bottom=bottom, label=level.title())
+        bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
+    axes.plot(
+        labels,
+        [numbers.monthly_won.get(m, 0) for m in months],
+        color="black",
+        marker="o",
+        label="won",
+    )
+    axes.set_title(title)
+    axes.set_ylabel("registrations")
+    axes.legend(loc="upper left", fontsize="small")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def describe_rejection(texts: Texts, rejection: Rejection, *, country: str) -> str:
+    """Why a row of a file was not imported, in one plain sentence."""
+    values = dict(rejection.values)
+    if rejection.problem == "vat":
+        why, digits = values.pop("why"), vat_digits_for(country)
+        key = f"import_why_{why}"
+        if why in ("vat_length", "vat_digits") and digits is not None:
+            values["why"] = texts.plain(f"{key}_count", digits=digits)
+        else:
+            values["why"] = texts.plain(key)
+    return texts.plain(f"import_{rejection.problem}", **values)

@@ -15,14 +15,14 @@ from bot.domain.drafts import left_too_long
 from bot.domain.errors import AlreadyDecided, InvalidText, InvalidVat, RegistrationNotFound
 from bot.domain.parsing import clean_text, normalise_vat
 from bot.i18n import Texts
-from bot.reports import numbers_text
+from bot.reports import chart_png, numbers_text
 from bot.services.staff import (
     decide,
     find_customer,
     note_staff_visit,
     pending_decisions,
 )
-from bot.services.stats import chart_png, programme_numbers
+from bot.services.stats import programme_numbers
 from bot.storage.conversations import BROADCAST, REJECTION
 from bot.telegram.sending import best_effort
 from handlers import broadcasts

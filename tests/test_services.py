@@ -117,10 +117,8 @@ async def test_bad_purchase_rows_are_reported_by_line_and_skipped(sessions, rule
     )
     async with sessions() as session:
         report = await import_purchases(session=session, rules=rules, path=path, today=TODAY)
-    assert [(r.line, r.reason.split(" ")[0]) for r in report.rejected] == [
-        (3, "VAT"),
-        (5, "purchase_date"),
-    ]
+    assert [(r.line, r.problem) for r in report.rejected] == [(3, "vat"), (5, "date")]
+    assert report.rejected[0].values == {"value": "IT12345670588", "why": "vat_checksum"}
     assert report.added == 2
 
 
@@ -134,7 +132,9 @@ async def test_partner_import_updates_the_partner_with_the_same_code(sessions, r
     async with sessions() as session:
         report = await import_partners(session=session, rules=rules, path=path, now=NOW)
     assert (report.added, report.updated) == (1, 1)
-    assert [(r.line, "platinum" in r.reason) for r in report.rejected] == [(3, True)]
+    assert [(r.line, r.problem, r.values["value"]) for r in report.rejected] == [
+        (3, "level", "platinum")
+    ]
     acme = await link_salesperson(sessions, "ACME", 5)
     assert (acme.company, acme.level) == ("Acme Informatica", "gold")
 
@@ -813,7 +813,7 @@ async def test_a_purchase_dated_after_today_is_rejected_unless_allowed(sessions,
     )
     async with sessions() as session:
         report = await import_purchases(session=session, rules=rules, path=path, today=TODAY)
-    assert [(r.line, "after today" in r.reason) for r in report.rejected] == [(3, True)]
+    assert [(r.line, r.problem) for r in report.rejected] == [(3, "future")]
     async with sessions() as session:
         report = await import_purchases(
             session=session, rules=rules, path=path, today=TODAY, allow_future=True

@@ -14,25 +14,26 @@ from sqlmodel import col
 from bot.domain.errors import InvalidDate, InvalidVat
 from bot.domain.parsing import normalise_vat, parse_date, vat_digits_for
 from bot.domain.rules import Rules
-from bot.i18n import Texts, describe_invalid
 from bot.sheets import BadLine, read_table
 from bot.storage.database import dialect_insert, in_chunks
 from models import CODE_LENGTH, NAME_LENGTH, Customer, Partner, Purchase
 
 PURCHASE_COLUMNS = ("vat", "customer_name", "purchase_date")
 PARTNER_COLUMNS = ("code", "company", "level")
-# Import reports are for staff at a shell: English, like the rest of the CLI.
-REPORT_TEXTS = Texts("en")
 # Text dates in files are read day first, as the programme's staff write them.
 FILE_DATE_LOCALE = "it_IT"
 # Rows per INSERT: well under PostgreSQL's 32,767 bind parameters per statement.
 BATCH = 5000
 
 
-@dataclass
+@dataclass(frozen=True)
 class Rejection:
+    """A row not imported: its line, what is wrong (`problem`, a catalogue key under
+    `import_`) and the values its words need. Worded by whoever shows it (bot/reports.py)."""
+
     line: int
-    reason: str
+    problem: str
+    values: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -45,8 +46,8 @@ class ImportReport:
     # Lines whose key (a partner code) an earlier line of the same file already had.
     repeated: list[int] = field(default_factory=list)
 
-    def reject(self, line: int, reason: str) -> None:
-        self.rejected.append(Rejection(line, reason))
+    def reject(self, line: int, problem: str, **values: str) -> None:
+        self.rejected.append(Rejection(line, problem, values))
 
 
 def _file_vat(text: str, country: str) -> str:
@@ -81,32 +82,23 @@ async def import_purchases(
     for row in read_table(path, PURCHASE_COLUMNS):
         if isinstance(row, BadLine):
             report.read += 1
-            report.reject(row.line, row.reason)
+            report.reject(row.line, "sheet", reason=row.reason)
             continue
         report.read += 1
         cells = row.cells
         try:
             vat = _file_vat(cells["vat"], rules.country)
         except InvalidVat as exc:
-            reason = describe_invalid(REPORT_TEXTS, exc, country=rules.country)
-            report.reject(row.line, f"VAT number {cells['vat']!r}: {reason}")
+            report.reject(row.line, "vat", value=cells["vat"], why=exc.reason)
             continue
         try:
             # ISO, or day first as Italian Excel writes dates it saves as text.
             day = parse_date(cells["purchase_date"], locale=FILE_DATE_LOCALE)
         except InvalidDate:
-            report.reject(
-                row.line,
-                f"purchase_date {cells['purchase_date']!r} is not a date "
-                "(YYYY-MM-DD or DD/MM/YYYY)",
-            )
+            report.reject(row.line, "date", value=cells["purchase_date"])
             continue
         if day > today and not allow_future:
-            report.reject(
-                row.line,
-                f"purchase_date {day.isoformat()} is after today "
-                "(--allow-future imports such rows)",
-            )
+            report.reject(row.line, "future", value=day.isoformat())
             continue
         purchases[(vat, day)] = None
         if cells["customer_name"]:
@@ -144,18 +136,16 @@ async def import_partners(
     for row in read_table(path, PARTNER_COLUMNS):
         report.read += 1
         if isinstance(row, BadLine):
-            report.reject(row.line, row.reason)
+            report.reject(row.line, "sheet", reason=row.reason)
             continue
         cells = row.cells
         code, company, level = cells["code"].upper(), cells["company"], cells["level"].lower()
         if not code or len(code) > CODE_LENGTH:
-            report.reject(row.line, f"code must be 1 to {CODE_LENGTH} characters")
+            report.reject(row.line, "code", max=str(CODE_LENGTH))
         elif not company or len(company) > NAME_LENGTH:
-            report.reject(row.line, f"company must be 1 to {NAME_LENGTH} characters")
+            report.reject(row.line, "company", max=str(NAME_LENGTH))
         elif level not in rules.levels:
-            report.reject(
-                row.line, f"level {cells['level']!r} is not one of {', '.join(rules.levels)}"
-            )
+            report.reject(row.line, "level", value=cells["level"], levels=", ".join(rules.levels))
         else:
             if code in wanted:
                 report.repeated.append(row.line)

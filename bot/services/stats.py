@@ -1,9 +1,8 @@
-"""The programme's numbers, as the people who run it quote them, and a chart of them."""
+"""The programme's numbers, as the people who run it quote them."""
 
 from __future__ import annotations
 
 import datetime as dt
-import io
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
@@ -167,35 +166,3 @@ async def programme_numbers(*, session: AsyncSession, rules: Rules, now: dt.date
         monthly=dict(monthly),
         monthly_won=dict(monthly_won),
     )
-
-
-def chart_png(numbers: Numbers, levels: tuple[str, ...], title: str) -> bytes:
-    """Registrations per month stacked by level, and wins as a line: a PNG image."""
-    # A Figure of its own, not pyplot: no global state, so it can be drawn in a thread
-    # while the bot goes on answering. Imported here: only /stats pays for matplotlib.
-    from matplotlib.figure import Figure
-
-    last = numbers.today.replace(day=1)
-    months = [months_before(last, back) for back in range(MONTHS_CHARTED - 1, -1, -1)]
-    labels = [f"{m:%m/%y}" for m in months]
-    figure = Figure(figsize=(8, 4), dpi=100)
-    axes = figure.subplots()
-    bottom = [0] * len(months)
-    for level in levels:
-        heights = [numbers.monthly.get((m, level), 0) for m in months]
-        axes.bar(labels, heights, bottom=bottom, label=level.title())
-        bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
-    axes.plot(
-        labels,
-        [numbers.monthly_won.get(m, 0) for m in months],
-        color="black",
-        marker="o",
-        label="won",
-    )
-    axes.set_title(title)
-    axes.set_ylabel("registrations")
-    axes.legend(loc="upper left", fontsize="small")
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()

@@ -17,7 +17,9 @@ from bot.app.cli.common import (
     with_database,
 )
 from bot.config import Settings
+from bot.domain.rules import Rules
 from bot.problems import SetupError
+from bot.reports import describe_rejection
 from bot.resources import Resources
 from bot.services.imports import ImportReport, import_partners, import_purchases
 from bot.services.payouts import PAYOUT_COLUMNS, PaidReport, approved_unpaid, mark_paid
@@ -64,32 +66,35 @@ Example: pai-bot export registrations.xlsx"""
 
 
 def run_import_purchases(args: argparse.Namespace, settings: Settings) -> int:
-    async def work(shared: Resources) -> ImportReport:
+    async def work(shared: Resources) -> tuple[ImportReport, Rules]:
         async with shared.sessions() as session:
-            return await import_purchases(
+            report = await import_purchases(
                 session=session,
                 rules=shared.rules,
                 path=args.file,
                 today=shared.today(),
                 allow_future=args.allow_future,
             )
+        return report, shared.rules
 
-    return report_import(args.file, with_database(settings, work, may_create=True), "purchases")
+    return report_import(args.file, *with_database(settings, work, may_create=True), "purchases")
 
 
 def run_import_partners(args: argparse.Namespace, settings: Settings) -> int:
-    async def work(shared: Resources) -> ImportReport:
+    async def work(shared: Resources) -> tuple[ImportReport, Rules]:
         async with shared.sessions() as session:
-            return await import_partners(
+            report = await import_partners(
                 session=session, rules=shared.rules, path=args.file, now=shared.now()
             )
+        return report, shared.rules
 
-    return report_import(args.file, with_database(settings, work, may_create=True), "partners")
+    return report_import(args.file, *with_database(settings, work, may_create=True), "partners")
 
 
-def report_import(path: Path, report: ImportReport, what: str) -> int:
+def report_import(path: Path, report: ImportReport, rules: Rules, what: str) -> int:
     for rejection in report.rejected:
-        print(f"{path}:{rejection.line}: {rejection.reason}", file=sys.stderr)
+        reason = describe_rejection(TEXTS, rejection, country=rules.country)
+        print(f"{path}:{rejection.line}: {reason}", file=sys.stderr)
     parts = [f"{report.read} rows read", f"{report.added} {what} added"]
     if what == "partners":
         parts.append(f"{report.updated} updated")

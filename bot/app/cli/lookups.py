@@ -26,11 +26,11 @@ from bot.domain.errors import (
 from bot.domain.parsing import normalise_vat
 from bot.domain.rules import Rules, next_allowed_moment, sending_allowed
 from bot.i18n import describe_invalid, html_to_text
-from bot.reports import numbers_text
+from bot.reports import chart_png, numbers_text
 from bot.resources import Resources
 from bot.services.eligibility import check_for_partner, staff_verdict
 from bot.services.reminders import Due, Preview, preview_reminders
-from bot.services.stats import chart_png, programme_numbers
+from bot.services.stats import programme_numbers
 
 
 def run_check(args: argparse.Namespace, settings: Settings) -> int:

@@ -20,11 +20,13 @@ from stdnum import luhn
 
 from bot.domain.lifecycle import Status
 from bot.domain.rules import Rules
+from bot.i18n import Texts
 from bot.problems import SetupError
+from bot.reports import describe_rejection
 from bot.services.accounts import Visitor, create_invite, redeem_invite
 from bot.services.eligibility import Opportunity, register_opportunity
 from bot.services.history import SYSTEM, actor_of, change_status
-from bot.services.imports import import_partners, import_purchases
+from bot.services.imports import ImportReport, import_partners, import_purchases
 from bot.services.payouts import PAID_BY
 from bot.services.reminders import expire_lapsed
 from bot.services.staff import staff_actor
@@ -245,12 +247,12 @@ async def seed_programme(
             session=session, rules=rules, path=partners_file, now=now - dt.timedelta(days=760)
         )
         if report.rejected:
-            raise SetupError(f"the demo's partners did not load: {report.rejected[0].reason}")
+            raise SetupError(f"the demo's partners did not load: {_why(rules, report)}")
         report = await import_purchases(
             session=session, rules=rules, path=purchases_file, today=today
         )
         if report.rejected:
-            raise SetupError(f"the demo's purchases did not load: {report.rejected[0].reason}")
+            raise SetupError(f"the demo's purchases did not load: {_why(rules, report)}")
     accounts: dict[str, Account] = {}
     for index, person in enumerate(SALESPEOPLE):
         joined = now - dt.timedelta(days=740 - 30 * index)
@@ -328,3 +330,7 @@ async def _live(
                 note=note,
             )
         await session.commit()
+
+
+def _why(rules: Rules, report: ImportReport) -> str:
+    return describe_rejection(Texts("en"), report.rejected[0], country=rules.country)
