@@ -1,7 +1,7 @@
 """Broadcast benchmark: 5,000 partners against a Bot API that allows 200 messages a second,
 while 20 salespeople register deals.
 
-The fake Bot API (the project's own, tests/fake_bot_api.py) answers 429 past 200
+The fake Bot API (the project's own, bot/app/demo/telegram.py) answers 429 past 200
 messages in any second. The bot is configured to match (PAI_TELEGRAM_RATE=200).
 Prints the achieved broadcast rate as a share of the limit, the 429s received,
 duplicates, and the salespeople's time from message to answer: p50 and p95,
@@ -24,6 +24,7 @@ from typing import Any
 
 from bench import percentile
 from bot.app.application import build_application
+from bot.app.demo.telegram import FakeBotApi, FakeRequest, User
 from bot.config import Settings
 from bot.domain.clock import ManualClock
 from bot.jobs.broadcasts import deliver_broadcast
@@ -31,7 +32,6 @@ from bot.services.broadcasts import ALL, Audience, create_broadcast, report_of
 from bot.telegram.context import App
 from bot.telegram.updates import checked_updates
 from tests.factories import italian_vat
-from tests.fake_bot_api import FakeBotApi, FakeRequest, User
 from tests.harness import TOKEN, button_data
 
 NOW = dt.datetime(2026, 12, 15, 9, 0, tzinfo=dt.UTC)

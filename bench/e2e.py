@@ -1,10 +1,11 @@
 """End-to-end benchmark: whole `/new` conversations against the real `pai-bot run` process.
 
-Simulated salespeople talk over the project's fake Bot API, served over HTTP on
-127.0.0.1 (tests/fake_bot_api.py, enforcing `PAI_TELEGRAM_RATE`, 30/s by default:
-sendMessage above it is answered 429), to `pai-bot run` in long polling, once on
-SQLite and once on PostgreSQL, each database seeded first with 10,000 partners
-(one salesperson each) and 100,000 registrations. In the same run, the baseline:
+Simulated salespeople talk over the project's fake Bot API (bot/app/demo/telegram.py),
+served over HTTP on 127.0.0.1 (tests/fake_telegram_server.py), enforcing
+`PAI_TELEGRAM_RATE` (30/s by default: sendMessage above it is answered 429), to
+`pai-bot run` in long polling, once on SQLite and once on PostgreSQL, each database
+seeded first with 10,000 partners (one salesperson each) and 100,000 registrations.
+In the same run, the baseline:
 python-telegram-bot's bare echo bot (bench/echo_bot.py; polling, same fake, same
 PTB, PTB's own HTTP layer) gets the same paced load of text messages; so does the
 same echo bot on the bot's HTTP layer (bot/telegram/transport.py), to tell what that layer
@@ -58,12 +59,13 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
 from bench import percentile
+from bot.app.demo.telegram import FakeBotApi, User, plain_text
 from bot.domain.rules import load_rules
 from bot.i18n import catalogue
 from bot.storage.database import async_url, make_engine, prepare_sqlite_file, sqlite_file
 from bot.storage.schema import create_tables
 from tests.factories import italian_vat
-from tests.fake_bot_api import FakeBotApi, User, plain_text, serve_http
+from tests.fake_telegram_server import serve_http
 from tests.harness import TOKEN, button_data
 
 ROOT = Path(__file__).resolve().parent.parent

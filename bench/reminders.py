@@ -24,13 +24,13 @@ import time
 from pathlib import Path
 
 from bot.app.application import build_application
+from bot.app.demo.telegram import FakeBotApi, FakeRequest
 from bot.config import Settings
 from bot.domain.clock import ManualClock
 from bot.domain.references import ALPHABET, LENGTH, PREFIX
 from bot.jobs.reminders import run_tick
 from bot.services.reminders import due_reminders
 from tests.factories import italian_vat
-from tests.fake_bot_api import FakeBotApi, FakeRequest
 from tests.harness import TOKEN
 
 # A Tuesday morning in Rome: reminders may go out.

@@ -21,12 +21,12 @@ from telegram.error import NetworkError
 from telegram.request import BaseRequest
 
 from bot.app.application import build_application
+from bot.app.demo.telegram import FakeBotApi, FakeRequest, User
 from bot.config import Settings
 from bot.domain.clock import ManualClock
 from bot.resources import Resources
 from bot.telegram.context import App
 from bot.telegram.updates import checked_updates
-from tests.fake_bot_api import FakeBotApi, FakeRequest, User
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0"
 # The Bot API methods that put a message on the user's screen or change one: each

@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import select
 
 import bot.jobs.broadcasts as broadcasts_module
+from bot.app.demo.telegram import TelegramError
 from models import Broadcast, BroadcastDelivery, Salesperson
 from tests.factories import link_salesperson
-from tests.fake_bot_api import TelegramError
 from tests.harness import Harness, button_data, buttons, running_bot
 from tests.test_conversations import load_programme
 

@@ -11,13 +11,13 @@ import pytest
 from babel.dates import format_date
 from sqlalchemy import select
 
+from bot.app.demo.telegram import TelegramError, Timeout
 from bot.services.accounts import create_invite
 from bot.services.imports import import_partners, import_purchases
 from bot.telegram import ratelimit
 from handlers import callbacks
 from models import Customer, Registration, Salesperson, StatusChange
 from tests.factories import VATS, italian_vat, write_csv
-from tests.fake_bot_api import TelegramError, Timeout
 from tests.harness import START, Chat, Harness, button_data, buttons, running_bot
 
 TODAY = START.date()  # 24 Nov 2026, the harness clock's day in Rome too

@@ -16,6 +16,7 @@ import pytest
 from telegram.error import BadRequest, NetworkError
 
 from bot.app.application import COMMANDS, STAFF_COMMANDS
+from bot.app.demo.telegram import Timeout
 from bot.logs import (
     LOGGED_COMMANDS,
     QUIET_LOGGERS,
@@ -26,7 +27,6 @@ from bot.logs import (
 )
 from bot.telegram.updates import OnePerUser
 from tests.factories import VATS
-from tests.fake_bot_api import Timeout
 from tests.harness import TOKEN, running_bot
 from tests.test_conversations import SOON, join, load_programme, registrations
 from tests.test_updates import update_from

@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from tests.fake_bot_api import FakeBotApi, User, serve_http
+from bot.app.demo.telegram import FakeBotApi, User
+from tests.fake_telegram_server import serve_http
 from tests.harness import TOKEN
 from tests.test_process import environment, invite_for_acme, running, wait_for_reply
 

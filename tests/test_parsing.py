@@ -17,7 +17,6 @@ from bot.domain.errors import InvalidAmount, InvalidDate, InvalidInput, InvalidV
 from bot.domain.parsing import (
     check_close_date,
     clean_text,
-    format_amount,
     normalise_vat,
     parse_amount,
     parse_date,
@@ -375,19 +374,6 @@ def test_bad_amounts_say_why(typed, reason):
         parse_amount(typed)
     assert caught.value.reason == reason
     assert caught.value.readings == ()
-
-
-@pytest.mark.parametrize(
-    ("value", "locale", "expected"),
-    [
-        ("12500", "it_IT", "12.500"),
-        ("12500.5", "it_IT", "12.500,50"),
-        ("12500", "en_GB", "12,500"),
-        ("0.5", "en_GB", "0.50"),
-    ],
-)
-def test_amounts_are_written_the_way_the_locale_writes_them(value, locale, expected):
-    assert format_amount(Decimal(value), locale=locale) == expected
 
 
 # --- Amounts: properties ----------------------------------------------------------

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.app.demo.telegram import BOT_USERNAME, FakeBotApi, User
 from bot.jobs.broadcasts import WORKERS
 from tests.factories import VATS, write_csv
-from tests.fake_bot_api import BOT_USERNAME, FakeBotApi, User, serve_http
+from tests.fake_telegram_server import serve_http
 from tests.harness import TOKEN, button_data
 
 # Every test here starts the real process.

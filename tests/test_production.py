@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from sqlalchemy import make_url
 
+from bot.app.demo.telegram import FakeBotApi, TelegramError, User
 from bot.config import Settings
 from bot.domain.clock import ManualClock
 from bot.jobs.broadcasts import WORKERS
@@ -35,7 +36,6 @@ from bot.telegram.budget import SHARED_MARGIN, SharedBudget
 from bot.telegram.locks import UserLocks
 from tests.conftest import database_url_for, reset_postgresql
 from tests.factories import VATS
-from tests.fake_bot_api import FakeBotApi, TelegramError, User
 from tests.harness import button_data
 from tests.test_process import api as api  # the fake Bot API, as a fixture
 from tests.test_process import environment, invite_for_acme, link_many, pai_bot, running

@@ -17,6 +17,7 @@ from telegram.error import NetworkError
 from telegram.ext import ExtBot
 from telegram.request import HTTPXRequest
 
+from bot.app.demo.telegram import TelegramError, Timeout
 from bot.telegram.ratelimit import (
     BACKOFF,
     BACKOFF_BUDGET,
@@ -27,7 +28,6 @@ from bot.telegram.ratelimit import (
     PerChatRateLimiter,
     surely_not_delivered,
 )
-from tests.fake_bot_api import TelegramError, Timeout
 from tests.harness import failed_send, running_bot
 
 

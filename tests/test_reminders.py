@@ -9,12 +9,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
+from bot.app.demo.telegram import TelegramError
 from bot.jobs.reminders import run_tick
 from bot.services.accounts import unlink_salesperson
 from models import Registration, Reminder, Salesperson, StatusChange
 from tests.conftest import BACKENDS, database_url_for, reset_postgresql
 from tests.factories import VATS
-from tests.fake_bot_api import TelegramError
 from tests.harness import Harness, buttons, running_bot
 from tests.test_conversations import join, load_programme, register_one
 
@@ -402,7 +402,7 @@ async def test_a_nudge_sent_late_is_followed_by_the_next_only_a_full_period_late
 
 
 async def test_a_send_that_may_have_reached_telegram_is_never_sent_again(bot):
-    from tests.fake_bot_api import Timeout
+    from bot.app.demo.telegram import Timeout
 
     await join(bot, 11, language="en")
     bot.api.chat_failures[11] = [Timeout()]  # the answer never came: delivered or not?

@@ -14,7 +14,6 @@ from decimal import Decimal
 
 from babel import Locale
 from babel.dates import get_date_format
-from babel.numbers import format_decimal
 from stdnum.eu import vat as eu_vat
 from stdnum.exceptions import InvalidChecksum, InvalidLength, ValidationError
 
@@ -304,12 +303,6 @@ def _near_miss(number: _Number) -> Decimal | None:
     else:
         return None
     return None if _problem(value) else value.quantize(_CENT)
-
-
-def format_amount(value: Decimal, *, locale: str) -> str:
-    """Write an amount as the locale does, with cents only when there are any."""
-    pattern = "#,##0" if value == value.to_integral_value() else "#,##0.00"
-    return str(format_decimal(value, format=pattern, locale=locale))
 
 
 # --- Dates -------------------------------------------------------------------
