@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
 
 from bot.i18n import Texts
@@ -24,6 +24,7 @@ from handlers.callbacks import (
     BroadcastCancel,
     BroadcastSend,
     BroadcastTo,
+    keyboard,
 )
 from handlers.common import (
     Context,
@@ -62,20 +63,16 @@ async def take_broadcast_text(
 
 
 def audience_buttons(texts: Texts, context: Context) -> InlineKeyboardMarkup:
-    def button(label: str, audience: str) -> InlineKeyboardButton:
-        return InlineKeyboardButton(label, callback_data=BroadcastTo(audience).data)
-
     levels = resources(context).rules.levels
-    rows = [
-        [button(texts.plain("audience_all"), "all")],
-        [button(texts.level(level), f"level:{level}") for level in levels],
+    return keyboard(
+        [(texts.plain("audience_all"), BroadcastTo("all"))],
+        [(texts.level(level), BroadcastTo(f"level:{level}")) for level in levels],
         [
-            button(texts.plain("audience_inactive", days=days), f"inactive:{days}")
+            (texts.plain("audience_inactive", days=days), BroadcastTo(f"inactive:{days}"))
             for days in INACTIVE_DAYS
         ],
-        [button(texts.plain("audience_open"), "open")],
-    ]
-    return InlineKeyboardMarkup(rows)
+        [(texts.plain("audience_open"), BroadcastTo("open"))],
+    )
 
 
 def describe_audience(texts: Texts, audience: Audience) -> str:
@@ -105,16 +102,10 @@ async def pick_audience(
     draft.update(step=PREVIEW, audience=audience.code)
     await shared.conversations.save(user_id_of(update), BROADCAST, draft, shared.now())
     await reply(update, draft["text"])  # the preview: what partners will read
-    markup = InlineKeyboardMarkup(
+    markup = keyboard(
         [
-            [
-                InlineKeyboardButton(
-                    texts.plain("button_send", count=count), callback_data=BroadcastSend().data
-                ),
-                InlineKeyboardButton(
-                    texts.plain("button_cancel"), callback_data=BroadcastCancel().data
-                ),
-            ]
+            (texts.plain("button_send", count=count), BroadcastSend()),
+            (texts.plain("button_cancel"), BroadcastCancel()),
         ]
     )
     await reply(

@@ -9,7 +9,10 @@ reads as None and is answered as an expired button.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.domain.references import ALPHABET, LENGTH, PREFIX
 from bot.i18n import LANGUAGES
@@ -295,6 +298,20 @@ _FOLLOWUPS: dict[str, type[FollowupWon | FollowupLost | FollowupStillOpen]] = {
     "l": FollowupLost,
     "o": FollowupStillOpen,
 }
+
+
+# A button as offered: its label, and what pressing it means.
+Key = tuple[str, Button]
+
+
+def keyboard(*rows: Sequence[Key]) -> InlineKeyboardMarkup:
+    """Buttons in rows under a message; each button's data is built here, never by hand."""
+    return InlineKeyboardMarkup(
+        [
+            [InlineKeyboardButton(label, callback_data=button.data) for label, button in row]
+            for row in rows
+        ]
+    )
 
 
 def parse(data: str | None) -> Button | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardMarkup, Update
 
 from bot.domain.errors import RegistrationNotFound, TransitionNotAllowed
 from bot.domain.lifecycle import Status
@@ -16,6 +16,7 @@ from handlers.callbacks import (
     FollowupLostBecause,
     FollowupStillOpen,
     FollowupWon,
+    keyboard,
 )
 from handlers.common import (
     Context,
@@ -83,16 +84,11 @@ async def ask_why_lost(
 
 def why_lost_buttons(texts: Texts, reference: str) -> InlineKeyboardMarkup:
     reasons = [
-        InlineKeyboardButton(
-            texts.plain(f"lost_{reason}"),
-            callback_data=FollowupLostBecause(reference, reason).data,
-        )
+        (texts.plain(f"lost_{reason}"), FollowupLostBecause(reference, reason))
         for reason in LOST_REASONS
     ]
-    back = InlineKeyboardButton(
-        texts.plain("button_still_open"), callback_data=FollowupStillOpen(reference).data
-    )
-    return InlineKeyboardMarkup([reasons[:3], reasons[3:], [back]])
+    back = (texts.plain("button_still_open"), FollowupStillOpen(reference))
+    return keyboard(reasons[:3], reasons[3:], [back])
 
 
 async def keep_open(

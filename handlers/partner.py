@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardMarkup, Update
 
 from bot.domain.errors import InviteInvalid, RegistrationNotFound, TransitionNotAllowed
 from bot.domain.lifecycle import Status
@@ -23,6 +23,7 @@ from bot.services.registrations import (
 from bot.services.views import Account, RegistrationView, StatusPage
 from handlers.callbacks import (
     AskLost,
+    Key,
     MoveToPartner,
     OpenRegistration,
     PartnerButton,
@@ -32,6 +33,7 @@ from handlers.callbacks import (
     SetReminders,
     ShowPage,
     StayWithPartner,
+    keyboard,
 )
 from handlers.common import (
     Context,
@@ -94,18 +96,10 @@ async def follow_invite(update: Update, context: Context, token: str) -> None:
     elif not preview.moves:
         await reply(update, texts("start_already_linked", company=preview.current.company))
     else:
-        markup = InlineKeyboardMarkup(
+        markup = keyboard(
             [
-                [
-                    InlineKeyboardButton(
-                        texts.plain("button_move", company=preview.partner.company),
-                        callback_data=MoveToPartner(token).data,
-                    ),
-                    InlineKeyboardButton(
-                        texts.plain("button_stay", company=preview.current.company),
-                        callback_data=StayWithPartner().data,
-                    ),
-                ]
+                (texts.plain("button_move", company=preview.partner.company), MoveToPartner(token)),
+                (texts.plain("button_stay", company=preview.current.company), StayWithPartner()),
             ]
         )
         await reply(
@@ -182,37 +176,28 @@ def status_text(texts: Texts, rules: Rules, account: Account, page: StatusPage) 
 
 
 def status_buttons(texts: Texts, page: StatusPage) -> InlineKeyboardMarkup | None:
-    rows = [
+    rows: list[list[Key]] = [
         [
-            InlineKeyboardButton(
+            (
                 texts.plain(
                     "status_button",
                     reference=r.reference,
                     customer=r.customer_name[:24],
                     status=texts.status(r.status),
                 ),
-                callback_data=OpenRegistration(r.reference, page.offset).data,
+                OpenRegistration(r.reference, page.offset),
             )
         ]
         for r in page.registrations
     ]
-    paging = []
+    paging: list[Key] = []
     if page.offset > 0:
-        paging.append(
-            InlineKeyboardButton(
-                texts.plain("button_newer"),
-                callback_data=ShowPage(max(page.offset - PAGE_SIZE, 0)).data,
-            )
-        )
+        paging.append((texts.plain("button_newer"), ShowPage(max(page.offset - PAGE_SIZE, 0))))
     if page.offset + PAGE_SIZE < page.total_count:
-        paging.append(
-            InlineKeyboardButton(
-                texts.plain("button_more"), callback_data=ShowPage(page.offset + PAGE_SIZE).data
-            )
-        )
+        paging.append((texts.plain("button_more"), ShowPage(page.offset + PAGE_SIZE)))
     if paging:
         rows.append(paging)
-    return InlineKeyboardMarkup(rows) if rows else None
+    return keyboard(*rows) if rows else None
 
 
 async def load_page(context: Context, account: Account, offset: int) -> StatusPage:
@@ -236,25 +221,17 @@ async def show_status(update: Update, context: Context, account: Account, texts:
 def detail_buttons(
     texts: Texts, registration: RegistrationView, offset: int, today: dt.date
 ) -> InlineKeyboardMarkup:
-    rows = []
+    rows: list[list[Key]] = []
     # Won / Lost while open; the service still refuses one whose protection lapsed.
     if registration.open_on(today):
         rows.append(
             [
-                InlineKeyboardButton(
-                    texts.plain("button_won"),
-                    callback_data=ReportWon(registration.reference, offset).data,
-                ),
-                InlineKeyboardButton(
-                    texts.plain("button_lost"),
-                    callback_data=AskLost(registration.reference, offset).data,
-                ),
+                (texts.plain("button_won"), ReportWon(registration.reference, offset)),
+                (texts.plain("button_lost"), AskLost(registration.reference, offset)),
             ]
         )
-    rows.append(
-        [InlineKeyboardButton(texts.plain("button_back"), callback_data=ShowPage(offset).data)]
-    )
-    return InlineKeyboardMarkup(rows)
+    rows.append([(texts.plain("button_back"), ShowPage(offset))])
+    return keyboard(*rows)
 
 
 async def show_detail(
@@ -310,18 +287,10 @@ async def ask_lost(
     if registration is None:
         return
     await answer_query(update)
-    markup = InlineKeyboardMarkup(
+    markup = keyboard(
         [
-            [
-                InlineKeyboardButton(
-                    texts.plain("button_lost_yes"),
-                    callback_data=ReportLost(button.reference, button.offset).data,
-                ),
-                InlineKeyboardButton(
-                    texts.plain("button_lost_no"),
-                    callback_data=OpenRegistration(button.reference, button.offset).data,
-                ),
-            ]
+            (texts.plain("button_lost_yes"), ReportLost(button.reference, button.offset)),
+            (texts.plain("button_lost_no"), OpenRegistration(button.reference, button.offset)),
         ]
     )
     await show_in_place(
@@ -340,21 +309,14 @@ def settings_view(texts: Texts, account: Account) -> tuple[str, InlineKeyboardMa
     other_language = next(lang for lang in LANGUAGES if lang != texts.language)
     reminders = texts("reminders_on") if account.reminders_enabled else texts("reminders_off")
     toggle = "off" if account.reminders_enabled else "on"
-    markup = InlineKeyboardMarkup(
+    markup = keyboard(
+        [(texts.plain("button_language"), SetLanguage(other_language))],
         [
-            [
-                InlineKeyboardButton(
-                    texts.plain("button_language"),
-                    callback_data=SetLanguage(other_language).data,
-                )
-            ],
-            [
-                InlineKeyboardButton(
-                    texts.plain(f"button_reminders_{toggle}"),
-                    callback_data=SetReminders(not account.reminders_enabled).data,
-                )
-            ],
-        ]
+            (
+                texts.plain(f"button_reminders_{toggle}"),
+                SetReminders(not account.reminders_enabled),
+            )
+        ],
     )
     return texts("settings", language=texts("language_name"), reminders=reminders), markup
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop
 
@@ -42,6 +42,7 @@ from handlers.callbacks import (
     ConfirmDraft,
     DraftButton,
     PickAmount,
+    keyboard,
 )
 from handlers.common import (
     Context,
@@ -85,25 +86,17 @@ def question(
     if step == Step.PRODUCT:
         return texts("ask_product"), None
     if step == Step.CLOSE:
-        buttons = [
-            InlineKeyboardButton(
-                texts.plain("close_in_days", days=days), callback_data=CloseIn(draft.id, days).data
-            )
+        close_in = [
+            (texts.plain("close_in_days", days=days), CloseIn(draft.id, days))
             for days in CLOSE_IN_DAYS
         ]
         # The example is a real date ahead, so that typing it as shown works.
         example = shared.today() + dt.timedelta(days=CLOSE_IN_DAYS[0])
-        return texts("ask_close", example=f"{example:%d/%m/%Y}"), InlineKeyboardMarkup([buttons])
-    return summary(texts, draft), InlineKeyboardMarkup(
+        return texts("ask_close", example=f"{example:%d/%m/%Y}"), keyboard(close_in)
+    return summary(texts, draft), keyboard(
         [
-            [
-                InlineKeyboardButton(
-                    texts.plain("button_confirm"), callback_data=ConfirmDraft(draft.id).data
-                ),
-                InlineKeyboardButton(
-                    texts.plain("button_cancel"), callback_data=CancelDraft(draft.id).data
-                ),
-            ]
+            (texts.plain("button_confirm"), ConfirmDraft(draft.id)),
+            (texts.plain("button_cancel"), CancelDraft(draft.id)),
         ]
     )
 
@@ -113,15 +106,12 @@ def amount_question(texts: Texts, draft: Draft) -> tuple[str, InlineKeyboardMark
     choices = draft.amount_choices
     if not choices:
         return texts("ask_value"), None
-    buttons = [
-        InlineKeyboardButton(
-            texts.money(amount, draft.currency),
-            callback_data=PickAmount(draft.id, index).data,
-        )
+    readings = [
+        (texts.money(amount, draft.currency), PickAmount(draft.id, index))
         for index, amount in enumerate(choices)
     ]
     key = "amount_which" if len(choices) > 1 else "amount_did_you_mean"
-    return texts(key), InlineKeyboardMarkup([buttons])
+    return texts(key), keyboard(readings)
 
 
 def summary(texts: Texts, draft: Draft) -> str:

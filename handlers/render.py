@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import InlineKeyboardMarkup
 
 from bot.domain.errors import (
     AlreadyRegistered,
@@ -30,6 +30,7 @@ from handlers.callbacks import (
     FollowupWon,
     Reject,
     StartRegistration,
+    keyboard,
 )
 
 
@@ -179,10 +180,7 @@ def render_reminder(
             days=item.inactive_days,
             standing=standing_line(texts, rules, item.standing),
         )
-        button = InlineKeyboardButton(
-            texts.plain("button_register"), callback_data=StartRegistration().data
-        )
-        return text, InlineKeyboardMarkup([[button]])
+        return text, keyboard([(texts.plain("button_register"), StartRegistration())])
     registration = item.registration
     assert registration is not None
     if item.due.kind == ReminderKind.EXPIRY:
@@ -204,20 +202,11 @@ def render_reminder(
 
 
 def followup_buttons(texts: Texts, reference: str) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(
+    return keyboard(
         [
-            [
-                InlineKeyboardButton(
-                    texts.plain("button_won"), callback_data=FollowupWon(reference).data
-                ),
-                InlineKeyboardButton(
-                    texts.plain("button_lost"), callback_data=FollowupLost(reference).data
-                ),
-                InlineKeyboardButton(
-                    texts.plain("button_still_open"),
-                    callback_data=FollowupStillOpen(reference).data,
-                ),
-            ]
+            (texts.plain("button_won"), FollowupWon(reference)),
+            (texts.plain("button_lost"), FollowupLost(reference)),
+            (texts.plain("button_still_open"), FollowupStillOpen(reference)),
         ]
     )
 
@@ -256,16 +245,10 @@ def deal_text(texts: Texts, deal: StaffDeal) -> str:
 
 
 def decision_buttons(texts: Texts, reference: str) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(
+    return keyboard(
         [
-            [
-                InlineKeyboardButton(
-                    texts.plain("button_approve"), callback_data=Approve(reference).data
-                ),
-                InlineKeyboardButton(
-                    texts.plain("button_reject"), callback_data=Reject(reference).data
-                ),
-            ]
+            (texts.plain("button_approve"), Approve(reference)),
+            (texts.plain("button_reject"), Reject(reference)),
         ]
     )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class Outcome(StrEnum):
@@ -65,3 +66,21 @@ class ReminderStatus(StrEnum):
     FAILED = "failed"
     BLOCKED = "blocked"
     SKIPPED = "skipped"  # no longer due when its turn came
+
+
+class AfterSend(NamedTuple):
+    """What a send's outcome makes of the row, in each table's words."""
+
+    delivery: DeliveryStatus
+    reminder: ReminderStatus
+
+
+# One that may have gone stays "sending": unconfirmed, never sent again.
+AFTER_SEND = {
+    Outcome.SENT: AfterSend(DeliveryStatus.DELIVERED, ReminderStatus.SENT),
+    Outcome.BLOCKED: AfterSend(DeliveryStatus.BLOCKED, ReminderStatus.BLOCKED),
+    Outcome.REFUSED: AfterSend(DeliveryStatus.FAILED, ReminderStatus.FAILED),
+    Outcome.RETRY: AfterSend(DeliveryStatus.RETRY, ReminderStatus.RETRY),
+    Outcome.UNSURE: AfterSend(DeliveryStatus.SENDING, ReminderStatus.SENDING),
+    Outcome.SKIPPED: AfterSend(DeliveryStatus.FAILED, ReminderStatus.SKIPPED),
+}

@@ -7,7 +7,7 @@ import datetime as dt
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -210,41 +210,15 @@ _RECOGNISE = (
 )
 
 
-class AccountRow(Known, Protocol):
-    """One row of `_RECOGNISE`."""
-
-    salesperson_id: int
-    telegram_user_id: int
-    partner_id: int
-    partner_code: str
-    company: str
-    level: str
-    language: str | None
-    reminders_enabled: bool
-
-
-async def _account_row(session: AsyncSession, telegram_user_id: int) -> AccountRow | None:
+async def _account_row(session: AsyncSession, telegram_user_id: int) -> Any:
+    """The row of `_RECOGNISE` (an account's columns, named as `Account`'s fields), or None."""
     return (await session.execute(_RECOGNISE, {"user": telegram_user_id})).first()
-
-
-def _account_of(row: AccountRow) -> Account:
-    return Account(
-        salesperson_id=row.salesperson_id,
-        telegram_user_id=row.telegram_user_id,
-        partner_id=row.partner_id,
-        partner_code=row.partner_code,
-        company=row.company,
-        level=row.level,
-        language=row.language,
-        telegram_language=row.telegram_language,
-        reminders_enabled=row.reminders_enabled,
-    )
 
 
 async def find_account(*, session: AsyncSession, telegram_user_id: int) -> Account | None:
     """The linked salesperson behind a Telegram account; None for strangers and the unlinked."""
     row = await _account_row(session, telegram_user_id)
-    return None if row is None else _account_of(row)
+    return None if row is None else Account.from_columns(row._mapping)
 
 
 async def _linked(
@@ -284,7 +258,7 @@ async def recognise(
     if row is None:
         return None
     visit = _visit(row, visitor, now)
-    account = _account_of(row)
+    account = Account.from_columns(row._mapping)
     language = visit.get("telegram_language")
     if isinstance(language, str):  # answer in the language just reported
         account = dataclasses.replace(account, telegram_language=language)

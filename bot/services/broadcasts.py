@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from bot.domain.lifecycle import Status
-from bot.domain.outbox import BroadcastStatus, DeliveryStatus, Outcome, Result
+from bot.domain.outbox import AFTER_SEND, BroadcastStatus, DeliveryStatus, Outcome, Result
 from bot.events import BroadcastReady, emit
 from bot.services.accounts import mark_unreachable
 from models import Broadcast, BroadcastDelivery, Partner, Registration, Salesperson
@@ -221,25 +221,16 @@ async def advance_deliveries(
     return held
 
 
-# A send's outcome as a delivery's status: one that may have gone stays "sending"
-# (unconfirmed, never sent again).
-_STATUS_OF = {
-    Outcome.SENT: DeliveryStatus.DELIVERED,
-    Outcome.BLOCKED: DeliveryStatus.BLOCKED,
-    Outcome.REFUSED: DeliveryStatus.FAILED,
-    Outcome.RETRY: DeliveryStatus.RETRY,
-    Outcome.UNSURE: DeliveryStatus.SENDING,
-    Outcome.SKIPPED: DeliveryStatus.FAILED,
-}
-
-
 async def _record_deliveries(
     session: AsyncSession, done: Sequence[Result], now: dt.datetime
 ) -> None:
     """How each send went. A retry is due at once (the sender paces its own tries) unless
     it was the last attempt allowed; a blocked bot marks its person unreachable."""
     for result in done:
-        values: dict[str, object] = {"status": _STATUS_OF[result.outcome], "error": result.reason}
+        values: dict[str, object] = {
+            "status": AFTER_SEND[result.outcome].delivery,
+            "error": result.reason,
+        }
         if result.outcome == Outcome.SENT:
             values["sent_at"] = now
         statement = update(BroadcastDelivery).where(col(BroadcastDelivery.id) == result.id)

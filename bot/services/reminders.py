@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from bot.domain.lifecycle import Status
-from bot.domain.outbox import Outcome, ReminderKind, ReminderStatus, Result
+from bot.domain.outbox import AFTER_SEND, Outcome, ReminderKind, ReminderStatus, Result
 from bot.domain.rules import LoyaltyStanding, Rules
 from bot.services.accounts import mark_unreachable
 from bot.services.eligibility import release_lapsed_protection
@@ -609,17 +609,6 @@ async def _partners(session: AsyncSession, ids: Iterable[int]) -> dict[int, str]
     return found
 
 
-# A send's outcome as a reminder's status: one that may have gone stays "sending".
-_STATUS_OF = {
-    Outcome.SENT: ReminderStatus.SENT,
-    Outcome.BLOCKED: ReminderStatus.BLOCKED,
-    Outcome.REFUSED: ReminderStatus.FAILED,
-    Outcome.RETRY: ReminderStatus.RETRY,
-    Outcome.UNSURE: ReminderStatus.SENDING,
-    Outcome.SKIPPED: ReminderStatus.SKIPPED,
-}
-
-
 async def _record_reminders(
     session: AsyncSession, done: Sequence[Result], now: dt.datetime
 ) -> None:
@@ -627,7 +616,7 @@ async def _record_reminders(
     unreachable."""
     by_status: dict[ReminderStatus, list[int]] = defaultdict(list)
     for result in done:
-        by_status[_STATUS_OF[result.outcome]].append(result.id)
+        by_status[AFTER_SEND[result.outcome].reminder].append(result.id)
     for status, ids in by_status.items():
         values: dict[str, object] = {"status": status}
         if status == ReminderStatus.SENT:

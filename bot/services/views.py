@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from bot.domain.lifecycle import OPEN, Status
 from bot.domain.rules import LoyaltyStanding, Quote
@@ -25,6 +27,11 @@ class Account:
     language: str | None
     telegram_language: str | None
     reminders_enabled: bool
+
+    @classmethod
+    def from_columns(cls, columns: Mapping[Any, Any]) -> Account:
+        """The account from a row whose columns are named as its fields."""
+        return cls(**{item.name: columns[item.name] for item in dataclasses.fields(cls)})
 
     @classmethod
     def of(cls, salesperson: Salesperson, partner: Partner) -> Account:
