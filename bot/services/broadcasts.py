@@ -20,6 +20,7 @@ from bot.domain.lifecycle import Status
 from bot.domain.outbox import AFTER_SEND, BroadcastStatus, DeliveryStatus, Outcome, Result
 from bot.events import BroadcastReady, emit
 from bot.services.accounts import mark_unreachable
+from bot.services.outbox import advance
 from models import Broadcast, BroadcastDelivery, Partner, Registration, Salesperson
 
 # Sends a delivery gets before it is given up as failed.
@@ -189,36 +190,31 @@ async def advance_deliveries(
     """In one transaction: record how the sends in `done` went, make `give_back` (handed
     over, never sent: a stop came first) pending again, and hand over those of `take`
     nobody holds. Returns the ones handed over: each goes to Telegram once at most."""
-    await _record_deliveries(session, done, now)
-    if give_back:
-        await session.execute(
-            update(BroadcastDelivery)
-            .where(
-                col(BroadcastDelivery.id).in_(list(give_back)),
-                col(BroadcastDelivery.status) == DeliveryStatus.SENDING,
-            )
-            .values(status=DeliveryStatus.PENDING, attempts=col(BroadcastDelivery.attempts) - 1)
-        )
-    held: set[int] = set()
+    waiting = col(BroadcastDelivery.status).in_((DeliveryStatus.PENDING, DeliveryStatus.RETRY))
     if take:
-        waiting = (
-            col(BroadcastDelivery.id).in_(list(take)),
-            col(BroadcastDelivery.status).in_((DeliveryStatus.PENDING, DeliveryStatus.RETRY)),
-        )
         await session.execute(  # tried as often as allowed: never again
             update(BroadcastDelivery)
-            .where(*waiting, col(BroadcastDelivery.attempts) >= MAX_ATTEMPTS)
+            .where(
+                col(BroadcastDelivery.id).in_(list(take)),
+                waiting,
+                col(BroadcastDelivery.attempts) >= MAX_ATTEMPTS,
+            )
             .values(status=DeliveryStatus.FAILED, error="no more attempts")
         )
-        marked = await session.execute(
-            update(BroadcastDelivery)
-            .where(*waiting, col(BroadcastDelivery.attempts) < MAX_ATTEMPTS)
-            .values(status=DeliveryStatus.SENDING, attempts=col(BroadcastDelivery.attempts) + 1)
-            .returning(col(BroadcastDelivery.id))
-        )
-        held = {cast(int, i) for i in marked.scalars()}
-    await session.commit()
-    return held
+    attempts = col(BroadcastDelivery.attempts)
+    return await advance(
+        session,
+        table=BroadcastDelivery,
+        sending=DeliveryStatus.SENDING,
+        done=done,
+        record=_record_deliveries,
+        give_back=give_back,
+        given_back={"status": DeliveryStatus.PENDING, "attempts": attempts - 1},
+        take=take,
+        free=(waiting, attempts < MAX_ATTEMPTS),
+        handed_over={"status": DeliveryStatus.SENDING, "attempts": attempts + 1},
+        now=now,
+    )
 
 
 async def _record_deliveries(

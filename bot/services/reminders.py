@@ -24,6 +24,7 @@ from bot.domain.rules import LoyaltyStanding, Rules
 from bot.services.accounts import mark_unreachable
 from bot.services.eligibility import release_lapsed_protection
 from bot.services.loyalty import loyalty_standings
+from bot.services.outbox import advance
 from bot.services.views import RegistrationView
 from bot.storage.database import date_of, dialect_insert, in_chunks, moment_of
 from models import Partner, Registration, Reminder, Salesperson
@@ -469,31 +470,19 @@ async def advance_reminders(
     """In one transaction: record how the sends in `done` went, give back `give_back`
     (handed over, never sent: the next tick tries them), and hand over those of `take`
     this tick still holds. Returns the ones handed over: each goes to Telegram once."""
-    await _record_reminders(session, done, now)
-    if give_back:
-        await session.execute(
-            update(Reminder)
-            .where(
-                col(Reminder.id).in_(list(give_back)),
-                col(Reminder.status) == ReminderStatus.SENDING,
-            )
-            .values(status=ReminderStatus.RETRY)
-        )
-    held: set[int] = set()
-    if take:
-        marked = await session.execute(
-            update(Reminder)
-            .where(
-                col(Reminder.id).in_(list(take)),
-                col(Reminder.claim) == token,
-                col(Reminder.status) == ReminderStatus.CLAIMED,
-            )
-            .values(status=ReminderStatus.SENDING)
-            .returning(col(Reminder.id))
-        )
-        held = {cast(int, i) for i in marked.scalars()}
-    await session.commit()
-    return held
+    return await advance(
+        session,
+        table=Reminder,
+        sending=ReminderStatus.SENDING,
+        done=done,
+        record=_record_reminders,
+        give_back=give_back,
+        given_back={"status": ReminderStatus.RETRY},
+        take=take,
+        free=(col(Reminder.claim) == token, col(Reminder.status) == ReminderStatus.CLAIMED),
+        handed_over={"status": ReminderStatus.SENDING},
+        now=now,
+    )
 
 
 async def release_claims(*, session: AsyncSession, token: str) -> None:
