@@ -16,6 +16,7 @@ from babel import Locale
 from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal
 
+from bot.domain.actors import Actor
 from bot.domain.errors import InvalidInput, InvalidText
 from bot.domain.parsing import vat_digits_for
 
@@ -109,6 +110,10 @@ class Texts:
     def level(self, level: str) -> str:
         key = f"level_{level}"
         return self(key) if self.has(key) else level.title()
+
+    def actor(self, actor: Actor) -> str:
+        """Who did something, by name where the bot knows it: never an internal id."""
+        return actor.name or self.plain(f"actor_{actor.kind}")
 
     def status(self, status: str) -> str:
         key = f"status_{status}"

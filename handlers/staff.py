@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
+import html
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -18,7 +19,9 @@ from bot.i18n import Texts
 from bot.reports import chart_png, numbers_text
 from bot.services.staff import (
     decide,
+    decision_item,
     find_customer,
+    keep_notice,
     note_staff_visit,
     pending_decisions,
 )
@@ -39,6 +42,7 @@ from handlers.common import (
     reply,
     reply_in_parts,
     resources,
+    show_in_place,
     texts_for,
     user_id_of,
     visitor_of,
@@ -93,6 +97,8 @@ async def press_staff_button(update: Update, context: Context, button: StaffButt
         await broadcasts.press_broadcast_button(update, context, button)
         return
     texts = texts_for(update, None)
+    if not await still_waiting(update, context, texts, button.reference):
+        return
     if isinstance(button, Reject):
         shared = resources(context)
         now = shared.now()
@@ -103,6 +109,28 @@ async def press_staff_button(update: Update, context: Context, button: StaffButt
         return
     await answer_query(update)
     await settle(update, context, texts, button.reference, approve=True, reason=None)
+
+
+async def still_waiting(update: Update, context: Context, texts: Texts, reference: str) -> bool:
+    """Whether the deal still waits for a decision; if not, say at once who decided, and
+    the pressed copy shows the outcome, its buttons gone."""
+    try:
+        async with resources(context).sessions() as session:
+            item = await decision_item(session=session, reference=reference)
+    except RegistrationNotFound:
+        await answer_query(update, texts.plain("staff_not_found", reference=reference), alert=True)
+        return False
+    if item.earlier is None or item.by is None:
+        return True
+    popup = texts.plain(
+        "staff_already_decided",
+        reference=reference,
+        status=texts.status(item.deal.registration.status),
+        by=texts.actor(item.by),
+    )
+    await answer_query(update, popup, alert=True)
+    await show_in_place(update, decided_text(texts, item.earlier, who=texts.actor(item.by)), None)
+    return False
 
 
 async def receive_staff_text(update: Update, context: Context) -> None:
@@ -179,16 +207,17 @@ async def settle(
     except RegistrationNotFound:
         await reply(update, texts("staff_not_found", reference=reference))
         return
-    except AlreadyDecided as first:
-        await reply(
-            update,
-            texts(
-                "staff_already_decided",
-                reference=reference,
-                status=texts.status(first.status),
-                by=first.by,
-            ),
+    except AlreadyDecided as first:  # another staff member, a moment before
+        if update.callback_query is not None:
+            await still_waiting(update, context, texts, reference)
+            return
+        said = texts.plain(
+            "staff_already_decided",
+            reference=reference,
+            status=texts.status(first.status),
+            by=texts.actor(first.by),
         )
+        await reply(update, html.escape(said))
         return
     # The partner is told, and every staff copy edited, by bot/jobs/staff.py; a reason
     # typed in the chat has no message of its own to edit: it gets the outcome here.
@@ -209,10 +238,19 @@ async def show_pending(update: Update, context: Context, texts: Texts) -> None:
         await reply(update, texts("staff_pending_none"))
         return
     await reply(update, texts.plural("staff_pending", count, shown=len(deals)))
+    shared = resources(context)
     for deal in deals:
-        await reply(
+        copy = await reply(
             update, deal_text(texts, deal), decision_buttons(texts, deal.registration.reference)
         )
+        if copy is not None:  # a copy like any other: edited into the outcome once decided
+            async with shared.sessions() as session:
+                await keep_notice(
+                    session=session,
+                    registration_id=deal.registration.id,
+                    chat_id=copy.chat_id,
+                    message_id=copy.message_id,
+                )
 
 
 @staff_only
@@ -254,7 +292,7 @@ async def find(update: Update, context: Context, texts: Texts) -> None:
                     "staff_history",
                     at=texts.date(entry.at.astimezone(shared.rules.timezone).date()),
                     to=texts.status(entry.to_status),
-                    by=entry.by,
+                    by=texts.actor(entry.by),
                     note=f": {entry.note}" if entry.note else "",
                 )
             )

@@ -590,8 +590,9 @@ def test_the_export_carries_each_registrations_history(shell, capsys):
     run(capsys, "export", "out.csv")
     with open(shell / "out.csv", newline="", encoding="utf-8") as exported:
         rows = list(csv.DictReader(exported))
+    # People by name where the bot knows one (this salesperson never showed one), never by id.
     assert rows[0]["history"] == (
-        "2026-11-28 10:00Z qualified by telegram:1; 2026-11-28 10:00Z won by telegram:1"
+        "2026-11-28 10:00Z qualified by a salesperson; 2026-11-28 10:00Z won by a salesperson"
     )
 
 

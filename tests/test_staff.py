@@ -64,8 +64,10 @@ async def test_every_staff_member_is_asked_and_the_first_decision_counts(bot):
     assert not buttons(late)
     [told] = [m for m in chat.messages() if "approved by the programme staff" in m["text"]]
     assert "€500.00, to be paid" in told["text"]
-    [answer] = await second.press_data(late, late_approve)  # pressed before the edit showed
-    assert "is approved already (staff:900): nothing changed" in answer["text"]
+    # Pressed before the edit showed: said at once, by name, and nothing else is sent.
+    assert await second.press_data(late, late_approve) == []
+    assert f"{reference} is approved already, by Giulia" in second.popups()[-1]
+    assert "nothing changed" in second.popups()[-1]
     async with bot.sessions() as session:
         moves = (
             await session.execute(
@@ -144,13 +146,39 @@ async def test_pending_lists_what_waits_with_its_buttons(bot):
     assert "No won deal is waiting" in none["text"]
 
 
+async def test_approving_from_pending_turns_every_copy_into_the_outcome_at_once(bot):
+    await won_deal(bot)
+    first, second = bot.chat(STAFF[0], "en"), bot.chat(STAFF[1], "en")
+    _head, listed = await first.send("/pending")
+    _head, other = await second.send("/pending")
+    asked = notice(bot, STAFF[1])
+    assert await first.press(listed, "Approve") == []  # the press's answer is the edit
+    for copy in (listed, other, asked):  # the pressed one, another /pending, the notice
+        assert "Approved by Giulia" in copy["text"]
+        assert not buttons(copy)
+
+
+async def test_reject_on_a_decided_deal_says_who_decided_and_asks_no_reason(bot):
+    _chat, reference = await won_deal(bot)
+    first, second = bot.chat(STAFF[0], "en"), bot.chat(STAFF[1], "en")
+    _head, listed = await second.send("/pending")
+    stale_reject = dict(buttons(listed))["✖ Reject"]
+    await first.press(notice(bot, STAFF[0]), "Approve")
+    assert await second.press_data(listed, stale_reject) == []  # no "Why is … rejected?"
+    assert f"{reference} is approved already, by Giulia" in second.popups()[-1]
+    assert await bot.resources.conversations.load(STAFF[1], "rejection") is None
+    [registration] = await registrations(bot)
+    assert registration.status == "approved"
+
+
 async def test_find_names_the_holder_and_shows_the_history(bot):
     _chat, reference = await won_deal(bot)
     [found] = await bot.chat(STAFF[0], "en").send(f"/find {VATS[1]}")
     text = found["text"]
     assert "Bianchi SpA" in text
     assert f"Protected for ACME (Acme Informatica & Figli) by {reference}" in text
-    assert "open · telegram:11" in text and "won · telegram:11" in text
+    assert "open · Giulia" in text and "won · Giulia" in text  # by name, never an id
+    assert "telegram:" not in text
 
 
 async def test_find_with_a_long_history_answers_in_several_whole_messages(bot):

@@ -9,6 +9,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
+from bot.domain.actors import Actor
 from bot.problems import SetupError
 
 
@@ -119,7 +120,8 @@ class AlreadyDecided(DomainError):
     """A staff member decided on the won deal first: what it is now, and who decided."""
 
     status: str
-    by: str
+    by: Actor
+    reason: str | None = None
 
 
 @dataclass

@@ -3,21 +3,104 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from bot.domain.actors import Actor, ActorKind
 from bot.domain.errors import RegistrationNotFound, TransitionNotAllowed
 from bot.domain.lifecycle import RELEASING, Status, check_transition
 from bot.services.views import Account
-from models import Registration, StatusChange
+from bot.storage.database import in_chunks
+from models import Registration, Salesperson, StaffMember, StatusChange
 
 SYSTEM = "system"
+# How `changed_by` names people: a salesperson's and a staff member's Telegram id.
+_SALESPERSON, _STAFF = "telegram:", "staff:"
+PAID_BY = "staff:payouts"
 
 
 def actor_of(account: Account) -> str:
-    return f"telegram:{account.telegram_user_id}"
+    return f"{_SALESPERSON}{account.telegram_user_id}"
+
+
+def staff_actor(telegram_user_id: int) -> str:
+    return f"{_STAFF}{telegram_user_id}"
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    from_status: str | None
+    to_status: str
+    by: Actor
+    at: dt.datetime
+    note: str | None
+
+
+async def histories_of(
+    *, session: AsyncSession, ids: Sequence[int | None] | None = None
+) -> dict[int, list[HistoryEntry]]:
+    """Each registration's moves (these registrations', or all), oldest first, with who
+    made them named."""
+    everything = select(StatusChange).order_by(col(StatusChange.id))
+    changes: list[StatusChange] = []
+    if ids is None:
+        changes += (await session.execute(everything)).scalars()
+    for chunk in in_chunks(sorted({i for i in ids or () if i is not None})):
+        changes += (
+            await session.execute(everything.where(col(StatusChange.registration_id).in_(chunk)))
+        ).scalars()
+    people = await actors(session=session, recorded={c.changed_by for c in changes})
+    found: dict[int, list[HistoryEntry]] = {i: [] for i in ids or () if i is not None}
+    for c in changes:
+        found.setdefault(c.registration_id, []).append(
+            HistoryEntry(c.from_status, c.to_status, people[c.changed_by], c.changed_at, c.note)
+        )
+    return found
+
+
+async def actors(*, session: AsyncSession, recorded: Iterable[str]) -> dict[str, Actor]:
+    """Who each `changed_by` is, named where the bot knows the person's name."""
+    codes = set(recorded)
+    people = _ids(codes, _SALESPERSON)
+    staff = _ids(codes, _STAFF)
+    names: dict[str, str | None] = {}
+    for chunk in in_chunks(sorted(people)):
+        rows = await session.execute(
+            select(col(Salesperson.telegram_user_id), col(Salesperson.display_name)).where(
+                col(Salesperson.telegram_user_id).in_(chunk)
+            )
+        )
+        names.update({f"{_SALESPERSON}{i}": name for i, name in rows.all()})
+    for chunk in in_chunks(sorted(staff)):
+        rows = await session.execute(
+            select(col(StaffMember.telegram_user_id), col(StaffMember.display_name)).where(
+                col(StaffMember.telegram_user_id).in_(chunk)
+            )
+        )
+        names.update({f"{_STAFF}{i}": name for i, name in rows.all()})
+    return {code: _actor(code, names.get(code)) for code in codes}
+
+
+def _ids(codes: set[str], prefix: str) -> set[int]:
+    return {
+        int(code.removeprefix(prefix))
+        for code in codes
+        if code.startswith(prefix) and code.removeprefix(prefix).isdigit()
+    }
+
+
+def _actor(code: str, name: str | None) -> Actor:
+    if code == PAID_BY:
+        return Actor(ActorKind.PAYOUTS)
+    if code.startswith(_STAFF):
+        return Actor(ActorKind.STAFF, name)
+    if code.startswith(_SALESPERSON):
+        return Actor(ActorKind.SALESPERSON, name)
+    return Actor(ActorKind.SYSTEM)
 
 
 async def change_status(

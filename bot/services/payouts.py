@@ -14,7 +14,7 @@ from bot.domain.errors import TransitionNotAllowed
 from bot.domain.lifecycle import Status
 from bot.domain.references import is_reference
 from bot.domain.rules import Rules
-from bot.services.history import change_status
+from bot.services.history import PAID_BY, change_status
 from bot.sheets import BadLine, read_table
 from models import Partner, Registration, StatusChange
 
@@ -28,7 +28,6 @@ PAYOUT_COLUMNS = (
     "incentive_amount",
     "currency",
 )
-PAID_BY = "staff:payouts"
 
 
 async def approved_unpaid(*, session: AsyncSession, rules: Rules) -> list[dict[str, object]]:

@@ -15,10 +15,10 @@ from bot.domain.lifecycle import OPEN, Status
 from bot.domain.rules import Rules
 from bot.events import DealWon, emit
 from bot.services.eligibility import release_lapsed_protection
-from bot.services.history import actor_of, change_status, record_note
+from bot.services.history import actor_of, change_status, histories_of, record_note
 from bot.services.loyalty import partner_standing
 from bot.services.views import Account, RegistrationView, StatusPage, Totals
-from models import Partner, Registration, StatusChange
+from models import Partner, Registration
 
 PAGE_SIZE = 8
 
@@ -179,8 +179,9 @@ EXPORT_COLUMNS = (
 
 
 async def export_registrations(*, session: AsyncSession) -> AsyncIterator[dict[str, object]]:
-    """Every registration with its frozen quote, status and history, oldest first."""
-    history = await _histories(session)
+    """Every registration with its frozen quote, status and history (a list of
+    HistoryEntry, for the caller to write), oldest first."""
+    history = await histories_of(session=session)
     statement = (
         select(Registration, col(Partner.code), col(Partner.company))
         .join(Partner, col(Partner.id) == col(Registration.partner_id))
@@ -209,20 +210,5 @@ async def export_registrations(*, session: AsyncSession) -> AsyncIterator[dict[s
             "loyalty_multiplier": registration.loyalty_multiplier,
             "loyalty_count": registration.loyalty_count,
             "updated_at": registration.updated_at,
-            "history": "; ".join(history.get(registration.id or 0, [])),
+            "history": history.get(registration.id or 0, []),
         }
-
-
-async def _histories(session: AsyncSession) -> dict[int, list[str]]:
-    """Each registration's moves as text: "2026-11-28 09:30Z won by telegram:11 (note)"."""
-    moves: dict[int, list[str]] = {}
-    rows = await session.execute(
-        select(StatusChange).order_by(col(StatusChange.registration_id), col(StatusChange.id))
-    )
-    for change in rows.scalars():
-        note = f" ({change.note})" if change.note else ""
-        moves.setdefault(change.registration_id, []).append(
-            f"{change.changed_at.astimezone(dt.UTC):%Y-%m-%d %H:%MZ} {change.to_status} "
-            f"by {change.changed_by}{note}"
-        )
-    return moves

@@ -10,20 +10,17 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from bot.domain.actors import Actor
 from bot.domain.errors import AlreadyDecided, RegistrationNotFound, TransitionNotAllowed
 from bot.domain.lifecycle import Status
 from bot.domain.rules import Rules
 from bot.events import DealDecided, emit
 from bot.services.accounts import Visitor, visit_values
 from bot.services.eligibility import StaffVerdict, staff_verdict
-from bot.services.history import change_status
+from bot.services.history import HistoryEntry, actors, change_status, histories_of, staff_actor
 from bot.services.views import RegistrationView
 from bot.storage.database import dialect_insert
 from models import Partner, Registration, Salesperson, StaffMember, StaffNotice, StatusChange
-
-
-def staff_actor(telegram_user_id: int) -> str:
-    return f"staff:{telegram_user_id}"
 
 
 @dataclass(frozen=True)
@@ -90,15 +87,6 @@ class Reader:
 
 
 @dataclass(frozen=True)
-class HistoryEntry:
-    from_status: str | None
-    to_status: str
-    by: str
-    at: dt.datetime
-    note: str | None
-
-
-@dataclass(frozen=True)
 class CustomerFile:
     """`/find`: the customer's standing, every registration for it and their history."""
 
@@ -159,24 +147,50 @@ async def decide(
         )
     except TransitionNotAllowed as refused:
         await session.rollback()
-        decided_by = await _last_mover(session, deal.registration.id)
-        raise AlreadyDecided(status=refused.current, by=decided_by) from None
+        raise await _decided_already(session, deal.registration.id, refused.current) from None
     emit(session, DealDecided(reference, approve, reason, staff_id))
     await session.commit()
     decided = await deal_by_reference(session=session, reference=reference)
     return Decision(decided, approve, reason)
 
 
-async def _last_mover(session: AsyncSession, registration_id: int) -> str:
-    by = (
+@dataclass(frozen=True)
+class DecisionItem:
+    """A won deal as a staff member's copy shows it: still waiting (`earlier` None), or
+    decided already, how and by whom."""
+
+    deal: StaffDeal
+    earlier: Decision | None = None
+    by: Actor | None = None
+
+
+async def decision_item(*, session: AsyncSession, reference: str) -> DecisionItem:
+    """Where a decision item stands: a press on an old copy is answered before anything
+    is asked."""
+    deal = await deal_by_reference(session=session, reference=reference)
+    status = deal.registration.status
+    if status == Status.WON:
+        return DecisionItem(deal)
+    earlier = await _decided_already(session, deal.registration.id, status)
+    approved = status in (Status.APPROVED, Status.PAID)
+    return DecisionItem(deal, Decision(deal, approved, earlier.reason), earlier.by)
+
+
+async def _decided_already(
+    session: AsyncSession, registration_id: int, status: str
+) -> AlreadyDecided:
+    """The decision that moved the deal on, as the last entry of its history says it."""
+    last = (
         await session.execute(
-            select(col(StatusChange.changed_by))
+            select(col(StatusChange.changed_by), col(StatusChange.note))
             .where(col(StatusChange.registration_id) == registration_id)
             .order_by(col(StatusChange.id).desc())
             .limit(1)
         )
-    ).scalar_one_or_none()
-    return str(by or "")
+    ).first()
+    code, note = (str(last[0]), last[1]) if last is not None else ("", None)
+    by = (await actors(session=session, recorded=[code]))[code]
+    return AlreadyDecided(status=status, by=by, reason=note)
 
 
 async def people_to_tell(*, session: AsyncSession, reference: str) -> list[Reader]:
@@ -232,22 +246,9 @@ async def find_customer(
             .order_by(col(Registration.created_at).desc())
         )
     ).all()
+    histories = await histories_of(session=session, ids=[r.id for r, _, _ in rows])
     deals = []
     for registration, code, company in rows:
-        history = (
-            await session.execute(
-                select(StatusChange)
-                .where(col(StatusChange.registration_id) == registration.id)
-                .order_by(col(StatusChange.id))
-            )
-        ).scalars()
-        deals.append(
-            (
-                StaffDeal(RegistrationView.of(registration), code, company),
-                [
-                    HistoryEntry(h.from_status, h.to_status, h.changed_by, h.changed_at, h.note)
-                    for h in history
-                ],
-            )
-        )
+        view = RegistrationView.of(registration)
+        deals.append((StaffDeal(view, code, company), histories[view.id]))
     return CustomerFile(verdict, deals)

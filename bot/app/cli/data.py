@@ -7,6 +7,7 @@ import datetime as dt
 import sys
 from decimal import Decimal
 from pathlib import Path
+from typing import cast
 
 from bot.app.cli.common import (
     OK,
@@ -21,6 +22,7 @@ from bot.domain.rules import Rules
 from bot.problems import SetupError
 from bot.reports import describe_rejection
 from bot.resources import Resources
+from bot.services.history import HistoryEntry
 from bot.services.imports import ImportReport, import_partners, import_purchases
 from bot.services.payouts import PAYOUT_COLUMNS, PaidReport, approved_unpaid, mark_paid
 from bot.services.registrations import EXPORT_COLUMNS, export_registrations
@@ -106,10 +108,22 @@ def report_import(path: Path, report: ImportReport, rules: Rules, what: str) -> 
     return REFUSED if report.rejected else OK
 
 
+def history_text(entries: list[HistoryEntry]) -> str:
+    """A registration's moves in one cell: "2026-11-28 09:30Z won by Mario Rossi (note)"."""
+    return "; ".join(
+        f"{entry.at.astimezone(dt.UTC):%Y-%m-%d %H:%MZ} {entry.to_status} "
+        f"by {TEXTS.actor(entry.by)}" + (f" ({entry.note})" if entry.note else "")
+        for entry in entries
+    )
+
+
 def run_export(args: argparse.Namespace, settings: Settings) -> int:
     async def read(shared: Resources) -> Rows:
         async with shared.sessions() as session:
-            return [row async for row in export_registrations(session=session)]
+            return [
+                {**row, "history": history_text(cast(list[HistoryEntry], row["history"]))}
+                async for row in export_registrations(session=session)
+            ]
 
     _rows, count = export_rows(args, settings, EXPORT_COLUMNS, read)
     print(f"{count} registrations written to {args.file}")

@@ -25,11 +25,9 @@ from bot.problems import SetupError
 from bot.reports import describe_rejection
 from bot.services.accounts import Visitor, create_invite, redeem_invite
 from bot.services.eligibility import Opportunity, register_opportunity
-from bot.services.history import SYSTEM, actor_of, change_status
+from bot.services.history import PAID_BY, SYSTEM, actor_of, change_status, staff_actor
 from bot.services.imports import ImportReport, import_partners, import_purchases
-from bot.services.payouts import PAID_BY
 from bot.services.reminders import expire_lapsed
-from bot.services.staff import staff_actor
 from bot.services.views import Account
 
 SEED = 20250701
