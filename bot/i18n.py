@@ -107,6 +107,11 @@ class Texts:
     def date(self, day: dt.date) -> str:
         return str(format_date(day, format="medium", locale=self.locale))
 
+    def moment(self, when: dt.datetime, zone: dt.tzinfo) -> str:
+        """A moment as the programme's clock shows it: "6 Dec 2026, 14:05"."""
+        local = when.astimezone(zone)
+        return f"{self.date(local.date())}, {local:%H:%M}"
+
     def level(self, level: str) -> str:
         key = f"level_{level}"
         return self(key) if self.has(key) else level.title()

@@ -4,12 +4,16 @@ as a chart, and the rows of a file that were not imported."""
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
 from bot.domain.parsing import vat_digits_for
 from bot.domain.rules import Rules, months_before
-from bot.i18n import Markup, Texts
+from bot.i18n import Markup, Texts, html_to_text
 from bot.services.imports import Rejection
 from bot.services.stats import MONTHS_CHARTED, Numbers
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def numbers_text(texts: Texts, rules: Rules, numbers: Numbers) -> str:
@@ -41,11 +45,20 @@ def numbers_text(texts: Texts, rules: Rules, numbers: Numbers) -> str:
     )
 
 
-def chart_png(numbers: Numbers, levels: tuple[str, ...], title: str) -> bytes:
+def chart_png(numbers: Numbers, levels: tuple[str, ...], texts: Texts) -> bytes:
     """Registrations per month stacked by level, and wins as a line: a PNG image."""
+    figure = chart(numbers, levels, texts)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def chart(numbers: Numbers, levels: tuple[str, ...], texts: Texts) -> Figure:
+    """The chart of /stats, in the reader's language; counts on whole numbers."""
     # A Figure of its own, not pyplot: no global state, so it can be drawn in a thread
     # while the bot goes on answering. Imported here: only /stats pays for matplotlib.
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     last = numbers.today.replace(day=1)
     months = [months_before(last, back) for back in range(MONTHS_CHARTED - 1, -1, -1)]
@@ -55,22 +68,21 @@ def chart_png(numbers: Numbers, levels: tuple[str, ...], title: str) -> bytes:
     bottom = [0] * len(months)
     for level in levels:
         heights = [numbers.monthly.get((m, level), 0) for m in months]
-        axes.bar(labels, heights, bottom=bottom, label=level.title())
+        axes.bar(labels, heights, bottom=bottom, label=html_to_text(texts.level(level)))
         bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
     axes.plot(
         labels,
         [numbers.monthly_won.get(m, 0) for m in months],
         color="black",
         marker="o",
-        label="won",
+        label=texts.plain("stats_chart_won"),
     )
-    axes.set_title(title)
-    axes.set_ylabel("registrations")
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))  # no half a registration
+    axes.set_title(texts.plain("stats_chart_title"))
+    axes.set_ylabel(texts.plain("stats_chart_registrations"))
     axes.legend(loc="upper left", fontsize="small")
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return figure
 
 
 def describe_rejection(texts: Texts, rejection: Rejection, *, country: str) -> str:

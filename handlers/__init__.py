@@ -42,6 +42,7 @@ def add_handlers(application: App, staff_ids: frozenset[int] = frozenset()) -> N
         # Staff first: a rejection waiting for its reason takes their next text or /cancel.
         by_staff = messages & filters.User(user_id=staff_ids)
         application.add_handler(CommandHandler("cancel", staff.cancel_staff_prompt, by_staff))
+        application.add_handler(CommandHandler("help", staff.show_staff_help, by_staff))
         application.add_handler(
             MessageHandler(by_staff & filters.TEXT & ~filters.COMMAND, staff.receive_staff_text)
         )

@@ -35,7 +35,7 @@ from handlers.common import (
     texts_for,
     user_id_of,
 )
-from handlers.render import report_text
+from handlers.render import describe_audience, report_text
 
 log = logging.getLogger(__name__)
 TEXT, AUDIENCE, PREVIEW = "text", "audience", "preview"
@@ -73,14 +73,6 @@ def audience_buttons(texts: Texts, context: Context) -> InlineKeyboardMarkup:
         ],
         [(texts.plain("audience_open"), BroadcastTo("open"))],
     )
-
-
-def describe_audience(texts: Texts, audience: Audience) -> str:
-    if audience.kind == "level":
-        return texts.plain("audience_level", level=texts.level(audience.value))
-    if audience.kind == "inactive":
-        return texts.plain("audience_inactive", days=audience.value)
-    return texts.plain(f"audience_{audience.kind}")
 
 
 async def pick_audience(
@@ -159,7 +151,8 @@ async def list_broadcasts(update: Update, context: Context, texts: Texts) -> Non
     if not reports:
         await reply(update, texts("broadcasts_none"))
         return
-    await reply(update, "\n\n".join(report_text(texts, report) for report in reports))
+    zone = resources(context).rules.timezone
+    await reply(update, "\n\n".join(report_text(texts, report, zone) for report in reports))
 
 
 async def press_broadcast_button(

@@ -16,10 +16,10 @@ from bot.domain.errors import (
     NoIncentiveInForce,
     Refusal,
 )
-from bot.domain.outbox import ReminderKind
+from bot.domain.outbox import BroadcastStatus, ReminderKind
 from bot.domain.rules import LoyaltyStanding, LoyaltyStep, Quote, Rules, first_new_day
 from bot.i18n import Markup, Texts, describe_invalid
-from bot.services.broadcasts import Report
+from bot.services.broadcasts import Audience, Report
 from bot.services.reminders import ON_CLOSE_DATE, ToSend
 from bot.services.staff import Decision, StaffDeal
 from bot.services.views import RegistrationView, Verdict
@@ -211,18 +211,36 @@ def followup_buttons(texts: Texts, reference: str) -> InlineKeyboardMarkup:
     )
 
 
-def report_text(texts: Texts, report: Report) -> str:
+def describe_audience(texts: Texts, audience: Audience) -> str:
+    if audience.kind == "level":
+        return texts.plain("audience_level", level=texts.level(audience.value))
+    if audience.kind == "inactive":
+        return texts.plain("audience_inactive", days=audience.value)
+    return texts.plain(f"audience_{audience.kind}")
+
+
+def report_text(texts: Texts, report: Report, zone: dt.tzinfo) -> str:
+    """A broadcast for staff: when (the programme's time), to whom in words, how it went,
+    or how far it got while it is still going."""
+    if report.status == BroadcastStatus.SENDING:
+        counts = texts(
+            "broadcast_counts_sending", sent=report.total - report.waiting, total=report.total
+        )
+    else:
+        counts = texts(
+            "broadcast_counts_done",
+            total=report.total,
+            delivered=report.delivered,
+            blocked=report.blocked,
+            failed=report.failed,
+            unconfirmed=report.unconfirmed,
+        )
     return texts(
         "broadcast_report",
         id=report.broadcast_id,
-        at=f"{report.created_at:%Y-%m-%d %H:%M} UTC",
-        audience=report.audience,
-        total=report.total,
-        delivered=report.delivered,
-        blocked=report.blocked,
-        failed=report.failed,
-        unconfirmed=report.unconfirmed,
-        waiting=report.waiting,
+        at=texts.moment(report.created_at, zone),
+        audience=describe_audience(texts, report.audience),
+        counts=Markup(counts),
     )
 
 

@@ -38,6 +38,7 @@ from handlers.callbacks import (
 )
 from handlers.common import (
     Context,
+    account_of,
     answer_query,
     reply,
     reply_in_parts,
@@ -47,6 +48,7 @@ from handlers.common import (
     user_id_of,
     visitor_of,
 )
+from handlers.partner import show_help
 from handlers.registration import cancel_registration, receive_other, receive_text
 from handlers.render import deal_text, decided_text, decision_buttons, render_invalid
 from models import NAME_LENGTH
@@ -226,7 +228,15 @@ async def settle(
         await reply(update, decided_text(texts, decision, who=user.full_name if user else ""))
 
 
-# --- /pending, /find ----------------------------------------------------------------
+# --- /help, /pending, /find ---------------------------------------------------------
+
+
+@staff_only
+async def show_staff_help(update: Update, context: Context, texts: Texts) -> None:
+    """Staff's own commands, one line each; a staff member who also sells gets both."""
+    await reply(update, texts("staff_help", programme=resources(context).rules.name))
+    if await account_of(update, context) is not None:
+        await show_help(update, context)
 
 
 @staff_only
@@ -324,8 +334,7 @@ async def show_stats(update: Update, context: Context, texts: Texts) -> None:
         numbers = await programme_numbers(session=session, rules=shared.rules, now=shared.now())
     await reply(update, numbers_text(texts, shared.rules, numbers))
     # Drawing takes a few hundred milliseconds: off the event loop, nobody waits for it.
-    title = texts.plain("stats_chart_title")
-    chart = await asyncio.to_thread(chart_png, numbers, shared.rules.levels, title)
+    chart = await asyncio.to_thread(chart_png, numbers, shared.rules.levels, texts)
     chat = update.effective_chat
     if chat is not None:
         await best_effort("sending the chart", chat.send_photo(chart, filename="stats.png"))

@@ -74,6 +74,30 @@ async def test_staff_write_preview_and_send_and_each_partner_gets_one_copy(bot):
     assert "12 recipients: 12 delivered" in listed["text"]
 
 
+async def test_staff_read_the_report_in_their_language_with_the_audience_in_words(bot):
+    italian = bot.chat(STAFF, "it")
+    await italian.send("/broadcast")
+    [question] = await italian.send(TEXT)
+    _preview, confirm = await italian.press(question, "Gold")
+    [progress] = await italian.press(confirm, "Invia a")
+    await bot.wait_until(lambda: "destinatari:" in progress["text"], within=20)
+    report = progress["text"]
+    assert "6 destinatari: 6 consegnati" in report
+    assert "Partner Gold" in report and "level:" not in report  # the audience in words
+    assert "24 nov 2026, 10:30" in report  # the programme's time (Rome), not UTC
+    assert "UTC" not in report
+
+
+async def test_a_broadcast_still_going_is_listed_as_sending(bot):
+    confirm = await write_and_preview(bot, "All partners")
+    bot.api.rate_limit = 1  # slow enough to ask while it goes
+    staff = bot.chat(STAFF, "en")
+    await staff.press(confirm, "Send to")
+    [listed] = await staff.send("/broadcasts")
+    assert "Sending:" in listed["text"]
+    assert "without an answer" not in listed["text"]
+
+
 @pytest.mark.parametrize(
     ("audience", "expected"),
     [("Gold", ACME_PEOPLE), ("Certified", BETA_PEOPLE), ("With open registrations", [])],

@@ -13,7 +13,7 @@ from handlers import callbacks
 from handlers.common import in_messages
 from models import NAME_LENGTH, Registration, StatusChange
 from tests.factories import VATS
-from tests.harness import Harness, buttons, running_bot
+from tests.harness import START, Harness, buttons, running_bot
 from tests.test_conversations import join, load_programme, register_one
 
 STAFF = (900, 901)
@@ -144,6 +144,29 @@ async def test_pending_lists_what_waits_with_its_buttons(bot):
     await staff.press(deal, "Approve")
     [none] = await staff.send("/pending")
     assert "No won deal is waiting" in none["text"]
+
+
+async def test_the_stats_chart_counts_in_whole_registrations_in_the_readers_language(bot):
+    from bot.i18n import Texts
+    from bot.reports import chart
+    from bot.services.stats import programme_numbers
+
+    await won_deal(bot)  # one registration: an axis left alone would tick at 0.2, 0.4…
+    async with bot.sessions() as session:
+        numbers = await programme_numbers(session=session, rules=bot.resources.rules, now=START)
+    figure = chart(numbers, bot.resources.rules.levels, Texts("it"))
+    axes = figure.axes[0]
+    assert all(float(tick).is_integer() for tick in axes.get_yticks())
+    assert axes.get_ylabel() == "registrazioni"
+
+
+async def test_staff_help_lists_staff_commands_one_line_each(bot):
+    [help_] = await bot.chat(STAFF[0], "en").send("/help")
+    for command in ("/pending", "/find", "/stats", "/broadcast", "/broadcasts"):
+        assert command in help_["text"]
+    assert "invite" not in help_["text"]  # not the stranger's answer
+    [italian] = await bot.chat(STAFF[1], "it").send("/help")
+    assert "Fai parte dello staff" in italian["text"]
 
 
 async def test_approving_from_pending_turns_every_copy_into_the_outcome_at_once(bot):

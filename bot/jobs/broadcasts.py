@@ -264,10 +264,14 @@ class Progress:
         if self.message_id is None:
             await best_effort(
                 "sending the report",
-                self.bot.send_message(self.staff_id, report_text(texts, report), parse_mode="HTML"),
+                self.bot.send_message(
+                    self.staff_id,
+                    report_text(texts, report, self.shared.rules.timezone),
+                    parse_mode="HTML",
+                ),
             )
         else:
-            await self._show(report_text(texts, report))
+            await self._show(report_text(texts, report, self.shared.rules.timezone))
 
     async def _where(self) -> None:
         """Look again for the progress message when it was not known at the start: the

@@ -118,7 +118,7 @@ def run_stats(args: argparse.Namespace, settings: Settings) -> int:
             numbers = await programme_numbers(session=session, rules=shared.rules, now=shared.now())
         print(html_to_text(numbers_text(TEXTS, shared.rules, numbers)))
         if args.chart:
-            png = chart_png(numbers, shared.rules.levels, TEXTS.plain("stats_chart_title"))
+            png = chart_png(numbers, shared.rules.levels, TEXTS)
             args.chart.write_bytes(png)
             print(f"chart written to {args.chart}")
         return OK
