@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.problems import SetupError
@@ -21,6 +21,16 @@ DEFAULT_DATABASE_URL = "sqlite:///pai.db"
 
 class ConfigurationError(SetupError):
     """A setting is missing or wrong; the message is one sentence for the operator."""
+
+
+def describe_setting_error(error: ValidationError) -> str:
+    """A wrong setting in one sentence, without pydantic's own words around it."""
+    problem = error.errors()[0]
+    where = ".".join(str(part) for part in problem["loc"]).upper()
+    message = str(problem["msg"]).removeprefix("Value error, ")
+    if message.startswith(where):  # our own sentences name the setting already
+        return message
+    return f"setting {where}: {message}"
 
 
 class Settings(BaseSettings):

@@ -20,17 +20,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Literal, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
-from telegram import Message, Update
-from telegram.error import BadRequest, NetworkError
+if TYPE_CHECKING:  # the command line logs too, and never loads python-telegram-bot
+    from telegram import Message
 
 # Lines of their own, so that an operator can pick them out by logger.
 update_log = logging.getLogger("bot.updates")
 action_log = logging.getLogger("bot.actions")
 # httpx logs every request URL (with the token in it) at INFO; APScheduler a line per
 # run; Alembic names its dialect at every start.
-QUIET_LOGGERS = {name: logging.WARNING for name in ("httpx", "apscheduler", "alembic")}
+QUIET_LOGGERS = {
+    name: logging.WARNING for name in ("httpx", "apscheduler", "alembic", "matplotlib", "PIL")
+}
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # A bot token as @BotFather gives it: the bot's id, a colon, 35 characters of secret.
 _TOKEN = re.compile(r"\d{3,}:[A-Za-z0-9_-]{30,}")
@@ -75,6 +77,8 @@ def is_network_failure(error: BaseException) -> bool:
 
     A refusal (400, PTB makes it a NetworkError too) points at a bug: it keeps its traceback.
     """
+    from telegram.error import BadRequest, NetworkError
+
     return isinstance(error, NetworkError) and not isinstance(error, BadRequest)
 
 
@@ -200,6 +204,8 @@ def note_update_failure(error: BaseException | None) -> None:
 
 def update_kind(update: object) -> str:
     """What the update is, in words that carry nothing the user typed."""
+    from telegram import Update
+
     if not isinstance(update, Update):
         return "other"
     if update.callback_query is not None:

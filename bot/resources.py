@@ -15,7 +15,13 @@ from bot.config import Settings
 from bot.domain.clock import Clock, SystemClock
 from bot.domain.rules import Rules, load_rules
 from bot.events import Events
-from bot.storage.conversations import Conversations, Drafts, DraftStore, open_conversations
+from bot.storage.conversations import (
+    Conversations,
+    Drafts,
+    DraftStore,
+    NoConversations,
+    open_conversations,
+)
 from bot.storage.database import make_engine, make_sessions
 from bot.storage.schema import create_tables
 
@@ -131,14 +137,23 @@ class Resources:
 
 
 async def open_resources(
-    settings: Settings, *, clock: Clock | None = None, rules: Rules | None = None
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    rules: Rules | None = None,
+    chat: bool = True,
 ) -> Resources:
-    """Read the rules, open the database and create missing tables."""
+    """Read the rules, open the database and create missing tables; with `chat`, the
+    conversations' store too (the command line has no conversations)."""
     programme_rules = rules or load_rules(settings.pai_rules_file)
     engine = make_engine(settings.database_url, settings.timeouts)
     try:
         await create_tables(engine)
-        conversations = await open_conversations(settings.database_url, engine, settings.timeouts)
+        conversations: Conversations = NoConversations()
+        if chat:
+            conversations = await open_conversations(
+                settings.database_url, engine, settings.timeouts
+            )
     except BaseException:
         await engine.dispose()
         raise

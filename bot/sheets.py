@@ -96,6 +96,30 @@ def read_table(path: Path, required: tuple[str, ...]) -> Iterator[Row | BadLine]
     return _csv_rows(path, text, names)
 
 
+def count_lines(path: Path) -> int | None:
+    """About how many lines a table has, to show an import's progress (None: unknown).
+
+    A CSV's line breaks, a workbook's first sheet as it says its size; the header and
+    lines above it are counted too: an estimate for a progress bar, nothing more.
+    """
+    try:
+        data = _read_bytes(path)
+    except SheetError:
+        return None
+    if not data.startswith(_ZIP):
+        return data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    from openpyxl import load_workbook
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            workbook = load_workbook(io.BytesIO(data), read_only=True, keep_links=False)
+        rows = workbook.worksheets[0].max_row if workbook.worksheets else None
+    except Exception:
+        return None
+    return rows if isinstance(rows, int) else None
+
+
 def _read_bytes(path: Path) -> bytes:
     try:
         with path.open("rb") as file:

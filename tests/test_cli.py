@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 import os
 import stat
 import subprocess
 import sys
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from openpyxl import Workbook, load_workbook
@@ -93,7 +95,7 @@ def test_importing_partners_and_purchases_reports_counts_and_bad_lines(shell, ca
     )
     code, out, err = run(capsys, "import-partners", "partners.csv")
     assert code == 1
-    assert "1 partners added" in out
+    assert "1 partner added" in out
     assert "partners.csv:3: company" in err
     assert f"database sqlite:///{shell / 'pai.db'} (new, created now)" in err
     write_csv(
@@ -113,7 +115,7 @@ def test_purchases_and_partners_are_read_from_excel_workbooks_as_staff_have_them
         title="Partner list, November",
     )
     code, out, _ = run(capsys, "import-partners", "partners.xlsx")
-    assert (code, "1 partners added" in out) == (0, True)
+    assert (code, "1 partner added" in out) == (0, True)
     workbook(
         shell / "purchases.xlsx",
         [
@@ -166,7 +168,7 @@ def test_a_purchase_dated_after_today_needs_allow_future(shell, capsys):
     assert "purchases.csv:2: purchase_date" in err
     assert "--allow-future" in err
     code, out, _ = run(capsys, "import-purchases", "purchases.csv", "--allow-future")
-    assert (code, "1 purchases added" in out) == (0, True)
+    assert (code, "1 purchase added" in out) == (0, True)
 
 
 def test_a_code_repeated_in_a_partners_file_is_named_in_the_summary(shell, capsys):
@@ -193,7 +195,7 @@ def test_a_broken_csv_line_is_rejected_with_its_number_and_the_rest_imported(she
     assert code == 1
     assert "purchases.csv:2: unterminated quote" in err
     assert "purchases.csv:3: a field is longer than" in err
-    assert "1 purchases added" in out
+    assert "1 purchase added" in out
     assert "Traceback" not in err
 
 
@@ -462,7 +464,7 @@ def test_reminders_dry_run_shows_what_would_go_and_to_whom_sending_nothing(shell
     code, out, _ = run(capsys, "reminders", "--dry-run", "--at", "2027-02-27T10:00")
     assert "quiet hours (19:00-09:00, weekdays only)" in out  # a Saturday
     assert "the next allowed moment is 2027-03-01 09:00" in out
-    assert "1 registrations would expire" in out
+    assert "1 registration would expire" in out
     assert "expiry    to - (5151, BETA): PAI-" in out
     with sqlite3.connect(shell / "pai.db") as db:
         assert db.execute("SELECT count(*) FROM reminder").fetchone() == (0,)
@@ -549,7 +551,7 @@ def test_payouts_export_the_approved_and_mark_them_paid_once(shell, capsys, name
     code, out, _ = run(capsys, "payouts", "export", name)
     assert code == 0
     assert "ACME: €500.00" in out
-    assert "1 approved incentives to pay written" in out
+    assert "1 approved incentive to pay written" in out
     code, out, _ = run(capsys, "payouts", "mark-paid", name, "--date", "2027-01-31")
     assert (code, "1 marked paid, 0 paid already, 0 refused" in out) == (0, True)
     code, out, _ = run(capsys, "payouts", "mark-paid", name)
@@ -604,3 +606,73 @@ def test_stats_in_the_shell_prints_the_numbers_and_draws_the_chart(shell, capsys
     assert "<b>" not in out
     assert "ACME (Acme): 2" in out
     assert (shell / "stats.png").read_bytes().startswith(b"\x89PNG")
+
+
+# --- the first hour at a shell --------------------------------------------------------
+
+
+def test_version_and_a_mistyped_command_get_one_line_each(shell, capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip().startswith("pai-bot ")
+    with pytest.raises(SystemExit) as refused:
+        main(["improt-partners", "partners.csv"])
+    assert refused.value.code == 2
+    err = capsys.readouterr().err
+    assert "unknown command 'improt-partners': did you mean 'import-partners'?" in err
+    with pytest.raises(SystemExit):
+        main(["payouts", "mark-piad", "pay.csv"])
+    assert "did you mean 'mark-paid'?" in capsys.readouterr().err
+
+
+def test_a_wrong_setting_is_one_sentence_without_pydantics_words(shell, capsys, monkeypatch):
+    monkeypatch.setenv("PAI_ADMIN_IDS", "abc")
+    code, _out, err = run(capsys, "check", "IT12345670587")
+    assert code == 2
+    assert err.strip() == "pai-bot: PAI_ADMIN_IDS must be Telegram user ids separated by commas"
+
+
+def test_summaries_count_in_good_english(shell, capsys):
+    write_csv(shell / "partners.csv", "code,company,level\nACME,Acme,gold\n")
+    _code, out, _err = run(capsys, "import-partners", "partners.csv")
+    assert out.strip() == "1 row read, 1 partner added, 0 updated, 0 unchanged, 0 rejected"
+
+
+class Terminal(io.StringIO):
+    """A stream that says it is a terminal, as a staff member's shell is."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_long_import_shows_its_progress_on_a_terminal_and_nothing_when_piped(
+    shell, capsys, monkeypatch
+):
+    rows = "".join(f"{italian_vat(n)},Cliente {n},2024-01-15\n" for n in range(1, 3001))
+    write_csv(shell / "purchases.csv", "vat,customer_name,purchase_date\n" + rows)
+    code, _out, piped = run(capsys, "import-purchases", "purchases.csv")
+    assert code == 0
+    assert "rows/s" not in piped and "%|" not in piped  # a file or a pipe gets no bar
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main(["import-purchases", "purchases.csv"]) == 0
+    shown = terminal.getvalue()
+    assert "rows/s" in shown  # how fast
+    assert "/3.00k" in shown  # how far: the lines the file has
+    assert "%|" in shown  # a bar
+
+
+def test_the_sample_files_of_the_readme_import_as_it_says(shell, capsys):
+    samples = Path(__file__).parent.parent / "docs" / "samples"
+    code, out, _ = run(capsys, "import-partners", str(samples / "partners.csv"))
+    assert (code, out.strip()) == (
+        0,
+        "4 rows read, 4 partners added, 0 updated, 0 unchanged, 0 rejected",
+    )
+    code, out, err = run(capsys, "import-purchases", str(samples / "purchases.xlsx"))
+    assert code == 1  # one row has a typo: said, and the rest imported
+    assert "4 purchases added, 1 unchanged, 1 rejected" in out
+    assert "purchases.xlsx:8: VAT number 'IT12345670588': the check digit is wrong" in err
+    code, out, _ = run(capsys, "check", "00743110157")  # a number Excel stripped of zeros
+    assert "IT00743110157 (Bianchi Arredamenti S.p.A.): not new" in out

@@ -3,27 +3,32 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from bot.domain.errors import InvalidDate, InvalidVat
+from bot.domain.files import PARTNER_COLUMNS, PURCHASE_COLUMNS
 from bot.domain.parsing import normalise_vat, parse_date, vat_digits_for
 from bot.domain.rules import Rules
 from bot.sheets import BadLine, read_table
 from bot.storage.database import dialect_insert, in_chunks
 from models import CODE_LENGTH, NAME_LENGTH, Customer, Partner, Purchase
 
-PURCHASE_COLUMNS = ("vat", "customer_name", "purchase_date")
-PARTNER_COLUMNS = ("code", "company", "level")
 # Text dates in files are read day first, as the programme's staff write them.
 FILE_DATE_LOCALE = "it_IT"
 # Rows per INSERT: well under PostgreSQL's 32,767 bind parameters per statement.
 BATCH = 5000
+# How often an import says how far it got, in rows read.
+PROGRESS_EVERY = 1000
+T = TypeVar("T")
+# Told the rows read so far, every PROGRESS_EVERY rows and at the end.
+Progress = Callable[[int], None]
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,7 @@ async def import_purchases(
     path: Path,
     today: dt.date,
     allow_future: bool = False,
+    progress: Progress | None = None,
 ) -> ImportReport:
     """Add the file's purchases; rows already imported add nothing.
 
@@ -79,7 +85,7 @@ async def import_purchases(
     report = ImportReport()
     purchases: dict[tuple[str, dt.date], None] = {}
     names: dict[str, str] = {}
-    for row in read_table(path, PURCHASE_COLUMNS):
+    for row in _told(read_table(path, PURCHASE_COLUMNS), progress):
         if isinstance(row, BadLine):
             report.read += 1
             report.reject(row.line, "sheet", reason=row.reason)
@@ -127,13 +133,18 @@ async def _upsert_customer_names(session: AsyncSession, names: dict[str, str]) -
 
 
 async def import_partners(
-    *, session: AsyncSession, rules: Rules, path: Path, now: dt.datetime
+    *,
+    session: AsyncSession,
+    rules: Rules,
+    path: Path,
+    now: dt.datetime,
+    progress: Progress | None = None,
 ) -> ImportReport:
     """Create partners, or update the one with the same code; a code repeated in the file
     takes its last row, and the report names the repeated lines."""
     report = ImportReport()
     wanted: dict[str, tuple[str, str]] = {}
-    for row in read_table(path, PARTNER_COLUMNS):
+    for row in _told(read_table(path, PARTNER_COLUMNS), progress):
         report.read += 1
         if isinstance(row, BadLine):
             report.reject(row.line, "sheet", reason=row.reason)
@@ -174,6 +185,19 @@ async def import_partners(
             report.unchanged += 1
     await session.commit()
     return report
+
+
+def _told(rows: Iterator[T], progress: Progress | None) -> Iterator[T]:
+    """The rows as they are read, saying every PROGRESS_EVERY how many so far."""
+    if progress is None:
+        yield from rows
+        return
+    read = 0
+    for read, row in enumerate(rows, start=1):
+        if read % PROGRESS_EVERY == 0:
+            progress(read)
+        yield row
+    progress(read)
 
 
 async def _count(session: AsyncSession, table: Any) -> int:

@@ -18,17 +18,6 @@ from bot.services.history import PAID_BY, change_status
 from bot.sheets import BadLine, read_table
 from models import Partner, Registration, StatusChange
 
-PAYOUT_COLUMNS = (
-    "partner_code",
-    "partner_company",
-    "reference",
-    "customer_name",
-    "vat",
-    "approved_on",
-    "incentive_amount",
-    "currency",
-)
-
 
 async def approved_unpaid(*, session: AsyncSession, rules: Rules) -> list[dict[str, object]]:
     """Every approved incentive not paid yet, partner by partner."""

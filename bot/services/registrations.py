@@ -154,30 +154,6 @@ async def report_still_open(
     return RegistrationView.of(registration)
 
 
-EXPORT_COLUMNS = (
-    "reference",
-    "partner_code",
-    "partner_company",
-    "vat",
-    "customer_name",
-    "status",
-    "registered_on",
-    "protected_until",
-    "deal_value",
-    "product",
-    "expected_close",
-    "incentive_amount",
-    "currency",
-    "incentive_version",
-    "level",
-    "loyalty_min_registrations",
-    "loyalty_multiplier",
-    "loyalty_count",
-    "updated_at",
-    "history",
-)
-
-
 async def export_registrations(*, session: AsyncSession) -> AsyncIterator[dict[str, object]]:
     """Every registration with its frozen quote, status and history (a list of
     HistoryEntry, for the caller to write), oldest first."""

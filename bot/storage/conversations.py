@@ -8,10 +8,8 @@ import datetime as dt
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import aiosqlite
-import asyncpg
 from sqlalchemy import Table
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -20,6 +18,10 @@ from sqlalchemy.schema import CreateTable
 from bot.domain.drafts import Draft
 from bot.storage.database import Timeouts, asyncpg_arguments, prepare_sqlite_file, sqlite_file
 from models import ConversationState
+
+if TYPE_CHECKING:
+    import aiosqlite
+    import asyncpg
 
 
 class Conversations(Protocol):
@@ -56,6 +58,25 @@ _TABLE: Table = ConversationState.__table__  # type: ignore[attr-defined]
 POSTGRES_CONNECTIONS = 10
 
 
+class NoConversations:
+    """Where there are no conversations (the command line): using it is a bug."""
+
+    async def load(self, user_id: int, kind: str) -> dict[str, Any] | None:
+        raise RuntimeError("the command line has no conversations")
+
+    async def save(self, user_id: int, kind: str, state: dict[str, Any], now: dt.datetime) -> None:
+        raise RuntimeError("the command line has no conversations")
+
+    async def take(self, user_id: int, kind: str) -> dict[str, Any] | None:
+        raise RuntimeError("the command line has no conversations")
+
+    async def forget_before(self, moment: dt.datetime) -> int:
+        raise RuntimeError("the command line has no conversations")
+
+    async def close(self) -> None:
+        return None
+
+
 class PostgresConversations:
     """Conversations in the PostgreSQL database, on a small asyncpg pool of their own.
 
@@ -82,6 +103,8 @@ class PostgresConversations:
 
     @classmethod
     async def open(cls, engine: AsyncEngine, timeouts: Timeouts) -> PostgresConversations:
+        import asyncpg  # only where the bot keeps conversations in PostgreSQL
+
         pool = await asyncpg.create_pool(
             min_size=1,
             max_size=POSTGRES_CONNECTIONS,
@@ -137,6 +160,8 @@ class SqliteConversations:
 
     @classmethod
     async def open(cls, path: Path | str, timeouts: Timeouts) -> SqliteConversations:
+        import aiosqlite
+
         connection = await aiosqlite.connect(path, timeout=timeouts.busy, isolation_level=None)
         try:
             await connection.execute("PRAGMA journal_mode=WAL")

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import event
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import (
@@ -155,8 +154,13 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
 
 def dialect_insert(session: AsyncSession, table: Any) -> Any:
     """The dialect's INSERT, which knows ON CONFLICT on both SQLite and PostgreSQL."""
+    # Imported here: a command on SQLite never pays for PostgreSQL's dialect.
     if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
         return postgresql.insert(table)
+    from sqlalchemy.dialects import sqlite
+
     return sqlite.insert(table)
 
 

@@ -3,65 +3,50 @@
 from __future__ import annotations
 
 import argparse
+import difflib
+import importlib
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from pydantic import ValidationError
-from sqlalchemy.exc import SQLAlchemyError
+from bot.app.cli.help import DEMO_HELP, EXPORT_HELP, PARTNERS_HELP, PURCHASES_HELP
+from bot.domain.files import PAYOUT_COLUMNS
 
-from bot.app.cli.common import FAILED, OK, add_output_file, report_database_error
-from bot.app.cli.data import (
-    EXPORT_HELP,
-    PARTNERS_HELP,
-    PURCHASES_HELP,
-    run_export,
-    run_import_partners,
-    run_import_purchases,
-    run_payouts_export,
-    run_payouts_mark_paid,
-)
-from bot.app.cli.lookups import run_check, run_reminders_preview, run_stats
-from bot.app.cli.people import run_invite, run_salespeople, run_unlink
-from bot.app.cli.running import run_bot, run_demo, run_migrate
-from bot.config import Settings
-from bot.domain.errors import DomainError
-from bot.logs import configure_logging
-from bot.problems import SetupError
-from bot.services.payouts import PAYOUT_COLUMNS
+if TYPE_CHECKING:
+    from bot.config import Settings
 
-DEMO_HELP = """\
-The real bot (the same handlers, services and database code as `run`) against a
-Telegram of its own that lives in the package: no token, no internet. Its SQLite
-database is seeded with three partners (gold, certified, registered), a few
-hundred customers with two years of purchases and registrations in every state.
-
-You chat as a salesperson of the gold partner: the bot's messages are printed,
-its buttons numbered (type the number to press one). Besides the bot's commands:
-  /as staff      speak as programme staff (/stats saves its chart as a PNG)
-  /as CODE       speak as that partner's salesperson (AURORA, BITLINE, CEDRO)
-  /time +3w      move the clock ahead (+2d, +5h, +30m): the reminders due come
-  /quit          end (so does Ctrl-D)
-
-Example: pai-bot demo --db demo.db"""
+# Exit statuses: done, something refused (a rejected row, a customer that does not
+# qualify), an error.
+OK, REFUSED, FAILED = 0, 1, 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. Only what the command needs is imported (matplotlib, openpyxl,
+    python-telegram-bot, Alembic cost seconds together): `--help` imports none."""
     parser = build_parser()
     arguments = list(sys.argv[1:] if argv is None else argv)
     if not arguments:
         parser.print_help()
         return OK
     args = parser.parse_args(arguments)
+    from pydantic import ValidationError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.app.cli.common import report_database_error
+    from bot.config import Settings, describe_setting_error
+    from bot.domain.errors import DomainError
+    from bot.logs import configure_logging
+    from bot.problems import SetupError
+
     try:
         settings = Settings()
     except ValidationError as exc:
-        problem = exc.errors()[0]
-        where = ".".join(str(part) for part in problem["loc"]).upper()
-        print(f"pai-bot: setting {where}: {problem['msg']}", file=sys.stderr)
+        print(f"pai-bot: {describe_setting_error(exc)}", file=sys.stderr)
         return FAILED
     configure_logging(settings.pai_log_format)
-    command: Callable[[argparse.Namespace, Settings], int] = args.command
+    command = _command(args.command)
     try:
         return command(args, settings)
     except (DomainError, SetupError) as exc:
@@ -78,13 +63,66 @@ def main(argv: Sequence[str] | None = None) -> int:
         return FAILED
 
 
+def _command(name: str) -> Callable[[argparse.Namespace, Settings], int]:
+    """The function behind a command, as "module:function" in this package, imported now."""
+    module, _, function = name.partition(":")
+    found: Callable[[argparse.Namespace, Settings], int] = getattr(
+        importlib.import_module(f"bot.app.cli.{module}"), function
+    )
+    return found
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, plus "did you mean …?" for a command typed wrong."""
+
+    def error(self, message: str) -> NoReturn:
+        typed = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if typed is not None:
+            choices = [choice.strip("' ") for choice in typed[2].split(",")]
+            close = difflib.get_close_matches(typed[1], choices, n=1, cutoff=0.6)
+            if close:
+                message = f"unknown command '{typed[1]}': did you mean '{close[0]}'?"
+            else:
+                message = f"unknown command '{typed[1]}': one of {', '.join(choices)}"
+        super().error(message)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pai-assistant")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
+class _Version(argparse.Action):
+    """--version, looked up only when asked."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        print(f"pai-bot {_version()}")
+        parser.exit()
+
+
+def add_output_file(parser: argparse.ArgumentParser) -> None:
+    """The file an export writes, and its Excel flavour of CSV."""
+    parser.add_argument("file", type=Path, metavar="FILE")
+    parser.add_argument(
+        "--excel-csv", action="store_true", help="CSV for Italian Excel: BOM, ';', decimal comma"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="pai-bot",
         description="PAI Assistant: the partner incentive bot and the staff's operations.",
         epilog="Each command explains itself: pai-bot COMMAND --help. "
         "Exit status: 0 done, 1 something refused, 2 an error.",
     )
+    parser.add_argument("--version", action=_Version)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     def command(name: str, summary: str, details: str = "") -> argparse.ArgumentParser:
@@ -102,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Reads TELEGRAM_BOT_TOKEN and the rest from the environment or .env in this folder.\n"
         "Example: pai-bot run",
     )
-    run.set_defaults(command=run_bot)
+    run.set_defaults(command="running:run_bot")
 
     migrate = command(
         "migrate",
@@ -115,18 +153,18 @@ def build_parser() -> argparse.ArgumentParser:
         "keep a backup (a copy of the SQLite file, or pg_dump).\n"
         "Example: pai-bot migrate && pai-bot run",
     )
-    migrate.set_defaults(command=run_migrate)
+    migrate.set_defaults(command="running:run_migrate")
 
     purchases = command("import-purchases", "load the vendor's sales history", PURCHASES_HELP)
     purchases.add_argument("file", type=Path, metavar="FILE")
     purchases.add_argument(
         "--allow-future", action="store_true", help="import purchases dated after today too"
     )
-    purchases.set_defaults(command=run_import_purchases)
+    purchases.set_defaults(command="data:run_import_purchases")
 
     partners = command("import-partners", "create or update partners", PARTNERS_HELP)
     partners.add_argument("file", type=Path, metavar="FILE")
-    partners.set_defaults(command=run_import_partners)
+    partners.set_defaults(command="data:run_import_partners")
 
     invite = command(
         "invite",
@@ -134,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
         "The link is the last line of the output. Example: pai-bot invite ACME",
     )
     invite.add_argument("code", metavar="CODE")
-    invite.set_defaults(command=run_invite)
+    invite.set_defaults(command="people:run_invite")
 
     check = command(
         "check",
@@ -145,11 +183,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--partner", metavar="CODE", help="quote for this partner's level and loyalty"
     )
-    check.set_defaults(command=run_check)
+    check.set_defaults(command="lookups:run_check")
 
     export = command("export", "write all registrations to a CSV or Excel file", EXPORT_HELP)
     add_output_file(export)
-    export.set_defaults(command=run_export)
+    export.set_defaults(command="data:run_export")
 
     salespeople = command(
         "salespeople",
@@ -158,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Example: pai-bot salespeople ACME",
     )
     salespeople.add_argument("code", metavar="CODE", nargs="?", help="only this partner's")
-    salespeople.set_defaults(command=run_salespeople)
+    salespeople.set_defaults(command="people:run_salespeople")
 
     unlink = command(
         "unlink",
@@ -168,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Example: pai-bot unlink 123456789 (the id `pai-bot salespeople` shows)",
     )
     unlink.add_argument("telegram_id", metavar="TELEGRAM_ID", type=int)
-    unlink.set_defaults(command=run_unlink)
+    unlink.set_defaults(command="people:run_unlink")
 
     reminders = command(
         "reminders",
@@ -184,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     reminders.add_argument(
         "--at", metavar="ISO-DATETIME", help="the moment to look at (default: now)"
     )
-    reminders.set_defaults(command=run_reminders_preview)
+    reminders.set_defaults(command="lookups:run_reminders_preview")
 
     stats = command(
         "stats",
@@ -192,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
         "The same numbers as /stats in chat. Example: pai-bot stats --chart stats.png",
     )
     stats.add_argument("--chart", type=Path, metavar="FILE.png", help="also draw the chart")
-    stats.set_defaults(command=run_stats)
+    stats.set_defaults(command="lookups:run_stats")
 
     payouts = command(
         "payouts",
@@ -210,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_output_file(payout_export)
-    payout_export.set_defaults(command=run_payouts_export)
+    payout_export.set_defaults(command="data:run_payouts_export")
     payout_paid = steps.add_parser(
         "mark-paid",
         help="mark the registrations a file lists as paid",
@@ -224,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     payout_paid.add_argument(
         "--date", metavar="YYYY-MM-DD", help="the day they were paid (default: today)"
     )
-    payout_paid.set_defaults(command=run_payouts_mark_paid)
+    payout_paid.set_defaults(command="data:run_payouts_mark_paid")
 
     demo = command("demo", "try the bot in this terminal: no token, no network", DEMO_HELP)
     demo.add_argument(
@@ -237,5 +275,5 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--language", choices=("en", "it"), default="en", help="the bot's language (default: en)"
     )
-    demo.set_defaults(command=run_demo)
+    demo.set_defaults(command="running:run_demo")
     return parser

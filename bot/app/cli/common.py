@@ -6,9 +6,9 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from pathlib import Path
 from typing import TypeVar
 
+from bot.app.cli import FAILED
 from bot.config import Settings
 from bot.i18n import Texts
 from bot.resources import Resources, open_resources
@@ -16,7 +16,6 @@ from bot.sheets import style_for, write_table
 from bot.storage.database import display_url, prepare_sqlite_file
 
 T = TypeVar("T")
-OK, REFUSED, FAILED = 0, 1, 2
 # The CLI speaks to staff at a shell: English.
 TEXTS = Texts("en")
 
@@ -44,7 +43,7 @@ def with_database(
     announce_database(settings, may_create=may_create)
 
     async def go() -> T:
-        shared = await open_resources(settings)
+        shared = await open_resources(settings, chat=False)
         try:
             return await work(shared)
         finally:
@@ -58,14 +57,6 @@ def announce_database(settings: Settings, *, may_create: bool) -> None:
     where = display_url(settings.database_url)
     created = prepare_sqlite_file(settings.database_url, must_exist=not may_create)
     print(f"pai-bot: database {where}{' (new, created now)' if created else ''}", file=sys.stderr)
-
-
-def add_output_file(parser: argparse.ArgumentParser) -> None:
-    """The file an export writes, and its Excel flavour of CSV."""
-    parser.add_argument("file", type=Path, metavar="FILE")
-    parser.add_argument(
-        "--excel-csv", action="store_true", help="CSV for Italian Excel: BOM, ';', decimal comma"
-    )
 
 
 Rows = list[dict[str, object]]
@@ -82,3 +73,8 @@ def export_rows(
     style = style_for(args.file, excel_csv=args.excel_csv)
     rows = with_database(settings, read, may_create=False)
     return rows, write_table(args.file, columns, rows, style=style)
+
+
+def counted(count: int, thing: str) -> str:
+    """ "1 partner", "2 partners": English plurals of the CLI's few nouns."""
+    return f"{count} {thing}" if count == 1 else f"{count} {thing}s"

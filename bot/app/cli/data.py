@@ -5,100 +5,66 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import cast
 
-from bot.app.cli.common import (
-    OK,
-    REFUSED,
-    TEXTS,
-    Rows,
-    export_rows,
-    with_database,
-)
+from bot.app.cli import OK, REFUSED
+from bot.app.cli.common import TEXTS, Rows, counted, export_rows, with_database
 from bot.config import Settings
+from bot.domain.files import EXPORT_COLUMNS, PAYOUT_COLUMNS
 from bot.domain.rules import Rules
 from bot.problems import SetupError
 from bot.reports import describe_rejection
 from bot.resources import Resources
 from bot.services.history import HistoryEntry
-from bot.services.imports import ImportReport, import_partners, import_purchases
-from bot.services.payouts import PAYOUT_COLUMNS, PaidReport, approved_unpaid, mark_paid
-from bot.services.registrations import EXPORT_COLUMNS, export_registrations
-
-PURCHASES_HELP = """\
-The file is CSV (',' or ';', UTF-8 or Windows-1252) or an Excel .xlsx workbook
-(first sheet; the header may sit below a title). Columns, in any order, extra
-ones ignored:
-  vat            the customer's VAT number (IT12345670587, 12345670587, 123.456.705-87)
-  customer_name  the name the vendor knows it by
-  purchase_date  YYYY-MM-DD or DD/MM/YYYY, or an Excel date
-
-Example purchases.csv:
-  vat,customer_name,purchase_date
-  IT12345670587,Rossi Impianti S.r.l.,2026-03-14
-
-Re-importing the same rows adds nothing. Bad rows are listed as FILE:LINE:
-reason and skipped; a purchase dated after today is one of them unless
---allow-future is given. Exit status 1 if any row was rejected."""
-
-PARTNERS_HELP = """\
-The file is CSV or an Excel .xlsx workbook, like import-purchases. Columns:
-  code     the partner's short code, any case (kept upper-case)
-  company  the partner's company name
-  level    one of the rules file's levels (gold, certified, registered)
-
-Example partners.csv:
-  code,company,level
-  ACME,Acme Informatica S.r.l.,gold
-
-A code already known updates that partner; a code repeated in the file takes
-its last row, and the summary names the repeated lines."""
-
-EXPORT_HELP = f"""\
-Writes every registration with its frozen quote, status and dates. The name
-decides the format: FILE.xlsx is an Excel workbook (dates as dates, amounts as
-numbers); anything else is CSV (UTF-8, ',', ISO dates). --excel-csv writes a
-CSV Italian Excel opens cleanly (BOM, ';', decimal comma, dd/mm/yyyy).
-
-Columns: {", ".join(EXPORT_COLUMNS)}
-
-Example: pai-bot export registrations.xlsx"""
+from bot.services.imports import ImportReport, Progress, import_partners, import_purchases
+from bot.services.payouts import PaidReport, approved_unpaid, mark_paid
+from bot.services.registrations import export_registrations
+from bot.sheets import count_lines
 
 
 def run_import_purchases(args: argparse.Namespace, settings: Settings) -> int:
     async def work(shared: Resources) -> tuple[ImportReport, Rules]:
-        async with shared.sessions() as session:
-            report = await import_purchases(
-                session=session,
-                rules=shared.rules,
-                path=args.file,
-                today=shared.today(),
-                allow_future=args.allow_future,
-            )
+        with shown_progress(args.file) as progress:
+            async with shared.sessions() as session:
+                report = await import_purchases(
+                    session=session,
+                    rules=shared.rules,
+                    path=args.file,
+                    today=shared.today(),
+                    allow_future=args.allow_future,
+                    progress=progress,
+                )
         return report, shared.rules
 
-    return report_import(args.file, *with_database(settings, work, may_create=True), "purchases")
+    return report_import(args.file, *with_database(settings, work, may_create=True), "purchase")
 
 
 def run_import_partners(args: argparse.Namespace, settings: Settings) -> int:
     async def work(shared: Resources) -> tuple[ImportReport, Rules]:
-        async with shared.sessions() as session:
-            report = await import_partners(
-                session=session, rules=shared.rules, path=args.file, now=shared.now()
-            )
+        with shown_progress(args.file) as progress:
+            async with shared.sessions() as session:
+                report = await import_partners(
+                    session=session,
+                    rules=shared.rules,
+                    path=args.file,
+                    now=shared.now(),
+                    progress=progress,
+                )
         return report, shared.rules
 
-    return report_import(args.file, *with_database(settings, work, may_create=True), "partners")
+    return report_import(args.file, *with_database(settings, work, may_create=True), "partner")
 
 
 def report_import(path: Path, report: ImportReport, rules: Rules, what: str) -> int:
     for rejection in report.rejected:
         reason = describe_rejection(TEXTS, rejection, country=rules.country)
         print(f"{path}:{rejection.line}: {reason}", file=sys.stderr)
-    parts = [f"{report.read} rows read", f"{report.added} {what} added"]
-    if what == "partners":
+    parts = [f"{counted(report.read, 'row')} read", f"{counted(report.added, what)} added"]
+    if what == "partner":
         parts.append(f"{report.updated} updated")
     parts += [f"{report.unchanged} unchanged", f"{len(report.rejected)} rejected"]
     print(", ".join(parts))
@@ -106,6 +72,25 @@ def report_import(path: Path, report: ImportReport, rules: Rules, what: str) -> 
         lines = ", ".join(str(line) for line in report.repeated)
         print(f"lines {lines} repeat a code of an earlier line: the later row was taken")
     return REFUSED if report.rejected else OK
+
+
+@contextmanager
+def shown_progress(path: Path) -> Iterator[Progress | None]:
+    """On a terminal, a bar of the rows read (how many, how fast, how far); nothing when
+    the output goes to a file or a pipe."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from tqdm import tqdm
+
+    with tqdm(
+        total=count_lines(path), unit=" rows", unit_scale=True, file=sys.stderr, leave=False
+    ) as bar:
+
+        def told(read: int) -> None:
+            bar.update(read - bar.n)
+
+        yield told
 
 
 def history_text(entries: list[HistoryEntry]) -> str:
@@ -126,7 +111,7 @@ def run_export(args: argparse.Namespace, settings: Settings) -> int:
             ]
 
     _rows, count = export_rows(args, settings, EXPORT_COLUMNS, read)
-    print(f"{count} registrations written to {args.file}")
+    print(f"{counted(count, 'registration')} written to {args.file}")
     return OK
 
 
@@ -144,7 +129,7 @@ def run_payouts_export(args: argparse.Namespace, settings: Settings) -> int:
         totals[code] = totals.get(code, Decimal(0)) + amount
     for code, total in totals.items():
         print(f"{code}: {TEXTS.money(total)}")
-    print(f"{count} approved incentives to pay written to {args.file}")
+    print(f"{counted(count, 'approved incentive')} to pay written to {args.file}")
     return OK
 
 

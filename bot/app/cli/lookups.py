@@ -8,13 +8,8 @@ import sys
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.app.cli.common import (
-    FAILED,
-    OK,
-    REFUSED,
-    TEXTS,
-    with_database,
-)
+from bot.app.cli import FAILED, OK, REFUSED
+from bot.app.cli.common import TEXTS, counted, with_database
 from bot.config import Settings
 from bot.domain.errors import (
     AlreadyRegistered,
@@ -152,8 +147,9 @@ def run_reminders_preview(args: argparse.Namespace, settings: Settings) -> int:
         async with shared.sessions() as session:
             preview = await preview_reminders(session=session, rules=rules, moment=moment)
         print(
-            f"{_local(moment, rules)}: {preview.expiring} registrations would expire, "
-            f"{len(preview.due)} reminders would be sent" + (":" if preview.due else ".")
+            f"{_local(moment, rules)}: {counted(preview.expiring, 'registration')} would "
+            f"expire, {counted(len(preview.due), 'reminder')} would be sent"
+            + (":" if preview.due else ".")
         )
         for due in preview.due:
             print("  " + _preview_line(due, preview))

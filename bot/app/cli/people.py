@@ -5,11 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bot.app.cli.common import (
-    FAILED,
-    OK,
-    with_database,
-)
+from bot.app.cli import FAILED, OK
+from bot.app.cli.common import with_database
 from bot.config import Settings
 from bot.domain.errors import (
     NotLinked,

@@ -8,11 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
-from bot.app.cli.common import (
-    FAILED,
-    OK,
-    announce_database,
-)
+from bot.app.cli import FAILED, OK
+from bot.app.cli.common import announce_database
 from bot.config import Settings
 from bot.storage.database import display_url, prepare_sqlite_file
 from bot.storage.schema import Migration, check_schema, migrate_database
