@@ -37,6 +37,18 @@ _ITALIAN_ELISION = re.compile(
 )
 
 
+# The euphonic d: "a" and "e" before a word that starts with the same vowel become "ad"
+# and "ed" ("collegato ad Aurora", "Rossi ed Esposito"), whatever the name; before another
+# vowel they stay as they are, as the Accademia della Crusca advises ("a Ermes").
+_EUPHONIC_D = re.compile(
+    r"(?<![\w'\u2019])(?:([aA])(?= (?:<[a-z]+>)?[aAàÀ])|([eE])(?= (?:<[a-z]+>)?[eEèÈéÉ]))"
+)
+
+
+def _with_d(match: re.Match[str]) -> str:
+    return (match.group(1) or match.group(2)) + "d"
+
+
 def _elide(match: re.Match[str]) -> str:
     preposition, article, tag, day = match.groups()
     return f"{tag}l'{day}" if article else f"{preposition}ll'{tag}{day}"
@@ -88,7 +100,7 @@ class Texts:
         # "set up for Aurora S.r.l." ends the sentence with the name's own full stop.
         text = _DOUBLED_STOP.sub(r".\1", text)
         if self.language == "it":
-            return _ITALIAN_ELISION.sub(_elide, text)
+            return _EUPHONIC_D.sub(_with_d, _ITALIAN_ELISION.sub(_elide, text))
         return text
 
     def has(self, key: str) -> bool:

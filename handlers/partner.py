@@ -175,6 +175,15 @@ def status_text(texts: Texts, rules: Rules, account: Account, page: StatusPage) 
     return f"{header}\n{standing}\n\n{totals}\n\n{texts('status_hint')}"
 
 
+# Characters of a customer's name on a /status button: the line must fit a phone.
+NAME_ON_BUTTON = 24
+
+
+def shortened(text: str, limit: int) -> str:
+    """The text, or its first characters and an ellipsis: a cut is shown, never hidden."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 def status_buttons(texts: Texts, page: StatusPage) -> InlineKeyboardMarkup | None:
     rows: list[list[Key]] = [
         [
@@ -182,8 +191,9 @@ def status_buttons(texts: Texts, page: StatusPage) -> InlineKeyboardMarkup | Non
                 texts.plain(
                     "status_button",
                     reference=r.reference,
-                    customer=r.customer_name[:24],
+                    customer=shortened(r.customer_name, NAME_ON_BUTTON),
                     status=texts.status(r.status),
+                    amount=texts.money(r.quote.amount, r.currency),
                 ),
                 OpenRegistration(r.reference, page.offset),
             )

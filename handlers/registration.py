@@ -92,7 +92,9 @@ def question(
         ]
         # The example is a real date ahead, so that typing it as shown works.
         example = shared.today() + dt.timedelta(days=CLOSE_IN_DAYS[0])
-        return texts("ask_close", example=f"{example:%d/%m/%Y}"), keyboard(close_in)
+        # Written so that no reader takes the month for the day: "24 Dec 2026", ISO.
+        examples = {"example": texts.date(example), "iso": example.isoformat()}
+        return texts("ask_close", **examples), keyboard(close_in)
     return summary(texts, draft), keyboard(
         [
             (texts.plain("button_confirm"), ConfirmDraft(draft.id)),

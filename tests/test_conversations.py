@@ -431,8 +431,10 @@ async def test_wrong_answers_repeat_the_question_and_keep_what_was_typed(bot):
     [past] = await chat.send("01/01/2020")
     assert "già passata" in past["text"]
     [nonsense] = await chat.send("domani")
-    assert f"{TODAY + dt.timedelta(days=30):%d/%m/%Y}" in nonsense["text"]
-    [summary] = await chat.send(SOON.isoformat())
+    example = TODAY + dt.timedelta(days=30)
+    # An example no reader takes the month for the day of, and typing it as shown works.
+    assert f"{example:%d} dic {example:%Y} o {example.isoformat()}" in nonsense["text"]
+    [summary] = await chat.send(f"{SOON:%d} {SOON:%b} {SOON:%Y}")  # "08 Jan 2027"
     assert "Rossi <Impianti> & C." in summary["text"]
     [typed] = await chat.send("sì")
     assert "Tocca Conferma" in typed["text"]
@@ -798,6 +800,17 @@ async def test_a_user_who_blocked_the_bot_breaks_nothing(bot):
     assert await chat.send("/status") == []
     [answer] = await chat.send("/status")
     assert "no registrations" in answer["text"]
+
+
+async def test_status_shows_each_deals_amount_and_marks_a_name_it_cuts(bot):
+    chat = await join(bot, 11, language="en")
+    long_name = "Impianti Elettrici e Fotovoltaici del Nord Est S.r.l."
+    await register_one(chat, VATS[0], company=long_name)
+    [status] = await chat.send("/status")
+    [(label, _data)] = buttons(status)
+    assert label.endswith("open · €500.00")  # what the deal is worth, on the list
+    assert "Impianti Elettrici e Fo…" in label  # a cut name says it was cut
+    assert long_name not in label
 
 
 async def test_status_pages_through_older_registrations(bot):

@@ -81,7 +81,7 @@ def test_values_are_escaped_for_html_but_markup_and_plain_texts_are_not():
         "verdict_new", customer="c", amount="1", until="d", quote_detail=Markup("<b>x</b>")
     )
     assert "Rossi & <Figli>" in texts.plain(
-        "status_button", reference="R", customer="Rossi & <Figli>", status="open"
+        "status_button", reference="R", customer="Rossi & <Figli>", status="open", amount="€1"
     )
 
 
@@ -130,3 +130,18 @@ def test_a_name_ending_in_a_full_stop_ends_the_sentence_once():
         text = Texts(language)("start_already_linked", company="Aurora Sistemi S.r.l.")
         assert "S.r.l.</b>." not in text and "S.r.l.</b>" in text
     assert Texts("en")("start_already_linked", company="Acme").count("Acme</b>.") == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("collegato a <b>Aurora S.r.l.</b>", "collegato ad <b>Aurora S.r.l.</b>"),
+        ("collegato a <b>Bitline</b>", "collegato a <b>Bitline</b>"),
+        ("passare a Ermes", "passare a Ermes"),  # another vowel: no d (the Crusca's advice)
+        ("Rossi e Esposito", "Rossi ed Esposito"),
+        ("Rossi e Aurora", "Rossi e Aurora"),
+    ],
+)
+def test_italian_takes_the_euphonic_d_before_the_same_vowel_in_any_name(text, expected):
+    assert Texts("it")._polish(text) == expected
+    assert Texts("en")._polish(text) == text  # English is left alone

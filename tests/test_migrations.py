@@ -51,7 +51,7 @@ from bot.services.accounts import find_account
 from bot.services.eligibility import check_eligibility
 from bot.services.registrations import list_registrations
 from bot.storage.database import make_engine
-from bot.storage.migrations import RECOGNISED
+from bot.storage.migrations import HEAD, RECOGNISED
 from bot.storage.schema import (
     SchemaOutdated,
     SchemaUnknown,
@@ -935,3 +935,7 @@ def test_migrate_explains_itself_with_an_example(capsys):
     out = capsys.readouterr().out
     assert "keeping every row" in out
     assert "Example: pai-bot migrate && pai-bot run" in out
+
+
+def test_the_head_the_bot_checks_without_alembic_is_the_newest_revision():
+    assert head_revision() == HEAD

@@ -603,3 +603,16 @@ def test_a_reading_ruled_out_only_by_its_size_is_still_not_guessed(typed, offere
     with pytest.raises(InvalidAmount) as caught:
         parse_amount(typed)
     assert caught.value.readings == (Decimal(offered),)
+
+
+@pytest.mark.parametrize(
+    "text", ["5 Jan 2027", "5 gen 2027", "5 gennaio 2027", "05 January 2027", "5 gen. 2027"]
+)
+def test_a_date_with_the_month_by_name_reads_in_either_language(text):
+    assert parse_date(text, locale="en_GB") == dt.date(2027, 1, 5)
+    assert parse_date(text, locale="it_IT") == dt.date(2027, 1, 5)
+
+
+def test_a_month_name_that_is_no_month_is_not_a_date():
+    with pytest.raises(InvalidDate):
+        parse_date("5 Janvier 2027", locale="en_GB")

@@ -11,9 +11,10 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cache
 
 from babel import Locale
-from babel.dates import get_date_format
+from babel.dates import get_date_format, get_month_names
 from stdnum.eu import vat as eu_vat
 from stdnum.exceptions import InvalidChecksum, InvalidLength, ValidationError
 
@@ -309,16 +310,27 @@ def _near_miss(number: _Number) -> Decimal | None:
 
 _ISO_DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
 _NUMERIC_DATE = re.compile(r"^(\d{1,4})[/.\-](\d{1,2})[/.\-](\d{1,4})$")
+# "5 Jan 2027", "5 gennaio 2027", "5 gen. 2027": the day, the month's name, the year.
+_NAMED_DATE = re.compile(r"^(\d{1,2})\s+([^\W\d_]+)\.?\s+(\d{4})$")
+# Month names are read in these languages whatever the user's: English and Italian.
+_MONTH_LOCALES = ("en", "it")
 
 
 def parse_date(text: str, *, locale: str) -> dt.date:
-    """Read `2026-12-31`, `31/12/2026`, `31.12.2026` or `31-12-2026` (day first as the locale)."""
+    """Read `2026-12-31`, `31/12/2026`, `31.12.2026`, `31-12-2026` (day first as the
+    locale) or `31 Dec 2026` (the month by its name, in English or Italian)."""
     cleaned = text.strip()
     if len(cleaned) > _LONGEST_INPUT:
         raise InvalidDate("date_invalid")
     iso = _ISO_DATE.match(cleaned)
     if iso:
         return _make_date(int(iso[1]), int(iso[2]), int(iso[3]))
+    named = _NAMED_DATE.match(cleaned)
+    if named:
+        month = _month_numbers().get(named[2].casefold())
+        if month is None:
+            raise InvalidDate("date_invalid")
+        return _make_date(int(named[3]), month, int(named[1]))
     numeric = _NUMERIC_DATE.match(cleaned)
     if not numeric:
         raise InvalidDate("date_invalid")
@@ -327,6 +339,19 @@ def parse_date(text: str, *, locale: str) -> dt.date:
     if year < 100:
         year += 2000  # `31/12/26`: nobody plans a deal in the first century
     return _make_date(year, parts["m"], parts["d"])
+
+
+@cache
+def _month_numbers() -> dict[str, int]:
+    """Each month's names, wide and abbreviated, as Babel writes them: name -> number."""
+    numbers: dict[str, int] = {}
+    for language in _MONTH_LOCALES:
+        for width in ("wide", "abbreviated"):
+            names = get_month_names(width, locale=Locale.parse(language))
+            numbers.update(
+                {str(name).casefold().rstrip("."): month for month, name in names.items()}
+            )
+    return numbers
 
 
 def _date_field_order(locale: str) -> tuple[str, str, str]:
