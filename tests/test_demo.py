@@ -95,6 +95,25 @@ def test_a_deal_registered_with_the_numbered_buttons_shows_in_status_and_stays_i
 
 
 @pytest.mark.slow
+def test_any_recent_messages_buttons_can_be_pressed_and_the_frame_speaks_italian(tmp_path):
+    database = tmp_path / "demo.db"
+    run = demo(tmp_path, ["/as staff", "/pending", "1", "/quit"], "--db", str(database))
+    assert run.returncode == 0, run.stderr
+    out = run.stdout.split("> /pending", 1)[1]
+    first = re.search(r"(PAI-[A-Z0-9]{6}) · ", out)
+    assert first is not None, out
+    assert "[1] ✅ Approve   [2] ✖ Reject" in out  # the first item
+    assert "[3] ✅ Approve   [4] ✖ Reject" in out  # the second, shown after it
+    assert "pressed [1] ✅ Approve" in out  # the first item, not the last message's
+    statuses = {reference: status for reference, _, status in registrations(database)}
+    assert statuses[first.group(1)] == "approved"
+    italian = demo(tmp_path, ["/quit"], "--db", str(tmp_path / "it.db"), "--language", "it")
+    assert "Sei Giulia" in italian.stdout  # the banner
+    assert "orologio:" in italian.stdout  # the notes
+    assert re.search(r"── PAI · (lun|mar|mer|gio|ven|sab|dom) ", italian.stdout)  # the clock
+
+
+@pytest.mark.slow
 def test_the_seeded_programme_has_three_partners_hundreds_of_customers_and_every_state(tmp_path):
     database = tmp_path / "demo.db"
     assert demo(tmp_path, ["/quit"], "--db", str(database)).returncode == 0
@@ -128,7 +147,7 @@ def test_staff_stats_save_the_chart_as_a_png_and_three_weeks_bring_the_reminders
     later = out.split("> /time +3w", 1)[1]
     assert "The reminders' tick ran" in later
     assert "How did it go?" in later  # a follow-up on a deal whose close date passed
-    assert "[1] 🏆 Won   [2] Lost   [3] Still open" in later
+    assert re.search(r"\[\d+\] 🏆 Won   \[\d+\] Lost   \[\d+\] Still open", later)
     assert re.search(r"new for (Marco|Sara) \((BITLINE|CEDRO)\): /as", later)
 
 

@@ -42,6 +42,7 @@ from bot.app.demo.telegram import FakeBotApi, FakeRequest, User
 from bot.config import Settings
 from bot.domain.clock import ManualClock, SystemClock
 from bot.domain.rules import next_allowed_moment, sending_allowed
+from bot.i18n import Texts
 from bot.jobs.leadership import LEADER, died_here
 from bot.jobs.reminders import run_tick
 from bot.logs import configure_logging
@@ -70,6 +71,8 @@ MESSAGE_METHODS = frozenset(
 TIME_STEP = re.compile(r"^\+?\s*(\d+)\s*([wdhm])$")
 UNITS = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes"}
 DEMO_PARTNER = "AURORA"
+# Messages whose buttons keep their numbers: the ones a person still looks at.
+RECENT = 5
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,7 @@ Event = Shown | Popup
 
 
 def personas(language: str) -> dict[str, Persona]:
+    texts = Texts(language)
     found: dict[str, Persona] = {}
     companies = {partner.code: partner for partner in PARTNERS}
     for person in SALESPEOPLE:
@@ -109,14 +113,19 @@ def personas(language: str) -> dict[str, Persona]:
                 last_name=person.last_name,
                 username=person.username,
             ),
-            f"{person.first_name} {person.last_name}, salesperson at {partner.company} "
-            f"({partner.code}, {partner.level})",
+            texts.plain(
+                "demo_title_salesperson",
+                name=f"{person.first_name} {person.last_name}",
+                company=partner.company,
+                code=partner.code,
+                level=partner.level,
+            ),
         )
     first, last = STAFF_NAME
     found["staff"] = Persona(
         "staff",
         User(STAFF_ID, first, language, last_name=last),
-        f"{first} {last}, programme staff",
+        texts.plain("demo_title_staff", name=f"{first} {last}"),
     )
     return found
 
@@ -198,6 +207,9 @@ class Demo:
         self.folder = folder
         self.interactive = interactive
         self.current = people[DEMO_PARTNER]
+        self.texts = screen.texts
+        # The current persona's buttons on screen: number -> (message, button index).
+        self.keys: dict[int, tuple[tuple[int, int], int]] = {}
         self.pending: list[Event] = []
         self.unread: dict[int, list[Event]] = {}
         self.saved: dict[tuple[int, int], Path] = {}
@@ -252,10 +264,13 @@ class Demo:
                 others[event.chat_id] = others.get(event.chat_id, 0) + 1
         for chat, count in others.items():
             persona = chats[chat]
-            first = persona.user.first_name
             self.screen.note(
-                f"{count} new for {first} ({persona.key}): /as {persona.key} to read "
-                f"{'them' if count > 1 else 'it'}"
+                self.texts.plain(
+                    f"demo_new_for_{'one' if count == 1 else 'other'}",
+                    count=count,
+                    name=persona.user.first_name,
+                    persona=persona.key,
+                )
             )
         return bool(events)
 
@@ -266,7 +281,25 @@ class Demo:
         saved = None
         if event.file is not None:
             saved = self.save(event)
-        self.screen.message(event, saved_to=str(saved) if saved else None)
+        numbers = self.number(event)
+        self.screen.message(event, numbers, saved_to=str(saved) if saved else None)
+
+    def number(self, shown: Shown) -> list[int]:
+        """Numbers for a message's buttons that no other button on screen has: any of the
+        last RECENT messages with buttons can be pressed, not only the newest (two
+        /pending items, say). A message shown again (edited) gets its numbers anew."""
+        key = (shown.chat_id, shown.message_id)
+        self.keys = {n: where for n, where in self.keys.items() if where[0] != key}
+        count = len(buttons_of(shown.keyboard))
+        if not count:
+            return []
+        messages = list(dict.fromkeys(where[0] for where in self.keys.values()))
+        for gone in messages[: max(0, len(messages) - (RECENT - 1))]:
+            self.keys = {n: where for n, where in self.keys.items() if where[0] != gone}
+        start = max(self.keys, default=0) + 1
+        numbers = list(range(start, start + count))
+        self.keys.update({n: (key, index) for index, n in enumerate(numbers)})
+        return numbers
 
     def save(self, shown: Shown) -> Path:
         """A photo or document the bot sent, written to the demo's folder."""
@@ -357,20 +390,24 @@ class Demo:
         self.flush()
 
     def press(self, number: int) -> bool:
-        """Press button `number` of the bot's last message; False when it has no such button."""
-        messages = self.api.sent_to(self.current.user.id)
-        if not messages:
+        """Press the button shown with `number`; False when no button on screen has it."""
+        where = self.keys.get(number)
+        if where is None:
             return False
-        last = messages[-1]
-        buttons = buttons_of(last.get("reply_markup", {}).get("inline_keyboard", []))
-        if not 1 <= number <= len(buttons):
-            return False
-        button = buttons[number - 1]
-        if button.get("url"):
-            self.screen.note(f"[{number}] opens {button['url']} (outside the demo)")
+        key, index = where
+        message = self.api.messages.get(key)
+        buttons = buttons_of((message or {}).get("reply_markup", {}).get("inline_keyboard", []))
+        if message is None or index >= len(buttons):
+            self.screen.note(self.texts.plain("demo_button_gone", number=number))
             return True
-        self.screen.note(f"pressed [{number}] {button.get('text', '')}")
-        self.api.user_presses(self.current.user, last, button.get("callback_data"))
+        button = buttons[index]
+        if button.get("url"):
+            self.screen.note(self.texts.plain("demo_opens", number=number, url=button["url"]))
+            return True
+        self.screen.note(
+            self.texts.plain("demo_pressed", number=number, label=button.get("text", ""))
+        )
+        self.api.user_presses(self.current.user, message, button.get("callback_data"))
         return True
 
     def switch(self, who: str) -> None:
@@ -378,10 +415,11 @@ class Demo:
         persona = self.people.get(key)
         if persona is None:
             choices = ", ".join(f"/as {k}" for k in self.people)
-            self.screen.note(f"speak as whom? {choices}")
+            self.screen.note(self.texts.plain("demo_speak_as", choices=choices))
             return
         self.current = persona
-        self.screen.heading(f"You are {persona.title}")
+        self.keys = {}  # another chat: its buttons are numbered as they are shown
+        self.screen.heading(self.texts.plain("demo_you_are", title=persona.title))
         for event in self.unread.pop(persona.user.id, []):
             self.show(event)
 
@@ -389,7 +427,7 @@ class Demo:
         """`/time +3w`: the clock goes ahead and the reminders' tick runs at the new moment."""
         matched = TIME_STEP.match(step)
         if matched is None:
-            self.screen.note("/time +3w moves the clock 3 weeks ahead (also +2d, +5h, +30m)")
+            self.screen.note(self.texts.plain("demo_time_usage"))
             return
         amount, unit = int(matched.group(1)), matched.group(2)
         self.clock.advance(dt.timedelta(**{UNITS[unit]: amount}))
@@ -397,42 +435,51 @@ class Demo:
         moment = self.clock.now()
         if not sending_allowed(rules, moment):
             allowed = next_allowed_moment(rules, moment)
-            weekdays = ", weekdays only" if rules.reminders.weekdays_only else ""
+            weekdays = (
+                self.texts.plain("demo_weekdays_only") if rules.reminders.weekdays_only else ""
+            )
             self.screen.note(
-                f"{self.when(moment)} falls in the reminders' quiet hours "
-                f"({rules.reminders.quiet_hours()}{weekdays}): the clock goes on to "
-                f"{self.when(allowed)}, when the bot may write first"
+                self.texts.plain(
+                    "demo_quiet",
+                    moment=self.when(moment),
+                    quiet=rules.reminders.quiet_hours(),
+                    weekdays=weekdays,
+                    allowed=self.when(allowed),
+                )
             )
             self.clock.set(allowed)
         report = await run_tick(self.app)
         await self.settle()
-        ended = f", {report.expired} protections ended" if report.expired else ""
+        ended = self.texts.plain("demo_ended", count=report.expired) if report.expired else ""
         self.screen.note(
-            f"It is {self.when(self.clock.now())}. The reminders' tick ran: "
-            f"{report.sent} reminders sent{ended}"
+            self.texts.plain(
+                "demo_tick", moment=self.when(self.clock.now()), sent=report.sent, ended=ended
+            )
         )
 
     def when(self, moment: dt.datetime) -> str:
-        zone = self.shared.rules.timezone
-        return f"{moment.astimezone(zone):%a %d %b %Y, %H:%M} ({zone.key})"
+        return f"{self.screen.when(moment)} ({self.shared.rules.timezone.key})"
 
     def banner(self) -> None:
-        write, note = self.screen.write, self.screen.note
-        write("PAI Assistant demo: the real bot, with a Telegram of its own. No token, no network.")
-        write(f"You are {self.current.title}.")
-        write("Register a deal: /new, then a customer's VAT number. To try:")
-        write(f"  {EXAMPLE_NEW_VAT}  a company the vendor never sold to: it qualifies")
-        for vat, what in (
-            (EXAMPLE_RETURNING_VAT, "last bought 14 months ago: new again"),
-            (EXAMPLE_RECENT_VAT, "bought last month: not new"),
-            (EXAMPLE_PROTECTED_VAT, "registered by another partner: protected"),
-        ):
-            write(f"  {vat}  {EXAMPLE_NAMES[vat]}, {what}")
-        write("Then /status, /check VAT, /settings, /help. Buttons are numbered: type the number.")
-        write("Staff (/as staff): /pending, /find VAT, /stats, /broadcast.")
-        note("demo commands: /as staff, /as BITLINE, /as CEDRO, /as AURORA (speak as them);")
-        note("  /time +3w (or +2d, +5h): the clock goes ahead and the reminders come; /quit")
-        note(f"clock: {self.when(self.clock.now())}; files (charts, log): {self.folder}")
+        texts = self.texts
+        self.screen.write(
+            texts.plain(
+                "demo_banner",
+                title=self.current.title,
+                new_vat=EXAMPLE_NEW_VAT,
+                returning_vat=EXAMPLE_RETURNING_VAT,
+                returning_name=EXAMPLE_NAMES[EXAMPLE_RETURNING_VAT],
+                recent_vat=EXAMPLE_RECENT_VAT,
+                recent_name=EXAMPLE_NAMES[EXAMPLE_RECENT_VAT],
+                protected_vat=EXAMPLE_PROTECTED_VAT,
+                protected_name=EXAMPLE_NAMES[EXAMPLE_PROTECTED_VAT],
+            )
+        )
+        self.screen.note(texts.plain("demo_commands"))
+        self.screen.note(texts.plain("demo_commands_more"))
+        self.screen.note(
+            texts.plain("demo_clock", when=self.when(self.clock.now()), folder=self.folder)
+        )
 
 
 def _read_lines(stream: TextIO, put: Callable[[str | None], None]) -> None:
@@ -490,7 +537,7 @@ async def run_demo(
         shared = app.bot_data.resources
         screen.timezone = shared.rules.timezone
         if fresh:
-            screen.note("setting up the demo programme…")
+            screen.note(screen.texts.plain("demo_setting_up"))
             await seed_programme(
                 sessions=shared.sessions,
                 rules=shared.rules,
@@ -545,7 +592,7 @@ def main(
     fresh = not database.exists() or database.stat().st_size == 0
     prepare_sqlite_file(demo_settings(database).database_url, must_exist=False)
     styled = stdout.isatty()
-    screen = Screen(stdout, styled=styled, timezone=dt.UTC)
+    screen = Screen(stdout, styled=styled, timezone=dt.UTC, texts=Texts(language))
     log_file = (folder / "demo.log").open("a", encoding="utf-8")
     # The bot's log lines go to a file: the terminal is the chat.
     configure_logging("text", stream=log_file)
@@ -569,7 +616,7 @@ def main(
         if not keep:
             shutil.rmtree(folder, ignore_errors=True)
     if keep:
-        screen.note(f"bye: the database stays in {database}, the files in {folder}")
+        screen.note(screen.texts.plain("demo_bye_kept", database=database, folder=folder))
     else:
-        screen.note("bye: the demo's database and files were removed (--db PATH keeps them)")
+        screen.note(screen.texts.plain("demo_bye_removed"))
     return 0

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+from collections.abc import Sequence
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Any, TextIO
+
+from babel.dates import format_datetime
+
+from bot.i18n import Texts
 
 RESET = "\033[0m"
 STYLES = {
@@ -96,12 +101,19 @@ def buttons_of(keyboard: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
 
 
 class Screen:
-    """Writes to the terminal: the bot's messages, the user's presses, the demo's notes."""
+    """Writes to the terminal: the bot's messages, the user's presses, the demo's notes,
+    in the demo's language."""
 
-    def __init__(self, out: TextIO, *, styled: bool, timezone: dt.tzinfo) -> None:
+    def __init__(self, out: TextIO, *, styled: bool, timezone: dt.tzinfo, texts: Texts) -> None:
         self.out = out
         self.styled = styled
         self.timezone = timezone
+        self.texts = texts
+
+    def when(self, moment: dt.datetime) -> str:
+        """A moment on the programme's clock, as the demo's language writes it."""
+        local = moment.astimezone(self.timezone)
+        return str(format_datetime(local, "EEE dd MMM y, HH:mm", locale=self.texts.locale))
 
     def _style(self, code: str, text: str) -> str:
         return f"{code}{text}{RESET}" if self.styled else text
@@ -117,23 +129,29 @@ class Screen:
     def heading(self, text: str) -> None:
         self.write(self._style(HEADER, f"== {text} =="))
 
-    def message(self, shown: Shown, saved_to: str | None = None) -> None:
-        when = f"{shown.at.astimezone(self.timezone):%a %d %b %Y, %H:%M}"
-        header = f"── PAI{' (edited)' if shown.edited else ''} · {when} "
+    def message(
+        self, shown: Shown, numbers: Sequence[int] = (), saved_to: str | None = None
+    ) -> None:
+        """A bot message; its buttons carry `numbers`, in order, as the demo gave them."""
+        texts = self.texts
+        edited = texts.plain("demo_edited") if shown.edited else ""
+        header = f"── PAI{edited} · {self.when(shown.at)} "
         self.write(self._style(DIM, header + "─" * max(0, 48 - len(header))))
         if shown.kind != "text":
-            self.write(f"[{shown.kind}: {saved_to or 'not kept'}]")
+            kind = texts.plain(f"demo_kind_{shown.kind}")
+            self.write(f"[{kind}: {saved_to or texts.plain('demo_not_kept')}]")
         if shown.text_html:
             self.write(terminal_text(shown.text_html, styled=self.styled))
-        number = 0
+        given = iter(numbers)
         for row in shown.keyboard:
             labels = []
             for button in row:
-                number += 1
+                number = next(given, 0)
                 mark = self._style("\033[1;32m", f"[{number}]")
                 target = f" → {button['url']}" if button.get("url") else ""
                 labels.append(f"{mark} {button.get('text', '')}{target}")
             self.write("   ".join(labels))
 
     def popup(self, text: str, *, alert: bool) -> None:
-        self.write(self._style("\033[33m", f"({'alert' if alert else 'pop-up'}) {text}"))
+        kind = self.texts.plain("demo_alert" if alert else "demo_popup")
+        self.write(self._style("\033[33m", f"({kind}) {text}"))
