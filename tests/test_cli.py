@@ -9,7 +9,9 @@ import os
 import stat
 import subprocess
 import sys
+import threading
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -404,6 +406,41 @@ def test_run_with_the_bot_api_unreachable_stops_with_one_sentence(shell):
     assert result.returncode == 2
     assert "pai-bot: cannot reach the Bot API at http://127.0.0.1:9/bot" in result.stderr
     assert "Traceback" not in result.stderr
+    assert "Unclosed" not in result.stderr  # its connections closed although it never ran
+    assert TOKEN.split(":")[1] not in result.stderr
+
+
+@pytest.mark.slow
+def test_run_against_a_bot_api_that_answers_getme_with_no_bot_stops_with_one_sentence(shell):
+    class NotABot(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = b'{"ok": true, "result": {}}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NotABot)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = pai_bot_process(
+            shell,
+            TELEGRAM_BOT_TOKEN=TOKEN,
+            TELEGRAM_API_BASE_URL=f"http://127.0.0.1:{server.server_port}/bot",
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == 2
+    line = result.stderr.strip().splitlines()[-1]  # after "starting; database …"
+    assert line.startswith("pai-bot: the Bot API at http://127.0.0.1:")
+    assert "did not answer getMe with a bot" in line
+    assert "Traceback" not in result.stderr
+    assert "Unclosed" not in result.stderr
     assert TOKEN.split(":")[1] not in result.stderr
 
 

@@ -193,6 +193,7 @@ def test_a_token_telegram_refuses_stops_the_bot_with_one_sentence(api, tmp_path)
         "pai-bot: Telegram refused TELEGRAM_BOT_TOKEN: check it with @BotFather." in result.stderr
     )
     assert "Traceback" not in result.stderr
+    assert "Unclosed" not in result.stderr  # its connections closed although it never ran
     assert "ZZHdqTcv" not in result.stderr
 
 

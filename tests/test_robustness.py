@@ -136,3 +136,24 @@ async def test_control_characters_typed_in_chat_are_cleaned_the_same_on_both_dat
         async with bot.sessions() as session:
             [registration] = (await session.execute(select(Registration))).scalars().all()
         assert (registration.customer_name, registration.product) == ("Rossi Srl", "Mouse")
+
+
+async def test_command_menus_telegram_keeps_refusing_do_not_hold_up_the_first_answer(
+    tmp_path, monkeypatch
+):
+    from bot.app.demo.telegram import FakeBotApi
+    from bot.telegram import ratelimit
+
+    monkeypatch.setattr(ratelimit, "BACKOFF", (0.2, 0.2, 0.2))
+    from bot.app.demo.telegram import TelegramError as Refusal
+    from tests.harness import running_bot
+
+    api = FakeBotApi()
+    api.failures["setMyCommands"] = [Refusal(502, "Bad Gateway")] * 12  # seconds of retries
+    async with running_bot(tmp_path, api) as bot:
+        chat = bot.chat(11, "en")
+        bot.api.user_sends(chat.user, "/help")
+        await bot.post()
+        await bot.wait_until(lambda: bool(chat.messages()), within=5)
+        assert api.failures["setMyCommands"]  # the menus were still being tried
+        assert "invite" in chat.last["text"]  # answered meanwhile

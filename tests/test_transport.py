@@ -224,3 +224,16 @@ async def test_a_proxy_from_the_environment_is_used_except_for_no_proxy_hosts(mo
         finally:
             await direct.shutdown()
         assert len(received) == 1
+
+
+async def test_a_proxys_html_error_page_is_a_failure_without_ptbs_traceback(caplog):
+    async def answer(request: web.Request) -> web.StreamResponse:
+        page = "<html><body><h1>502 Bad Gateway</h1>nginx</body></html>"
+        return web.Response(status=502, text=page, content_type="text/html")
+
+    async with api(answer) as (bot, _received):
+        with pytest.raises(NetworkError):
+            await bot.send_message(1, "news")
+    assert not [r for r in caplog.records if "invalid JSON" in r.getMessage()]
+    assert not [r for r in caplog.records if r.exc_info]  # nothing logged with a traceback
+    assert "nginx" not in caplog.text  # nor the page itself

@@ -120,7 +120,9 @@ async def _start(application: App) -> None:
     shared = application.bot_data.resources
     async with shared.sessions() as session:
         await remember_bot_username(session=session, username=application.bot.username)
-    await _publish_commands(application)
+    # The menus in the background: a Bot API that fails them (tried again for seconds)
+    # must not hold up the first answer; the bot works without them.
+    shared.run_in_background(_publish_commands(application), "publishing the command menus")
     log.info("bot @%s ready", application.bot.username)
 
 

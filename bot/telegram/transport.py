@@ -14,6 +14,7 @@ while Telegram may have been reading.
 
 from __future__ import annotations
 
+import json
 import ssl
 import sys
 
@@ -21,8 +22,8 @@ import aiohttp
 import certifi
 from aiohttp.helpers import get_env_proxy_for_url
 from telegram._utils.defaultvalue import DefaultValue
-from telegram._utils.types import ODVInput
-from telegram.error import NetworkError, TimedOut
+from telegram._utils.types import JSONDict, ODVInput
+from telegram.error import NetworkError, TelegramError, TimedOut
 from telegram.request import BaseRequest, RequestData
 from yarl import URL
 
@@ -41,6 +42,19 @@ NEVER_CONNECTED: tuple[type[BaseException], ...] = (
     aiohttp.ClientConnectorError,
     aiohttp.ConnectionTimeoutError,
 )
+
+
+def parse_json_quietly(payload: bytes) -> JSONDict:
+    """The Bot API's answer as JSON. PTB's own logs a body that is not JSON (a proxy's
+    HTML 502 page) with a traceback and its whole content; this leaves the failure to
+    the caller's one line."""
+    try:
+        answer = json.loads(payload.decode("utf-8", "replace"))
+    except ValueError as exc:
+        raise TelegramError("Invalid server response") from exc
+    if not isinstance(answer, dict):
+        raise TelegramError("Invalid server response")
+    return answer
 
 
 class AiohttpRequest(BaseRequest):
@@ -83,6 +97,10 @@ class AiohttpRequest(BaseRequest):
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+    @staticmethod
+    def parse_json_payload(payload: bytes) -> JSONDict:
+        return parse_json_quietly(payload)
 
     async def do_request(
         self,

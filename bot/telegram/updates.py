@@ -12,11 +12,14 @@ from http import HTTPStatus
 from typing import Any, Protocol
 
 from telegram import Bot, Update
-from telegram.error import NetworkError
+from telegram._utils.types import JSONDict
+from telegram.error import NetworkError, TelegramError
 from telegram.ext import BaseUpdateProcessor, ExtBot
 from telegram.request import BaseRequest, RequestData
 
 from bot.logs import describe_failure, update_handled
+from bot.problems import SetupError
+from bot.telegram.transport import parse_json_quietly
 
 log = logging.getLogger(__name__)
 # Pauses between getUpdates calls while the Bot API cannot be reached, the last one
@@ -165,6 +168,23 @@ class CheckedBot(ExtBot[str]):
     takes getUpdates' answer as PTB does and reads the updates one by one instead.
     """
 
+    async def initialize(self) -> None:
+        """Open the connections and ask who the bot is; a start that fails closes them
+        again (PTB leaves them open: "Unclosed client session" at exit) and an answer
+        that is not a bot is one sentence, not a traceback."""
+        try:
+            await super().initialize()
+        except BaseException as exc:
+            await asyncio.gather(*(request.shutdown() for request in self._request))
+            if isinstance(exc, TelegramError | asyncio.CancelledError):
+                raise
+            if isinstance(exc, Exception):
+                raise SetupError(
+                    f"the Bot API at {self.base_url.removesuffix(self.token)} did not answer "
+                    f"getMe with a bot ({type(exc).__name__}): check TELEGRAM_API_BASE_URL"
+                ) from None
+            raise
+
     async def get_updates(
         self,
         offset: int | None = None,
@@ -235,6 +255,10 @@ class CheckedUpdates(BaseRequest):
 
     async def shutdown(self) -> None:
         await self._inner.shutdown()
+
+    @staticmethod
+    def parse_json_payload(payload: bytes) -> JSONDict:
+        return parse_json_quietly(payload)
 
     async def do_request(
         self,

@@ -11,6 +11,7 @@ from pathlib import Path
 from bot.app.cli import FAILED, OK
 from bot.app.cli.common import announce_database
 from bot.config import Settings
+from bot.problems import SetupError
 from bot.storage.database import display_url, prepare_sqlite_file
 from bot.storage.schema import Migration, check_schema, migrate_database
 
@@ -24,7 +25,9 @@ def run_bot(args: argparse.Namespace, settings: Settings) -> int:
     from handlers import ALLOWED_UPDATES
 
     log = logging.getLogger(__name__)
-    logging.getLogger("telegram.ext").addFilter(_quiet_startup_failures(InvalidToken, NetworkError))
+    logging.getLogger("telegram.ext").addFilter(
+        _quiet_startup_failures(InvalidToken, NetworkError, SetupError)
+    )
     # Before anything talks to Telegram: a database that needs migrating is one sentence.
     asyncio.run(check_schema(settings.database_url, settings.timeouts))
     application = build_application(settings)  # refuses a missing or placeholder token
