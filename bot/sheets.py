@@ -18,6 +18,7 @@ import os
 import re
 import tempfile
 import warnings
+import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -49,6 +50,14 @@ Style = Literal["csv", "excel-csv", "xlsx"]
 MAX_FIELD = 1000  # longer is not a name, a code, a VAT number or a date
 HEADER_SEARCH_ROWS = 20  # titles and notes staff put above the header
 MAX_FILE_BYTES = 200 * 1024 * 1024  # far above any real list; guards against /dev/zero
+# A workbook is a zip: a few hundred kB can unpack to gigabytes (a "zip bomb"). Each
+# part is unpacked at most this far before openpyxl sees it: a sheet of Excel's full
+# 1,048,576 rows of a purchases list is about 150 MB.
+MAX_PART_BYTES = 256 * 1024 * 1024
+MAX_UNPACKED_BYTES = 512 * 1024 * 1024
+# Excel's own limit: a sheet with more rows was not written by Excel.
+MAX_SHEET_ROWS = 1_048_576
+_UNPACK_CHUNK = 1024 * 1024
 _LONG_FIELD = f"a field is longer than {MAX_FIELD:,} characters"
 
 _ZIP = b"PK\x03\x04"
@@ -303,6 +312,7 @@ def _xlsx_rows(path: Path, data: bytes, required: tuple[str, ...]) -> Iterator[R
         raise SheetError(f"{path} is an OpenDocument spreadsheet: save it as .xlsx or CSV")
     from openpyxl import load_workbook  # imported here: the bot itself never needs it
 
+    _check_unpacked(path, data)
     # openpyxl parses whatever it is given; a damaged or foreign zip fails in many ways.
     try:
         with warnings.catch_warnings():
@@ -328,6 +338,31 @@ def _xlsx_rows(path: Path, data: bytes, required: tuple[str, ...]) -> Iterator[R
         raise SheetError(f"{path}{where} is empty: the header must be {', '.join(required)}")
     header = _find_header(path, head, required, where)
     return _xlsx_data(itertools.chain(head, rows), header)
+
+
+def _check_unpacked(path: Path, data: bytes) -> None:
+    """Refuse a workbook whose parts unpack beyond MAX_PART_BYTES each or
+    MAX_UNPACKED_BYTES together. Counted while unpacking, not taken from the sizes the
+    zip declares (a bomb lies about them); a part is read at most one chunk past its cap."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        total = 0
+        for member in archive.infolist():
+            size = 0
+            with archive.open(member) as part:
+                while chunk := part.read(_UNPACK_CHUNK):
+                    size += len(chunk)
+                    total += len(chunk)
+                    if size > MAX_PART_BYTES or total > MAX_UNPACKED_BYTES:
+                        limit = MAX_PART_BYTES if size > MAX_PART_BYTES else MAX_UNPACKED_BYTES
+                        raise SheetError(
+                            f"{path} unpacks to more than {limit // 2**20} MB: it is not a "
+                            "table staff saved; save the sheet as CSV instead"
+                        )
+    except SheetError:
+        raise
+    except Exception:
+        raise SheetError(f"{path} is neither CSV nor an Excel .xlsx workbook") from None
 
 
 def _filled(cells: list[str]) -> bool:
@@ -360,6 +395,11 @@ def _sheet_rows(path: Path, sheet: Any) -> Iterator[tuple[int, list[str]]]:
         if not batch:
             return
         for number, cells in batch:
+            if number > MAX_SHEET_ROWS:
+                raise SheetError(
+                    f"{path} has more than {MAX_SHEET_ROWS:,} rows, Excel's own limit: "
+                    "split it, or save it as CSV"
+                )
             yield number, [_cell_text(value) for value in cells]
 
 
@@ -434,6 +474,29 @@ def write_table(
         if temporary is not None:
             with contextlib.suppress(OSError):
                 os.unlink(temporary)
+
+
+def table_bytes(
+    columns: Sequence[str], rows: Iterable[Mapping[str, object]], *, style: Style = "csv"
+) -> bytes:
+    """The same table as `write_table` writes, as bytes: a file the bot sends in chat."""
+    buffer = io.BytesIO()
+    writer: _WriteFn = _write_xlsx if style == "xlsx" else _write_csv
+    writer(buffer, columns, rows, style)  # type: ignore[arg-type]
+    return buffer.getvalue()
+
+
+def text_table(columns: Sequence[str], rows: Iterable[Mapping[str, object]]) -> str:
+    """The table as tab-separated lines for a terminal (which staff also paste into a
+    spreadsheet): the same cells as in a CSV, formulas defused, no tab or line break
+    inside one."""
+
+    def cell(value: object) -> str:
+        return " ".join(_csv_text(value, "csv").split()) if value is not None else ""
+
+    lines = ["\t".join(columns)]
+    lines += ["\t".join(cell(row.get(column)) for column in columns) for row in rows]
+    return "\n".join(lines)
 
 
 def _suffix(style: Style) -> str:

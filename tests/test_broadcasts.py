@@ -256,3 +256,23 @@ async def test_broadcast_commands_answer_nobody_else(bot):
     async with bot.sessions() as session:
         assert (await session.execute(select(BroadcastDelivery))).first() is None
     assert buttons(answer) == []
+
+
+async def test_the_not_reached_file_defuses_a_name_typed_as_a_formula(bot):
+    from sqlalchemy import update
+
+    formula = '=HYPERLINK("http://evil.example","x")'
+    async with bot.sessions() as session:
+        await session.execute(
+            update(Salesperson)
+            .where(Salesperson.telegram_user_id == 2001)
+            .values(display_name=formula)
+        )
+        await session.commit()
+    bot.api.chat_failures[2001] = [TelegramError(403, "Forbidden: bot was blocked by the user")]
+    await send_and_wait(bot, await write_and_preview(bot, "Gold"))
+    [(name, content)] = [f for (chat, _), f in bot.api.files.items() if chat == STAFF]
+    assert name.endswith("-not-reached.csv")
+    text = content.decode("utf-8")
+    assert f"'{formula}" in text.replace('""', '"')
+    assert f",{formula}" not in text.replace('""', '"')

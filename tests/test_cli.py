@@ -103,10 +103,10 @@ def test_importing_partners_and_purchases_reports_counts_and_bad_lines(shell, ca
     write_csv(
         shell / "purchases.csv", f"vat,customer_name,purchase_date\n{VATS[0]},Rossi,2026-06-01\n"
     )
-    code, _, err = run(capsys, "import-purchases", "purchases.csv")
+    code, _, err = run(capsys, "import-purchases", "purchases.csv", "--create")
     assert code == 0
     assert "created now" not in err
-    code, out, _ = run(capsys, "import-purchases", "purchases.csv")
+    code, out, _ = run(capsys, "import-purchases", "purchases.csv", "--create")
     assert (code, "0 purchases added" in out, "1 unchanged" in out) == (0, True, True)
 
 
@@ -127,7 +127,7 @@ def test_purchases_and_partners_are_read_from_excel_workbooks_as_staff_have_them
             [dt.date(2026, 2, 1), "not a vat", "Bad"],
         ],
     )
-    code, out, err = run(capsys, "import-purchases", "purchases.xlsx")
+    code, out, err = run(capsys, "import-purchases", "purchases.xlsx", "--create")
     assert code == 1
     assert "2 purchases added" in out
     assert "purchases.xlsx:4: VAT number 'not a vat'" in err
@@ -144,7 +144,7 @@ def test_a_file_with_the_wrong_header_imports_nothing_and_shows_what_it_found(
         write_csv(path, "partita_iva,data\nIT12345670587,2026-01-01\n")
     else:
         workbook(path, [["partita_iva", "data"], ["IT12345670587", "2026-01-01"]])
-    code, _, err = run(capsys, "import-purchases", path.name)
+    code, _, err = run(capsys, "import-purchases", path.name, "--create")
     assert code == 2
     assert "vat, customer_name, purchase_date" in err
     assert "found: partita_iva, data" in err
@@ -165,11 +165,11 @@ def test_a_purchase_dated_after_today_needs_allow_future(shell, capsys):
         shell / "purchases.csv",
         f"vat,customer_name,purchase_date\n{VATS[0]},Rossi,{tomorrow.isoformat()}\n",
     )
-    code, out, err = run(capsys, "import-purchases", "purchases.csv")
+    code, out, err = run(capsys, "import-purchases", "purchases.csv", "--create")
     assert (code, "0 purchases added" in out) == (1, True)
     assert "purchases.csv:2: purchase_date" in err
     assert "--allow-future" in err
-    code, out, _ = run(capsys, "import-purchases", "purchases.csv", "--allow-future")
+    code, out, _ = run(capsys, "import-purchases", "purchases.csv", "--allow-future", "--create")
     assert (code, "1 purchase added" in out) == (0, True)
 
 
@@ -193,7 +193,7 @@ def test_a_broken_csv_line_is_rejected_with_its_number_and_the_rest_imported(she
         f"{VATS[1]},{huge},2026-01-10\n"
         f"{VATS[2]},Ver\x00di,2026-01-10\n",
     )
-    code, out, err = run(capsys, "import-purchases", "purchases.csv")
+    code, out, err = run(capsys, "import-purchases", "purchases.csv", "--create")
     assert code == 1
     assert "purchases.csv:2: unterminated quote" in err
     assert "purchases.csv:3: a field is longer than" in err
@@ -210,7 +210,7 @@ def test_check_from_the_shell_gives_the_verdict_and_quotes(shell, capsys):
     write_csv(
         shell / "purchases.csv", f"vat,customer_name,purchase_date\n{VATS[0]},Rossi,2099-01-01\n"
     )
-    run(capsys, "import-purchases", "purchases.csv", "--allow-future")
+    run(capsys, "import-purchases", "purchases.csv", "--allow-future", "--create")
     code, out, _ = run(capsys, "check", "123.456.705-87")
     assert (code, "not new, last purchase 2099-01-01" in out) == (1, True)
     code, out, _ = run(capsys, "check", VATS[1])
@@ -449,7 +449,7 @@ def test_hundred_thousand_purchases_import_in_one_run(shell, capsys):
         f"{italian_vat(i)},Cliente {i},2025-{i % 12 + 1:02d}-15\n" for i in range(100_000)
     )
     write_csv(shell / "big.csv", "vat,customer_name,purchase_date\n" + rows)
-    code, out, _ = run(capsys, "import-purchases", "big.csv")
+    code, out, _ = run(capsys, "import-purchases", "big.csv", "--create")
     assert code == 0
     assert "100000 purchases added" in out
 
@@ -459,7 +459,7 @@ def test_dates_saved_as_text_by_italian_excel_are_read_day_first(shell, capsys):
         shell / "purchases.csv",
         f"vat;customer_name;purchase_date\n{VATS[0]};Rossi;14/03/2026\n{VATS[1]};Bianchi;3.1.2025\n",
     )
-    code, out, _ = run(capsys, "import-purchases", "purchases.csv")
+    code, out, _ = run(capsys, "import-purchases", "purchases.csv", "--create")
     assert (code, "2 purchases added" in out) == (0, True)
     code, out, _ = run(capsys, "check", VATS[0])
     assert "last purchase 2026-03-14" in out
@@ -688,12 +688,12 @@ def test_a_long_import_shows_its_progress_on_a_terminal_and_nothing_when_piped(
 ):
     rows = "".join(f"{italian_vat(n)},Cliente {n},2024-01-15\n" for n in range(1, 3001))
     write_csv(shell / "purchases.csv", "vat,customer_name,purchase_date\n" + rows)
-    code, _out, piped = run(capsys, "import-purchases", "purchases.csv")
+    code, _out, piped = run(capsys, "import-purchases", "purchases.csv", "--create")
     assert code == 0
     assert "rows/s" not in piped and "%|" not in piped  # a file or a pipe gets no bar
     terminal = Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
-    assert main(["import-purchases", "purchases.csv"]) == 0
+    assert main(["import-purchases", "purchases.csv", "--create"]) == 0
     shown = terminal.getvalue()
     assert "rows/s" in shown  # how fast
     assert "/3.00k" in shown  # how far: the lines the file has
@@ -713,3 +713,43 @@ def test_the_sample_files_of_the_readme_import_as_it_says(shell, capsys):
     assert "purchases.xlsx:8: VAT number 'IT12345670588': the check digit is wrong" in err
     code, out, _ = run(capsys, "check", "00743110157")  # a number Excel stripped of zeros
     assert "IT00743110157 (Bianchi Arredamenti S.p.A.): not new" in out
+
+
+def test_every_file_and_table_the_command_line_writes_defuses_formulas(shell, capsys):
+    import sqlite3
+
+    registered(shell, capsys)
+    formula = '=HYPERLINK("http://evil.example","x")'
+    with sqlite3.connect(shell / "pai.db") as db:
+        db.execute("UPDATE registration SET customer_name = ?", (formula,))
+        db.execute("UPDATE salesperson SET display_name = ?", (formula,))
+        first = db.execute("SELECT reference FROM registration ORDER BY id").fetchone()[0]
+    report_won(shell, first)
+    approve_all_won(shell)
+    for command in (["export", "out.csv"], ["payouts", "export", "pay.csv"]):
+        assert run(capsys, *command)[0] == 0
+        text = (shell / command[-1]).read_text(encoding="utf-8")
+        assert f"'{formula}" in text.replace('""', '"') and f",{formula}" not in text
+    for command in (["export", "out.xlsx"], ["payouts", "export", "pay.xlsx"]):
+        assert run(capsys, *command)[0] == 0
+        cells = [c for row in load_workbook(shell / command[-1]).active.iter_rows() for c in row]
+        named = [c for c in cells if c.value == formula]
+        assert named
+        assert all(c.data_type == "s" for c in named)  # text, never a formula
+    _code, out, _err = run(capsys, "salespeople")
+    assert f"\t'{formula}\t" in out
+
+
+def test_purchases_into_a_folder_without_a_database_are_refused_unless_create(shell, capsys):
+    write_csv(shell / "p.csv", f"vat,customer_name,purchase_date\n{VATS[1]},Bianchi,2025-01-10\n")
+    code, out, err = run(capsys, "import-purchases", "p.csv")
+    assert code == 2
+    assert err.strip() == (
+        f"pai-bot: there is no database at {shell / 'pai.db'}: check DATABASE_URL, "
+        "or give --create to make a new one"
+    )
+    assert not (shell / "pai.db").exists()
+    code, out, err = run(capsys, "import-purchases", "p.csv", "--create")
+    assert code == 0
+    assert "(new, created now)" in err
+    assert "1 purchase added" in out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
+import io
 import os
 import stat
 import zipfile
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 from openpyxl import Workbook, load_workbook
 
+from bot import sheets
 from bot.sheets import BadLine, Row, SheetError, read_table, style_for, write_table
 
 PURCHASES = ("vat", "customer_name", "purchase_date")
@@ -614,3 +616,49 @@ def test_an_excel_csv_decimal_has_no_grouping(tmp_path: Path) -> None:
         "1234567,5\r",
         "-3,25\r",
     ]
+
+
+# --- workbooks that unpack to far more than they weigh -------------------------------
+
+
+def _bomb(path: Path, part: str, content: bytes) -> Path:
+    """A real workbook with one of its parts replaced by `content` (deflated: tiny)."""
+    book = Workbook()
+    book.active.append(["vat", "customer_name", "purchase_date"])
+    plain = io.BytesIO()
+    book.save(plain)
+    with zipfile.ZipFile(plain) as source, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+        for item in source.infolist():
+            if item.filename != part:
+                out.writestr(item.filename, source.read(item))
+        out.writestr(part, content)
+    return path
+
+
+def test_a_sheet_that_unpacks_past_the_cap_is_refused_naming_the_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(sheets, "MAX_PART_BYTES", 1024 * 1024)
+    row = b"<row><c t='inlineStr'><is><t>IT12345670587</t></is></c></row>"
+    xml = b"<worksheet><sheetData>" + row * 100_000 + b"</sheetData></worksheet>"
+    path = _bomb(tmp_path / "bomb.xlsx", "xl/worksheets/sheet1.xml", xml)
+    assert path.stat().st_size < 100_000  # 6 MB of rows in a few kB
+    with pytest.raises(SheetError, match="unpacks to more than 1 MB"):
+        list(read_table(path, PURCHASES))
+
+
+def test_one_enormous_string_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    monkeypatch.setattr(sheets, "MAX_PART_BYTES", 1024 * 1024)
+    strings = b"<sst><si><t>" + b"A" * 5_000_000 + b"</t></si></sst>"
+    path = _bomb(tmp_path / "string.xlsx", "xl/sharedStrings.xml", strings)
+    with pytest.raises(SheetError, match="unpacks to more than 1 MB"):
+        list(read_table(path, PURCHASES))
+
+
+def test_a_sheet_longer_than_excel_allows_is_refused_naming_the_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(sheets, "MAX_SHEET_ROWS", 100)
+    book = Workbook()
+    book.active.append(["vat", "customer_name", "purchase_date"])
+    for n in range(150):
+        book.active.append([f"IT{n}", "Cliente", "2026-01-01"])
+    book.save(tmp_path / "long.xlsx")
+    with pytest.raises(SheetError, match="more than 100 rows, Excel's own limit"):
+        list(read_table(tmp_path / "long.xlsx", PURCHASES))

@@ -9,8 +9,6 @@ the report.
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -37,6 +35,7 @@ from bot.services.broadcasts import (
     unfinished_broadcasts,
 )
 from bot.services.staff import staff_people
+from bot.sheets import table_bytes
 from bot.telegram.context import App, BotData
 from bot.telegram.ratelimit import PREPAID
 from bot.telegram.sending import best_effort
@@ -55,6 +54,8 @@ assert len(BACKOFF) == MAX_ATTEMPTS - 1
 PROGRESS_EVERY = 2.0
 # Recipients read from the database at once.
 PASS = 10_000
+# The file of those a broadcast did not reach.
+NOT_REACHED_COLUMNS = ("partner_code", "company", "telegram_id", "name", "status", "error")
 
 
 def start_sending(application: App, broadcast_id: int) -> bool:
@@ -237,25 +238,27 @@ class Progress:
             failures = await failures_of(session=session, broadcast_id=self.broadcast_id)
         texts = self.texts
         if failures:
-            document = io.StringIO()
-            writer = csv.writer(document)
-            writer.writerow(["partner_code", "company", "telegram_id", "name", "status", "error"])
-            for failure in failures:
-                writer.writerow(
-                    [
-                        failure.partner_code,
-                        failure.company,
-                        failure.telegram_user_id,
-                        failure.name or "",
-                        failure.status,
-                        failure.error or "",
-                    ]
-                )
+            # Through the one writer: a name typed in Telegram as "=HYPERLINK(…)" must not
+            # reach staff's Excel as a live formula.
+            document = table_bytes(
+                NOT_REACHED_COLUMNS,
+                (
+                    {
+                        "partner_code": failure.partner_code,
+                        "company": failure.company,
+                        "telegram_id": failure.telegram_user_id,
+                        "name": failure.name,
+                        "status": failure.status.value,
+                        "error": failure.error,
+                    }
+                    for failure in failures
+                ),
+            )
             await best_effort(
                 "sending the failures",
                 self.bot.send_document(
                     self.chat_id or self.staff_id,
-                    document.getvalue().encode(),
+                    document,
                     filename=f"broadcast-{self.broadcast_id}-not-reached.csv",
                 ),
             )

@@ -160,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     purchases.add_argument(
         "--allow-future", action="store_true", help="import purchases dated after today too"
     )
+    purchases.add_argument(
+        "--create", action="store_true", help="make a new SQLite database if there is none"
+    )
     purchases.set_defaults(command="data:run_import_purchases")
 
     partners = command("import-partners", "create or update partners", PARTNERS_HELP)

@@ -24,6 +24,7 @@ from bot.services.imports import ImportReport, Progress, import_partners, import
 from bot.services.payouts import PaidReport, approved_unpaid, mark_paid
 from bot.services.registrations import export_registrations
 from bot.sheets import count_lines
+from bot.storage.database import DatabaseMissing
 
 
 def run_import_purchases(args: argparse.Namespace, settings: Settings) -> int:
@@ -40,7 +41,13 @@ def run_import_purchases(args: argparse.Namespace, settings: Settings) -> int:
                 )
         return report, shared.rules
 
-    return report_import(args.file, *with_database(settings, work, may_create=True), "purchase")
+    # A sales history loaded into a new, empty database is a wrong folder far more often
+    # than a new programme (which starts with its partners): only when asked.
+    try:
+        done = with_database(settings, work, may_create=args.create)
+    except DatabaseMissing as missing:
+        raise SetupError(f"{missing}, or give --create to make a new one") from None
+    return report_import(args.file, *done, "purchase")
 
 
 def run_import_partners(args: argparse.Namespace, settings: Settings) -> int:

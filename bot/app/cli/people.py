@@ -18,6 +18,7 @@ from bot.services.accounts import (
     remembered_bot_username,
     unlink_salesperson,
 )
+from bot.sheets import text_table
 
 
 def run_invite(args: argparse.Namespace, settings: Settings) -> int:
@@ -43,6 +44,9 @@ def run_invite(args: argparse.Namespace, settings: Settings) -> int:
     return with_database(settings, work, may_create=False)
 
 
+SALESPEOPLE_COLUMNS = ("telegram_id", "partner", "name", "username", "joined", "last_seen")
+
+
 def run_salespeople(args: argparse.Namespace, settings: Settings) -> int:
     async def work(shared: Resources) -> int:
         async with shared.sessions() as session:
@@ -51,21 +55,23 @@ def run_salespeople(args: argparse.Namespace, settings: Settings) -> int:
             print("nobody is linked" + (f" to {args.code.upper()}" if args.code else ""))
             return OK
         zone = shared.rules.timezone
-        print("telegram_id\tpartner\tname\tusername\tjoined\tlast_seen")
-        for person in people:
-            seen = person.last_seen_at
-            print(
-                "\t".join(
-                    [
-                        str(person.telegram_user_id),
-                        person.partner_code,
-                        person.display_name or "-",
-                        f"@{person.username}" if person.username else "-",
-                        f"{person.linked_at.astimezone(zone):%Y-%m-%d}",
-                        f"{seen.astimezone(zone):%Y-%m-%d %H:%M}" if seen else "never",
-                    ]
-                )
-            )
+        rows = [
+            {
+                "telegram_id": person.telegram_user_id,
+                "partner": person.partner_code,
+                "name": person.display_name or "-",
+                "username": f"@{person.username}" if person.username else "-",
+                "joined": f"{person.linked_at.astimezone(zone):%Y-%m-%d}",
+                "last_seen": (
+                    f"{person.last_seen_at.astimezone(zone):%Y-%m-%d %H:%M}"
+                    if person.last_seen_at
+                    else "never"
+                ),
+            }
+            for person in people
+        ]
+        # A name typed in Telegram may start like a formula: the table defuses it.
+        print(text_table(SALESPEOPLE_COLUMNS, rows))
         return OK
 
     return with_database(settings, work, may_create=False)
