@@ -344,3 +344,49 @@ def test_a_broadcast_killed_halfway_resumes_and_nobody_gets_it_twice(api, tmp_pa
     assert 1 <= unconfirmed <= WORKERS
     assert counts.count(0) <= unconfirmed - 1  # the one Telegram had is among them
     assert "0 blocked the bot, 0 failed" in report
+
+
+LIBFAKETIME = next(iter(sorted(Path("/usr/lib").glob("*/faketime/libfaketimeMT.so.1"))), None)
+
+
+def lease_ends(database: Path) -> dt.datetime:
+    with sqlite3.connect(database) as db:
+        [(until,)] = db.execute("SELECT expires_at FROM lease WHERE name = 'leader'").fetchall()
+    return dt.datetime.fromisoformat(until).replace(tzinfo=dt.UTC)
+
+
+@pytest.mark.skipif(LIBFAKETIME is None, reason="libfaketime (Debian package faketime) is missing")
+@pytest.mark.parametrize("step", ["-1h", "+1h"])
+def test_a_step_of_the_system_clock_stops_neither_the_lease_nor_the_answers(api, tmp_path, step):
+    """NTP or a resumed virtual machine steps the wall clock; the monotonic clock does not
+    step. The lease is renewed every 10 s whatever the wall clock says, and users are
+    answered. (On the wall clock, as APScheduler keeps time, a step back of an hour
+    stopped both the lease and the reminders for an hour.)"""
+    fake, base_url = api
+    env = environment(tmp_path, base_url)
+    payload = invite_for_acme(env, tmp_path)
+    clock = tmp_path / "faketime"
+    clock.write_text("+0\n")
+    env.update(
+        LD_PRELOAD=str(LIBFAKETIME),
+        FAKETIME_TIMESTAMP_FILE=str(clock),
+        FAKETIME_NO_CACHE="1",
+        FAKETIME_DONT_FAKE_MONOTONIC="1",  # as in life: a step moves the wall clock only
+    )
+    user = User(id=41, language_code="en")
+    database = tmp_path / "pai.db"
+    with running(env, tmp_path, tmp_path / "bot.log"):
+        fake.user_sends(user, f"/start {payload}")
+        wait_for_reply(fake, user, 1)
+        before = lease_ends(database)
+        clock.write_text(f"{step}\n")
+        shifted = dt.timedelta(hours=-1 if step.startswith("-") else 1)
+        # The next renewals come on time and write the stepped clock's moment.
+        fake.wait_for(
+            lambda: abs(lease_ends(database) - (before + shifted)) < dt.timedelta(seconds=25),
+            timeout=30,
+        )
+        renewed = lease_ends(database)
+        fake.wait_for(lambda: lease_ends(database) > renewed, timeout=15)
+        fake.user_sends(user, "/help")
+        assert "/new" in wait_for_reply(fake, user, 2)[-1]["text"]

@@ -157,3 +157,33 @@ async def test_command_menus_telegram_keeps_refusing_do_not_hold_up_the_first_an
         await bot.wait_until(lambda: bool(chat.messages()), within=5)
         assert api.failures["setMyCommands"]  # the menus were still being tried
         assert "invite" in chat.last["text"]  # answered meanwhile
+
+
+async def test_a_lone_poller_on_a_locked_sqlite_file_keeps_polling_and_says_why(tmp_path, caplog):
+    """An import holding SQLite's write lock past the lease is no other instance taking
+    over: the poller goes on, says the database is busy, and leads again after."""
+    import datetime as dt
+    import sqlite3
+
+    from bot.app.application import renew_lead
+    from tests.harness import running_bot
+
+    async with running_bot(tmp_path, pai_sqlite_busy_timeout=0.1) as bot:
+        leadership = bot.app.bot_data.leadership
+        assert leadership is not None and leadership.held
+        holder = sqlite3.connect(tmp_path / "bot.db", isolation_level=None, timeout=0)
+        holder.execute("BEGIN EXCLUSIVE")  # what a long import does to the file
+        try:
+            for _ in range(5):  # 50 s of renewals, well past the 30 s lease
+                bot.clock.advance(dt.timedelta(seconds=10))
+                await renew_lead(bot.app, polling=True, schedule_reminders=False)
+            assert not bot.app.bot_data.lost_lead  # nobody took over: nothing stops
+            assert bot.app.running
+            assert "the database is busy" in caplog.text
+            assert "took over" not in caplog.text
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        bot.clock.advance(dt.timedelta(seconds=10))
+        await renew_lead(bot.app, polling=True, schedule_reminders=False)
+        assert leadership.held  # the lease taken back at the first renewal that could

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 import os
-from collections.abc import Callable, Coroutine
-from typing import Any
 
 from telegram import BotCommand, BotCommandScopeChat
 from telegram.error import TelegramError
-from telegram.ext import ApplicationBuilder, ContextTypes, ExtBot, JobQueue
+from telegram.ext import ApplicationBuilder, ContextTypes, ExtBot
 from telegram.request import BaseRequest
 
 from bot.config import Settings
@@ -21,11 +18,12 @@ from bot.i18n import LANGUAGES, Texts
 from bot.jobs.broadcasts import resume_broadcasts, send_when_created
 from bot.jobs.leadership import RENEW_EVERY, Leadership
 from bot.jobs.reminders import tick
+from bot.jobs.schedule import every
 from bot.jobs.staff import attend_to_staff_items
 from bot.resources import open_resources
 from bot.services.accounts import remember_bot_username
 from bot.telegram.budget import SharedBudget
-from bot.telegram.context import App, BotContext, BotData
+from bot.telegram.context import App, BotData
 from bot.telegram.locks import UserLocks
 from bot.telegram.ratelimit import PerChatRateLimiter
 from bot.telegram.transport import AiohttpRequest
@@ -34,8 +32,6 @@ from handlers import add_handlers
 from handlers.common import Context
 
 log = logging.getLogger(__name__)
-# A scheduled job's callback.
-Job = Callable[[BotContext], Coroutine[Any, Any, None]]
 COMMANDS = ("new", "check", "status", "settings", "help", "cancel")
 STAFF_COMMANDS = ("pending", "find", "stats", "broadcast", "broadcasts")
 # Connections open at once for sends: PTB's default for its own layer.
@@ -105,6 +101,9 @@ def build_application(
         ApplicationBuilder()
         .bot(bot)
         .context_types(ContextTypes(context=Context, bot_data=BotData))
+        # Nothing of ours runs on PTB's JobQueue: its scheduler keeps the wall clock, which
+        # steps (bot/jobs/schedule.py keeps time for the lease and the tick instead).
+        .job_queue(None)
         # Users side by side, each user's updates in order (bot/telegram/updates.py).
         .concurrent_updates(processor)
         .post_init(open_shared)
@@ -139,56 +138,60 @@ async def _wait_to_lead(leadership: Leadership) -> None:
 
 
 def _keep_leading(application: App, *, polling: bool, schedule_reminders: bool) -> None:
-    """Renew the lease every RENEW_EVERY. A new leader catches up at once: the tick
-    and the broadcasts another instance left. A poller that lost its lease stops, or
-    two would poll (its service manager starts it again, to wait)."""
-    jobs = application.job_queue
-    assert jobs is not None, "python-telegram-bot[job-queue] is a dependency"
+    """Renew the lease every RENEW_EVERY, on the monotonic clock (bot/jobs/schedule.py)."""
+    shared = application.bot_data.resources
 
-    async def renew(context: BotContext) -> None:
-        leadership = application.bot_data.leadership
-        assert leadership is not None, "the lead is renewed only once it is set up"
-        was = leadership.held
-        if not await leadership.renew():
-            if polling and was:
-                application.bot_data.lost_lead = True
-                application.stop_running()
-            return
-        if not was and schedule_reminders:
-            jobs.run_once(_tick_if_leading, when=0, name="reminders on taking the lead")
-        await resume_broadcasts(application)
+    async def renew() -> None:
+        await renew_lead(application, polling=polling, schedule_reminders=schedule_reminders)
 
-    _every(jobs, RENEW_EVERY, renew, "leader lease")
+    shared.run_until_closed(
+        every(RENEW_EVERY.total_seconds(), renew, stopping=shared.stopping, name="leader lease"),
+        "renewing the leader lease",
+    )
 
 
-async def _tick_if_leading(context: BotContext) -> None:
-    if context.bot_data.leads():
-        await tick(context)
+async def renew_lead(application: App, *, polling: bool, schedule_reminders: bool) -> None:
+    """One renewal. A new leader catches up at once: the tick and the broadcasts another
+    instance left. A poller whose lease another instance took stops, or two would poll
+    (its service manager starts it again, to wait); one that could not renew (the
+    database busy or away) goes on polling: Telegram lets only one poll anyway."""
+    leadership = application.bot_data.leadership
+    assert leadership is not None, "the lead is renewed only once it is set up"
+    was = leadership.held
+    if not await leadership.renew():
+        if polling and was and leadership.taken:
+            application.bot_data.lost_lead = True
+            application.stop_running()
+        return
+    if not was and schedule_reminders:
+        application.bot_data.resources.run_in_background(
+            _tick_if_leading(application), "the reminders' tick on taking the lead"
+        )
+    await resume_broadcasts(application)
+
+
+async def _tick_if_leading(application: App) -> None:
+    if application.bot_data.leads():
+        await tick(application)
 
 
 def _schedule_reminders(application: App, rules: Rules) -> None:
     """One repeating tick that computes what is due from the database, first right at start:
     a bot that was down catches up at once, and a restart loses nothing."""
-    jobs = application.job_queue
-    assert jobs is not None, "python-telegram-bot[job-queue] is a dependency"
-    every = dt.timedelta(minutes=rules.reminders.tick_minutes)
-    # The first tick as soon as the scheduler starts, however late that is after this
-    # call (APScheduler would skip a repeating job's start that passed while it waited).
-    jobs.run_once(
-        _tick_if_leading, when=0, name="reminders at start", job_kwargs={"misfire_grace_time": None}
-    )
-    _every(jobs, every, _tick_if_leading, "reminders")
+    shared = application.bot_data.resources
 
+    async def tick_if_leading() -> None:
+        await _tick_if_leading(application)
 
-def _every(jobs: JobQueue[BotContext], interval: dt.timedelta, work: Job, name: str) -> None:
-    """Run `work` every `interval`, from one interval on: never two runs at once, a run
-    missed while the process was busy made up once, not in a burst."""
-    jobs.run_repeating(
-        work,
-        interval=interval,
-        first=interval,
-        name=name,
-        job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
+    shared.run_until_closed(
+        every(
+            rules.reminders.tick_minutes * 60.0,
+            tick_if_leading,
+            stopping=shared.stopping,
+            name="the reminders' tick",
+            first=0.0,
+        ),
+        "the reminders' tick",
     )
 
 

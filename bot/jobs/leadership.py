@@ -21,6 +21,7 @@ from pathlib import Path
 
 from bot.resources import Resources
 from bot.services.leases import give_up_lease, hold_lease, lease_holder
+from bot.storage.database import describe_database_trouble
 
 log = logging.getLogger(__name__)
 LEADER = "leader"
@@ -73,15 +74,19 @@ class Leadership:
         self._shared = shared
         self.holder = holder or instance_name()
         self.held = False
+        # The last renewal found another instance holding the lease (not merely failed).
+        self.taken = False
         # Until when the last renewal holds the lease, as this instance's clock reads it.
         self._held_until: dt.datetime | None = None
 
     async def renew(self) -> bool:
         """Take or renew the lease; say so in the log when that changes.
 
-        A database that cannot be reached for a moment changes nothing while the lease
-        last renewed still runs: nobody else can take it before then. Past that, this
-        instance stops leading rather than risk two leaders.
+        A database that cannot be reached for a moment (or is busy: an import holding
+        SQLite's write lock) changes nothing while the lease last renewed still runs:
+        nobody else can take it before then. Past that, this instance stops leading
+        rather than risk two leaders, but the lease is not `taken`: nobody else was seen
+        to hold it, and the next renewal that reaches the database takes it back.
         """
         was = self.held
         now = self._shared.now()
@@ -98,8 +103,12 @@ class Leadership:
                     replacing=current if current and died_here(current) else None,
                 )
             self._held_until = now + LEASE_TTL if self.held else None
+            self.taken = not self.held
         except Exception as exc:
-            log.warning("cannot renew the leader lease: %s", type(exc).__name__)
+            log.warning(
+                "cannot renew the leader lease: %s; leading goes on while the lease runs",
+                describe_database_trouble(exc),
+            )
             # Read the clock again, after the wait; a margin of one renewal: another
             # instance's clock may run a little ahead.
             later = self._shared.now()

@@ -31,7 +31,7 @@ from bot.services.reminders import (
     release_claims,
     reminders_to_send,
 )
-from bot.telegram.context import App, BotContext
+from bot.telegram.context import App
 from bot.telegram.ratelimit import PREPAID
 from handlers.render import render_reminder
 
@@ -51,10 +51,10 @@ class TickReport:
     skipped: int = 0
 
 
-async def tick(context: BotContext) -> None:
-    """The scheduled job: expire what lapsed, then send what is due."""
+async def tick(application: App) -> None:
+    """The scheduled job: expire what lapsed, then send what is due; one log line."""
     async with timed_action("reminders") as action:
-        report = await run_tick(context.application)
+        report = await run_tick(application)
         action.update(dataclasses.asdict(report))
 
 

@@ -100,6 +100,24 @@ def prepare_sqlite_file(database_url: str, *, must_exist: bool) -> bool:
     return True
 
 
+def describe_database_trouble(exc: BaseException) -> str:
+    """What kept the database from answering, in words for an operator's log: busy
+    (another program holds SQLite's write lock), a full disk, away, too slow."""
+    cause = exc
+    while cause.__cause__ is not None and cause.__cause__ is not cause:
+        cause = cause.__cause__
+    said = " ".join(str(getattr(exc, "orig", None) or exc).split()).lower()
+    if "database is locked" in said or "database is busy" in said:
+        return "the database is busy: another program holds its write lock (an import?)"
+    if "disk is full" in said or "no space left" in said or getattr(cause, "errno", 0) == 28:
+        return "the disk is full: the database cannot be written"
+    if isinstance(exc, TimeoutError) or isinstance(cause, TimeoutError):
+        return "the database did not answer in time"
+    if isinstance(cause, ConnectionError | OSError) or "connection" in said:
+        return f"the database cannot be reached ({type(cause).__name__})"
+    return type(exc).__name__
+
+
 def make_engine(database_url: str, timeouts: Timeouts | None = None) -> AsyncEngine:
     url = async_url(database_url)
     limits = timeouts or Timeouts()
