@@ -7,6 +7,7 @@ import logging
 from telegram import Update
 from telegram.error import NetworkError
 from telegram.ext import (
+    ApplicationHandlerStop,
     CallbackQueryHandler,
     CommandHandler,
     MessageHandler,
@@ -17,11 +18,11 @@ from telegram.ext import (
 from bot.i18n import Texts
 from bot.logs import note_update_failure
 from bot.services.views import Account
+from bot.storage.database import database_failure
 from bot.telegram.context import App
 from handlers import callbacks, followups, partner, registration, staff
 from handlers.common import (
     Context,
-    account_of,
     answer_query,
     drafts_of,
     linked_only,
@@ -120,23 +121,41 @@ async def report_error(update: object, context: Context) -> None:
         log.warning("the Bot API cannot be reached (%s): trying again", type(error).__name__)
         return
     update_id = update.update_id if isinstance(update, Update) else None
-    log.error(
-        "update %s failed: %s",
-        update_id,
-        type(error).__name__,
-        exc_info=(type(error), error, error.__traceback__) if error else None,
-    )
+    trouble = database_failure(error) if error is not None else None
+    if trouble is not None:  # the database away, busy or full: one line, no traceback
+        log.error("update %s failed: %s", update_id, trouble)
+    else:
+        log.error(
+            "update %s failed: %s",
+            update_id,
+            type(error).__name__,
+            exc_info=(type(error), error, error.__traceback__) if error else None,
+        )
     if not isinstance(update, Update) or update.effective_chat is None:
         return
-    if update.effective_chat.type != update.effective_chat.PRIVATE:
-        return
+    if update.effective_chat.type == update.effective_chat.PRIVATE:
+        await apologise(update, context, cannot_save=trouble is not None)
+    # Nothing else handles this update: a later group would fail the same way and
+    # apologise once more.
+    raise ApplicationHandlerStop
+
+
+async def apologise(update: Update, context: Context, *, cannot_save: bool) -> None:
+    """Say something went wrong, in words that need no database (it may be what failed):
+    the language Telegram gives, or the account's if this update already read it."""
+    update_id = update.update_id
+    texts = texts_for(update, context.account if context.account_known else None)
     try:
-        await mark_draft_interrupted(update, context)
-        texts = texts_for(update, await account_of(update, context))
-        await reply(update, texts("error_generic"))
-    except Exception:  # the apology itself failed (Telegram or the database down)
+        await reply(update, texts("error_cannot_save" if cannot_save else "error_generic"))
+    except Exception:  # Telegram away too
         log.warning("could not tell the user about the failure of update %s", update_id)
     await answer_query(update)
+    if cannot_save:
+        return  # the question did arrive; its answer was not kept: the next one answers it
+    try:
+        await mark_draft_interrupted(update, context)
+    except Exception as exc:
+        log.info("update %s: the draft could not be marked: %s", update_id, type(exc).__name__)
 
 
 async def mark_draft_interrupted(update: Update, context: Context) -> None:

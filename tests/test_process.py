@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import shutil
@@ -390,3 +391,55 @@ def test_a_step_of_the_system_clock_stops_neither_the_lease_nor_the_answers(api,
         fake.wait_for(lambda: lease_ends(database) > renewed, timeout=15)
         fake.user_sends(user, "/help")
         assert "/new" in wait_for_reply(fake, user, 2)[-1]["text"]
+
+
+@contextmanager
+def small_disk(folder: Path, size: str = "4m") -> Iterator[Path]:
+    """A filesystem of its own, `size` big (a tmpfs; the test needs root to mount it)."""
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(folder)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small disk here: {mounted.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def fill(disk: Path) -> Path:
+    """Take every free byte of the disk; the file returned gives them back when removed."""
+    filler = disk / "filler"
+    with filler.open("wb") as out, contextlib.suppress(OSError):
+        while True:
+            out.write(b"\0" * 65536)
+            out.flush()
+    return filler
+
+
+def test_a_full_disk_is_said_to_the_user_and_in_the_log_and_the_bot_recovers(api, tmp_path):
+    fake, base_url = api
+    with small_disk(tmp_path / "disk") as disk:
+        env = environment(tmp_path, base_url)
+        env["DATABASE_URL"] = f"sqlite:///{disk / 'pai.db'}"
+        payload = invite_for_acme(env, tmp_path)
+        user = User(id=61, language_code="en")
+        log = tmp_path / "bot.log"
+        with running(env, tmp_path, log):
+            fake.user_sends(user, f"/start {payload}")
+            wait_for_reply(fake, user, 1)
+            fake.user_sends(user, f"/new {VATS[1]}")
+            assert "company" in wait_for_reply(fake, user, 2)[-1]["text"]
+            filler = fill(disk)
+            fake.user_sends(user, "Bianchi SpA")  # its draft cannot be saved
+            apology = wait_for_reply(fake, user, 3)[-1]["text"]
+            assert "cannot save anything right now" in apology
+            filler.unlink()  # space again
+            fake.user_sends(user, "Bianchi SpA")  # the same answer, again
+            assert "deal value" in wait_for_reply(fake, user, 4)[-1]["text"]
+        text = log.read_text()
+    assert "the disk is full" in text
+    assert "Traceback" not in text

@@ -38,7 +38,14 @@ from tests.conftest import database_url_for, reset_postgresql
 from tests.factories import VATS
 from tests.harness import button_data
 from tests.test_process import api as api  # the fake Bot API, as a fixture
-from tests.test_process import environment, invite_for_acme, link_many, pai_bot, running
+from tests.test_process import (
+    environment,
+    invite_for_acme,
+    link_many,
+    pai_bot,
+    running,
+    wait_for_reply,
+)
 
 WEBHOOK_URL = "https://bot.example.com/tg/hook"
 
@@ -709,3 +716,39 @@ async def test_one_users_updates_take_turns_across_instances(postgresql_database
     finally:
         await one.close()
         await two.close()
+
+
+@pytest.mark.slow
+def test_a_database_restart_gets_users_an_apology_that_needs_no_database(
+    api, tmp_path, postgresql_database
+):
+    """PostgreSQL restarting (every connection dropped, new ones refused for 3 s): users
+    writing meanwhile are told the bot cannot save right now, from Telegram's language
+    alone; each failure is one log line, no traceback; answers come back after."""
+    from tests.tcp_proxy import proxy_to
+
+    fake, base_url = api
+    server = make_url(postgresql_database)
+    with proxy_to(server.host or "127.0.0.1", server.port or 5432) as proxy:
+        through = server.set(port=proxy.port).render_as_string(hide_password=False)
+        env = env_for(tmp_path, base_url, through)
+        payload = invite_for_acme(env, tmp_path)
+        user = User(id=51, language_code="it")
+        log = tmp_path / "bot.log"
+        with running(env, tmp_path, log):
+            fake.user_sends(user, f"/start {payload}")
+            wait_for_reply(fake, user, 1)
+            down = threading.Thread(target=proxy.restart, args=(3.0,))
+            down.start()
+            time.sleep(0.3)  # the restart under way
+            fake.user_sends(user, "/status")
+            [apology] = wait_for_reply(fake, user, 2)[1:]
+            assert "non riesce a salvare" in apology["text"]  # Italian: Telegram's word
+            down.join()
+            fake.user_sends(user, "/help")
+            assert "/new" in wait_for_reply(fake, user, 3)[-1]["text"]
+        text = log.read_text()
+    assert "Traceback" not in text
+    assert "Failed to restore" not in text
+    failures = [line for line in text.splitlines() if "failed: the database" in line]
+    assert len(failures) == 1  # one update failed: one line

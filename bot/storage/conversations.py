@@ -106,7 +106,9 @@ class PostgresConversations:
         import asyncpg  # only where the bot keeps conversations in PostgreSQL
 
         pool = await asyncpg.create_pool(
-            min_size=1,
+            # No floor to keep: after a database restart asyncpg would try to reconnect
+            # the floor at once, and log a traceback per failed try.
+            min_size=0,
             max_size=POSTGRES_CONNECTIONS,
             reset=_reset_if_in_transaction,
             **asyncpg_arguments(engine, timeouts),

@@ -118,6 +118,23 @@ def describe_database_trouble(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+# Where a failure comes from when it is the database's: the drivers and SQLAlchemy.
+_DATABASE_MODULES = ("sqlalchemy.", "asyncpg.", "sqlite3", "aiosqlite.")
+
+
+def database_failure(exc: BaseException) -> str | None:
+    """What went wrong, in words, when `exc` is the database failing (away, busy, full,
+    too slow); None for anything else, a bug included."""
+    chain = [exc]
+    while chain[-1].__cause__ is not None and len(chain) < 5:
+        chain.append(chain[-1].__cause__)
+    if any(type(e).__module__.startswith(_DATABASE_MODULES) for e in chain):
+        return describe_database_trouble(exc)
+    if isinstance(exc, ConnectionRefusedError | ConnectionResetError):
+        return describe_database_trouble(exc)
+    return None
+
+
 def make_engine(database_url: str, timeouts: Timeouts | None = None) -> AsyncEngine:
     url = async_url(database_url)
     limits = timeouts or Timeouts()
