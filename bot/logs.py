@@ -191,6 +191,13 @@ class _Outcome:
 _current_update: ContextVar[_Outcome | None] = ContextVar("current_update", default=None)
 
 
+def note_update_outcome(outcome: str) -> None:
+    """Say how the update being handled ended, other than "ok" (a "duplicate", say)."""
+    current = _current_update.get()
+    if current is not None:
+        current.error = outcome
+
+
 def note_update_failure(error: BaseException | None) -> None:
     """Mark the update being handled as failed with `error`, for its log line.
 

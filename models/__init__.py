@@ -261,6 +261,17 @@ class ConversationState(SQLModel, table=True):
     updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
+class HandledUpdate(SQLModel, table=True):
+    """An update the bot has taken to handle: Telegram sends one again when it did not
+    get the webhook's 200 (an instance died behind the proxy), and a poller that died
+    fetches its last batch again. Kept for two days, longer than Telegram keeps one."""
+
+    update_id: int = Field(
+        sa_type=BigInteger, primary_key=True, sa_column_kwargs={"autoincrement": False}
+    )
+    handled_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+
+
 class Lease(SQLModel, table=True):
     """Work one instance may do at a time (scheduled work, broadcasts): who, and until when.
 
@@ -294,6 +305,7 @@ __all__ = [
     "BroadcastDelivery",
     "ConversationState",
     "Customer",
+    "HandledUpdate",
     "Invite",
     "Lease",
     "Partner",

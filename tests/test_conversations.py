@@ -1092,3 +1092,20 @@ async def test_a_confirmation_pending_while_telegram_fails_cannot_be_cancelled_a
     assert "Registered" in done["text"]
     assert "nothing to cancel" in answer["text"]
     assert len(await registrations(bot)) == 1
+
+
+async def test_an_update_telegram_sends_again_is_handled_once(bot, caplog):
+    """Telegram sends an update again when its 200 never arrived: at the deal-value
+    question, the same value twice used to be taken as the value, then as the product."""
+    chat = await join(bot, 11, language="en")
+    await chat.send(f"/new {VATS[1]}")
+    said = bot.api.user_sends(chat.user, "25000")
+    bot.api.pending.append(dict(said))  # the very same update, id and all, once more
+    await bot.deliver()
+    answers = [m for m in chat.messages() if "sell" in m["text"].lower()]
+    assert len(answers) == 1  # one answer, not a second one to "25000" as the product
+    draft = await bot.resources.drafts.load(11)
+    assert draft is not None
+    assert (draft.deal_value, draft.product) == (Decimal("25000.00"), None)
+    [skipped] = [r for r in caplog.records if getattr(r, "outcome", None) == "duplicate"]
+    assert skipped.update_id == said["update_id"]  # type: ignore[attr-defined]

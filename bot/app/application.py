@@ -74,6 +74,7 @@ def build_application(
             locks = UserLocks(settings.database_url, settings.timeouts)
             state.user_locks = locks
             processor.take_turns_across(locks)
+        processor.remember_updates_in(shared.conversations, shared.now)
         leadership = state.leadership = Leadership(shared)
         send_when_created(application)
         attend_to_staff_items(application)

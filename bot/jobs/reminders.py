@@ -65,6 +65,8 @@ async def run_tick(application: App) -> TickReport:
     async with shared.sessions() as session:
         expired = await expire_lapsed(session=session, rules=rules, now=now)
     await shared.conversations.forget_before(now - FORGET_AFTER)
+    # Telegram gives up on an update after a day: two days of notes is plenty.
+    await shared.conversations.forget_updates_before(now - 2 * FORGET_AFTER)
     if not sending_allowed(rules, now):
         return TickReport(expired=expired, quiet=True)
     token = secrets.token_hex(8)

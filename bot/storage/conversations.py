@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqlalchemy import Table
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.schema import CreateTable
+from sqlalchemy.schema import CreateIndex, CreateTable
 
 from bot.domain.drafts import Draft
 from bot.storage.database import Timeouts, asyncpg_arguments, prepare_sqlite_file, sqlite_file
-from models import ConversationState
+from models import ConversationState, HandledUpdate
 
 if TYPE_CHECKING:
     import aiosqlite
@@ -49,10 +49,20 @@ class Conversations(Protocol):
         """Drop conversations untouched since `moment`: they hold VAT numbers and names."""
         ...
 
+    async def first_sight(self, update_id: int, now: dt.datetime) -> bool:
+        """Note that the update is being handled; False when it was already (Telegram
+        sent it again): one statement, so of two instances given it one gets True."""
+        ...
+
+    async def forget_updates_before(self, moment: dt.datetime) -> int:
+        """Drop the notes of updates handled before `moment`."""
+        ...
+
     async def close(self) -> None: ...
 
 
 _TABLE: Table = ConversationState.__table__  # type: ignore[attr-defined]
+_HANDLED: Table = HandledUpdate.__table__  # type: ignore[attr-defined]
 # Connections the PostgreSQL store keeps open at most: a statement takes about a
 # millisecond, so a few serve hundreds of updates at once.
 POSTGRES_CONNECTIONS = 10
@@ -71,6 +81,12 @@ class NoConversations:
         raise RuntimeError("the command line has no conversations")
 
     async def forget_before(self, moment: dt.datetime) -> int:
+        raise RuntimeError("the command line has no conversations")
+
+    async def first_sight(self, update_id: int, now: dt.datetime) -> bool:
+        raise RuntimeError("the command line has no conversations")
+
+    async def forget_updates_before(self, moment: dt.datetime) -> int:
         raise RuntimeError("the command line has no conversations")
 
     async def close(self) -> None:
@@ -97,6 +113,11 @@ class PostgresConversations:
         "DELETE FROM conversationstate WHERE telegram_user_id = $1 AND kind = $2 RETURNING state"
     )
     _FORGET = "DELETE FROM conversationstate WHERE updated_at < $1"
+    _SEEN = (
+        "INSERT INTO handledupdate (update_id, handled_at) VALUES ($1, $2)"
+        " ON CONFLICT (update_id) DO NOTHING RETURNING 1"
+    )
+    _FORGET_UPDATES = "DELETE FROM handledupdate WHERE handled_at < $1"
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -130,6 +151,13 @@ class PostgresConversations:
         status = await self._pool.execute(self._FORGET, _aware(moment))  # "DELETE <count>"
         return int(status.rsplit(" ", 1)[-1])
 
+    async def first_sight(self, update_id: int, now: dt.datetime) -> bool:
+        return await self._pool.fetchval(self._SEEN, update_id, _aware(now)) is not None
+
+    async def forget_updates_before(self, moment: dt.datetime) -> int:
+        status = await self._pool.execute(self._FORGET_UPDATES, _aware(moment))
+        return int(status.rsplit(" ", 1)[-1])
+
     async def close(self) -> None:
         await self._pool.close()
 
@@ -156,6 +184,11 @@ class SqliteConversations:
     )
     _TAKE = "DELETE FROM conversationstate WHERE telegram_user_id = ? AND kind = ? RETURNING state"
     _FORGET = "DELETE FROM conversationstate WHERE updated_at < ? RETURNING 1"
+    _SEEN = (
+        "INSERT INTO handledupdate (update_id, handled_at) VALUES (?, ?)"
+        " ON CONFLICT (update_id) DO NOTHING RETURNING 1"
+    )
+    _FORGET_UPDATES = "DELETE FROM handledupdate WHERE handled_at < ? RETURNING 1"
 
     def __init__(self, connection: aiosqlite.Connection) -> None:
         self._connection = connection
@@ -168,7 +201,8 @@ class SqliteConversations:
         try:
             await connection.execute("PRAGMA journal_mode=WAL")
             await connection.execute("PRAGMA synchronous=NORMAL")
-            await connection.execute(_create_table_sql())
+            for table in (_TABLE, _HANDLED):
+                await connection.executescript(_create_table_sql(table))
         except BaseException:
             await connection.close()
             raise
@@ -188,14 +222,31 @@ class SqliteConversations:
         gone = await self._connection.execute_fetchall(self._FORGET, (_sqlite_moment(moment),))
         return len(list(gone))
 
+    async def first_sight(self, update_id: int, now: dt.datetime) -> bool:
+        noted = await self._connection.execute_fetchall(
+            self._SEEN, (update_id, _sqlite_moment(now))
+        )
+        return bool(list(noted))
+
+    async def forget_updates_before(self, moment: dt.datetime) -> int:
+        gone = await self._connection.execute_fetchall(
+            self._FORGET_UPDATES, (_sqlite_moment(moment),)
+        )
+        return len(list(gone))
+
     async def close(self) -> None:
         await self._connection.close()
 
 
-def _create_table_sql() -> str:
-    """The model's table, as SQLAlchemy would create it on SQLite."""
-    create = CreateTable(_TABLE, if_not_exists=True)
-    return str(create.compile(dialect=sqlite.dialect()))
+def _create_table_sql(table: Table) -> str:
+    """A model's table and its indexes, as SQLAlchemy would create them on SQLite."""
+    dialect = sqlite.dialect()
+    statements = [str(CreateTable(table, if_not_exists=True).compile(dialect=dialect))]
+    statements += [
+        str(CreateIndex(index, if_not_exists=True).compile(dialect=dialect))
+        for index in table.indexes
+    ]
+    return ";\n".join(statements)
 
 
 def _sqlite_moment(moment: dt.datetime) -> str:

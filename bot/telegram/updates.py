@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import inspect
 import logging
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from http import HTTPStatus
 from typing import Any, Protocol
@@ -17,7 +18,7 @@ from telegram.error import NetworkError, TelegramError
 from telegram.ext import BaseUpdateProcessor, ExtBot
 from telegram.request import BaseRequest, RequestData
 
-from bot.logs import describe_failure, update_handled
+from bot.logs import describe_failure, note_update_outcome, update_handled
 from bot.problems import SetupError
 from bot.telegram.transport import parse_json_quietly
 
@@ -37,6 +38,12 @@ _NO_UPDATES = (200, b'{"ok": true, "result": []}')
 MAX_CONCURRENT_UPDATES = 256
 # Updates accepted at once, most of them waiting for their user's turn.
 MAX_WAITING_UPDATES = 100_000
+
+
+class UpdateLedger(Protocol):
+    """Which updates have been taken to handle, across restarts and instances."""
+
+    async def first_sight(self, update_id: int, now: dt.datetime) -> bool: ...
 
 
 class UserTurns(Protocol):
@@ -63,12 +70,35 @@ class OnePerUser(BaseUpdateProcessor):
         self._locks: dict[int, asyncio.Lock] = {}
         self._users: dict[int, int] = {}  # updates waiting or running, per user
         self._across: UserTurns | None = None
+        self._ledger: UpdateLedger | None = None
+        self._now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
 
     def take_turns_across(self, turns: UserTurns) -> None:
         """Also keep each user's updates one at a time across instances (webhook mode
         behind a load balancer: the next update may reach another instance while this
         one still handles the last)."""
         self._across = turns
+
+    def remember_updates_in(self, ledger: UpdateLedger, now: Callable[[], dt.datetime]) -> None:
+        """Handle each update once, though Telegram send it again: a webhook whose 200
+        never reached Telegram (an instance dying behind the proxy, a timeout), a poller
+        that died before its next poll confirmed the last batch."""
+        self._ledger, self._now = ledger, now
+
+    async def _once(self, update: object, coroutine: Awaitable[Any]) -> None:
+        """Run the update's handlers, unless it was taken already: then only say so."""
+        update_id = getattr(update, "update_id", None)
+        if self._ledger is not None and isinstance(update_id, int):
+            try:
+                first = await self._ledger.first_sight(update_id, self._now())
+            except Exception:  # the database away: handled, and the handlers say so
+                first = True
+            if not first:
+                if inspect.iscoroutine(coroutine):
+                    coroutine.close()
+                note_update_outcome("duplicate")
+                return
+        await coroutine
 
     def _turn_across(self, user_id: int) -> AbstractAsyncContextManager[None]:
         return nullcontext() if self._across is None else self._across.turn(user_id)
@@ -79,7 +109,7 @@ class OnePerUser(BaseUpdateProcessor):
         key = _user_of(update)
         if key is None:
             async with self._working, update_handled(update, waited=_since(arrived)):
-                await coroutine
+                await self._once(update, coroutine)
             return
         lock = self._locks.setdefault(key, asyncio.Lock())
         self._users[key] = self._users.get(key, 0) + 1
@@ -91,7 +121,7 @@ class OnePerUser(BaseUpdateProcessor):
                 self._turn_across(key),
                 update_handled(update, waited=_since(arrived)),
             ):
-                await coroutine
+                await self._once(update, coroutine)
         finally:
             self._users[key] -= 1
             if not self._users[key]:  # nobody waits: forget the lock, memory stays flat

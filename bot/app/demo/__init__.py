@@ -514,6 +514,8 @@ async def run_demo(
         | {person.telegram_user_id for person in SALESPEOPLE},
         clock=lambda: clock.now().timestamp(),
         username="pai_demo_bot",
+        # Past every update a demo on this database had before: seconds since the epoch.
+        first_update_id=int(SystemClock().now().timestamp()),
     )
     app = build_application(
         settings,

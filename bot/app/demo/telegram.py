@@ -158,8 +158,14 @@ class FakeBotApi:
     clock: Callable[[], float] = time.time
     username: str = BOT_USERNAME
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
-    _update_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    # Where update ids start. Telegram never gives one twice, and the bot handles each
+    # once: a fake that starts again on an old database must start past its ids.
+    first_update_id: int = 1
+    _update_ids: itertools.count[int] = field(init=False)
     _changed: threading.Condition = field(default_factory=threading.Condition)
+
+    def __post_init__(self) -> None:
+        self._update_ids = itertools.count(self.first_update_id)
 
     # --- the bot's side ---------------------------------------------------
 
