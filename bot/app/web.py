@@ -4,6 +4,11 @@ path of PAI_WEBHOOK_URL as it is. Any number of instances can serve it.
 The listener is our own small tornado application (tornado is what PTB's webhook
 extra brings) rather than PTB's `run_webhook`: PTB compares the secret token with
 `!=` and logs a wrong one, and it has no room for `GET /healthz` on the same port.
+Tornado stays, rather than aiohttp's server, for what the port needs when anyone can
+reach it: a deadline for the headers and for the body (aiohttp has none for the
+headers: a client that trickles them holds its connection for ever), and a handler
+that reads the headers before the body, so a request without the secret is refused
+before a byte of its body is read. bot/app/guard.py caps the connections.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import logging
 import re
 import secrets
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -22,8 +28,8 @@ from urllib.parse import urlsplit
 
 import tornado.web
 from sqlalchemy import text
-from tornado.httpserver import HTTPServer
 
+from bot.app.guard import BODY_TIMEOUT, HEADER_TIMEOUT, Guard, GuardedServer, connection_cap
 from bot.config import ConfigurationError, Settings
 from bot.resources import Resources
 from bot.services.accounts import remembered_or_new_webhook_secret
@@ -36,6 +42,8 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 _SECRET_SHAPE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 # An update is at most a few kB; anything much larger is not from Telegram.
 MAX_BODY = 1024 * 1024
+# Telegram's and a proxy's headers are well under 1 kB.
+MAX_HEADERS = 16 * 1024
 # How long /healthz waits for the database before saying it is unreachable.
 HEALTH_TIMEOUT = 3.0
 
@@ -76,21 +84,36 @@ def checked_secret(settings: Settings) -> str | None:
     return secret
 
 
+@tornado.web.stream_request_body
 class UpdateReceiver(tornado.web.RequestHandler):
-    """POST <path>: one update from Telegram, proven by the secret token header."""
+    """POST <path>: one update from Telegram, proven by the secret token header, which
+    is checked as soon as the headers are in: the body of a request without it is
+    never read."""
 
-    def initialize(self, bot_application: App, secret: str) -> None:
+    def initialize(self, bot_application: App, secret: str, guard: Guard) -> None:
         self.application_ = bot_application
         self.secret = secret.encode()
+        self.guard = guard
+        self.chunks: list[bytes] = []
 
-    async def post(self) -> None:
+    def prepare(self) -> None:
+        if self.request.method != "POST":
+            return  # tornado answers 405
         given = self.request.headers.get(SECRET_HEADER, "").encode()
         # Constant time: how much of a guess was right must not show in the timing.
         if not hmac.compare_digest(given, self.secret):
             self.send_error(HTTPStatus.FORBIDDEN)
             return
+        stream = getattr(self.request.connection, "stream", None)
+        if stream is not None:
+            self.guard.trust(stream)
+
+    def data_received(self, chunk: bytes) -> None:
+        self.chunks.append(chunk)  # tornado holds the whole to MAX_BODY
+
+    async def post(self) -> None:
         try:
-            update = json.loads(self.request.body)
+            update = json.loads(b"".join(self.chunks))
         except ValueError:
             self.send_error(HTTPStatus.BAD_REQUEST)
             return
@@ -128,13 +151,15 @@ async def _database_state(shared: Resources) -> str:
     return "ok"
 
 
-def listener(application: App, webhook: Webhook, secret: str) -> tornado.web.Application:
+def listener(
+    application: App, webhook: Webhook, secret: str, guard: Guard
+) -> tornado.web.Application:
     return tornado.web.Application(
         [
             (
                 re.escape(webhook.path),
                 UpdateReceiver,
-                {"bot_application": application, "secret": secret},
+                {"bot_application": application, "secret": secret, "guard": guard},
             ),
             (r"/healthz", Health, {"bot_application": application}),
         ],
@@ -163,7 +188,9 @@ async def serve_webhook(application: App, settings: Settings, allowed_updates: l
         await application.bot.set_webhook(
             webhook.url, secret_token=secret, allowed_updates=allowed_updates
         )
-        server = HTTPServer(listener(application, webhook, secret), max_body_size=MAX_BODY)
+        server = guarded_server(
+            listener_for=lambda guard: listener(application, webhook, secret, guard)
+        )
         server.listen(webhook.port, webhook.host)
         await application.start()
         log.info(
@@ -185,6 +212,22 @@ async def serve_webhook(application: App, settings: Settings, allowed_updates: l
         await application.shutdown()
         if application.post_shutdown is not None:
             await application.post_shutdown(application)
+
+
+def guarded_server(
+    listener_for: Callable[[Guard], tornado.web.Application],
+) -> GuardedServer:
+    """The HTTP server with every limit the open port needs (bot/app/guard.py)."""
+    guard = Guard(connection_cap())
+    server = GuardedServer(
+        listener_for(guard),
+        max_body_size=MAX_BODY,
+        max_header_size=MAX_HEADERS,
+        idle_connection_timeout=HEADER_TIMEOUT,
+        body_timeout=BODY_TIMEOUT,
+    )
+    server.guard = guard
+    return server
 
 
 async def _stored_secret(shared: Resources) -> str:
