@@ -330,9 +330,10 @@ class Retrying:
 
 @pytest.mark.slow
 def test_under_attack_the_listener_still_serves_telegram_and_healthz(api, tmp_path):
-    """A thousand slow clients and twenty posting megabytes at a process allowed 256
-    descriptors: Telegram's updates and /healthz are still answered, memory stays put,
-    and the log holds no traceback."""
+    """As the attack was first seen: 1,100 slow clients and 200 posting a megabyte
+    without the secret, at a process allowed the usual 1,024 descriptors. Telegram's
+    updates and /healthz are still answered, memory stays put, and the log holds no
+    traceback."""
     fake, base_url = api
     port = free_port()
     env = webhook_env(environment(tmp_path, base_url), port)
@@ -341,11 +342,11 @@ def test_under_attack_the_listener_still_serves_telegram_and_healthz(api, tmp_pa
     person = Salesperson(fake, User(id=505, language_code="en"))
     telegram = Retrying(port)
     log = tmp_path / "bot.log"
-    with running(env, tmp_path, log, prefix=("prlimit", "--nofile=256")) as process:
+    with running(env, tmp_path, log, prefix=("prlimit", "--nofile=1024")) as process:
         wait_for_listener(port, process)
         before = resident_mb(process.pid)
-        with Attack(port, trickling=1000, posting=20) as attack:
-            fake.wait_for(lambda: attack.connections > 1500, timeout=60)
+        with Attack(port, trickling=1100, posting=200) as attack:
+            fake.wait_for(lambda: attack.connections > 2000, timeout=60)
             started = time.monotonic()
             assert telegram(PATH, taken(fake, fake.user_sends(person.user, f"/start {payload}")))
             person.waits_for("Acme Informatica")
@@ -362,14 +363,15 @@ def test_under_attack_the_listener_still_serves_telegram_and_healthz(api, tmp_pa
             assert person.count("/new") == helped + 1
             during = resident_mb(process.pid)
             seen = attack.connections
+        after = resident_mb(process.pid)
         assert process.poll() is None
     text = log.read_text()
     print(
         f"\nunder attack ({seen} connections): update answered in {answered:.2f} s, "
         f"/healthz in {healthz:.2f} s, {telegram.tries} tries for {telegram.requests} "
-        f"requests; memory {before:.0f} MB before, {during:.0f} MB during"
+        f"requests; memory {before:.0f} MB before, {during:.0f} MB during, {after:.0f} MB after"
     )
-    assert during - before < 50
+    assert max(during, after) - before < 50
     assert "Traceback" not in text and "Too many open files" not in text
 
 
