@@ -13,7 +13,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -31,6 +31,7 @@ from tests.test_production import Salesperson, free_port, http, wait_for_listene
 
 SECRET = "s3cret-for-the-listener"
 PATH = "/tg/hook"
+MEGABYTE = 1_000_000
 UPDATE = {
     "update_id": 7,
     "message": {
@@ -240,7 +241,6 @@ class Attack:
     def __init__(self, port: int, trickling: int, posting: int) -> None:
         self.port, self.trickling, self.posting = port, trickling, posting
         self.connections = 0
-        self.refused = 0  # answered 403 or cut off
         self._stop = threading.Event()
         self._thread = threading.Thread(target=asyncio.run, args=(self._run(),), daemon=True)
 
@@ -253,52 +253,42 @@ class Attack:
         self._thread.join(timeout=30)
 
     async def _run(self) -> None:
-        attackers = [self._trickle() for _ in range(self.trickling)]
-        attackers += [self._post_a_megabyte() for _ in range(self.posting)]
+        attackers = [self._again(self._trickle) for _ in range(self.trickling)]
+        attackers += [self._again(self._post_a_megabyte) for _ in range(self.posting)]
         await asyncio.gather(*attackers)
 
-    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
-        try:
-            connection = await asyncio.open_connection("127.0.0.1", self.port)
-        except OSError:
-            await asyncio.sleep(0.05)
-            return None
-        self.connections += 1
-        return connection
-
-    async def _trickle(self) -> None:
+    async def _again(
+        self, talk: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+    ) -> None:
+        """Connect, talk, and when the listener hangs up, connect again."""
         while not self._stop.is_set():
-            connection = await self._connect()
-            if connection is None:
-                continue
-            reader, writer = connection
             try:
-                writer.write(b"POST /tg/hook HTTP/1.1\r\nHost: bot\r\n")
-                while not self._stop.is_set() and not reader.at_eof():
-                    writer.write(b"X-a: b\r\n")
-                    await writer.drain()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(reader.read(1), 0.5)
+                reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
             except OSError:
-                pass
-            self.refused += 1
-            writer.close()
-
-    async def _post_a_megabyte(self) -> None:
-        body = b"x" * 1_000_000
-        while not self._stop.is_set():
-            connection = await self._connect()
-            if connection is None:
+                await asyncio.sleep(0.05)
                 continue
-            reader, writer = connection
+            self.connections += 1
             try:
-                writer.write(head(len(body)) + body)
-                await writer.drain()
-                await asyncio.wait_for(reader.read(), 10)
+                await talk(reader, writer)
             except (OSError, TimeoutError):
                 pass
-            self.refused += 1
-            writer.close()
+            finally:
+                writer.close()
+
+    async def _trickle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"POST /tg/hook HTTP/1.1\r\nHost: bot\r\n")
+        while not self._stop.is_set() and not reader.at_eof():
+            writer.write(b"X-a: b\r\n")
+            await writer.drain()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(reader.read(1), 0.5)
+
+    async def _post_a_megabyte(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        writer.write(head(MEGABYTE) + b"x" * MEGABYTE)
+        await writer.drain()
+        await asyncio.wait_for(reader.read(), 10)
 
 
 def resident_mb(pid: int) -> float:
