@@ -29,10 +29,12 @@ if TYPE_CHECKING:  # the command line logs too, and never loads python-telegram-
 update_log = logging.getLogger("bot.updates")
 action_log = logging.getLogger("bot.actions")
 # httpx logs every request URL (with the token in it) at INFO; APScheduler a line per
-# run; Alembic names its dialect at every start.
+# run; Alembic names its dialect at every start. Tornado's listener logs a line for
+# each malformed, cut off or reset request, which anyone can send by the thousand: its
+# errors still show.
 QUIET_LOGGERS = {
     name: logging.WARNING for name in ("httpx", "apscheduler", "alembic", "matplotlib", "PIL")
-}
+} | {"tornado.general": logging.ERROR, "tornado.access": logging.ERROR}
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # A bot token as @BotFather gives it: the bot's id, a colon, 35 characters of secret.
 _TOKEN = re.compile(r"\d{3,}:[A-Za-z0-9_-]{30,}")

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import errno
 import http.client as http_client
+import itertools
 import json
 import logging
 import socket
@@ -25,6 +26,7 @@ from bot.app import guard as guard_module
 from bot.app import web
 from bot.app.demo.telegram import FakeBotApi, User
 from bot.app.guard import GuardedServer
+from bot.logs import QUIET_LOGGERS
 from tests.test_process import api as api  # the fake Bot API, as a fixture
 from tests.test_process import environment, invite_for_acme, running
 from tests.test_production import Salesperson, free_port, http, wait_for_listener, webhook_env
@@ -32,6 +34,7 @@ from tests.test_production import Salesperson, free_port, http, wait_for_listene
 SECRET = "s3cret-for-the-listener"
 PATH = "/tg/hook"
 MEGABYTE = 1_000_000
+SECRET_LINE = f"X-Telegram-Bot-Api-Secret-Token: {SECRET}\r\n".encode()
 UPDATE = {
     "update_id": 7,
     "message": {
@@ -84,8 +87,8 @@ async def listening(
     await server.close_all_connections()
 
 
-def head(length: int, secret: str | None = None, path: str = PATH) -> bytes:
-    lines = [f"POST {path} HTTP/1.1", "Host: bot", f"Content-Length: {length}"]
+def head(length: int, secret: str | None = None, path: str = PATH, method: str = "POST") -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", "Host: bot", f"Content-Length: {length}"]
     if secret is not None:
         lines.append(f"X-Telegram-Bot-Api-Secret-Token: {secret}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
@@ -137,6 +140,36 @@ async def test_a_stranger_is_refused_before_a_byte_of_its_body_is_read(listening
     writer.write(head(900_000, SECRET[:-1] + "x"))
     assert await status_of(reader) == 403
     assert listening.queue.empty()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [("GET", PATH, 403), ("PUT", PATH, 403), ("POST", "/healthz", 400), ("POST", "/x", 400)],
+)
+async def test_no_other_method_or_path_reads_a_strangers_body(listening, method, path, status):
+    """Only a request to the webhook that shows the secret is read past a few kB."""
+    reader, writer = await listening.connect()
+    writer.write(head(900_000, method=method, path=path))  # and none of the body
+    assert await status_of(reader) == status
+    assert await closed_by_the_listener(reader)
+
+
+async def test_what_anyone_can_send_by_the_thousand_is_answered_not_logged(listening, caplog):
+    caplog.set_level(logging.DEBUG)
+    for name, level in QUIET_LOGGERS.items():  # as the bot sets its logging up
+        caplog.set_level(level, logger=name)
+    reader, writer = await listening.connect()
+    for _ in range(50):  # pipelined on one connection: each answered 405
+        writer.write(b"DELETE /tg/hook HTTP/1.1\r\nHost: bot\r\n" + SECRET_LINE + b"\r\n")
+    statuses = [await status_of(reader) for _ in range(50)]
+    assert statuses == [405] * 50
+    for request in (b"NOT HTTP\r\n\r\n", head(10) + b"{", head(10**9, SECRET)):
+        reader, writer = await listening.connect()
+        writer.write(request)
+        writer.close()
+    await asyncio.sleep(0.1)
+    said = [r for r in caplog.records if r.levelno >= logging.WARNING or "tornado" in r.name]
+    assert said == []
 
 
 async def test_a_body_larger_than_any_update_is_refused_unread(listening):
@@ -235,12 +268,14 @@ async def test_out_of_descriptors_the_listener_waits_and_says_so_once(
 
 class Attack:
     """Strangers at the listener's port, from a thread of their own: some trickle
-    headers and come back when cut off (slowloris), some post a megabyte without the
-    secret, over and over."""
+    headers and come back when cut off (slowloris), some send a megabyte without the
+    secret (to the webhook, as a GET, to /healthz), over and over."""
 
     def __init__(self, port: int, trickling: int, posting: int) -> None:
         self.port, self.trickling, self.posting = port, trickling, posting
         self.connections = 0
+        # Where the megabytes go: the webhook, and what else a stranger may try.
+        self._targets = itertools.cycle([("POST", PATH), ("GET", PATH), ("POST", "/healthz")])
         self._stop = threading.Event()
         self._thread = threading.Thread(target=asyncio.run, args=(self._run(),), daemon=True)
 
@@ -286,7 +321,8 @@ class Attack:
     async def _post_a_megabyte(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        writer.write(head(MEGABYTE) + b"x" * MEGABYTE)
+        method, path = next(self._targets)
+        writer.write(head(MEGABYTE, method=method, path=path) + b"x" * MEGABYTE)
         await writer.drain()
         await asyncio.wait_for(reader.read(), 10)
 

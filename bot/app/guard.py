@@ -48,8 +48,8 @@ def connection_cap() -> int:
 
 
 class Guard:
-    """The connections open on the listener, and those that have shown their credentials
-    (the webhook's secret) or asked for /healthz."""
+    """The connections open on the listener, and those whose last request to the webhook
+    showed its secret (anyone may ask for /healthz: that proves nothing)."""
 
     def __init__(self, cap: int) -> None:
         self.cap = cap
@@ -76,6 +76,10 @@ class Guard:
 
     def trust(self, stream: IOStream) -> None:
         self._trusted.add(stream)
+
+    def distrust(self, stream: IOStream) -> None:
+        """A wrong secret on a connection once trusted (a proxy's, reused for anyone)."""
+        self._trusted.discard(stream)
 
 
 class GuardedServer(HTTPServer):

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 import tornado.web
 from sqlalchemy import text
+from tornado.http1connection import HTTP1Connection
 
 from bot.app.guard import BODY_TIMEOUT, HEADER_TIMEOUT, Guard, GuardedServer, connection_cap
 from bot.config import ConfigurationError, Settings
@@ -42,6 +43,9 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 _SECRET_SHAPE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 # An update is at most a few kB; anything much larger is not from Telegram.
 MAX_BODY = 1024 * 1024
+# What is read of a request before the handler has seen its secret or on any other
+# path (/healthz has no body): a stranger's body never takes more than this.
+MAX_OTHER_BODY = 4 * 1024
 # Telegram's and a proxy's headers are well under 1 kB.
 MAX_HEADERS = 16 * 1024
 # How long /healthz waits for the database before saying it is unreachable.
@@ -97,16 +101,18 @@ class UpdateReceiver(tornado.web.RequestHandler):
         self.chunks: list[bytes] = []
 
     def prepare(self) -> None:
-        if self.request.method != "POST":
-            return  # tornado answers 405
+        # Whatever the method: a GET with a body is read as a POST's would be.
         given = self.request.headers.get(SECRET_HEADER, "").encode()
+        connection = self.request.connection
+        assert isinstance(connection, HTTP1Connection)  # what tornado's HTTPServer gives
         # Constant time: how much of a guess was right must not show in the timing.
         if not hmac.compare_digest(given, self.secret):
+            self.guard.distrust(connection.stream)
             self.send_error(HTTPStatus.FORBIDDEN)
             return
-        stream = getattr(self.request.connection, "stream", None)
-        if stream is not None:
-            self.guard.trust(stream)
+        self.guard.trust(connection.stream)
+        # The listener reads MAX_OTHER_BODY of anyone's request; an update may be larger.
+        connection.set_max_body_size(MAX_BODY)
 
     def data_received(self, chunk: bytes) -> None:
         self.chunks.append(chunk)  # tornado holds the whole to MAX_BODY
@@ -123,6 +129,10 @@ class UpdateReceiver(tornado.web.RequestHandler):
         self.set_status(HTTPStatus.OK)
 
     def log_exception(self, *args: Any) -> None:
+        # Anyone can post a wrong method or a bad body, as often as they like: those
+        # are answered, never logged. A failure of ours is one line.
+        if isinstance(args[1], tornado.web.HTTPError) and args[1].status_code < 500:
+            return
         log.warning("webhook request failed: %s", args[0].__name__ if args[0] else "?")
 
 
@@ -221,7 +231,7 @@ def guarded_server(
     guard = Guard(connection_cap())
     server = GuardedServer(
         listener_for(guard),
-        max_body_size=MAX_BODY,
+        max_body_size=MAX_OTHER_BODY,
         max_header_size=MAX_HEADERS,
         idle_connection_timeout=HEADER_TIMEOUT,
         body_timeout=BODY_TIMEOUT,
