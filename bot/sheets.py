@@ -57,6 +57,8 @@ MAX_PART_BYTES = 256 * 1024 * 1024
 MAX_UNPACKED_BYTES = 512 * 1024 * 1024
 # Excel's own limit: a sheet with more rows was not written by Excel.
 MAX_SHEET_ROWS = 1_048_576
+# The header is looked for in this many columns of its first rows (an old .xls had 256).
+MAX_HEADER_COLUMNS = 1024
 _UNPACK_CHUNK = 1024 * 1024
 _LONG_FIELD = f"a field is longer than {MAX_FIELD:,} characters"
 
@@ -120,6 +122,7 @@ def count_lines(path: Path) -> int | None:
     from openpyxl import load_workbook
 
     try:
+        _check_unpacked(path, data)  # openpyxl reads the shared strings whole, bomb or not
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             workbook = load_workbook(io.BytesIO(data), read_only=True, keep_links=False)
@@ -330,14 +333,17 @@ def _xlsx_rows(path: Path, data: bytes, required: tuple[str, ...]) -> Iterator[R
     except Exception:
         raise SheetError(f"{path} is neither CSV nor an Excel .xlsx workbook") from None
     where = f' (sheet "{sheet.title}", the first of {len(sheets)})' if len(sheets) > 1 else ""
-    rows = _sheet_rows(path, sheet)
+    rows = _sheet_rows(path, sheet, width=MAX_HEADER_COLUMNS)
     head = list(itertools.islice(rows, HEADER_SEARCH_ROWS))
     if not any(_filled(cells) for _, cells in head) and not any(
         _filled(cells) for _, cells in rows
     ):
         raise SheetError(f"{path}{where} is empty: the header must be {', '.join(required)}")
     header = _find_header(path, head, required, where)
-    return _xlsx_data(itertools.chain(head, rows), header)
+    # Below the header only the header's columns are read: a cell far to the right (in
+    # column XFD, say) would otherwise make every row 16,384 cells wide.
+    width = max(header.positions.values()) + 1
+    return _xlsx_data(_sheet_rows(path, sheet, width=width, first=header.line + 1), header)
 
 
 def _check_unpacked(path: Path, data: bytes) -> None:
@@ -378,13 +384,17 @@ def _xlsx_data(rows: Iterable[tuple[int, list[str]]], header: _Header) -> Iterat
             yield item
 
 
-def _sheet_rows(path: Path, sheet: Any) -> Iterator[tuple[int, list[str]]]:
-    """(row number, cells as text) for every row, empty ones included, numbered as Excel does.
+def _sheet_rows(
+    path: Path, sheet: Any, width: int, first: int = 1
+) -> Iterator[tuple[int, list[str]]]:
+    """(row number, its first `width` cells as text) for every row from `first`, empty
+    ones included, numbered as Excel does.
 
     Read in batches so that openpyxl's warnings are silenced while it runs and
     never while the caller's code runs between rows.
     """
-    values = enumerate(sheet.iter_rows(values_only=True), start=1)
+    cells = sheet.iter_rows(min_row=first, max_col=width, values_only=True)
+    values = enumerate(cells, start=first)
     while True:
         try:
             with warnings.catch_warnings():

@@ -662,3 +662,36 @@ def test_a_sheet_longer_than_excel_allows_is_refused_naming_the_limit(tmp_path, 
     book.save(tmp_path / "long.xlsx")
     with pytest.raises(SheetError, match="more than 100 rows, Excel's own limit"):
         list(read_table(tmp_path / "long.xlsx", PURCHASES))
+
+
+def test_a_cell_far_to_the_right_does_not_make_every_row_wide(tmp_path, monkeypatch):
+    """One cell in column XFD on each row: openpyxl would give 16,384 values a row (15
+    minutes for a sheet of Excel's full length); only the header's columns are read."""
+    book = Workbook()
+    book.active.append(["vat", "customer_name", "purchase_date"])
+    for n in range(200):
+        book.active.append([f"IT{n:011d}", f"Cliente {n}", "2026-01-01"])
+        book.active.cell(row=n + 2, column=16_384, value="x")
+    book.save(tmp_path / "wide.xlsx")
+    converted = 0
+    cell_text = sheets._cell_text
+
+    def counted(value: object) -> str:
+        nonlocal converted
+        converted += 1
+        return cell_text(value)
+
+    monkeypatch.setattr(sheets, "_cell_text", counted)
+    rows = list(read_table(tmp_path / "wide.xlsx", PURCHASES))
+    assert len(rows) == 200 and rows[-1].cells["customer_name"] == "Cliente 199"
+    # The header's search (20 rows of its first columns), then 3 cells a row.
+    assert converted <= sheets.HEADER_SEARCH_ROWS * sheets.MAX_HEADER_COLUMNS + 3 * 200
+
+
+def test_counting_a_bombs_rows_for_the_progress_bar_never_unpacks_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(sheets, "MAX_PART_BYTES", 1024 * 1024)
+    strings = b"<sst><si><t>" + b"A" * 5_000_000 + b"</t></si></sst>"
+    path = _bomb(tmp_path / "string.xlsx", "xl/sharedStrings.xml", strings)
+    load = pytest.fail  # openpyxl's loader must not be reached
+    monkeypatch.setattr("openpyxl.load_workbook", lambda *a, **k: load("unpacked"))
+    assert sheets.count_lines(path) is None
