@@ -23,6 +23,7 @@ from bot.telegram.context import App
 from handlers import callbacks, followups, partner, registration, staff
 from handlers.common import (
     Context,
+    account_already_read,
     answer_query,
     drafts_of,
     linked_only,
@@ -144,7 +145,7 @@ async def apologise(update: Update, context: Context, *, cannot_save: bool) -> N
     """Say something went wrong, in words that need no database (it may be what failed):
     the language Telegram gives, or the account's if this update already read it."""
     update_id = update.update_id
-    texts = texts_for(update, context.account if context.account_known else None)
+    texts = texts_for(update, account_already_read(update))
     try:
         await reply(update, texts("error_cannot_save" if cannot_save else "error_generic"))
     except Exception:  # Telegram away too

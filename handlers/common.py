@@ -7,6 +7,7 @@ import functools
 import html
 import logging
 from collections.abc import Callable, Coroutine
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from telegram import InlineKeyboardMarkup, Message, Update, User
@@ -64,7 +65,21 @@ async def account_of(update: Update, context: Context) -> Account | None:
             if found.visit:
                 shared.run_in_background(note(shared, user.id, found.visit), "noting a visit")
     context.account, context.account_known = account, True
+    _read_for.set((update.update_id, account))
     return account
+
+
+# The account an update has read, where its error handler finds it: PTB hands the error
+# handler a context of its own, without what the update's handlers noted on theirs; the
+# error handler runs in the update's own task, so it sees what this holds.
+_read_for: ContextVar[tuple[int, Account | None] | None] = ContextVar("read_for", default=None)
+
+
+def account_already_read(update: Update) -> Account | None:
+    """The account this update read before it failed; None if it read none (or none is
+    linked): asking the database again may be what fails."""
+    read = _read_for.get()
+    return read[1] if read is not None and read[0] == update.update_id else None
 
 
 async def own_registration(

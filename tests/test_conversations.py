@@ -747,6 +747,17 @@ async def test_a_telegram_error_while_answering_reaches_only_that_user(bot):
     assert "/new" in answer["text"]
 
 
+async def test_the_apology_is_in_the_language_the_user_chose(bot):
+    """Telegram says English; the user chose Italian in /settings. The error handler gets
+    a context of its own from PTB: the account the update read reaches it all the same."""
+    chat = await join(bot, 11, language="en")
+    [settings] = await chat.send("/settings")
+    await chat.press(settings, "Italiano")
+    bot.api.failures["sendMessage"] = [Timeout()]
+    await chat.send("/help")
+    assert "qualcosa è andato storto" in chat.last["text"]
+
+
 async def test_check_with_a_mistyped_vat_number_says_why_and_how(bot):
     chat = await join(bot, 11, language="en")
     [answer] = await chat.send("/check 12345670588")

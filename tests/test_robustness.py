@@ -187,3 +187,33 @@ async def test_a_lone_poller_on_a_locked_sqlite_file_keeps_polling_and_says_why(
         bot.clock.advance(dt.timedelta(seconds=10))
         await renew_lead(bot.app, polling=True, schedule_reminders=False)
         assert leadership.held  # the lease taken back at the first renewal that could
+
+
+async def test_a_database_that_takes_the_connection_and_never_answers_is_named_so():
+    """asyncpg raises Python's own TimeoutError for a server that accepts and stays
+    silent: that is the database's trouble (one line, the cannot-save apology); the same
+    error from anywhere else is not."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from bot.storage.database import database_failure
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # takes what it is sent and never says a word
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    engine = create_async_engine(
+        f"postgresql+asyncpg://postgres@127.0.0.1:{port}/test", connect_args={"timeout": 0.3}
+    )
+    try:
+        with pytest.raises(TimeoutError) as raised:
+            async with engine.connect():
+                pass
+    finally:
+        await engine.dispose()
+        server.close()
+    assert database_failure(raised.value) == "the database did not answer in time"
+    try:
+        raise TimeoutError  # a timeout of the bot's own, nothing to do with the database
+    except TimeoutError as ours:
+        assert database_failure(ours) is None

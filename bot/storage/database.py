@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,9 +131,18 @@ def database_failure(exc: BaseException) -> str | None:
         chain.append(chain[-1].__cause__)
     if any(type(e).__module__.startswith(_DATABASE_MODULES) for e in chain):
         return describe_database_trouble(exc)
-    if isinstance(exc, ConnectionRefusedError | ConnectionResetError):
+    # A server that takes the connection and never answers, or refuses its TLS: the
+    # drivers raise Python's own TimeoutError or ConnectionError, from their own code.
+    if isinstance(exc, TimeoutError | ConnectionError) and _raised_in_database(exc):
         return describe_database_trouble(exc)
     return None
+
+
+def _raised_in_database(exc: BaseException) -> bool:
+    return any(
+        str(frame.f_globals.get("__name__", "")).startswith(_DATABASE_MODULES)
+        for frame, _line in traceback.walk_tb(exc.__traceback__)
+    )
 
 
 def make_engine(database_url: str, timeouts: Timeouts | None = None) -> AsyncEngine:
