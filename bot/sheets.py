@@ -19,7 +19,7 @@ import re
 import tempfile
 import warnings
 import zipfile
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -496,16 +496,25 @@ def table_bytes(
     return buffer.getvalue()
 
 
-def text_table(columns: Sequence[str], rows: Iterable[Mapping[str, object]]) -> str:
+def text_table(
+    columns: Sequence[str],
+    rows: Iterable[Mapping[str, object]],
+    typed: Collection[str] | None = None,
+) -> str:
     """The table as tab-separated lines for a terminal (which staff also paste into a
-    spreadsheet): the same cells as in a CSV, formulas defused, no tab or line break
-    inside one."""
+    spreadsheet): no tab or line break inside a cell, and the formulas of the `typed`
+    columns (text people typed; all columns when not said) defused as in a CSV. The
+    others are the bot's own words and shown as they are (an @username, a "-")."""
+    typed = columns if typed is None else typed
 
-    def cell(value: object) -> str:
-        return " ".join(_csv_text(value, "csv").split()) if value is not None else ""
+    def cell(value: object, column: str) -> str:
+        if value is None:
+            return ""
+        text = _csv_text(value, "csv") if column in typed else str(value)
+        return " ".join(text.split())
 
     lines = ["\t".join(columns)]
-    lines += ["\t".join(cell(row.get(column)) for column in columns) for row in rows]
+    lines += ["\t".join(cell(row.get(column), column) for column in columns) for row in rows]
     return "\n".join(lines)
 
 

@@ -340,6 +340,7 @@ def test_staff_list_who_is_linked_and_unlink_someone_who_left(shell, capsys):
         "last_seen",
     ]
     assert lines[1].startswith("1\tACME\t")
+    assert lines[1].split("\t")[3] == "-"  # no username: the bot's "-", shown as it is
     code, out, _ = run(capsys, "salespeople", "BETA")
     assert "nobody is linked to BETA" in out
     code, out, _ = run(capsys, "unlink", "1")

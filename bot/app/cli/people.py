@@ -71,7 +71,7 @@ def run_salespeople(args: argparse.Namespace, settings: Settings) -> int:
             for person in people
         ]
         # A name typed in Telegram may start like a formula: the table defuses it.
-        print(text_table(SALESPEOPLE_COLUMNS, rows))
+        print(text_table(SALESPEOPLE_COLUMNS, rows, typed=("name",)))
         return OK
 
     return with_database(settings, work, may_create=False)
