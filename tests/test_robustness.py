@@ -217,3 +217,42 @@ async def test_a_database_that_takes_the_connection_and_never_answers_is_named_s
         raise TimeoutError  # a timeout of the bot's own, nothing to do with the database
     except TimeoutError as ours:
         assert database_failure(ours) is None
+
+
+async def test_a_poller_starting_on_a_locked_sqlite_file_says_so_and_leads_after(
+    tmp_path, caplog, monkeypatch
+):
+    """A database too busy to say who leads is not another instance polling."""
+    import datetime as dt
+    import sqlite3
+
+    from bot.app import application
+    from bot.config import Settings
+    from bot.jobs.leadership import Leadership
+    from bot.resources import open_resources
+
+    monkeypatch.setattr(application, "RENEW_EVERY", dt.timedelta(seconds=0.01))
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=f"sqlite:///{tmp_path / 'bot.db'}",
+        pai_sqlite_busy_timeout=0.1,
+    )
+    shared = await open_resources(settings, chat=False)
+    try:
+        starting = Leadership(shared, holder="starting")
+        holder = sqlite3.connect(tmp_path / "bot.db", isolation_level=None, timeout=0)
+        holder.execute("BEGIN EXCLUSIVE")  # an import, as the process starts
+        waiting = asyncio.create_task(application._wait_to_lead(starting))
+        try:
+            await asyncio.sleep(0.5)
+            assert not waiting.done()
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        await asyncio.wait_for(waiting, 5)
+        assert starting.held
+    finally:
+        await shared.close()
+    assert "cannot take the leader lease: the database is busy" in caplog.text
+    assert "trying again" in caplog.text
+    assert "another instance" not in caplog.text and "leading goes on" not in caplog.text

@@ -127,14 +127,16 @@ async def _start(application: App) -> None:
 
 
 async def _wait_to_lead(leadership: Leadership) -> None:
-    """Polling: Telegram gives updates to one poller, so a second instance waits."""
-    if await leadership.renew():
-        return
-    log.warning(
-        "another instance is polling this bot: waiting to take over "
-        "(for several instances, use webhook mode: PAI_WEBHOOK_URL)"
-    )
-    while not await leadership.renew():  # noqa: ASYNC110 (the lease is in the database)
+    """Polling: Telegram gives updates to one poller, so a second instance waits. (A
+    database too busy to say who leads is said by the renewal itself.)"""
+    said = False
+    while not await leadership.renew():
+        if leadership.taken and not said:
+            said = True
+            log.warning(
+                "another instance is polling this bot: waiting to take over "
+                "(for several instances, use webhook mode: PAI_WEBHOOK_URL)"
+            )
         await asyncio.sleep(RENEW_EVERY.total_seconds())
 
 

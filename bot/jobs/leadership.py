@@ -106,8 +106,10 @@ class Leadership:
             self.taken = not self.held
         except Exception as exc:
             log.warning(
-                "cannot renew the leader lease: %s; leading goes on while the lease runs",
+                "cannot %s the leader lease: %s; %s",
+                "renew" if was else "take",
                 describe_database_trouble(exc),
+                "leading goes on while the lease runs" if was else "trying again",
             )
             # Read the clock again, after the wait; a margin of one renewal: another
             # instance's clock may run a little ahead.
