@@ -198,7 +198,10 @@ async def test_a_database_that_takes_the_connection_and_never_answers_is_named_s
     from bot.storage.database import database_failure
 
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.read()  # takes what it is sent and never says a word
+        try:
+            await reader.read()  # takes what it is sent and never says a word
+        finally:
+            writer.close()
 
     server = await asyncio.start_server(silent, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -212,6 +215,7 @@ async def test_a_database_that_takes_the_connection_and_never_answers_is_named_s
     finally:
         await engine.dispose()
         server.close()
+        await server.wait_closed()  # the silent side hears the bot hang up, and closes
     assert database_failure(raised.value) == "the database did not answer in time"
     try:
         raise TimeoutError  # a timeout of the bot's own, nothing to do with the database
