@@ -61,8 +61,11 @@ class Guard:
         """Keep the new connection if there is room, or make room by closing the oldest
         one that has not shown its credentials (a slow client, a scanner); False when
         every open one is a trusted one: the newcomer is closed instead."""
-        self._open = [s for s in self._open if not s.closed()]
-        self._trusted = {s for s in self._trusted if not s.closed()}
+        if len(self._open) >= self.cap:
+            # Closed ones are forgotten only when the count matters: at every accept,
+            # under a flood, it would walk the whole list for nothing.
+            self._open = [s for s in self._open if not s.closed()]
+            self._trusted = {s for s in self._trusted if not s.closed()}
         if len(self._open) >= self.cap:
             victim = next((s for s in self._open if s not in self._trusted), None)
             if victim is None:
