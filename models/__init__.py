@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Index, UniqueConstraint
+from sqlalchemy import BigInteger, Index, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
 from models.types import Cents, DecimalText, UTCDateTime
@@ -19,6 +19,9 @@ REFERENCE_LENGTH = 10  # "PAI-" and six characters
 VAT_LENGTH = 20
 LANGUAGE_CODE_LENGTH = 16  # an IETF tag as Telegram reports it: "it", "pt-br"
 USERNAME_LENGTH = 64
+NAME_BLOCK_LENGTH = 40
+NOTE_LENGTH = 500  # a reason typed by a partner or staff
+FILE_ID_LENGTH = 255  # Telegram's file ids are long, and grow
 
 
 def utcnow() -> dt.datetime:
@@ -77,6 +80,9 @@ class Customer(SQLModel, table=True):
 
     vat: str = Field(primary_key=True, max_length=VAT_LENGTH)
     name: str = Field(max_length=NAME_LENGTH)
+    # The first word of the name once legal forms, case, accents and punctuation are
+    # set aside (bot/domain/names.py): similar names are looked for among its equals.
+    name_block: str | None = Field(default=None, max_length=NAME_BLOCK_LENGTH, index=True)
 
 
 class Purchase(SQLModel, table=True):
@@ -96,6 +102,7 @@ class Registration(SQLModel, table=True):
     __table_args__ = (
         # Covers the loyalty count (partner, date window, not rejected) without table reads.
         Index("ix_registration_loyalty", "partner_id", "registered_on", "status"),
+        Index("ix_registration_dispute_key", "dispute_key", unique=True),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -125,6 +132,14 @@ class Registration(SQLModel, table=True):
     loyalty_min_registrations: int | None = None
     loyalty_multiplier: Decimal | None = Field(default=None, sa_type=DecimalText)
     loyalty_count: int = 0
+    # `partner_id:vat` while the registration is `disputed`, NULL after: unique, so a
+    # partner has one open dispute per customer however many salespeople press at once.
+    dispute_key: str | None = Field(default=None, max_length=40)
+    # Requests for more time made (each one used, granted or not: PRODUCT.md §5), and
+    # whether one waits for staff: while it does, the protection does not end.
+    extensions: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    awaiting_extension: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    name_block: str | None = Field(default=None, max_length=NAME_BLOCK_LENGTH, index=True)
 
 
 class StatusChange(SQLModel, table=True):
@@ -184,11 +199,74 @@ class StaffMember(SQLModel, table=True):
     last_seen_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
-class StaffNotice(SQLModel, table=True):
-    """A message that asked a staff member to decide on a won deal: edited once decided."""
+class StaffItem(SQLModel, table=True):
+    """Something staff are to decide: a won deal, a dispute, a request for more time.
+
+    Due `approval_hours` after it arrived; closed once when decided (the first
+    decision counts: the UPDATE that closes it names `decided_at IS NULL`)."""
+
+    __table_args__ = (Index("ix_staffitem_open", "decided_at", "due_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     registration_id: int = Field(foreign_key="registration.id", index=True)
+    kind: str = Field(max_length=16)  # won, dispute, extension
+    arrived_at: dt.datetime = Field(sa_type=UTCDateTime)
+    due_at: dt.datetime = Field(sa_type=UTCDateTime)
+    # What the partner said with it (why more time is needed).
+    note: str | None = Field(default=None, max_length=NOTE_LENGTH)
+    decided_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    decided_by: str | None = Field(default=None, max_length=64)
+    # approved, rejected, granted, refused; closed, when the registration moved on
+    # otherwise (a dispute granted revoked the deal it was about).
+    outcome: str | None = Field(default=None, max_length=16)
+    reason: str | None = Field(default=None, max_length=NOTE_LENGTH)
+
+
+class Dispute(SQLModel, table=True):
+    """Why a partner contests a refusal, and what stood against it on the day."""
+
+    registration_id: int = Field(
+        foreign_key="registration.id", primary_key=True, sa_column_kwargs={"autoincrement": False}
+    )
+    reason: str = Field(max_length=NOTE_LENGTH)
+    # The protection contested (another partner's registration), or, for "not new",
+    # the last purchase in the vendor's history then.
+    against_registration_id: int | None = Field(default=None, foreign_key="registration.id")
+    last_purchase: dt.date | None = None
+
+
+class Attachment(SQLModel, table=True):
+    """A file a partner sent about a registration: evidence for a dispute, proof of a won
+    deal. The file stays in Telegram; only its id is kept."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    registration_id: int = Field(foreign_key="registration.id", index=True)
+    purpose: str = Field(max_length=16)  # evidence, proof
+    kind: str = Field(max_length=16)  # photo, document
+    file_id: str = Field(max_length=FILE_ID_LENGTH)
+    file_name: str | None = Field(default=None, max_length=NAME_LENGTH)
+    added_by: str = Field(max_length=64)
+    added_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class StaffDigest(SQLModel, table=True):
+    """One day's digest of overdue items to one person: written before the send, so that
+    no tick, instance or restart sends it twice."""
+
+    day: dt.date = Field(primary_key=True)
+    chat_id: int = Field(
+        sa_type=BigInteger, primary_key=True, sa_column_kwargs={"autoincrement": False}
+    )
+    status: str = Field(max_length=16)  # sending, sent, failed
+    sent_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class StaffNotice(SQLModel, table=True):
+    """A message that asked a staff member to decide on an item: edited once decided."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    registration_id: int = Field(foreign_key="registration.id", index=True)
+    item_id: int | None = Field(default=None, foreign_key="staffitem.id", index=True)
     chat_id: int = Field(sa_type=BigInteger)
     message_id: int = Field(sa_type=BigInteger)
 
@@ -294,17 +372,22 @@ class SendBudget(SQLModel, table=True):
 
 __all__ = [
     "CODE_LENGTH",
+    "FILE_ID_LENGTH",
+    "NAME_BLOCK_LENGTH",
+    "NOTE_LENGTH",
     "LANGUAGE_CODE_LENGTH",
     "NAME_LENGTH",
     "PRODUCT_LENGTH",
     "REFERENCE_LENGTH",
     "USERNAME_LENGTH",
     "VAT_LENGTH",
+    "Attachment",
     "BotState",
     "Broadcast",
     "BroadcastDelivery",
     "ConversationState",
     "Customer",
+    "Dispute",
     "HandledUpdate",
     "Invite",
     "Lease",
@@ -315,6 +398,8 @@ __all__ = [
     "Reminder",
     "Salesperson",
     "SendBudget",
+    "StaffDigest",
+    "StaffItem",
     "StaffMember",
     "StaffNotice",
     "StatusChange",

@@ -66,6 +66,22 @@ class ReminderRules:
 
 
 @dataclass(frozen=True)
+class ConflictRules:
+    """The `[conflicts]` section: contests, more time, proof, staff's deadline."""
+
+    contest_days: int = 7  # a refusal can be contested this long after it
+    extension_window_days: int = 14  # more time can be asked this long before the end
+    extension_days: int = 30  # what one granted extension adds
+    max_extensions: int = 1  # requests per registration
+    approval_hours: int = 48  # staff decide within this; later an item is overdue
+    require_proof: bool = False  # a won deal reaches staff only with a file
+
+    @property
+    def approval(self) -> dt.timedelta:
+        return dt.timedelta(hours=self.approval_hours)
+
+
+@dataclass(frozen=True)
 class Rules:
     name: str
     currency: str
@@ -77,6 +93,7 @@ class Rules:
     loyalty_window_days: int
     incentives: tuple[IncentiveVersion, ...]
     reminders: ReminderRules = ReminderRules()
+    conflicts: ConflictRules = ConflictRules()
 
     def today(self, now: dt.datetime | None = None) -> dt.date:
         """Return the programme's date at `now` (aware), in its own time zone."""
@@ -134,6 +151,17 @@ def first_new_day(rules: Rules, last_purchase: dt.date) -> dt.date:
 
 def protection_until(rules: Rules, registered_on: dt.date) -> dt.date:
     return registered_on + dt.timedelta(days=rules.protection_days)
+
+
+def may_contest(rules: Rules, refused_on: dt.date, today: dt.date) -> bool:
+    """Whether a refusal given on `refused_on` can still be contested."""
+    return refused_on <= today <= refused_on + dt.timedelta(days=rules.conflicts.contest_days)
+
+
+def may_ask_more_time(rules: Rules, *, protected_until: dt.date, today: dt.date) -> bool:
+    """Whether the window for asking more time is open: the last days of protection."""
+    window = dt.timedelta(days=rules.conflicts.extension_window_days)
+    return protected_until - window <= today <= protected_until
 
 
 def loyalty_window(rules: Rules, registered_on: dt.date) -> tuple[dt.date, dt.date]:
@@ -304,6 +332,36 @@ def parse_rules(data: dict[str, Any]) -> Rules:
         reminders=_reminders_within(
             _parse_reminders(data.get("reminders", {})), _positive_int(programme, "protection_days")
         ),
+        conflicts=_parse_conflicts(data.get("conflicts", {})),
+    )
+
+
+def _parse_conflicts(raw: Any) -> ConflictRules:
+    """The `[conflicts]` table; every key has a default, the whole table may be absent."""
+    if not isinstance(raw, dict):
+        raise RulesError("[conflicts] must be a table")
+    defaults = ConflictRules()
+    require_proof = raw.get("require_proof", defaults.require_proof)
+    if not isinstance(require_proof, bool):
+        raise RulesError("conflicts.require_proof must be true or false")
+    max_extensions = raw.get("max_extensions", defaults.max_extensions)
+    if (
+        isinstance(max_extensions, bool)
+        or not isinstance(max_extensions, int)
+        or max_extensions < 0
+    ):
+        raise RulesError("conflicts.max_extensions must be a whole number, 0 or more")
+
+    def whole(key: str) -> int:
+        return _positive_int(raw, key, section="conflicts", default=getattr(defaults, key))
+
+    return ConflictRules(
+        contest_days=whole("contest_days"),
+        extension_window_days=whole("extension_window_days"),
+        extension_days=whole("extension_days"),
+        max_extensions=max_extensions,
+        approval_hours=whole("approval_hours"),
+        require_proof=require_proof,
     )
 
 
