@@ -373,10 +373,10 @@ class SendBudget(SQLModel, table=True):
 __all__ = [
     "CODE_LENGTH",
     "FILE_ID_LENGTH",
-    "NAME_BLOCK_LENGTH",
-    "NOTE_LENGTH",
     "LANGUAGE_CODE_LENGTH",
+    "NAME_BLOCK_LENGTH",
     "NAME_LENGTH",
+    "NOTE_LENGTH",
     "PRODUCT_LENGTH",
     "REFERENCE_LENGTH",
     "USERNAME_LENGTH",
