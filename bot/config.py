@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     pai_rules_file: Path | None = None
     pai_admin_ids: Annotated[frozenset[int], NoDecode] = Field(default_factory=frozenset)
+    # People beyond staff (a manager) who also get the daily digest of overdue items.
+    pai_escalation_ids: Annotated[frozenset[int], NoDecode] = Field(default_factory=frozenset)
     # Seconds a statement may wait (PostgreSQL lock_timeout / statement_timeout, SQLite's
     # busy timeout): past them the user gets an apology instead of a bot that hangs.
     pai_pg_lock_timeout: float = Field(default=Timeouts.lock, gt=0)
@@ -60,17 +62,16 @@ class Settings(BaseSettings):
     # "text" for people reading a terminal, "json" for a log collector.
     pai_log_format: Literal["text", "json"] = "text"
 
-    @field_validator("pai_admin_ids", mode="before")
+    @field_validator("pai_admin_ids", "pai_escalation_ids", mode="before")
     @classmethod
-    def _split_admin_ids(cls, value: object) -> object:
+    def _split_admin_ids(cls, value: object, info: ValidationInfo) -> object:
         if isinstance(value, str):
             parts = [part.strip() for part in value.replace(";", ",").split(",")]
             try:
                 return frozenset(int(part) for part in parts if part)
             except ValueError as exc:
-                raise ValueError(
-                    "PAI_ADMIN_IDS must be Telegram user ids separated by commas"
-                ) from exc
+                name = (info.field_name or "").upper()
+                raise ValueError(f"{name} must be Telegram user ids separated by commas") from exc
         return value
 
     @field_validator(

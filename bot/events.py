@@ -40,14 +40,36 @@ class DealDecided:
 
 
 @dataclass(frozen=True)
+class ItemArrived:
+    """A dispute or a request for more time waits for staff."""
+
+    item_id: int
+
+
+@dataclass(frozen=True)
+class ItemDecided:
+    """Staff granted or refused a dispute or a request for more time (`by`: Telegram id)."""
+
+    item_id: int
+    by: int
+
+
+@dataclass(frozen=True)
+class ProofAdded:
+    """A partner sent proof of a won deal staff already have before them."""
+
+    reference: str
+
+
+@dataclass(frozen=True)
 class BroadcastReady:
     """Staff sent a broadcast: its deliveries wait for a sender."""
 
     broadcast_id: int
 
 
-Event = DealWon | DealDecided | BroadcastReady
-E = TypeVar("E", DealWon, DealDecided, BroadcastReady)
+Event = DealWon | DealDecided | ItemArrived | ItemDecided | ProofAdded | BroadcastReady
+E = TypeVar("E", DealWon, DealDecided, ItemArrived, ItemDecided, ProofAdded, BroadcastReady)
 # How listeners run: beside the work that emitted the event, never holding it up.
 Runner = Callable[[Coroutine[Any, Any, None], str], None]
 

@@ -3,6 +3,7 @@ as a chart, and the rows of a file that were not imported."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from typing import TYPE_CHECKING
 
@@ -26,23 +27,43 @@ def numbers_text(texts: Texts, rules: Rules, numbers: Numbers) -> str:
         texts("stats_top_line", code=code, company=company, count=count)
         for code, company, count in numbers.top_partners
     )
-    return texts(
-        "stats",
-        programme=rules.name,
-        today=texts.date(numbers.today),
-        levels=levels,
-        window=rules.loyalty_window_days,
-        month=numbers.registrations_month,
-        quarter=numbers.registrations_quarter,
-        year=numbers.registrations_year,
-        verdicts=numbers.verdicts_year,
-        share="-" if share is None else f"{share:.0%}",
-        won=numbers.won_year,
-        expected=texts.money(numbers.expected, rules.currency),
-        approved=texts.money(numbers.approved, rules.currency),
-        paid=texts.money(numbers.paid, rules.currency),
-        top=Markup(top) if top else "-",  # already escaped, line by line
+    return (
+        texts(
+            "stats",
+            programme=rules.name,
+            today=texts.date(numbers.today),
+            levels=levels,
+            window=rules.loyalty_window_days,
+            month=numbers.registrations_month,
+            quarter=numbers.registrations_quarter,
+            year=numbers.registrations_year,
+            verdicts=numbers.verdicts_year,
+            share="-" if share is None else f"{share:.0%}",
+            won=numbers.won_year,
+            expected=texts.money(numbers.expected, rules.currency),
+            approved=texts.money(numbers.approved, rules.currency),
+            paid=texts.money(numbers.paid, rules.currency),
+            top=Markup(top) if top else "-",  # already escaped, line by line
+        )
+        + "\n"
+        + texts(
+            "stats_decisions",
+            median="-"
+            if numbers.decision_median is None
+            else duration(texts, numbers.decision_median),
+            overdue=numbers.overdue_now,
+        )
     )
+
+
+def duration(texts: Texts, span: dt.timedelta) -> str:
+    """ "40 min", "3 h", "2 d": how late an item is, or how long decisions take."""
+    minutes = int(span.total_seconds() // 60)
+    if minutes < 60:
+        return texts.plain("duration_minutes", count=max(minutes, 0))
+    if minutes < 48 * 60:
+        return texts.plain("duration_hours", count=minutes // 60)
+    return texts.plain("duration_days", count=minutes // (24 * 60))
 
 
 def chart_png(numbers: Numbers, levels: tuple[str, ...], texts: Texts) -> bytes:

@@ -20,7 +20,7 @@ from bot.logs import note_update_failure
 from bot.services.views import Account
 from bot.storage.database import database_failure
 from bot.telegram.context import App
-from handlers import callbacks, followups, partner, registration, staff
+from handlers import callbacks, conflicts, followups, partner, registration, staff
 from handlers.common import (
     Context,
     account_already_read,
@@ -103,6 +103,8 @@ async def press_partner_button(
         await registration.press_draft_button(update, context, account, texts, button)
     elif isinstance(button, callbacks.StartRegistration):
         await registration.start_from_button(update, context, account, texts)
+    elif isinstance(button, callbacks.ConflictButton):
+        await conflicts.press_conflict_button(update, context, account, texts, button)
     elif isinstance(button, callbacks.FollowupButton):
         await followups.press_followup_button(update, context, account, texts, button)
     else:

@@ -8,6 +8,7 @@ reads as None and is answered as an expired button.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +28,10 @@ _NUMBER = re.compile(r"^\d{1,6}$")
 _DRAFT_ID = re.compile(r"^[A-Za-z0-9_-]{8}$")
 _REFERENCE_CODE = re.compile(rf"^[{ALPHABET}]{{{LENGTH}}}$")
 _INVITE_TOKEN = re.compile(r"^[A-Za-z0-9_-]{32}$")
+# A VAT number as the bot normalises it: country prefix, then letters and digits.
+_VAT = re.compile(r"^[A-Z]{2}[A-Z0-9]{2,13}$")
+_ORDINAL = re.compile(r"^\d{6}$")
+_ITEM = re.compile(r"^[1-9]\d{0,9}$")
 
 
 @dataclass(frozen=True)
@@ -212,8 +217,67 @@ class FollowupStillOpen:
         return _join("f", "o", _code(self.reference))
 
 
+@dataclass(frozen=True)
+class Contest:
+    """Contest the refusal given on `day` for `vat` (PRODUCT.md §5)."""
+
+    vat: str
+    day: dt.date
+
+    @property
+    def data(self) -> str:
+        return _join("d", "c", self.vat, str(self.day.toordinal()))
+
+
+# Common reasons to contest a refusal; the keys are catalogue suffixes.
+CONTEST_REASONS = ("first_contact", "different_branch", "holder_inactive", "history_wrong")
+
+
+@dataclass(frozen=True)
+class ContestBecause:
+    draft: str
+    reason: str
+
+    @property
+    def data(self) -> str:
+        return _join("d", "r", self.draft, self.reason)
+
+
+@dataclass(frozen=True)
+class SkipEvidence:
+    draft: str
+
+    @property
+    def data(self) -> str:
+        return _join("d", "s", self.draft)
+
+
+@dataclass(frozen=True)
+class AskMoreTime:
+    """Ask staff for more time on a registration: a reason is asked next."""
+
+    reference: str
+
+    @property
+    def data(self) -> str:
+        return _join("m", "t", _code(self.reference))
+
+
+@dataclass(frozen=True)
+class SkipProof:
+    """No proof for the won deal now (offered only when the rules do not require it)."""
+
+    reference: str
+
+    @property
+    def data(self) -> str:
+        return _join("m", "p", _code(self.reference))
+
+
 # The buttons of a /new conversation: they belong to one draft.
-DraftButton = CloseIn | PickAmount | ConfirmDraft | CancelDraft
+DraftButton = CloseIn | PickAmount | ConfirmDraft | CancelDraft | ContestBecause | SkipEvidence
+# Buttons about conflicts that are not a draft's: each names what it is about.
+ConflictButton = Contest | AskMoreTime | SkipProof
 
 
 @dataclass(frozen=True)
@@ -236,6 +300,28 @@ class Reject:
     @property
     def data(self) -> str:
         return _join("a", "n", _code(self.reference))
+
+
+@dataclass(frozen=True)
+class Grant:
+    """Staff grant a dispute or a request for more time (the item's number)."""
+
+    item: int
+
+    @property
+    def data(self) -> str:
+        return _join("a", "g", str(self.item))
+
+
+@dataclass(frozen=True)
+class Refuse:
+    """Staff refuse a dispute or a request for more time: a reason is asked next."""
+
+    item: int
+
+    @property
+    def data(self) -> str:
+        return _join("a", "r", str(self.item))
 
 
 @dataclass(frozen=True)
@@ -267,7 +353,7 @@ INACTIVE_DAYS = (30, 60, 90)
 _AUDIENCE = re.compile(r"^(all|open|level:[a-z0-9_-]{1,30}|inactive:(30|60|90))$")
 
 # The buttons staff press; nobody else's presses do anything.
-StaffButton = Approve | Reject | BroadcastTo | BroadcastSend | BroadcastCancel
+StaffButton = Approve | Reject | Grant | Refuse | BroadcastTo | BroadcastSend | BroadcastCancel
 # The buttons of a follow-up on an open registration.
 FollowupButton = FollowupWon | FollowupLost | FollowupLostBecause | FollowupStillOpen
 # The buttons of /status, /settings and invites.
@@ -291,7 +377,9 @@ _OUTCOMES: dict[str, type[OpenRegistration | ReportWon | AskLost | ReportLost]] 
 }
 
 
-Button = DraftButton | PartnerButton | FollowupButton | StartRegistration | StaffButton
+Button = (
+    DraftButton | PartnerButton | FollowupButton | StartRegistration | StaffButton | ConflictButton
+)
 
 _FOLLOWUPS: dict[str, type[FollowupWon | FollowupLost | FollowupStillOpen]] = {
     "w": FollowupWon,
@@ -335,6 +423,18 @@ def parse(data: str | None) -> Button | None:
             return CancelDraft(draft)
         case ["n", "new"]:
             return StartRegistration()
+        case ["d", "c", vat, day] if _VAT.match(vat) and _day(day) is not None:
+            return Contest(vat, dt.date.fromordinal(int(day)))
+        case ["d", "r", draft, reason] if _draft(draft) and reason in CONTEST_REASONS:
+            return ContestBecause(draft, reason)
+        case ["d", "s", draft] if _draft(draft):
+            return SkipEvidence(draft)
+        case ["m", "t", code] if _REFERENCE_CODE.match(code):
+            return AskMoreTime(PREFIX + code)
+        case ["m", "p", code] if _REFERENCE_CODE.match(code):
+            return SkipProof(PREFIX + code)
+        case ["a", ("g" | "r") as verdict, item] if _ITEM.match(item):
+            return Grant(int(item)) if verdict == "g" else Refuse(int(item))
         case ["f", kind, code] if kind in _FOLLOWUPS and _REFERENCE_CODE.match(code):
             return _FOLLOWUPS[kind](PREFIX + code)
         case ["f", "r", code, reason] if _REFERENCE_CODE.match(code) and reason in LOST_REASONS:
@@ -373,6 +473,13 @@ def _join(*parts: str) -> str:
 def _code(reference: str) -> str:
     """The six characters of a reference: its prefix would only spend the 64 bytes allowed."""
     return reference.removeprefix(PREFIX)
+
+
+def _day(text: str) -> dt.date | None:
+    """A day as its proleptic ordinal (six digits: years 1 to 2738), else None."""
+    if not _ORDINAL.match(text):
+        return None
+    return dt.date.fromordinal(int(text))
 
 
 def _draft(text: str) -> bool:

@@ -26,6 +26,7 @@ from handlers.common import (
     resources,
     show_in_place,
 )
+from handlers.conflicts import ask_for_proof
 
 
 async def press_followup_button(
@@ -52,15 +53,17 @@ async def press_followup_button(
         await answer_already(update, texts, button.reference, refused.current)
         return
     await answer_query(update)
+    markup = None
     if isinstance(button, FollowupWon):
-        text = texts("marked_won", reference=registration.reference)
+        ask, markup = await ask_for_proof(update, context, texts, registration.reference)
+        text = f"{texts('marked_won', reference=registration.reference)}\n\n{ask}"
     else:
         text = texts(
             "followup_marked_lost",
             reference=registration.reference,
             reason=texts(f"lost_{button.reason}"),
         )
-    await show_in_place(update, text, None)
+    await show_in_place(update, text, markup)
 
 
 async def ask_why_lost(

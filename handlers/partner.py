@@ -16,6 +16,7 @@ from bot.services.accounts import (
     redeem_invite,
     update_preferences,
 )
+from bot.services.conflicts import offers_more_time, waiting_on_staff
 from bot.services.registrations import (
     PAGE_SIZE,
     list_registrations,
@@ -23,6 +24,7 @@ from bot.services.registrations import (
 from bot.services.views import Account, RegistrationView, StatusPage
 from handlers.callbacks import (
     AskLost,
+    AskMoreTime,
     Key,
     MoveToPartner,
     OpenRegistration,
@@ -52,6 +54,7 @@ from handlers.common import (
     user_id_of,
     visitor_of,
 )
+from handlers.conflicts import ask_for_proof
 from handlers.registration import repeat_if_registering
 from handlers.render import render_registration, standing_line
 
@@ -229,7 +232,7 @@ async def show_status(update: Update, context: Context, account: Account, texts:
 
 
 def detail_buttons(
-    texts: Texts, registration: RegistrationView, offset: int, today: dt.date
+    texts: Texts, rules: Rules, registration: RegistrationView, offset: int, today: dt.date
 ) -> InlineKeyboardMarkup:
     rows: list[list[Key]] = []
     # Won / Lost while open; the service still refuses one whose protection lapsed.
@@ -240,6 +243,8 @@ def detail_buttons(
                 (texts.plain("button_lost"), AskLost(registration.reference, offset)),
             ]
         )
+    if offers_more_time(rules, registration, today):
+        rows.append([(texts.plain("button_more_time"), AskMoreTime(registration.reference))])
     rows.append([(texts.plain("button_back"), ShowPage(offset))])
     return keyboard(*rows)
 
@@ -248,10 +253,27 @@ async def show_detail(
     update: Update, context: Context, texts: Texts, registration: RegistrationView, offset: int
 ) -> None:
     shared = resources(context)
+    text = render_registration(texts, shared.rules, registration, shared.today())
+    waiting = await waiting_line(context, texts, registration)
     await show_in_place(
         update,
-        render_registration(texts, shared.rules, registration, shared.today()),
-        detail_buttons(texts, registration, offset, shared.today()),
+        f"{text}\n{waiting}" if waiting else text,
+        detail_buttons(texts, shared.rules, registration, offset, shared.today()),
+    )
+
+
+async def waiting_line(context: Context, texts: Texts, registration: RegistrationView) -> str:
+    """ "Waiting for the staff (won deal): answer by …", for each item still open."""
+    shared = resources(context)
+    async with shared.sessions() as session:
+        waiting = await waiting_on_staff(session=session, registration_id=registration.id)
+    return "\n".join(
+        texts(
+            "detail_waiting",
+            what=texts.plain(f"item_{kind}"),
+            due=texts.moment(due, shared.rules.timezone),
+        )
+        for kind, due in waiting
     )
 
 
@@ -287,6 +309,9 @@ async def record_outcome(
     key = "marked_won" if outcome == Status.WON else "marked_lost"
     await answer_query(update, texts.plain(key, reference=registration.reference), alert=True)
     await show_detail(update, context, texts, registration, button.offset)
+    if outcome == Status.WON:
+        text, markup = await ask_for_proof(update, context, texts, registration.reference)
+        await reply(update, text, markup)
 
 
 async def ask_lost(

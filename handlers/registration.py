@@ -18,30 +18,41 @@ from telegram import InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop
 
-from bot.domain.drafts import NEXT_STEP, Draft, Step
+from bot.domain.drafts import NEXT_STEP, Draft, Step, after_evidence
 from bot.domain.errors import (
     AlreadyRegistered,
+    CannotContestOwn,
     CustomerNotNew,
     CustomerProtected,
+    DisputeAlreadyOpen,
+    FileRefused,
     InvalidAmount,
     InvalidInput,
     InvalidVat,
+    NothingToContest,
     Refusal,
 )
 from bot.domain.parsing import check_close_date, clean_text, normalise_vat, parse_amount, parse_date
 from bot.i18n import Texts
 from bot.resources import Resources
+from bot.services.conflicts import Contest as ContestSent
+from bot.services.conflicts import open_dispute
 from bot.services.eligibility import Opportunity, check_eligibility, register_opportunity
 from bot.services.registrations import get_registration
 from bot.services.stats import count_verdict
 from bot.services.views import Account, RegistrationView, Verdict
+from bot.storage.conversations import MORE_TIME, PROOF
 from handlers.callbacks import (
     CLOSE_IN_DAYS,
+    CONTEST_REASONS,
     CancelDraft,
     CloseIn,
     ConfirmDraft,
+    Contest,
+    ContestBecause,
     DraftButton,
     PickAmount,
+    SkipEvidence,
     keyboard,
 )
 from handlers.common import (
@@ -57,6 +68,16 @@ from handlers.common import (
     resources,
     texts_for,
     user_id_of,
+)
+from handlers.conflicts import (
+    evidence_of,
+    has_file,
+    pending_prompt,
+    said,
+    take_evidence,
+    take_more_time_reason,
+    take_proof,
+    take_reason,
 )
 from handlers.render import (
     render_invalid,
@@ -79,6 +100,18 @@ def question(
     step = draft.step
     if step == Step.VAT:
         return texts("ask_vat"), None
+    if step == Step.REASON:
+        reasons = [
+            (texts.plain(f"contest_{key}"), ContestBecause(draft.id, key))
+            for key in CONTEST_REASONS
+        ]
+        return texts("ask_contest_reason", vat=draft.vat or ""), keyboard(
+            *([reason] for reason in reasons)
+        )
+    if step == Step.EVIDENCE:
+        return texts("ask_evidence"), keyboard(
+            [(texts.plain("button_skip"), SkipEvidence(draft.id))]
+        )
     if step == Step.COMPANY:
         return texts("ask_company"), None
     if step == Step.VALUE:
@@ -95,6 +128,13 @@ def question(
         # Written so that no reader takes the month for the day: "24 Dec 2026", ISO.
         examples = {"example": texts.date(example), "iso": example.isoformat()}
         return texts("ask_close", **examples), keyboard(close_in)
+    if draft.contest:
+        return contest_summary(texts, draft), keyboard(
+            [
+                (texts.plain("button_send_to_staff"), ConfirmDraft(draft.id)),
+                (texts.plain("button_cancel"), CancelDraft(draft.id)),
+            ]
+        )
     return summary(texts, draft), keyboard(
         [
             (texts.plain("button_confirm"), ConfirmDraft(draft.id)),
@@ -131,6 +171,23 @@ def summary(texts: Texts, draft: Draft) -> str:
         close=texts.date(draft.expected_close),
         amount=texts.money(draft.quoted_amount, draft.currency),
         until=texts.date(draft.protected_until),
+    )
+
+
+def contest_summary(texts: Texts, draft: Draft) -> str:
+    assert draft.deal_value is not None
+    assert draft.expected_close is not None
+    assert draft.quoted_amount is not None
+    return texts(
+        "contest_summary",
+        customer=draft.known_name or draft.customer_name or "",
+        vat=draft.vat or "",
+        reason=draft.reason or "",
+        evidence=texts.plain("evidence_one" if draft.evidence else "evidence_none"),
+        value=texts.money(draft.deal_value, draft.currency),
+        product=draft.product or "",
+        close=texts.date(draft.expected_close),
+        amount=texts.money(draft.quoted_amount, draft.currency),
     )
 
 
@@ -175,7 +232,7 @@ async def check_customer(update: Update, context: Context, account: Account, tex
         answer = texts("check_usage")
     else:
         try:
-            answer, _ = await verdict_on(context, account, texts, typed)
+            answer, _, _ = await verdict_on(context, account, texts, typed)
         except InvalidVat as error:
             rules = resources(context).rules
             answer = paragraphs(render_invalid(texts, rules, error), texts("check_usage"))
@@ -186,10 +243,21 @@ async def check_customer(update: Update, context: Context, account: Account, tex
         await ask(update, context, texts, draft, paragraphs(answer, texts("back_to_registration")))
 
 
+def contest_button(
+    texts: Texts, shared: Resources, typed: str, refusal: Refusal | None
+) -> InlineKeyboardMarkup | None:
+    """Contest, under a refusal that can be contested (protected, or not new)."""
+    if not isinstance(refusal, CustomerProtected | CustomerNotNew):
+        return None
+    vat = normalise_vat(typed, default_country=shared.rules.country)
+    return keyboard([(texts.plain("button_contest"), Contest(vat, shared.today()))])
+
+
 async def verdict_on(
     context: Context, account: Account, texts: Texts, typed: str
-) -> tuple[str, Verdict | None]:
-    """The verdict on `typed` in words, and the verdict itself when the customer qualifies."""
+) -> tuple[str, Verdict | None, Refusal | None]:
+    """The verdict on `typed` in words, and the verdict itself when the customer
+    qualifies, or the refusal when it does not."""
     shared = resources(context)
     vat = normalise_vat(typed, default_country=shared.rules.country)
     try:
@@ -199,9 +267,9 @@ async def verdict_on(
             )
     except Refusal as refusal:
         tally(shared, VERDICT_NAMES.get(type(refusal), "other"))
-        return render_refusal(texts, shared.rules, vat, refusal), None
+        return render_refusal(texts, shared.rules, vat, refusal), None, refusal
     tally(shared, "new")
-    return render_verdict(texts, shared.rules, verdict), verdict
+    return render_verdict(texts, shared.rules, verdict), verdict, None
 
 
 # How each verdict is counted for the programme's numbers (/stats).
@@ -265,14 +333,15 @@ async def take_vat(
     """Answer the VAT number with the verdict and, if it qualifies, the next question."""
     shared = resources(context)
     try:
-        answer, verdict = await verdict_on(context, account, texts, typed)
+        answer, verdict, refusal = await verdict_on(context, account, texts, typed)
     except InvalidVat as error:
         draft.step = Step.VAT
         why = render_invalid(texts, shared.rules, error)
         await ask(update, context, texts, draft, paragraphs(notice, why))
         return
     if verdict is None:  # refused: the verdict says why, and this registration ends
-        await reply(update, paragraphs(notice, answer))
+        markup = contest_button(texts, shared, typed, refusal)
+        await reply(update, paragraphs(notice, answer), markup)
         await drafts_of(context).drop(user_id_of(update))
         return
     draft.vat = verdict.vat
@@ -287,6 +356,10 @@ async def take_vat(
 @linked_only(default=None)
 async def receive_text(update: Update, context: Context, account: Account, texts: Texts) -> None:
     """Take a typed message as the answer to the draft's question, or point to the commands."""
+    prompt = await pending_prompt(context, user_id_of(update), MORE_TIME)
+    if prompt is not None:
+        await take_more_time_reason(update, context, account, texts, prompt)
+        return
     draft = await current_draft(update, context)
     if draft is None:
         await reply(update, texts("unknown_message"))
@@ -302,6 +375,18 @@ async def receive_text(update: Update, context: Context, account: Account, texts
         return
     if draft.step == Step.CONFIRM:
         await ask(update, context, texts, draft, texts("use_buttons"))
+        return
+    if draft.step == Step.EVIDENCE:
+        await ask(update, context, texts, draft, texts("file_kind"))
+        return
+    if draft.step == Step.REASON:
+        try:
+            take_reason(draft, typed)
+        except InvalidInput as error:
+            rules = resources(context).rules
+            await ask(update, context, texts, draft, render_invalid(texts, rules, error))
+            return
+        await ask(update, context, texts, draft)
         return
     try:
         keep_answer(resources(context), texts, draft, typed)
@@ -360,7 +445,22 @@ async def repeat_if_registering(update: Update, context: Context, texts: Texts) 
 
 @linked_only(default=None)
 async def receive_other(update: Update, context: Context, account: Account, texts: Texts) -> None:
-    """A sticker, photo or unknown command: the current question again, or the commands."""
+    """A file asked for (evidence, proof), or a sticker, photo or unknown command: the
+    current question again, or the commands."""
+    message = update.effective_message
+    draft = await current_draft(update, context)
+    if draft is not None and draft.step == Step.EVIDENCE and has_file(message):
+        try:
+            take_evidence(draft, message)
+        except FileRefused as refused:
+            await ask(update, context, texts, draft, said(texts, refused))
+            return
+        await ask(update, context, texts, draft, texts("evidence_kept"))
+        return
+    prompt = await pending_prompt(context, user_id_of(update), PROOF)
+    if draft is None and prompt is not None and has_file(message):
+        await take_proof(update, context, account, texts, prompt, message)
+        return
     if not await repeat_if_registering(update, context, texts):
         await reply(update, texts("unknown_message"))
 
@@ -425,6 +525,16 @@ async def press_draft_button(
         # What was chosen stays in view above the next question.
         chosen = texts("value_chosen", value=texts.money(draft.deal_value, draft.currency))
         await ask(update, context, texts, draft, chosen, in_place=True)
+    elif isinstance(button, ContestBecause) and draft.step == Step.REASON:
+        await answer_query(update)
+        take_reason(draft, texts.plain(f"contest_{button.reason}"))
+        await ask(update, context, texts, draft, in_place=True)
+    elif isinstance(button, SkipEvidence) and draft.step == Step.EVIDENCE:
+        await answer_query(update)
+        draft.step = after_evidence(draft)
+        await ask(update, context, texts, draft, in_place=True)
+    elif isinstance(button, ConfirmDraft) and draft.step == Step.CONFIRM and draft.contest:
+        await send_contest(update, context, account, texts, draft)
     elif isinstance(button, ConfirmDraft) and draft.step == Step.CONFIRM:
         await confirm_registration(update, context, account, texts, draft)
     elif draft.interrupted:
@@ -482,6 +592,48 @@ async def confirm_registration(
     draft.reference = registration.reference
     await drafts_of(context).save(user_id, draft)
     await send_confirmation(update, context, texts, draft, registration, in_place=True)
+
+
+async def send_contest(
+    update: Update, context: Context, account: Account, texts: Texts, draft: Draft
+) -> None:
+    """Send the contest to staff: a `disputed` registration; the draft ends either way."""
+    await answer_query(update)
+    assert draft.vat is not None
+    assert draft.deal_value is not None
+    assert draft.product is not None
+    assert draft.expected_close is not None
+    contest = ContestSent(
+        vat=draft.vat,
+        customer_name=draft.customer_name,
+        deal_value=draft.deal_value,
+        product=draft.product,
+        expected_close=draft.expected_close,
+        reason=draft.reason or "",
+        evidence=evidence_of(draft),
+    )
+    shared = resources(context)
+    try:
+        async with shared.sessions() as session:
+            submitted = await open_dispute(
+                session=session,
+                rules=shared.rules,
+                account=account,
+                contest=contest,
+                now=shared.now(),
+            )
+    except (NothingToContest, CannotContestOwn, DisputeAlreadyOpen) as error:
+        await drafts_of(context).drop(user_id_of(update))
+        await replace_pressed(update, said(texts, error, draft.vat))
+        return
+    await drafts_of(context).drop(user_id_of(update))
+    text = texts(
+        "contest_sent",
+        reference=submitted.registration.reference,
+        customer=submitted.registration.customer_name,
+        due=texts.moment(submitted.due_at, shared.rules.timezone),
+    )
+    await replace_pressed(update, text)
 
 
 async def send_confirmation(

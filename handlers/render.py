@@ -16,18 +16,27 @@ from bot.domain.errors import (
     NoIncentiveInForce,
     Refusal,
 )
+from bot.domain.items import ItemKind, ItemOutcome, lateness
 from bot.domain.outbox import BroadcastStatus, ReminderKind
 from bot.domain.rules import LoyaltyStanding, LoyaltyStep, Quote, Rules, first_new_day
 from bot.i18n import Markup, Texts, describe_invalid
+from bot.reports import duration
 from bot.services.broadcasts import Audience, Report
+from bot.services.conflicts import offers_more_time
+from bot.services.items import FileView, ItemView, OtherSide
 from bot.services.reminders import ON_CLOSE_DATE, ToSend
+from bot.services.similar import SimilarCustomer
 from bot.services.staff import Decision, StaffDeal
 from bot.services.views import RegistrationView, Verdict
 from handlers.callbacks import (
     Approve,
+    AskMoreTime,
     FollowupLost,
     FollowupStillOpen,
     FollowupWon,
+    Grant,
+    Key,
+    Refuse,
     Reject,
     StartRegistration,
     keyboard,
@@ -198,17 +207,23 @@ def render_reminder(
         close=texts.date(registration.expected_close),
         until=texts.date(registration.protected_until),
     )
-    return text, followup_buttons(texts, registration.reference)
+    more_time = offers_more_time(rules, registration, item.due.due_on)
+    return text, followup_buttons(texts, registration.reference, more_time=more_time)
 
 
-def followup_buttons(texts: Texts, reference: str) -> InlineKeyboardMarkup:
-    return keyboard(
+def followup_buttons(
+    texts: Texts, reference: str, *, more_time: bool = False
+) -> InlineKeyboardMarkup:
+    rows: list[list[Key]] = [
         [
             (texts.plain("button_won"), FollowupWon(reference)),
             (texts.plain("button_lost"), FollowupLost(reference)),
             (texts.plain("button_still_open"), FollowupStillOpen(reference)),
         ]
-    )
+    ]
+    if more_time:
+        rows.append([(texts.plain("button_more_time"), AskMoreTime(reference))])
+    return keyboard(*rows)
 
 
 def describe_audience(texts: Texts, audience: Audience) -> str:
@@ -302,3 +317,176 @@ def decision_told(texts: Texts, decision: Decision) -> str:
         customer=registration.customer_name,
         reason=decision.reason or "",
     )
+
+
+# --- conflicts (PRODUCT.md §5) ------------------------------------------------------
+
+
+def deadline_line(texts: Texts, item: ItemView, zone: dt.tzinfo, now: dt.datetime) -> str:
+    late = lateness(item.due_at, now)
+    if late is not None:
+        return texts("staff_overdue", late=duration(texts, late))
+    return texts("staff_due", due=texts.moment(item.due_at, zone))
+
+
+def item_body(texts: Texts, rules: Rules, item: ItemView) -> str:
+    """What an item is about, as every staff copy shows it, decided or not."""
+    registration = item.registration
+    money = registration.currency
+    if item.kind == ItemKind.WON:
+        return deal_text(texts, StaffDeal(registration, item.partner_code, item.company))
+    if item.kind == ItemKind.EXTENSION:
+        return texts(
+            "staff_more_time",
+            reference=registration.reference,
+            code=item.partner_code,
+            company=item.company,
+            customer=registration.customer_name,
+            vat=registration.vat,
+            until=texts.date(registration.protected_until),
+            days=rules.conflicts.extension_days,
+            note=item.note or "",
+        )
+    other = item.other_side
+    return texts(
+        "staff_dispute",
+        reference=registration.reference,
+        code=item.partner_code,
+        company=item.company,
+        level=texts.level(registration.quote.level),
+        salesperson=item.salesperson or "-",
+        vat=registration.vat,
+        vendor_name=(other.vendor_name if other else None) or registration.customer_name,
+        reason=item.dispute_reason or "",
+        evidence=_files_said(texts, item.files),
+        other=Markup(_other_side(texts, other)),
+        amount=texts.money(registration.quote.amount, money),
+        value=texts.money(registration.deal_value, money),
+    )
+
+
+def _files_said(texts: Texts, files: tuple[FileView, ...]) -> str:
+    return texts.plain("evidence_none") if not files else str(len(files))
+
+
+def _other_side(texts: Texts, other: OtherSide | None) -> str:
+    if other is None:
+        return "-"
+    if other.holder_reference is not None:
+        assert other.holder_registered_on is not None
+        assert other.holder_until is not None
+        assert other.holder_updated_at is not None
+        return texts(
+            "staff_other_holder",
+            code=other.holder_code or "",
+            company=other.holder_company or "",
+            reference=other.holder_reference,
+            status=texts.status(other.holder_status or ""),
+            registered_on=texts.date(other.holder_registered_on),
+            until=texts.date(other.holder_until),
+            updated=texts.date(other.holder_updated_at.date()),
+        )
+    if other.last_purchase is not None:
+        return texts(
+            "staff_other_purchase",
+            last=texts.date(other.last_purchase),
+            name=other.vendor_name or "-",
+        )
+    return "-"
+
+
+def similar_lines(texts: Texts, similar: list[SimilarCustomer]) -> str:
+    """Up to three customers under other VAT numbers with names like this one's."""
+    if not similar:
+        return ""
+    lines = [texts("staff_similar")]
+    for found in similar:
+        holder = ""
+        if found.holder is not None:
+            holder = texts.plain(
+                "staff_similar_holder",
+                code=found.holder.partner_code,
+                reference=found.holder.reference,
+                until=texts.date(found.holder.until),
+            )
+        lines.append(texts("staff_similar_line", name=found.name, vat=found.vat, holder=holder))
+    return "\n".join(lines)
+
+
+def item_text(
+    texts: Texts,
+    rules: Rules,
+    item: ItemView,
+    now: dt.datetime,
+    similar: list[SimilarCustomer] | None = None,
+) -> str:
+    """A waiting item as staff see it: what, the deadline, files, similar names."""
+    parts = [item_body(texts, rules, item), deadline_line(texts, item, rules.timezone, now)]
+    if item.files and item.kind != ItemKind.DISPUTE:
+        parts.append(texts("staff_files", count=len(item.files)))
+    if similar:
+        parts.append(similar_lines(texts, similar))
+    return "\n".join(parts)
+
+
+def item_buttons(texts: Texts, item: ItemView) -> InlineKeyboardMarkup:
+    if item.kind == ItemKind.WON:
+        return decision_buttons(texts, item.registration.reference)
+    return keyboard(
+        [
+            (texts.plain("button_grant"), Grant(item.id)),
+            (texts.plain("button_refuse"), Refuse(item.id)),
+        ]
+    )
+
+
+def item_decided_text(texts: Texts, rules: Rules, item: ItemView, *, who: str) -> str:
+    """A dispute or request for more time as staff see it once decided."""
+    body = Markup(item_body(texts, rules, item))
+    if item.outcome == ItemOutcome.GRANTED:
+        return texts("staff_granted_by", who=who, item=body)
+    if item.outcome == ItemOutcome.REFUSED:
+        return texts("staff_refused_by", who=who, reason=item.reason or "", item=body)
+    return texts("staff_closed_by", item=body)
+
+
+def item_told(texts: Texts, item: ItemView) -> str:
+    """The partner's news of a decision on its contest or request for more time."""
+    registration = item.registration
+    key = {
+        (ItemKind.DISPUTE, ItemOutcome.GRANTED): "dispute_granted_partner",
+        (ItemKind.DISPUTE, ItemOutcome.REFUSED): "dispute_refused_partner",
+        (ItemKind.EXTENSION, ItemOutcome.GRANTED): "more_time_granted_partner",
+        (ItemKind.EXTENSION, ItemOutcome.REFUSED): "more_time_refused_partner",
+    }[(item.kind, item.outcome or ItemOutcome.CLOSED)]
+    return texts(
+        key,
+        reference=registration.reference,
+        customer=registration.customer_name,
+        until=texts.date(registration.protected_until),
+        amount=texts.money(registration.quote.amount, registration.currency),
+        reason=item.reason or "",
+    )
+
+
+def revoked_told(texts: Texts, registration: RegistrationView) -> str:
+    """The holder's news that staff ended its protection: why, never who."""
+    return texts(
+        "protection_revoked_partner",
+        reference=registration.reference,
+        customer=registration.customer_name,
+    )
+
+
+def digest_text(texts: Texts, items: list[ItemView], now: dt.datetime) -> str:
+    lines = [
+        texts.plain(
+            "staff_digest_line",
+            reference=item.registration.reference,
+            kind=texts.plain(f"item_{item.kind}"),
+            code=item.partner_code,
+            late=duration(texts, lateness(item.due_at, now) or dt.timedelta(0)),
+        )
+        for item in items
+    ]
+    return texts("staff_digest", count=len(items), lines="\n".join(lines))

@@ -13,17 +13,25 @@ from typing import Any
 from telegram import Update
 
 from bot.domain.drafts import left_too_long
-from bot.domain.errors import AlreadyDecided, InvalidText, InvalidVat, RegistrationNotFound
+from bot.domain.errors import (
+    AlreadyDecided,
+    CustomerTakenMeanwhile,
+    InvalidText,
+    InvalidVat,
+    RegistrationNotFound,
+    TransitionNotAllowed,
+)
 from bot.domain.parsing import clean_text, normalise_vat
 from bot.i18n import Texts
 from bot.reports import chart_png, numbers_text
+from bot.services.conflicts import decide_item
+from bot.services.items import ItemView, item_view, keep_item_notice, open_items
+from bot.services.similar import similar_customers
 from bot.services.staff import (
     decide,
     decision_item,
     find_customer,
-    keep_notice,
     note_staff_visit,
-    pending_decisions,
 )
 from bot.services.stats import programme_numbers
 from bot.storage.conversations import BROADCAST, REJECTION
@@ -33,6 +41,8 @@ from handlers.callbacks import (
     BroadcastCancel,
     BroadcastSend,
     BroadcastTo,
+    Grant,
+    Refuse,
     Reject,
     StaffButton,
 )
@@ -48,10 +58,23 @@ from handlers.common import (
     user_id_of,
     visitor_of,
 )
+from handlers.files import send_file
 from handlers.partner import show_help
 from handlers.registration import cancel_registration, receive_other, receive_text
-from handlers.render import deal_text, decided_text, decision_buttons, render_invalid
-from models import NAME_LENGTH
+from handlers.render import (
+    deal_text,
+    decided_text,
+    item_body,
+    item_buttons,
+    item_decided_text,
+    item_text,
+    render_invalid,
+    similar_lines,
+)
+from models import NOTE_LENGTH
+
+# Items /pending shows with their buttons; the count says how many more wait.
+PENDING_SHOWN = 20
 
 log = logging.getLogger(__name__)
 StaffHandler = Callable[[Update, Context, Texts], Coroutine[Any, Any, None]]
@@ -99,6 +122,9 @@ async def press_staff_button(update: Update, context: Context, button: StaffButt
         await broadcasts.press_broadcast_button(update, context, button)
         return
     texts = texts_for(update, None)
+    if isinstance(button, Grant | Refuse):
+        await press_item_button(update, context, texts, button)
+        return
     if not await still_waiting(update, context, texts, button.reference):
         return
     if isinstance(button, Reject):
@@ -154,14 +180,111 @@ async def receive_staff_text(update: Update, context: Context) -> None:
     message = update.effective_message
     texts = texts_for(update, None)
     try:
-        reason = clean_text(message.text or "" if message else "", max_length=NAME_LENGTH)
+        reason = clean_text(message.text or "" if message else "", max_length=NOTE_LENGTH)
     except InvalidText as error:  # empty or too long: say why, ask again
         why = render_invalid(texts, shared.rules, error)
-        await reply(update, f"{why}\n{texts('staff_reject_why', reference=reference)}")
+        again = "staff_refuse_why" if "item" in prompt else "staff_reject_why"
+        await reply(update, f"{why}\n{texts(again, reference=reference)}")
         return
     if await shared.conversations.take(user_id_of(update), REJECTION) is None:
         return  # the same reason, typed twice, reached two instances: one rejects
+    if "item" in prompt:
+        await settle_item(update, context, texts, int(prompt["item"]), grant=False, reason=reason)
+        return
     await settle(update, context, texts, reference, approve=False, reason=reason)
+
+
+async def press_item_button(
+    update: Update, context: Context, texts: Texts, button: Grant | Refuse
+) -> None:
+    """Grant at once; Refuse asks for the reason first. A decided item says who did."""
+    item = await item_still_waiting(update, context, texts, button.item)
+    if item is None:
+        return
+    if isinstance(button, Refuse):
+        shared = resources(context)
+        now = shared.now()
+        reference = item.registration.reference
+        prompt = {"item": str(item.id), "reference": reference, "asked_at": now.isoformat()}
+        await shared.conversations.save(user_id_of(update), REJECTION, prompt, now)
+        await answer_query(update)
+        await reply(update, texts("staff_refuse_why", reference=reference))
+        return
+    await answer_query(update)
+    await settle_item(update, context, texts, item.id, grant=True, reason=None)
+
+
+async def item_still_waiting(
+    update: Update, context: Context, texts: Texts, item_id: int
+) -> ItemView | None:
+    """The item if it still waits; if not, say at once who decided, and the pressed
+    copy shows the outcome, its buttons gone. A forged number is an expired button."""
+    shared = resources(context)
+    try:
+        async with shared.sessions() as session:
+            item = await item_view(session=session, item_id=item_id)
+    except RegistrationNotFound:
+        await answer_query(update, texts.plain("stale_button"))
+        return None
+    if item.outcome is None:
+        return item
+    who = texts.actor(item.decided_by) if item.decided_by else ""
+    popup = texts.plain(
+        "staff_already_decided",
+        reference=item.registration.reference,
+        status=texts.plain(f"outcome_{item.outcome}"),
+        by=who,
+    )
+    await answer_query(update, popup, alert=True)
+    await show_in_place(update, item_decided_text(texts, shared.rules, item, who=who), None)
+    return None
+
+
+async def settle_item(
+    update: Update,
+    context: Context,
+    texts: Texts,
+    item_id: int,
+    *,
+    grant: bool,
+    reason: str | None,
+) -> None:
+    """Record the decision on a dispute or request for more time: the first counts."""
+    shared = resources(context)
+    try:
+        async with shared.sessions() as session:
+            await decide_item(
+                session=session,
+                rules=shared.rules,
+                item_id=item_id,
+                grant=grant,
+                staff_id=user_id_of(update),
+                now=shared.now(),
+                reason=reason,
+            )
+    except RegistrationNotFound:
+        await reply(update, texts("stale_button"))
+        return
+    except CustomerTakenMeanwhile as taken:
+        await reply(update, texts("staff_taken_meanwhile", reference=taken.reference))
+        return
+    except (AlreadyDecided, TransitionNotAllowed):  # another staff member, a moment before
+        if update.callback_query is not None:
+            await item_still_waiting(update, context, texts, item_id)
+            return
+        async with shared.sessions() as session:
+            item = await item_view(session=session, item_id=item_id)
+        who = texts.actor(item.decided_by) if item.decided_by else ""
+        await reply(update, item_decided_text(texts, shared.rules, item, who=who))
+        return
+    # The partner is told and every copy edited by bot/jobs/staff.py; a reason typed in
+    # the chat has no message of its own to edit: it gets the outcome here.
+    if update.callback_query is None:
+        async with shared.sessions() as session:
+            item = await item_view(session=session, item_id=item_id)
+        user = update.effective_user
+        who = user.full_name if user else ""
+        await reply(update, item_decided_text(texts, shared.rules, item, who=who))
 
 
 def _forgotten(prompt: dict[str, str], now: dt.datetime) -> bool:
@@ -241,26 +364,33 @@ async def show_staff_help(update: Update, context: Context, texts: Texts) -> Non
 
 @staff_only
 async def show_pending(update: Update, context: Context, texts: Texts) -> None:
-    """List the won deals waiting for a decision, each with Approve / Reject."""
-    async with resources(context).sessions() as session:
-        count, deals = await pending_decisions(session=session)
-    if not count:
+    """List what waits for a decision, overdue first with how late, each with its buttons."""
+    shared = resources(context)
+    now = shared.now()
+    async with shared.sessions() as session:
+        items = await open_items(session=session)
+    if not items:
         await reply(update, texts("staff_pending_none"))
         return
-    await reply(update, texts.plural("staff_pending", count, shown=len(deals)))
-    shared = resources(context)
-    for deal in deals:
+    shown = items[:PENDING_SHOWN]
+    await reply(update, texts.plural("staff_pending", len(items), shown=len(shown)))
+    for item in shown:
         copy = await reply(
-            update, deal_text(texts, deal), decision_buttons(texts, deal.registration.reference)
+            update, item_text(texts, shared.rules, item, now), item_buttons(texts, item)
         )
         if copy is not None:  # a copy like any other: edited into the outcome once decided
             async with shared.sessions() as session:
-                await keep_notice(
+                await keep_item_notice(
                     session=session,
-                    registration_id=deal.registration.id,
+                    item_id=item.id,
+                    registration_id=item.registration.id,
                     chat_id=copy.chat_id,
                     message_id=copy.message_id,
                 )
+        chat = update.effective_chat
+        if chat is not None:
+            for sent in item.files:
+                await send_file(context.bot, chat.id, texts, item.registration.reference, sent)
 
 
 @staff_only
@@ -308,7 +438,32 @@ async def find(update: Update, context: Context, texts: Texts) -> None:
             )
     if not found.deals:
         lines.append(texts("staff_find_no_registrations"))
+    for item in found.items:
+        lines.append("")
+        lines.append(item_body(texts, shared.rules, item))
+        if item.outcome is None:
+            state = texts(
+                "staff_item_waiting", due=texts.moment(item.due_at, shared.rules.timezone)
+            )
+        else:
+            by = texts.actor(item.decided_by) if item.decided_by else ""
+            state = texts("staff_item_decided", outcome=texts(f"outcome_{item.outcome}"), by=by)
+        lines.append(texts("staff_find_item", kind=texts(f"item_{item.kind}"), state=state))
+    name = verdict.vendor_name or next((d.registration.customer_name for d, _ in found.deals), "")
+    if name:
+        async with shared.sessions() as session:
+            similar = await similar_customers(
+                session=session, vat=vat, name=name, today=shared.today()
+            )
+        if similar:
+            lines.append("")
+            lines.append(similar_lines(texts, similar))
     await reply_in_parts(update, lines)
+    chat = update.effective_chat
+    if chat is not None:
+        for item in found.items:
+            for sent in item.files:
+                await send_file(context.bot, chat.id, texts, item.registration.reference, sent)
 
 
 @staff_only

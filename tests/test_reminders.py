@@ -165,7 +165,12 @@ async def test_a_follow_up_comes_on_the_close_date_and_before_protection_ends(bo
     close, protection = [m for m in followups if "How" in m["text"]]
     assert "You expected to close it by 8 Jan 2027" in close["text"]
     assert "Its protection ends on 22 Feb 2027" in protection["text"]
-    assert [label for label, _ in buttons(protection)] == ["🏆 Won", "Lost", "Still open"]
+    assert [label for label, _ in buttons(protection)] == [
+        "🏆 Won",
+        "Lost",
+        "Still open",
+        "⏳ Ask for more time",  # the last 14 days of protection: more time can be asked
+    ]
 
 
 async def test_follow_up_buttons_update_the_registration_in_the_same_message(bot):
@@ -176,7 +181,8 @@ async def test_follow_up_buttons_update_the_registration_in_the_same_message(bot
     won, lost, still = [m for m in chat.messages() if "protection ends on" in m["text"]]
     await chat.press(won, "Won")
     assert "marked won" in won["text"]
-    assert not buttons(won)
+    assert "Send the order or the invoice" in won["text"]  # proof, asked in the same message
+    assert [label for label, _ in buttons(won)] == ["Skip"]
     await chat.press(lost, "Lost")
     assert "Why was" in lost["text"]
     await chat.press(lost, "competitor")

@@ -8,7 +8,8 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlmodel import col
 
 from bot.domain.errors import (
     AlreadyRegistered,
@@ -513,6 +514,10 @@ ALLOWED_MOVES = {
     ("won", "approved"),
     ("won", "rejected"),
     ("approved", "paid"),
+    ("qualified", "revoked"),
+    ("won", "revoked"),
+    ("disputed", "qualified"),
+    ("disputed", "refused"),
 }
 # How to bring a fresh registration to each status through allowed moves.
 PATH_TO = {
@@ -523,16 +528,27 @@ PATH_TO = {
     "lost": ["lost"],
     "expired": ["expired"],
     "rejected": ["won", "rejected"],
+    "revoked": ["revoked"],
+    # Disputes are born disputed: the test puts the fresh registration there first.
+    "disputed": [],
+    "refused": ["refused"],
 }
+BORN_DISPUTED = {"disputed", "refused"}
 
 
-async def test_every_status_move_is_allowed_or_refused_as_the_lifecycle_says(
+async def test_every_move_between_the_ten_statuses_is_allowed_or_refused_as_the_lifecycle_says(
     sessions, rules, programme
 ):
     acme, _ = programme
     for index, (start, path) in enumerate(PATH_TO.items()):
         registration = await register(sessions, rules, acme, italian_vat(700 + index), now=NOW)
         async with sessions() as session:
+            if start in BORN_DISPUTED:
+                await session.execute(
+                    update(Registration)
+                    .where(col(Registration.id) == registration.id)
+                    .values(status="disputed", protection_key=None)
+                )
             for step in path:
                 await change_status(
                     session, registration_id=registration.id, target=Status(step), by="t", at=NOW

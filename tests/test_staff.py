@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from handlers import callbacks
 from handlers.common import in_messages
-from models import NAME_LENGTH, Registration, StatusChange
+from models import NOTE_LENGTH, Registration, StatusChange
 from tests.factories import VATS
 from tests.harness import START, Harness, buttons, running_bot
 from tests.test_conversations import join, load_programme, register_one
@@ -110,8 +110,8 @@ async def test_a_reason_too_long_is_explained_and_asked_again(bot):
     _chat, reference = await won_deal(bot)
     staff = bot.chat(STAFF[0], "en")
     await staff.press(notice(bot, STAFF[0]), "Reject")
-    [again] = await staff.send("x" * (NAME_LENGTH + 1))
-    assert f"That is too long: {NAME_LENGTH} characters at most." in again["text"]
+    [again] = await staff.send("x" * (NOTE_LENGTH + 1))
+    assert f"That is too long: {NOTE_LENGTH} characters at most." in again["text"]
     assert f"Why is {reference} rejected?" in again["text"]
     [registration] = await registrations(bot)
     assert registration.status == "won"  # nothing decided yet
@@ -136,14 +136,14 @@ async def test_staff_read_what_the_bot_starts_in_their_own_telegram_language(bot
 async def test_pending_lists_what_waits_with_its_buttons(bot):
     staff = bot.chat(STAFF[0], "en")
     [none] = await staff.send("/pending")
-    assert "No won deal is waiting" in none["text"]
+    assert "Nothing waits for a decision" in none["text"]
     _chat, reference = await won_deal(bot)
     head, deal = await staff.send("/pending")
-    assert "1 won deal waits for a decision" in head["text"]
+    assert "1 item waits for a decision" in head["text"]
     assert reference in deal["text"]
     await staff.press(deal, "Approve")
     [none] = await staff.send("/pending")
-    assert "No won deal is waiting" in none["text"]
+    assert "Nothing waits for a decision" in none["text"]
 
 
 async def test_the_stats_chart_counts_in_whole_registrations_in_the_readers_language(bot):

@@ -31,6 +31,9 @@ class Step(StrEnum):
     PRODUCT = "product"
     CLOSE = "close"
     CONFIRM = "confirm"
+    # A contested refusal first asks why, then for evidence (PRODUCT.md §5).
+    REASON = "reason"
+    EVIDENCE = "evidence"
     # Registered, but the confirmation has not reached the user yet: the next update
     # from them delivers it.
     REGISTERED = "registered"
@@ -43,6 +46,11 @@ NEXT_STEP = {
     Step.PRODUCT: Step.CLOSE,
     Step.CLOSE: Step.CONFIRM,
 }
+
+
+def after_evidence(draft: Draft) -> Step:
+    """A contest goes on with the usual questions, the name only when the vendor has none."""
+    return Step.VALUE if draft.known_name else Step.COMPANY
 
 
 def new_draft_id() -> str:
@@ -72,6 +80,10 @@ class Draft:
     reference: str | None = None
     # A question failed to reach the user: their next message gets it again.
     interrupted: bool = False
+    # A contest of a refusal: why, and the evidence (Telegram file: kind, id, name).
+    contest: bool = False
+    reason: str | None = None
+    evidence: tuple[str, ...] = ()
 
     def is_stale(self, now: dt.datetime) -> bool:
         return left_too_long(self.touched_at, now)
@@ -114,4 +126,8 @@ class Draft:
             expected_close=day(plain["expected_close"]),
             reference=plain["reference"],
             interrupted=plain["interrupted"],
+            # Drafts kept before contests existed have none of these.
+            contest=plain.get("contest", False),
+            reason=plain.get("reason"),
+            evidence=tuple(plain.get("evidence", ())),
         )

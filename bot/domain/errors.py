@@ -130,3 +130,43 @@ class TransitionNotAllowed(DomainError):
 
     current: str
     target: str
+
+
+class NothingToContest(DomainError):
+    """The customer is free now: it is registered with /new, not contested."""
+
+
+class CannotContestOwn(DomainError):
+    """The protection belongs to the partner itself."""
+
+
+@dataclass
+class DisputeAlreadyOpen(DomainError):
+    """The partner already contests this customer: one open dispute at a time."""
+
+    reference: str
+
+
+class ContestTooLate(DomainError):
+    """The refusal is older than the rules' `contest_days`."""
+
+
+@dataclass
+class MoreTimeNotAllowed(DomainError):
+    """More time cannot be asked: `why` is window, cap, waiting or status."""
+
+    why: str
+
+
+@dataclass
+class CustomerTakenMeanwhile(DomainError):
+    """Granting a dispute found another registration protecting the customer now."""
+
+    reference: str
+
+
+@dataclass
+class FileRefused(DomainError):
+    """A file sent as evidence or proof cannot be kept: `why` is too_big or kind."""
+
+    why: str

@@ -15,16 +15,27 @@ class Status(StrEnum):
     LOST = "lost"
     EXPIRED = "expired"
     REJECTED = "rejected"
+    # A refusal contested: protects nothing, counts for nothing, until staff decide.
+    DISPUTED = "disputed"
+    # A dispute staff refused: counts for nothing.
+    REFUSED = "refused"
+    # Protection ended by staff, who granted another partner's dispute: still counts
+    # for its partner's loyalty.
+    REVOKED = "revoked"
 
 
 _ALLOWED: dict[Status, frozenset[Status]] = {
-    Status.QUALIFIED: frozenset({Status.WON, Status.LOST, Status.EXPIRED}),
-    Status.WON: frozenset({Status.APPROVED, Status.REJECTED}),
+    Status.QUALIFIED: frozenset({Status.WON, Status.LOST, Status.EXPIRED, Status.REVOKED}),
+    Status.WON: frozenset({Status.APPROVED, Status.REJECTED, Status.REVOKED}),
     Status.APPROVED: frozenset({Status.PAID}),
+    Status.DISPUTED: frozenset({Status.QUALIFIED, Status.REFUSED}),
 }
 
 # Outcomes that hand the customer back to the programme.
-RELEASING = frozenset({Status.LOST, Status.EXPIRED, Status.REJECTED})
+RELEASING = frozenset({Status.LOST, Status.EXPIRED, Status.REJECTED, Status.REVOKED})
+# Registrations that do not make a partner more loyal: a deal staff rejected, a
+# dispute refused or still waiting.
+NOT_COUNTED = frozenset({Status.REJECTED, Status.DISPUTED, Status.REFUSED})
 # Incentives still to come, and counted in a partner's "expected" total.
 OPEN = frozenset({Status.QUALIFIED, Status.WON})
 

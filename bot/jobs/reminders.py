@@ -19,6 +19,7 @@ from bot.domain.drafts import FORGET_AFTER
 from bot.domain.outbox import Outcome, Result
 from bot.domain.rules import Rules, sending_allowed
 from bot.i18n import Texts, language_for
+from bot.jobs.digest import send_overdue_digest
 from bot.jobs.outbox import bulk_turn, deliver, tally
 from bot.logs import timed_action
 from bot.resources import Resources
@@ -49,6 +50,7 @@ class TickReport:
     blocked: int = 0
     failed: int = 0
     skipped: int = 0
+    digests: int = 0
 
 
 async def tick(application: App) -> None:
@@ -69,6 +71,7 @@ async def run_tick(application: App) -> TickReport:
     await shared.conversations.forget_updates_before(now - 2 * FORGET_AFTER)
     if not sending_allowed(rules, now):
         return TickReport(expired=expired, quiet=True)
+    digests = await send_overdue_digest(application.bot, shared)
     token = secrets.token_hex(8)
     async with shared.sessions() as session:
         due = await due_reminders(session=session, rules=rules, now=now)
@@ -87,6 +90,7 @@ async def run_tick(application: App) -> TickReport:
     return TickReport(
         expired=expired,
         quiet=False,
+        digests=digests,
         sent=counts[Outcome.SENT],
         retry=counts[Outcome.RETRY],
         blocked=counts[Outcome.BLOCKED],

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Date, Select, String, bindparam, func, select, update
+from sqlalchemy import Date, Select, String, bindparam, func, not_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -21,6 +21,7 @@ from bot.domain.errors import (
     TransitionNotAllowed,
 )
 from bot.domain.lifecycle import Status
+from bot.domain.names import name_block
 from bot.domain.references import new_reference
 from bot.domain.rules import (
     Quote,
@@ -90,12 +91,18 @@ async def assess_customer(
     )
 
 
+def HOLDS(today: Any) -> Any:
+    """A registration with the protection key holds its customer until its date, and
+    past it while staff have a request for more time before them."""
+    return or_(
+        col(Registration.protected_until) >= today, col(Registration.awaiting_extension).is_(True)
+    )
+
+
 def _standing_statement() -> Select[Any]:
     """Built once: constructing this select costs more than running it."""
     vat, today = bindparam("vat", type_=String), bindparam("today", type_=Date)
-    holding = select(Registration).where(
-        col(Registration.protection_key) == vat, col(Registration.protected_until) >= today
-    )
+    holding = select(Registration).where(col(Registration.protection_key) == vat, HOLDS(today))
     return select(
         holding.with_only_columns(col(Registration.reference)).scalar_subquery(),
         holding.with_only_columns(col(Registration.partner_id)).scalar_subquery(),
@@ -329,6 +336,7 @@ async def _insert_registration(
         salesperson_id=account.salesperson_id,
         vat=opportunity.vat,
         customer_name=customer_name,
+        name_block=name_block(customer_name),
         registered_on=today,
         created_at=moment,
         updated_at=moment,
@@ -354,7 +362,7 @@ async def _release_lapsed_hold_on(
     """Free the customer from a registration whose protection ended; expire it if still open."""
     released = await session.execute(
         update(Registration)
-        .where(col(Registration.protection_key) == vat, col(Registration.protected_until) < today)
+        .where(col(Registration.protection_key) == vat, not_(HOLDS(today)))
         .values(protection_key=None)
         .returning(col(Registration.id), col(Registration.status))
     )
@@ -374,7 +382,7 @@ async def release_lapsed_protection(
     only when something lapsed, so looking at /status never waits for a writer.
     """
     lapsed = select(col(Registration.id), col(Registration.status)).where(
-        col(Registration.protection_key).is_not(None), col(Registration.protected_until) < today
+        col(Registration.protection_key).is_not(None), not_(HOLDS(today))
     )
     if partner_id is not None:
         lapsed = lapsed.where(col(Registration.partner_id) == partner_id)

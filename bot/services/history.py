@@ -148,16 +148,23 @@ async def change_status(
 
 
 async def record_creation(
-    session: AsyncSession, *, registration_id: int, by: str, at: dt.datetime
+    session: AsyncSession,
+    *,
+    registration_id: int,
+    by: str,
+    at: dt.datetime,
+    status: Status = Status.QUALIFIED,
+    note: str | None = None,
 ) -> None:
-    """Keep the first entry of a registration's history: it was born qualified."""
+    """Keep the first entry of a registration's history: born qualified, or disputed."""
     session.add(
         StatusChange(
             registration_id=registration_id,
             from_status=None,
-            to_status=Status.QUALIFIED.value,
+            to_status=status.value,
             changed_by=by,
             changed_at=at,
+            note=note,
         )
     )
 

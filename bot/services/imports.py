@@ -14,6 +14,7 @@ from sqlmodel import col
 
 from bot.domain.errors import InvalidDate, InvalidVat
 from bot.domain.files import PARTNER_COLUMNS, PURCHASE_COLUMNS
+from bot.domain.names import name_block
 from bot.domain.parsing import normalise_vat, parse_date, vat_digits_for
 from bot.domain.rules import Rules
 from bot.sheets import BadLine, read_table
@@ -122,11 +123,15 @@ async def import_purchases(
 
 
 async def _upsert_customer_names(session: AsyncSession, names: dict[str, str]) -> None:
-    """The vendor's history knows customers' names best: it overwrites earlier ones."""
-    rows = [{"vat": vat, "name": name} for vat, name in names.items()]
+    """The vendor's history knows customers' names best: it overwrites earlier ones,
+    and the block similar names are looked up by (bot/domain/names.py) follows."""
+    rows = [
+        {"vat": vat, "name": name, "name_block": name_block(name)} for vat, name in names.items()
+    ]
     statement = dialect_insert(session, Customer)
     statement = statement.on_conflict_do_update(
-        index_elements=["vat"], set_={"name": statement.excluded.name}
+        index_elements=["vat"],
+        set_={"name": statement.excluded.name, "name_block": statement.excluded.name_block},
     )
     for chunk in in_chunks(rows, BATCH):
         await session.execute(statement, chunk)

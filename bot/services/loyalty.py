@@ -9,14 +9,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from bot.domain.lifecycle import Status
+from bot.domain.lifecycle import NOT_COUNTED
 from bot.domain.rules import LoyaltyStanding, Rules, loyalty_standing, loyalty_window
 from bot.storage.database import in_chunks
 from models import Registration
 
-# Registrations that count towards loyalty: all but those staff rejected (a rejected
-# deal does not make a partner more loyal). The quote, /status and /stats share it.
-COUNTS_FOR_LOYALTY = col(Registration.status) != Status.REJECTED.value
+# Registrations that count towards loyalty: all but those staff rejected or refused and
+# disputes still waiting. The quote, /status and /stats share it.
+COUNTS_FOR_LOYALTY = col(Registration.status).not_in([s.value for s in NOT_COUNTED])
 
 
 async def loyalty_standings(

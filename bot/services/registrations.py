@@ -13,7 +13,7 @@ from sqlmodel import col
 from bot.domain.errors import RegistrationNotFound, TransitionNotAllowed
 from bot.domain.lifecycle import OPEN, Status
 from bot.domain.rules import Rules
-from bot.events import DealWon, emit
+from bot.services.conflicts import put_won_deal_before_staff
 from bot.services.eligibility import release_lapsed_protection
 from bot.services.history import actor_of, change_status, histories_of, record_note
 from bot.services.loyalty import partner_standing
@@ -124,8 +124,9 @@ async def report_outcome(
     except Exception:
         await session.rollback()
         raise
-    if outcome == Status.WON:
-        emit(session, DealWon(reference))  # staff are to approve or reject it
+    if outcome == Status.WON and not rules.conflicts.require_proof:
+        # Staff are to approve or reject it; with proof required, once the proof comes.
+        await put_won_deal_before_staff(session, rules=rules, registration=registration, now=now)
     await session.commit()
     await session.refresh(registration)
     return RegistrationView.of(registration)

@@ -6,21 +6,31 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from bot.domain.actors import Actor
 from bot.domain.errors import AlreadyDecided, RegistrationNotFound, TransitionNotAllowed
+from bot.domain.items import ItemKind, ItemOutcome, outcome_of
 from bot.domain.lifecycle import Status
 from bot.domain.rules import Rules
 from bot.events import DealDecided, emit
 from bot.services.accounts import Visitor, visit_values
 from bot.services.eligibility import StaffVerdict, staff_verdict
 from bot.services.history import HistoryEntry, actors, change_status, histories_of, staff_actor
+from bot.services.items import ItemView, close_item, items_of, open_item_of
 from bot.services.views import RegistrationView
 from bot.storage.database import dialect_insert
-from models import Partner, Registration, Salesperson, StaffMember, StaffNotice, StatusChange
+from models import (
+    Partner,
+    Registration,
+    Salesperson,
+    StaffItem,
+    StaffMember,
+    StaffNotice,
+    StatusChange,
+)
 
 
 @dataclass(frozen=True)
@@ -92,6 +102,9 @@ class CustomerFile:
 
     verdict: StaffVerdict
     deals: list[tuple[StaffDeal, list[HistoryEntry]]]
+    # Won deals, disputes and requests for more time about these registrations, with
+    # their files and the other side of each dispute.
+    items: list[ItemView]
 
 
 async def deal_by_reference(*, session: AsyncSession, reference: str) -> StaffDeal:
@@ -148,6 +161,18 @@ async def decide(
     except TransitionNotAllowed as refused:
         await session.rollback()
         raise await _decided_already(session, deal.registration.id, refused.current) from None
+    item = await open_item_of(
+        session=session, registration_id=deal.registration.id, kind=ItemKind.WON
+    )
+    if item is not None and item.id is not None:
+        await close_item(
+            session,
+            item_id=item.id,
+            outcome=outcome_of(ItemKind.WON, yes=approve),
+            by=staff_actor(staff_id),
+            now=now,
+            reason=reason,
+        )
     emit(session, DealDecided(reference, approve, reason, staff_id))
     await session.commit()
     decided = await deal_by_reference(session=session, reference=reference)
@@ -225,12 +250,35 @@ async def keep_notice(
 
 
 async def notices_of(*, session: AsyncSession, registration_id: int) -> list[tuple[int, int]]:
+    """The staff copies that asked about the won deal (not those of other items)."""
     rows = await session.execute(
-        select(col(StaffNotice.chat_id), col(StaffNotice.message_id)).where(
-            col(StaffNotice.registration_id) == registration_id
+        select(col(StaffNotice.chat_id), col(StaffNotice.message_id))
+        .outerjoin(StaffItem, col(StaffItem.id) == col(StaffNotice.item_id))
+        .where(
+            col(StaffNotice.registration_id) == registration_id,
+            or_(col(StaffNotice.item_id).is_(None), col(StaffItem.kind) == ItemKind.WON.value),
         )
     )
     return [(int(chat), int(message)) for chat, message in rows.all()]
+
+
+async def revoked_by(
+    *, session: AsyncSession, item: ItemView
+) -> list[tuple[RegistrationView, list[Reader]]]:
+    """The registration a granted dispute revoked, and whom of its partner to tell."""
+    other = item.other_side
+    if (
+        item.kind != ItemKind.DISPUTE
+        or item.outcome != ItemOutcome.GRANTED
+        or other is None
+        or other.holder_reference is None
+    ):
+        return []
+    holder = await deal_by_reference(session=session, reference=other.holder_reference)
+    if holder.registration.status != Status.REVOKED:
+        return []
+    readers = await people_to_tell(session=session, reference=other.holder_reference)
+    return [(holder.registration, readers)]
 
 
 async def find_customer(
@@ -251,4 +299,5 @@ async def find_customer(
     for registration, code, company in rows:
         view = RegistrationView.of(registration)
         deals.append((StaffDeal(view, code, company), histories[view.id]))
-    return CustomerFile(verdict, deals)
+    items = await items_of(session=session, registration_ids=[d.registration.id for d, _ in deals])
+    return CustomerFile(verdict, deals, items)

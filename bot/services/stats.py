@@ -13,6 +13,7 @@ from sqlmodel import col
 
 from bot.domain.lifecycle import OPEN, Status
 from bot.domain.rules import Rules, months_before
+from bot.services.items import decision_times
 from bot.services.loyalty import COUNTS_FOR_LOYALTY
 from bot.storage.database import date_of, dialect_insert
 from models import Partner, Registration, VerdictTally
@@ -41,6 +42,9 @@ class Numbers:
     # (first day of the month, level) -> registrations; first day of the month -> won
     monthly: dict[tuple[dt.date, str], int]
     monthly_won: dict[dt.date, int]
+    # Staff's pace (PRODUCT.md §5): median arrival-to-decision over 90 days; overdue now.
+    decision_median: dt.timedelta | None = None
+    overdue_now: int = 0
 
     @property
     def qualified_share(self) -> float | None:
@@ -149,6 +153,7 @@ async def programme_numbers(*, session: AsyncSession, rules: Rules, now: dt.date
         monthly[(start, registered_level)] += 1
         if status in WON:
             monthly_won[start] += 1
+    median, overdue = await decision_times(session=session, now=now)
     return Numbers(
         today=today,
         partners_by_level={name: int(partners.get(name, 0)) for name in rules.levels},
@@ -165,4 +170,6 @@ async def programme_numbers(*, session: AsyncSession, rules: Rules, now: dt.date
         top_partners=[(str(c), str(n), int(k)) for c, n, k in top],
         monthly=dict(monthly),
         monthly_won=dict(monthly_won),
+        decision_median=median,
+        overdue_now=overdue,
     )

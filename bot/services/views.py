@@ -111,6 +111,9 @@ class RegistrationView:
     expected_close: dt.date
     # The incentive as quoted at Confirm, frozen: amount, currency, version, level, loyalty.
     quote: Quote
+    # Requests for more time made, and whether one waits for staff.
+    extensions: int = 0
+    awaiting_extension: bool = False
 
     @property
     def currency(self) -> str:
@@ -139,6 +142,8 @@ class RegistrationView:
             product=registration.product,
             expected_close=registration.expected_close,
             quote=frozen_quote(registration),
+            extensions=registration.extensions,
+            awaiting_extension=registration.awaiting_extension,
         )
 
 

@@ -277,6 +277,8 @@ def _decoded(state: str) -> dict[str, Any]:
 # The conversations a user can be in: a registration (partners), a rejection waiting
 # for its reason and a broadcast being written (staff).
 REGISTRATION, REJECTION, BROADCAST = "registration", "rejection", "broadcast"
+# A partner asked for proof of a won deal, or for why more time is needed.
+PROOF, MORE_TIME = "proof", "more_time"
 
 
 class DraftStore(Protocol):
