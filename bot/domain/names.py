@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from itertools import pairwise
 
 from models import NAME_BLOCK_LENGTH
 
@@ -137,21 +138,25 @@ def name_block(name: str) -> str | None:
 
     Known misses, even with the near blocks a look-up adds (`blocks_to_search`):
     a letter replaced in the chosen word (`Bianchi`/`Bianshi`); a letter dropped
-    from it is found only from the fuller name (`Bianchi` finds `Bianci`, not the
-    reverse); a space added or lost inside it (`Dalla Valle`/`Dallavalle`); an
-    abbreviation of it. And a generic word missing from the lists above that is
-    longer than the name's own (`Elettrauto Neri`) puts a whole trade in one block,
-    of which a look-up reads only the first rows (bot/services/similar.py's cap).
+    from it, or a space, looked up from the shorter side (`Bianci` does not find
+    `Bianchi`, `Dallavalle` does not find `Dalla Valle`; the reverse works); a word
+    grown long enough to become the key (`Rossi Mario`/`Rossi Mariano`: found only
+    from the latter); an abbreviation of the chosen word. And a generic word missing
+    from the lists above that is longer than the name's own (`Elettrauto Neri`) puts
+    a whole trade in one block, of which a look-up reads only the first rows
+    (bot/services/similar.py's cap).
     """
     return _key(_folded_words(name))
 
 
 def blocks_to_search(name: str) -> list[str]:
     """The blocks a look-up for `name` reads, its own first: then every other telling
-    word's, and each telling word of 5 letters or more with one letter dropped or two
-    neighbours swapped. So a name with one such slip (or one whose slip changed which
-    word is longest) still finds the original; a dropped letter is found from the
-    original's side. About 15 blocks, each one index look-up."""
+    word's; each telling word of 5 letters or more with one letter dropped or two
+    neighbours swapped; and each two neighbouring words written as one. So a name
+    with one such slip (or one whose slip changed which word is longest) still finds
+    the original; a dropped letter or a lost space is found from the original's side
+    (`Bianchi` finds `Bianci`, `Dalla Valle` finds `Dallavalle`). About 15 blocks,
+    each one index look-up; most hold nothing."""
     words = _folded_words(name)
     own = _key(words)
     if own is None:
@@ -165,6 +170,7 @@ def blocks_to_search(name: str) -> list[str]:
                 word[:i] + word[i + 1] + word[i] + word[i + 2 :] for i in range(len(word) - 1)
             )
             near.update(_REPEATED_LETTER.sub("", slip) for slip in (*dropped, *swapped))
+    near.update(_REPEATED_LETTER.sub("", first + second) for first, second in pairwise(words))
     near = {block[:NAME_BLOCK_LENGTH] for block in near}
     near.discard(own)
     return [own, *sorted(near)]
