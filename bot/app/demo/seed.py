@@ -18,6 +18,7 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from stdnum import luhn
 
+from bot.domain.items import ItemKind
 from bot.domain.lifecycle import Status
 from bot.domain.rules import Rules
 from bot.i18n import Texts
@@ -27,6 +28,7 @@ from bot.services.accounts import Visitor, create_invite, redeem_invite
 from bot.services.eligibility import Opportunity, register_opportunity
 from bot.services.history import PAID_BY, SYSTEM, actor_of, change_status, staff_actor
 from bot.services.imports import ImportReport, import_partners, import_purchases
+from bot.services.items import open_item
 from bot.services.reminders import expire_lapsed
 from bot.services.views import Account
 
@@ -327,6 +329,15 @@ async def _live(
                 at=registered + dt.timedelta(days=after),
                 note=note,
             )
+            if target == Status.WON and planned.outcome == Status.WON:
+                # Before staff since it was reported: /pending shows it, overdue.
+                await open_item(
+                    session,
+                    rules=rules,
+                    registration_id=registration.id,
+                    kind=ItemKind.WON,
+                    now=registered + dt.timedelta(days=after),
+                )
         await session.commit()
 
 
