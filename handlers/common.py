@@ -3,6 +3,7 @@ and sending that survives Telegram's bad moments."""
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import html
 import logging
@@ -13,7 +14,7 @@ from typing import Any, TypeVar
 from telegram import InlineKeyboardMarkup, Message, Update, User
 from telegram.error import BadRequest, NetworkError
 
-from bot.domain.drafts import Draft, Step
+from bot.domain.drafts import Draft, Step, left_too_long
 from bot.domain.errors import RegistrationNotFound
 from bot.domain.lifecycle import Status
 from bot.i18n import Texts, html_to_text, language_for
@@ -296,3 +297,10 @@ async def answer_not_linked(update: Update) -> None:
     await answer_query(update, texts.plain("stale_button") if update.callback_query else None)
     if update.callback_query is None:
         await reply(update, texts("not_linked"))
+
+
+def prompt_forgotten(prompt: dict[str, str], now: dt.datetime) -> bool:
+    """Whether a one-question prompt (a reason, proof) was left too long to still be
+    answered: text typed hours later is not its answer."""
+    asked_at = prompt.get("asked_at")
+    return asked_at is None or left_too_long(dt.datetime.fromisoformat(asked_at), now)

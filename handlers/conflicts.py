@@ -3,11 +3,9 @@ asked, proof of a won deal sent. Staff's side is in handlers/staff.py."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 from telegram import InlineKeyboardMarkup, Message, Update
 
-from bot.domain.drafts import Draft, Step, after_evidence, left_too_long
+from bot.domain.drafts import Draft, Step, after_evidence
 from bot.domain.errors import (
     CannotContestOwn,
     DisputeAlreadyOpen,
@@ -39,6 +37,7 @@ from handlers.callbacks import AskMoreTime, ConflictButton, Contest, SkipProof, 
 from handlers.common import (
     Context,
     answer_query,
+    prompt_forgotten,
     reply,
     resources,
     show_in_place,
@@ -208,8 +207,7 @@ async def pending_prompt(context: Context, user_id: int, kind: str) -> dict[str,
     prompt = await shared.conversations.load(user_id, kind)
     if prompt is None:
         return None
-    asked_at = prompt.get("asked_at")
-    if asked_at is None or left_too_long(dt.datetime.fromisoformat(asked_at), shared.now()):
+    if prompt_forgotten(prompt, shared.now()):
         await shared.conversations.take(user_id, kind)
         return None
     return prompt

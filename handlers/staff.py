@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import functools
 import html
 import logging
@@ -12,7 +11,6 @@ from typing import Any
 
 from telegram import Update
 
-from bot.domain.drafts import left_too_long
 from bot.domain.errors import (
     AlreadyDecided,
     CustomerTakenMeanwhile,
@@ -50,6 +48,7 @@ from handlers.common import (
     Context,
     account_of,
     answer_query,
+    prompt_forgotten,
     reply,
     reply_in_parts,
     resources,
@@ -169,7 +168,7 @@ async def receive_staff_text(update: Update, context: Context) -> None:
         await broadcasts.take_broadcast_text(update, context, texts_for(update, None), draft)
         return
     prompt = await shared.conversations.load(user_id_of(update), REJECTION)
-    if prompt is not None and _forgotten(prompt, shared.now()):
+    if prompt is not None and prompt_forgotten(prompt, shared.now()):
         # Asked hours ago and left: a text typed now is not that reason.
         await shared.conversations.take(user_id_of(update), REJECTION)
         prompt = None
@@ -285,11 +284,6 @@ async def settle_item(
         user = update.effective_user
         who = user.full_name if user else ""
         await reply(update, item_decided_text(texts, shared.rules, item, who=who))
-
-
-def _forgotten(prompt: dict[str, str], now: dt.datetime) -> bool:
-    asked_at = prompt.get("asked_at")
-    return asked_at is None or left_too_long(dt.datetime.fromisoformat(asked_at), now)
 
 
 async def cancel_staff_prompt(update: Update, context: Context) -> None:

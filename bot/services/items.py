@@ -372,9 +372,7 @@ async def decision_times(
             col(StaffItem.decided_at) >= since, col(StaffItem.outcome) != ItemOutcome.CLOSED.value
         )
     )
-    spans = [
-        (_utc(end) - _utc(start)).total_seconds() for start, end in decided.all() if end is not None
-    ]
+    spans = [(end - start).total_seconds() for start, end in decided.all() if end is not None]
     overdue = (
         await session.execute(
             select(func.count())
@@ -384,7 +382,3 @@ async def decision_times(
     ).scalar_one()
     median = dt.timedelta(seconds=statistics.median(spans)) if spans else None
     return median, int(overdue)
-
-
-def _utc(moment: dt.datetime) -> dt.datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)

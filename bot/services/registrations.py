@@ -10,10 +10,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from bot.domain.errors import RegistrationNotFound, TransitionNotAllowed
+from bot.domain.errors import TransitionNotAllowed
 from bot.domain.lifecycle import OPEN, Status
 from bot.domain.rules import Rules
-from bot.services.conflicts import put_won_deal_before_staff
+from bot.services.conflicts import own_registration, put_won_deal_before_staff
 from bot.services.eligibility import release_lapsed_protection
 from bot.services.history import actor_of, change_status, histories_of, record_note
 from bot.services.loyalty import partner_standing
@@ -76,20 +76,8 @@ async def get_registration(
     *, session: AsyncSession, account: Account, reference: str
 ) -> RegistrationView:
     return RegistrationView.of(
-        await _own_registration(session=session, account=account, reference=reference)
+        await own_registration(session=session, account=account, reference=reference)
     )
-
-
-async def _own_registration(
-    *, session: AsyncSession, account: Account, reference: str
-) -> Registration:
-    registration = (
-        await session.execute(select(Registration).where(col(Registration.reference) == reference))
-    ).scalar_one_or_none()
-    # Another partner's registration is "not found": its existence is not ours to reveal.
-    if registration is None or registration.partner_id != account.partner_id:
-        raise RegistrationNotFound()
-    return registration
 
 
 async def report_outcome(
@@ -110,7 +98,7 @@ async def report_outcome(
         session=session, today=rules.today(now), at=now, partner_id=account.partner_id
     ):
         await session.commit()
-    registration = await _own_registration(session=session, account=account, reference=reference)
+    registration = await own_registration(session=session, account=account, reference=reference)
     assert registration.id is not None
     try:
         await change_status(
@@ -144,7 +132,7 @@ async def report_still_open(
         session=session, today=rules.today(now), at=now, partner_id=account.partner_id
     ):
         await session.commit()
-    registration = await _own_registration(session=session, account=account, reference=reference)
+    registration = await own_registration(session=session, account=account, reference=reference)
     assert registration.id is not None
     if registration.status != Status.QUALIFIED.value:
         raise TransitionNotAllowed(current=registration.status, target=Status.QUALIFIED.value)

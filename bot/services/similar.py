@@ -18,7 +18,6 @@ from sqlalchemy import (
     String,
     bindparam,
     literal,
-    or_,
     select,
     union_all,
 )
@@ -26,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from bot.domain.names import blocks_to_search, normalised_name
+from bot.services.eligibility import HOLDS
 from models import Customer, Partner, Registration
 
 # Scores (0-100) from this one up are similar names.
@@ -60,9 +60,7 @@ class SimilarCustomer:
 def _protects(today: Any) -> Any:
     """A registration protects its customer while it holds the key: to its date, or
     past it while staff have a request for more time before them."""
-    return col(Registration.protection_key).is_not(None) & or_(
-        col(Registration.protected_until) >= today, col(Registration.awaiting_extension).is_(True)
-    )
+    return col(Registration.protection_key).is_not(None) & HOLDS(today)
 
 
 def _candidates_statement() -> CompoundSelect[Any]:
