@@ -80,8 +80,9 @@ class Customer(SQLModel, table=True):
 
     vat: str = Field(primary_key=True, max_length=VAT_LENGTH)
     name: str = Field(max_length=NAME_LENGTH)
-    # The first word of the name once legal forms, case, accents and punctuation are
-    # set aside (bot/domain/names.py): similar names are looked for among its equals.
+    # The name's block key (bot/domain/names.py `name_block`: its longest telling word
+    # once legal forms, case, accents and punctuation are set aside): similar names are
+    # looked for among its equals and near blocks.
     name_block: str | None = Field(default=None, max_length=NAME_BLOCK_LENGTH, index=True)
 
 

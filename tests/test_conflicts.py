@@ -3,16 +3,19 @@ sides on record, more time asked, proof of a won deal, staff's deadlines and dig
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from importlib import resources
 
 import pytest
 from sqlalchemy import select
 
+from bot.app.cli import main
 from bot.domain.lifecycle import Status
 from bot.jobs.reminders import run_tick
 from handlers import callbacks
 from models import Attachment, Dispute, Registration, StaffDigest, StaffItem, StatusChange
+from tests.conftest import BACKENDS, database_url_for, reset_postgresql
 from tests.factories import VATS
 from tests.harness import Harness, buttons, running_bot
 from tests.test_conversations import join, load_programme, register_one
@@ -29,10 +32,16 @@ PDF = {
 }
 
 
-@pytest.fixture
-async def bot(tmp_path, rules):
+@pytest.fixture(params=BACKENDS)
+async def bot(request, tmp_path, rules):
+    """The bot with the seed programme, on SQLite and on PostgreSQL: the first decision
+    counts, the digest goes once, on both."""
+    url = database_url_for(request.param, tmp_path)
+    if request.param == "postgresql":
+        await reset_postgresql(url)
     async with running_bot(
         tmp_path,
+        database_url=url,
         pai_admin_ids=frozenset(STAFF),
         pai_escalation_ids=frozenset({ESCALATION}),
     ) as harness:
@@ -390,3 +399,26 @@ async def test_history_records_the_contest_and_its_decision(bot):
         ).all()
     assert moves == [(None, "disputed", "Met them first"), ("disputed", "qualified", None)]
     assert Status.DISPUTED.value == "disputed"
+
+
+async def test_pai_bot_history_prints_the_contest_and_who_decided_it(bot, capsys, monkeypatch):
+    await protected_by_beta(bot)
+    acme = await join(bot, 11, language="en")
+    _refusal, summary = await contest(acme, VATS[1], typed="Met them first")
+    await acme.press(summary, "Send to staff")
+    await bot.chat(STAFF[0], "en").press(staff_copy(bot, STAFF[0], "Contest PAI-"), "Grant")
+    [contested] = [r for r in await rows(bot, Registration) if r.partner_id != 2]
+    monkeypatch.setenv("DATABASE_URL", bot.resources.settings.database_url)
+    # The shell's logging setup would outlive the test's captured stderr: not here.
+    monkeypatch.setattr("bot.logs.configure_logging", lambda *_: None)
+    # The CLI runs its own event loop, as in a shell: in a thread beside the bot's.
+    code = await asyncio.to_thread(main, ["history", contested.reference.lower()])
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert out[0].startswith(f"{contested.reference}  ACME (") and VATS[1] in out[0]
+    assert out[1].startswith("now qualified; registered ")
+    # Who, by the name Telegram gave (the fake names every user Giulia).
+    assert out[2].endswith("  disputed  by Giulia: Met them first")
+    assert out[3].endswith("  disputed -> qualified  by Giulia")
+    assert await asyncio.to_thread(main, ["history", "PAI-NOSUCH"]) == 1
+    assert "no registration has this reference" in capsys.readouterr().err

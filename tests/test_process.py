@@ -275,6 +275,55 @@ def test_the_real_process_started_weeks_ahead_sends_the_due_nudge_once(api, tmp_
         assert db.execute("SELECT kind, status FROM reminder").fetchall() == [("nudge", "sent")]
 
 
+def won_deal_reported_on(env: dict[str, str], telegram_user_id: int, day: dt.datetime) -> None:
+    """The salesperson registers a deal and reports it won on `day`: before staff from then."""
+    import asyncio
+
+    from bot.config import Settings
+    from bot.domain.lifecycle import Status
+    from bot.resources import open_resources
+    from tests.factories import VATS, link_salesperson, register, report
+
+    async def won() -> None:
+        shared = await open_resources(
+            Settings(_env_file=None, database_url=env["DATABASE_URL"])  # type: ignore[call-arg]
+        )
+        try:
+            account = await link_salesperson(shared.sessions, "ACME", telegram_user_id, now=day)
+            made = await register(shared.sessions, shared.rules, account, VATS[1], now=day)
+            await report(shared.sessions, shared.rules, account, made, Status.WON, now=day)
+        finally:
+            await shared.close()
+
+    asyncio.run(won())
+
+
+@pytest.mark.skipif(FAKETIME is None, reason="faketime (Debian package faketime) is missing")
+def test_the_overdue_digest_goes_once_a_day_across_a_restart(api, tmp_path):
+    fake, base_url = api
+    env = environment(tmp_path, base_url)
+    invite_for_acme(env, tmp_path)
+    won_deal_reported_on(env, 31, dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC))
+    env.update(TZ="UTC", PAI_ADMIN_IDS="900", PAI_ESCALATION_IDS="950")
+    # Due 48 hours after it was reported: twelve days late on this Tuesday at 10:00 in Rome.
+    late = (str(FAKETIME), "-f", "@2026-12-15 09:00:00")
+    first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
+    with running(env, tmp_path, first_log, late):
+        for staff in (900, 950):
+            [digest] = wait_for_reply(fake, User(id=staff, language_code="en"), 1)
+            assert "PAI-" in digest["text"]
+        fake.wait_for(lambda: "digests=2" in first_log.read_text(), timeout=30)
+    with running(env, tmp_path, second_log, late):
+        fake.wait_for(lambda: "action=reminders" in second_log.read_text(), timeout=30)
+    assert "digests=0" in second_log.read_text()
+    assert [len(fake.sent_to(staff)) for staff in (900, 950)] == [1, 1]
+    with sqlite3.connect(tmp_path / "pai.db") as db:
+        assert db.execute("SELECT day, chat_id FROM staffdigest ORDER BY chat_id").fetchall() == [
+            ("2026-12-15", 900),
+            ("2026-12-15", 950),
+        ]
+
+
 def link_many(env: dict[str, str], first_id: int, count: int) -> None:
     """Link `count` salespeople to ACME, through the services."""
     import asyncio

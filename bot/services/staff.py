@@ -120,6 +120,16 @@ async def deal_by_reference(*, session: AsyncSession, reference: str) -> StaffDe
     return StaffDeal(RegistrationView.of(row[0]), row[1], row[2])
 
 
+async def deal_history(
+    *, session: AsyncSession, reference: str
+) -> tuple[StaffDeal, list[HistoryEntry]]:
+    """`pai-bot history REF`: the registration with its partner, and every move and note
+    about it (contest, more time, proof, decisions), oldest first, with who made them."""
+    deal = await deal_by_reference(session=session, reference=reference.strip().upper())
+    histories = await histories_of(session=session, ids=[deal.registration.id])
+    return deal, histories[deal.registration.id]
+
+
 async def pending_decisions(
     *, session: AsyncSession, limit: int = 20
 ) -> tuple[int, list[StaffDeal]]:

@@ -192,6 +192,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_output_file(export)
     export.set_defaults(command="data:run_export")
 
+    history = command(
+        "history",
+        "print everything that happened to a registration, with who and when",
+        "Moves, contests, requests for more time, proof and decisions, oldest first; the\n"
+        "same as the export's history column. Example: pai-bot history PAI-7KQ2MX",
+    )
+    history.add_argument("reference", metavar="REF")
+    history.set_defaults(command="lookups:run_history")
+
     salespeople = command(
         "salespeople",
         "list who is linked to which partner",

@@ -17,6 +17,7 @@ from bot.domain.errors import (
     CustomerProtected,
     InvalidVat,
     NoIncentiveInForce,
+    RegistrationNotFound,
 )
 from bot.domain.parsing import normalise_vat
 from bot.domain.rules import Rules, next_allowed_moment, sending_allowed
@@ -24,7 +25,9 @@ from bot.i18n import describe_invalid, html_to_text
 from bot.reports import chart_png, numbers_text
 from bot.resources import Resources
 from bot.services.eligibility import check_for_partner, staff_verdict
+from bot.services.history import HistoryEntry
 from bot.services.reminders import Due, Preview, preview_reminders
+from bot.services.staff import StaffDeal, deal_history
 from bot.services.stats import programme_numbers
 
 
@@ -105,6 +108,45 @@ async def check_as_partner(session: AsyncSession, shared: Resources, vat: str, c
         f"protected until {verdict.protected_until.isoformat()}"
     )
     return OK
+
+
+def run_history(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(shared: Resources) -> int:
+        async with shared.sessions() as session:
+            try:
+                deal, entries = await deal_history(session=session, reference=args.reference)
+            except RegistrationNotFound:
+                print(f"{args.reference}: no registration has this reference", file=sys.stderr)
+                return REFUSED
+        print(_deal_heading(deal))
+        for entry in entries:
+            print(_history_line(entry))
+        return OK
+
+    return with_database(settings, work, may_create=False)
+
+
+def _deal_heading(deal: StaffDeal) -> str:
+    r = deal.registration
+    return (
+        f"{r.reference}  {deal.partner_code} ({deal.company})  {r.vat} {r.customer_name}\n"
+        f"now {r.status}; registered {r.registered_on.isoformat()}, "
+        f"protected until {r.protected_until.isoformat()}"
+        + (f", {counted(r.extensions, 'extension')}" if r.extensions else "")
+    )
+
+
+def _history_line(entry: HistoryEntry) -> str:
+    """One move or note: "2026-11-28 09:30Z  qualified -> won  by Mario Rossi: note"."""
+    move = (
+        entry.to_status
+        if entry.from_status in (None, entry.to_status)
+        else f"{entry.from_status} -> {entry.to_status}"
+    )
+    said = f": {entry.note}" if entry.note else ""
+    return (
+        f"{entry.at.astimezone(dt.UTC):%Y-%m-%d %H:%MZ}  {move}  by {TEXTS.actor(entry.by)}{said}"
+    )
 
 
 def run_stats(args: argparse.Namespace, settings: Settings) -> int:

@@ -15,7 +15,7 @@ import datetime as dt
 import sqlalchemy as sa
 from alembic import op
 
-from bot.domain.names import name_block
+from bot.storage.migrations.blocks import fill_name_blocks
 
 revision = "0006"
 down_revision = "0005"
@@ -24,7 +24,6 @@ depends_on = None
 
 DISPUTE_UNIQUE = "ix_registration_dispute_key"
 DEFAULT_APPROVAL = dt.timedelta(hours=48)
-BATCH = 1000
 
 
 def upgrade() -> None:
@@ -101,23 +100,6 @@ def upgrade() -> None:
         batch.create_foreign_key("staffnotice_item_id_fkey", "staffitem", ["item_id"], ["id"])
     op.create_index("ix_staffnotice_item_id", "staffnotice", ["item_id"])
     items_for_won_deals()
-
-
-def fill_name_blocks(table_name: str, key: str, name: str) -> None:
-    table = sa.table(table_name, sa.column(key), sa.column(name), sa.column("name_block"))
-    bind = op.get_bind()
-    rows = bind.execute(sa.select(table.c[key], table.c[name])).all()
-    for start in range(0, len(rows), BATCH):
-        values = [
-            {"row_key": row_key, "block": name_block(value or "")}
-            for row_key, value in rows[start : start + BATCH]
-        ]
-        bind.execute(
-            sa.update(table)
-            .where(table.c[key] == sa.bindparam("row_key"))
-            .values(name_block=sa.bindparam("block")),
-            values,
-        )
 
 
 def items_for_won_deals() -> None:
