@@ -166,6 +166,29 @@ class StayWithPartner:
 
 
 @dataclass(frozen=True)
+class PickVat:
+    """One of the VAT numbers read off a photo: goes on as if typed (PRODUCT.md §6)."""
+
+    draft: str
+    vat: str
+
+    @property
+    def data(self) -> str:
+        return _join("n", "v", self.draft, self.vat)
+
+
+@dataclass(frozen=True)
+class UseViesName:
+    """The company name VIES gave, as the answer to the company question."""
+
+    draft: str
+
+    @property
+    def data(self) -> str:
+        return _join("n", "vn", self.draft)
+
+
+@dataclass(frozen=True)
 class StartRegistration:
     """ "Register a deal", under a nudge: the same as /new."""
 
@@ -275,7 +298,16 @@ class SkipProof:
 
 
 # The buttons of a /new conversation: they belong to one draft.
-DraftButton = CloseIn | PickAmount | ConfirmDraft | CancelDraft | ContestBecause | SkipEvidence
+DraftButton = (
+    CloseIn
+    | PickAmount
+    | ConfirmDraft
+    | CancelDraft
+    | ContestBecause
+    | SkipEvidence
+    | PickVat
+    | UseViesName
+)
 # Buttons about conflicts that are not a draft's: each names what it is about.
 ConflictButton = Contest | AskMoreTime | SkipProof
 
@@ -423,6 +455,10 @@ def parse(data: str | None) -> Button | None:
             return CancelDraft(draft)
         case ["n", "new"]:
             return StartRegistration()
+        case ["n", "v", draft, vat] if _draft(draft) and _VAT.match(vat):
+            return PickVat(draft, vat)
+        case ["n", "vn", draft] if _draft(draft):
+            return UseViesName(draft)
         case ["d", "c", vat, day] if _VAT.match(vat) and _day(day) is not None:
             return Contest(vat, dt.date.fromordinal(int(day)))
         case ["d", "r", draft, reason] if _draft(draft) and reason in CONTEST_REASONS:

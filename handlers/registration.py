@@ -52,7 +52,9 @@ from handlers.callbacks import (
     ContestBecause,
     DraftButton,
     PickAmount,
+    PickVat,
     SkipEvidence,
+    UseViesName,
     keyboard,
 )
 from handlers.common import (
@@ -79,6 +81,7 @@ from handlers.conflicts import (
     take_proof,
     take_reason,
 )
+from handlers.photos import read_photo, readable_file
 from handlers.render import (
     render_invalid,
     render_refusal,
@@ -461,6 +464,10 @@ async def receive_other(update: Update, context: Context, account: Account, text
     if draft is None and prompt is not None and has_file(message):
         await take_proof(update, context, account, texts, prompt, message)
         return
+    if readable_file(message) is not None and (draft is None or draft.step == Step.VAT):
+        # Where a VAT number is asked, or to begin: read it off the photo (§6).
+        await read_photo(update, context, texts, draft)
+        return
     if not await repeat_if_registering(update, context, texts):
         await reply(update, texts("unknown_message"))
 
@@ -529,6 +536,16 @@ async def press_draft_button(
         await answer_query(update)
         take_reason(draft, texts.plain(f"contest_{button.reason}"))
         await ask(update, context, texts, draft, in_place=True)
+    elif isinstance(button, PickVat) and draft.step == Step.VAT:
+        await answer_query(update)
+        await remove_buttons(update)  # the choice is made: the verdict comes below
+        await take_vat(update, context, account, texts, draft, button.vat)
+    elif isinstance(button, UseViesName) and draft.step == Step.COMPANY and draft.vies_name:
+        await answer_query(update)
+        draft.customer_name = draft.vies_name
+        draft.step = NEXT_STEP[draft.step]
+        chosen = texts("company_chosen", company=draft.customer_name)
+        await ask(update, context, texts, draft, chosen, in_place=True)
     elif isinstance(button, SkipEvidence) and draft.step == Step.EVIDENCE:
         await answer_query(update)
         draft.step = after_evidence(draft)

@@ -729,10 +729,19 @@ async def test_settings_switch_language_and_reminders(bot):
     assert (salesperson.language, salesperson.reminders_enabled) == ("it", False)
 
 
-async def test_photos_and_unknown_text_outside_a_conversation_get_a_pointer(bot):
+async def test_stickers_and_unknown_text_outside_a_conversation_get_a_pointer(bot):
+    # (A photo outside a conversation starts /new with its VAT number: tests/test_photos.py.)
     chat = await join(bot, 11, language="en")
     [answer] = await chat.send(
-        photo=[{"file_id": "p", "file_unique_id": "q", "width": 1, "height": 1}]
+        sticker={
+            "file_id": "s",
+            "file_unique_id": "q",
+            "width": 1,
+            "height": 1,
+            "type": "regular",
+            "is_animated": False,
+            "is_video": False,
+        }
     )
     assert "/new" in answer["text"]
 

@@ -229,6 +229,16 @@ def test_run_warns_when_the_env_file_can_be_read_by_others(api, tmp_path):
     assert ".env can be read by other users" in log.read_text()
 
 
+def test_run_says_once_at_start_that_photos_cannot_be_read_without_tesseract(api, tmp_path):
+    fake, base_url = api
+    env = environment(tmp_path, base_url)
+    env["PATH"] = str(tmp_path / "no-tesseract-here")  # the bot itself needs nothing on PATH
+    log = tmp_path / "bot.log"
+    with running(env, tmp_path, log):
+        fake.wait_for(lambda: any(m == "getUpdates" for m, _ in fake.calls), timeout=60)
+    assert log.read_text().count("photos cannot be read here") == 1
+
+
 FAKETIME = shutil.which("faketime")
 
 

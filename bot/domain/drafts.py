@@ -84,6 +84,8 @@ class Draft:
     contest: bool = False
     reason: str | None = None
     evidence: tuple[str, ...] = ()
+    # The customer's name as VIES gave it: offered as the company name in one tap.
+    vies_name: str | None = None
 
     def is_stale(self, now: dt.datetime) -> bool:
         return left_too_long(self.touched_at, now)
@@ -130,4 +132,5 @@ class Draft:
             contest=plain.get("contest", False),
             reason=plain.get("reason"),
             evidence=tuple(plain.get("evidence", ())),
+            vies_name=plain.get("vies_name"),
         )

@@ -35,6 +35,7 @@ def run_bot(args: argparse.Namespace, settings: Settings) -> int:
         webhook_of(settings)  # a wrong address is one sentence before anything starts
     created = prepare_sqlite_file(settings.database_url, must_exist=False)
     warn_if_env_file_is_shared(log)
+    warn_if_photos_cannot_be_read(log)
     log.info(
         "starting; database %s%s",
         display_url(settings.database_url),
@@ -87,6 +88,18 @@ def describe_migration(migration: Migration) -> str:
     lines.append(f"Migrated from revision {migration.before} to {migration.after}:")
     lines += [f"  {step}" for step in migration.steps]
     return "\n".join(lines)
+
+
+def warn_if_photos_cannot_be_read(log: logging.Logger) -> None:
+    """Once at start: without Tesseract and its Italian data, photos of VAT numbers get
+    one sentence in chat, and the operator learns why here (PRODUCT.md §6)."""
+    from bot.services.photos import ocr_available
+
+    if not ocr_available():
+        log.warning(
+            "photos cannot be read here: install Debian's tesseract-ocr and tesseract-ocr-ita "
+            "for VAT numbers from photos (PDFs are still read)"
+        )
 
 
 def warn_if_env_file_is_shared(log: logging.Logger) -> None:

@@ -154,6 +154,8 @@ class FakeBotApi:
     known_chats: set[int] | None = None
     # (chat id, message id) -> (file name, content) of the files the bot sent
     files: dict[tuple[int, int], tuple[str, bytes]] = field(default_factory=dict)
+    # file id -> the bytes of a file a user sent (a photo, a PDF), for getFile and download
+    user_files: dict[str, bytes] = field(default_factory=dict)
     # The clock of the messages' dates (the demo's moves with its clock).
     clock: Callable[[], float] = time.time
     username: str = BOT_USERNAME
@@ -258,7 +260,7 @@ class FakeBotApi:
             "username": self.username,
             "can_join_groups": False,
             "can_read_all_group_messages": False,
-            "supports_inline_queries": False,
+            "supports_inline_queries": True,
         }
 
     def _anything(self, params: dict[str, Any]) -> bool:
@@ -281,6 +283,29 @@ class FakeBotApi:
         if len(str(params.get("text", ""))) > 200:
             raise TelegramError(400, "Bad Request: MESSAGE_TOO_LONG")
         return True
+
+    def _getFile(self, params: dict[str, Any]) -> dict[str, Any]:
+        file_id = str(params.get("file_id", ""))
+        if file_id not in self.user_files:
+            raise TelegramError(400, "Bad Request: invalid file_id")
+        size = len(self.user_files[file_id])
+        if size > 20 * 1024 * 1024:  # the Bot API hands bots nothing larger
+            raise TelegramError(400, "Bad Request: file is too big")
+        return {
+            "file_id": file_id,
+            "file_unique_id": f"u-{file_id}",
+            "file_size": size,
+            "file_path": f"uploads/{file_id}",
+        }
+
+    def download(self, url: str) -> tuple[int, bytes]:
+        """A file's bytes, as Telegram's file URL (`.../file/bot<token>/<path>`) serves them."""
+        file_id = url.rsplit("/", 1)[-1]
+        with self._changed:
+            self.calls.append(("download", {"file_id": file_id}))
+        if file_id not in self.user_files:
+            return 404, b"Not Found"
+        return 200, self.user_files[file_id]
 
     def _getUpdates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         offset = int(params.get("offset") or 0)
@@ -435,6 +460,56 @@ class FakeBotApi:
                 message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
         return self._queue({"message": message})
 
+    def user_file(
+        self,
+        content: bytes,
+        *,
+        kind: str = "photo",
+        file_name: str = "invoice.pdf",
+        mime_type: str = "application/pdf",
+        size: int | None = None,
+    ) -> dict[str, Any]:
+        """A file as a user's message carries it (`photo=` or `document=` for `user_sends`);
+        its bytes wait for the bot's getFile. `size` is what Telegram says, if not the real."""
+        file_id = f"{kind}-{next(self._ids)}"
+        self.user_files[file_id] = content
+        said = len(content) if size is None else size
+        if kind == "photo":
+            sizes = [(90, 67), (1280, 960)]
+            return {
+                "photo": [
+                    {
+                        "file_id": f"{file_id}-thumb" if (w, h) == sizes[0] else file_id,
+                        "file_unique_id": f"u-{file_id}-{w}",
+                        "width": w,
+                        "height": h,
+                        "file_size": said if (w, h) == sizes[-1] else 1200,
+                    }
+                    for w, h in sizes
+                ]
+            }
+        return {
+            "document": {
+                "file_id": file_id,
+                "file_unique_id": f"u-{file_id}",
+                "file_name": file_name,
+                "mime_type": mime_type,
+                "file_size": said,
+            }
+        }
+
+    def user_inline_query(self, user: User, query: str) -> dict[str, Any]:
+        """Queue `@bot query` typed by `user` in any chat."""
+        self._talked(user)
+        inline = {
+            "id": str(next(self._ids)),
+            "from": user.as_json(),
+            "query": query,
+            "offset": "",
+            "chat_type": "private",
+        }
+        return self._queue({"inline_query": inline})
+
     def user_presses(self, user: User, message: dict[str, Any], data: str | None) -> dict[str, Any]:
         """Queue a button press on one of the bot's messages (data None: a press without data)."""
         self._talked(user)
@@ -520,6 +595,8 @@ class FakeRequest(BaseRequest):
         *args: Any,
         **kwargs: Any,
     ) -> tuple[int, bytes]:
+        if "/file/bot" in url:  # a file's download, not a method
+            return self.api.download(url)
         params = dict(request_data.parameters) if request_data else {}
         uploads: dict[str, tuple[str, bytes, str]] = {}
         if request_data is not None and request_data.contains_files:
