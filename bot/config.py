@@ -17,6 +17,8 @@ _TOKEN_SHAPE = re.compile(r"^\d{5,}:[A-Za-z0-9_-]{30,}$")
 _PLACEHOLDER_WORDS = ("changeme", "change-me", "your-token", "your_token", "placeholder", "example")
 TELEGRAM_API = "https://api.telegram.org/bot"
 DEFAULT_DATABASE_URL = "sqlite:///pai.db"
+# VIES's REST interface: POST {"countryCode": "IT", "vatNumber": "00743110157"}.
+VIES_URL = "https://ec.europa.eu/taxation_customs/vies/rest-api/check-vat-number"
 
 
 class ConfigurationError(SetupError):
@@ -61,6 +63,9 @@ class Settings(BaseSettings):
     pai_webhook_listen: str = "127.0.0.1:8080"
     # "text" for people reading a terminal, "json" for a log collector.
     pai_log_format: Literal["text", "json"] = "text"
+    # The EU's VIES look-up beside every verdict (PRODUCT.md §6): `off` turns it off.
+    pai_vies: bool = True
+    pai_vies_url: str = VIES_URL
 
     @field_validator("pai_admin_ids", "pai_escalation_ids", mode="before")
     @classmethod

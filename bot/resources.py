@@ -15,6 +15,7 @@ from bot.config import Settings
 from bot.domain.clock import Clock, SystemClock
 from bot.domain.rules import Rules, load_rules
 from bot.events import Events
+from bot.services.vies import ViesClient
 from bot.storage.conversations import (
     Conversations,
     Drafts,
@@ -52,6 +53,8 @@ class Resources:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     # Work that must not hold up an answer (noting a visit); awaited on close.
     _background: set[asyncio.Task[None]] = field(default_factory=set)
+    # VIES, asked beside verdicts (PRODUCT.md §6); made at its first use, unless off.
+    _vies: ViesClient | None = None
     # What the services say happened, and who listens (wired where the bot is assembled).
     events: Events = field(init=False)
     # Each update or job opens its own session from here; their events reach `events`.
@@ -60,6 +63,15 @@ class Resources:
     def __post_init__(self) -> None:
         self.events = Events(self.run_in_background)
         self.sessions = make_sessions(self.engine, self.events.session_info())
+
+    @property
+    def vies(self) -> ViesClient | None:
+        """The VIES client, or None when PAI_VIES=off."""
+        if not self.settings.pai_vies:
+            return None
+        if self._vies is None:
+            self._vies = ViesClient(self.settings.pai_vies_url)
+        return self._vies
 
     @property
     def drafts(self) -> DraftStore:
@@ -131,6 +143,8 @@ class Resources:
             await self.wind_down()
             await self.settle()
             await self.engine.dispose()
+            if self._vies is not None:
+                await self._vies.close()
         finally:
             # Always: aiosqlite's thread would keep the process from exiting.
             await self.conversations.close()

@@ -11,9 +11,12 @@ and a pressed button's message turns into the next step (or the outcome) in plac
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
+from textwrap import shorten
 
+from sqlalchemy.exc import SQLAlchemyError
 from telegram import InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop
@@ -40,6 +43,7 @@ from bot.services.conflicts import open_dispute
 from bot.services.eligibility import Opportunity, check_eligibility, register_opportunity
 from bot.services.registrations import get_registration
 from bot.services.stats import count_verdict
+from bot.services.vies import ViesAnswer, look_up
 from bot.services.views import Account, RegistrationView, Verdict
 from bot.storage.conversations import MORE_TIME, PROOF
 from handlers.callbacks import (
@@ -87,6 +91,7 @@ from handlers.render import (
     render_refusal,
     render_registered,
     render_verdict,
+    vies_line,
 )
 from models import NAME_LENGTH, PRODUCT_LENGTH
 
@@ -116,6 +121,9 @@ def question(
             [(texts.plain("button_skip"), SkipEvidence(draft.id))]
         )
     if step == Step.COMPANY:
+        if draft.vies_name:  # the name VIES gave, in one tap (PRODUCT.md §6)
+            label = texts.plain("button_use_name", name=shorten(draft.vies_name, 40))
+            return texts("ask_company"), keyboard([(label, UseViesName(draft.id))])
         return texts("ask_company"), None
     if step == Step.VALUE:
         return amount_question(texts, draft)
@@ -235,7 +243,7 @@ async def check_customer(update: Update, context: Context, account: Account, tex
         answer = texts("check_usage")
     else:
         try:
-            answer, _, _ = await verdict_on(context, account, texts, typed)
+            answer, _, _, _ = await verdict_on(context, account, texts, typed)
         except InvalidVat as error:
             rules = resources(context).rules
             answer = paragraphs(render_invalid(texts, rules, error), texts("check_usage"))
@@ -258,21 +266,48 @@ def contest_button(
 
 async def verdict_on(
     context: Context, account: Account, texts: Texts, typed: str
-) -> tuple[str, Verdict | None, Refusal | None]:
-    """The verdict on `typed` in words, and the verdict itself when the customer
-    qualifies, or the refusal when it does not."""
+) -> tuple[str, Verdict | None, Refusal | None, ViesAnswer | None]:
+    """The verdict on `typed` in words with VIES's line, and the verdict itself when the
+    customer qualifies, or the refusal when it does not; and what VIES said.
+
+    VIES is asked while the verdict is worked out, and waited for at most its timeout:
+    newness never depends on it."""
     shared = resources(context)
     vat = normalise_vat(typed, default_country=shared.rules.country)
+    vies = asyncio.create_task(ask_vies(shared, vat))
     try:
-        async with shared.sessions() as session:
-            verdict = await check_eligibility(
-                session=session, rules=shared.rules, account=account, vat=vat, now=shared.now()
+        try:
+            async with shared.sessions() as session:
+                verdict = await check_eligibility(
+                    session=session, rules=shared.rules, account=account, vat=vat, now=shared.now()
+                )
+        except Refusal as refusal:
+            tally(shared, VERDICT_NAMES.get(type(refusal), "other"))
+            said = await vies
+            text = paragraphs(
+                render_refusal(texts, shared.rules, vat, refusal), vies_line(texts, said)
             )
-    except Refusal as refusal:
-        tally(shared, VERDICT_NAMES.get(type(refusal), "other"))
-        return render_refusal(texts, shared.rules, vat, refusal), None, refusal
+            return text, None, refusal, said
+    except BaseException:
+        vies.cancel()
+        raise
     tally(shared, "new")
-    return render_verdict(texts, shared.rules, verdict), verdict, None
+    said = await vies
+    text = paragraphs(render_verdict(texts, shared.rules, verdict), vies_line(texts, said))
+    return text, verdict, None, said
+
+
+async def ask_vies(shared: Resources, vat: str) -> ViesAnswer | None:
+    """VIES's answer, or None when it is off or does not know the country; a database
+    failure while keeping the answer loses the line, never the verdict."""
+    client = shared.vies
+    if client is None:
+        return None
+    try:
+        return await look_up(sessions=shared.sessions, client=client, vat=vat, now=shared.now())
+    except SQLAlchemyError:
+        log.warning("VIES's answer could not be kept", exc_info=True)
+        return None
 
 
 # How each verdict is counted for the programme's numbers (/stats).
@@ -336,7 +371,7 @@ async def take_vat(
     """Answer the VAT number with the verdict and, if it qualifies, the next question."""
     shared = resources(context)
     try:
-        answer, verdict, refusal = await verdict_on(context, account, texts, typed)
+        answer, verdict, refusal, vies = await verdict_on(context, account, texts, typed)
     except InvalidVat as error:
         draft.step = Step.VAT
         why = render_invalid(texts, shared.rules, error)
@@ -349,6 +384,7 @@ async def take_vat(
         return
     draft.vat = verdict.vat
     draft.known_name = verdict.known_name
+    draft.vies_name = vies.name if vies is not None and vies.valid else None
     draft.quoted_amount = verdict.quote.amount
     draft.currency = verdict.quote.currency
     draft.protected_until = verdict.protected_until

@@ -27,6 +27,7 @@ from bot.services.items import FileView, ItemView, OtherSide
 from bot.services.reminders import ON_CLOSE_DATE, ToSend
 from bot.services.similar import SimilarCustomer
 from bot.services.staff import Decision, StaffDeal
+from bot.services.vies import ViesAnswer, ViesOutcome
 from bot.services.views import RegistrationView, Verdict
 from handlers.callbacks import (
     Approve,
@@ -88,6 +89,29 @@ def quote_detail(texts: Texts, rules: Rules, quote: Quote, *, with_next_step: bo
     scale = texts("quote_scaled", level=texts.level(quote.level), version=version)
     loyalty = loyalty_line(texts, rules, quote, with_next_step=with_next_step)
     return Markup(f"{scale}\n{texts('loyalty', line=loyalty)}")
+
+
+def vies_line(texts: Texts, answer: ViesAnswer | None) -> str:
+    """What VIES said, in one line beside the verdict; nothing when it was not asked."""
+    if answer is None:
+        return ""
+    if answer.outcome == ViesOutcome.VALID:
+        return texts("vies_valid_named", name=answer.name) if answer.name else texts("vies_valid")
+    if answer.outcome == ViesOutcome.INVALID:
+        return texts("vies_invalid")
+    return texts("vies_unavailable_retry" if answer.retrying else "vies_unavailable")
+
+
+def staff_vies_line(texts: Texts, answer: ViesAnswer | None) -> str:
+    """What VIES said, for staff: the flag on an invalid number, a failure still retried."""
+    if answer is None:
+        return ""
+    if answer.outcome == ViesOutcome.VALID:
+        return texts("staff_vies_valid", name=answer.name or "-")
+    if answer.outcome == ViesOutcome.INVALID:
+        return texts("staff_vies_invalid")
+    key = "staff_vies_retrying" if answer.retrying else "staff_vies_gave_up"
+    return texts(key, error=answer.error or "-")
 
 
 def render_verdict(texts: Texts, rules: Rules, verdict: Verdict) -> str:

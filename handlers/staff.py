@@ -69,6 +69,7 @@ from handlers.render import (
     item_text,
     render_invalid,
     similar_lines,
+    staff_vies_line,
 )
 from models import NOTE_LENGTH
 
@@ -401,6 +402,8 @@ async def find(update: Update, context: Context, texts: Texts) -> None:
         found = await find_customer(session=session, rules=shared.rules, vat=vat, now=shared.now())
     verdict = found.verdict
     lines = [texts("staff_find_head", vat=vat, name=verdict.vendor_name or "-")]
+    if vies := staff_vies_line(texts, found.vies):
+        lines.append(vies)
     if verdict.holder is not None:
         holder = verdict.holder
         lines.append(

@@ -407,3 +407,22 @@ __all__ = [
     "VerdictTally",
     "utcnow",
 ]
+
+
+class ViesCheck(SQLModel, table=True):
+    """What the EU's VIES service said of a VAT number (PRODUCT.md §6).
+
+    An answer (valid, invalid) serves for 30 days. A failure is no answer: the row
+    says when the tick asks again (hourly, for a day after the first failure) and the
+    answer it had before, if any, stays beside it for staff.
+    """
+
+    vat: str = Field(primary_key=True, max_length=20)
+    outcome: str = Field(max_length=16)  # valid, invalid, unavailable
+    name: str | None = Field(default=None, max_length=NAME_LENGTH)
+    address: str | None = Field(default=None, max_length=500)
+    answered_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Why the last try failed (VIES's code: MS_UNAVAILABLE, TIMEOUT…) and since when.
+    error: str | None = Field(default=None, max_length=40)
+    failing_since: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    retry_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)

@@ -42,6 +42,7 @@ def environment(tmp_path: Path, base_url: str) -> dict[str, str]:
         TELEGRAM_BOT_TOKEN=TOKEN,
         TELEGRAM_API_BASE_URL=base_url,
         DATABASE_URL=f"sqlite:///{tmp_path / 'pai.db'}",
+        PAI_VIES="off",  # tests never reach the EU
     )
     return env
 

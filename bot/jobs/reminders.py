@@ -32,6 +32,7 @@ from bot.services.reminders import (
     release_claims,
     reminders_to_send,
 )
+from bot.services.vies import retry_failed
 from bot.telegram.context import App
 from bot.telegram.ratelimit import PREPAID
 from handlers.render import render_reminder
@@ -51,6 +52,7 @@ class TickReport:
     failed: int = 0
     skipped: int = 0
     digests: int = 0
+    vies_retried: int = 0
 
 
 async def tick(application: App) -> None:
@@ -69,8 +71,12 @@ async def run_tick(application: App) -> TickReport:
     await shared.conversations.forget_before(now - FORGET_AFTER)
     # Telegram gives up on an update after a day: two days of notes is plenty.
     await shared.conversations.forget_updates_before(now - 2 * FORGET_AFTER)
+    # VIES numbers that failed are asked again hourly, quiet hours or not: nobody is told.
+    vies_retried = 0
+    if shared.vies is not None:
+        vies_retried = await retry_failed(sessions=shared.sessions, client=shared.vies, now=now)
     if not sending_allowed(rules, now):
-        return TickReport(expired=expired, quiet=True)
+        return TickReport(expired=expired, quiet=True, vies_retried=vies_retried)
     digests = await send_overdue_digest(application.bot, shared)
     token = secrets.token_hex(8)
     async with shared.sessions() as session:
@@ -96,6 +102,7 @@ async def run_tick(application: App) -> TickReport:
         blocked=counts[Outcome.BLOCKED],
         failed=counts[Outcome.REFUSED],
         skipped=counts[Outcome.SKIPPED],
+        vies_retried=vies_retried,
     )
 
 

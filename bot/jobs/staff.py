@@ -28,6 +28,7 @@ from bot.services.staff import (
     revoked_by,
     staff_people,
 )
+from bot.services.vies import vies_of
 from bot.telegram.context import App
 from bot.telegram.sending import best_effort
 from handlers.files import send_file
@@ -39,6 +40,7 @@ from handlers.render import (
     item_text,
     item_told,
     revoked_told,
+    staff_vies_line,
 )
 
 log = logging.getLogger(__name__)
@@ -94,10 +96,19 @@ async def ask_staff_about(bot: Bot, shared: Resources, item_id: int) -> None:
             name=item.registration.customer_name,
             today=shared.rules.today(now),
         )
+        vat = item.registration.vat
+        vies = (await vies_of(session=session, vats=[vat])).get(vat)
         people = await staff_people(session=session, ids=staff_ids)
     for staff_id, person in people.items():
         texts = staff_texts(person.telegram_language)
-        body = item_text(texts, shared.rules, item, now, similar)
+        body = "\n".join(
+            part
+            for part in (
+                item_text(texts, shared.rules, item, now, similar),
+                staff_vies_line(texts, vies),
+            )
+            if part
+        )
         text = texts("staff_won", deal=Markup(body)) if item.kind == ItemKind.WON else body
         try:
             message = await bot.send_message(

@@ -20,6 +20,7 @@ from bot.services.accounts import Visitor, visit_values
 from bot.services.eligibility import StaffVerdict, staff_verdict
 from bot.services.history import HistoryEntry, actors, change_status, histories_of, staff_actor
 from bot.services.items import ItemView, close_item, items_of, open_item_of
+from bot.services.vies import ViesAnswer, vies_of
 from bot.services.views import RegistrationView
 from bot.storage.database import dialect_insert
 from models import (
@@ -105,6 +106,8 @@ class CustomerFile:
     # Won deals, disputes and requests for more time about these registrations, with
     # their files and the other side of each dispute.
     items: list[ItemView]
+    # What VIES said of the number (PRODUCT.md §6), if it was ever asked.
+    vies: ViesAnswer | None = None
 
 
 async def deal_by_reference(*, session: AsyncSession, reference: str) -> StaffDeal:
@@ -310,4 +313,5 @@ async def find_customer(
         view = RegistrationView.of(registration)
         deals.append((StaffDeal(view, code, company), histories[view.id]))
     items = await items_of(session=session, registration_ids=[d.registration.id for d, _ in deals])
-    return CustomerFile(verdict, deals, items)
+    vies = (await vies_of(session=session, vats=[vat])).get(vat)
+    return CustomerFile(verdict, deals, items, vies)

@@ -143,6 +143,7 @@ def demo_settings(database: Path) -> Settings:
         pai_webhook_url=None,
         pai_webhook_secret=None,
         pai_log_format="text",
+        pai_vies=False,  # no network: the demo reaches nothing outside this terminal
     )
 
 
