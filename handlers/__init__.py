@@ -10,6 +10,7 @@ from telegram.ext import (
     ApplicationHandlerStop,
     CallbackQueryHandler,
     CommandHandler,
+    InlineQueryHandler,
     MessageHandler,
     TypeHandler,
     filters,
@@ -20,7 +21,7 @@ from bot.logs import note_update_failure
 from bot.services.views import Account
 from bot.storage.database import database_failure
 from bot.telegram.context import App
-from handlers import callbacks, conflicts, followups, partner, registration, staff
+from handlers import callbacks, conflicts, followups, inline, partner, registration, staff
 from handlers.common import (
     Context,
     account_already_read,
@@ -34,7 +35,7 @@ from handlers.registration import answer_stale
 
 log = logging.getLogger(__name__)
 # Updates the bot asks Telegram for: edits too, so that an edited answer is answered.
-ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "inline_query"]
 
 
 def add_handlers(application: App, staff_ids: frozenset[int] = frozenset()) -> None:
@@ -75,6 +76,8 @@ def add_handlers(application: App, staff_ids: frozenset[int] = frozenset()) -> N
         MessageHandler(messages & filters.TEXT & ~filters.COMMAND, registration.receive_text)
     )
     application.add_handler(CallbackQueryHandler(press_button))
+    # `@bot VAT` from any chat (PRODUCT.md §6); needs inline mode on at @BotFather.
+    application.add_handler(InlineQueryHandler(inline.answer_inline))
     application.add_handler(MessageHandler(messages, registration.receive_other))
     application.add_error_handler(report_error)
 
