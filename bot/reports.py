@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from bot.domain.parsing import vat_digits_for
 from bot.domain.rules import Rules, months_before
 from bot.i18n import Markup, Texts, html_to_text
+from bot.services.history import HistoryEntry
 from bot.services.imports import Rejection
 from bot.services.stats import MONTHS_CHARTED, Numbers
 
@@ -104,6 +105,15 @@ def chart(numbers: Numbers, levels: tuple[str, ...], texts: Texts) -> Figure:
     axes.legend(loc="upper left", fontsize="small")
     figure.tight_layout()
     return figure
+
+
+def history_text(texts: Texts, entries: list[HistoryEntry]) -> str:
+    """A registration's moves in one cell: "2026-11-28 09:30Z won by Mario Rossi (note)"."""
+    return "; ".join(
+        f"{entry.at.astimezone(dt.UTC):%Y-%m-%d %H:%MZ} {entry.to_status} "
+        f"by {texts.actor(entry.by)}" + (f" ({entry.note})" if entry.note else "")
+        for entry in entries
+    )
 
 
 def describe_rejection(texts: Texts, rejection: Rejection, *, country: str) -> str:

@@ -33,6 +33,10 @@ class SheetError(SetupError):
     """The file cannot be read or written as a table; str() is one sentence for staff."""
 
 
+class HeaderError(SheetError):
+    """The file is a table, but its header is not the one asked for (or there is none)."""
+
+
 @dataclass(frozen=True)
 class Row:
     line: int  # the line (CSV) or row (xlsx) number staff see in their program
@@ -210,11 +214,11 @@ def _find_header(
             best, found = score, filled
     expected = ", ".join(required)
     if not found:
-        raise SheetError(
+        raise HeaderError(
             f"{path}{where} has no header in its first {HEADER_SEARCH_ROWS} rows: "
             f"it must have {expected}"
         )
-    raise SheetError(f"{path}{where}: the header must have {expected}; found: {_listing(found)}")
+    raise HeaderError(f"{path}{where}: the header must have {expected}; found: {_listing(found)}")
 
 
 def _listing(names: list[str], most: int = 12, longest: int = 40) -> str:
@@ -274,7 +278,7 @@ def _is_blank(line: str) -> bool:
 def _csv_rows(path: Path, text: str, required: tuple[str, ...]) -> Iterator[Row | BadLine]:
     lines = _LINE_BREAK.split(text)
     if not any(not _is_blank(line) for line in lines):
-        raise SheetError(f"{path} is empty: the header must be {', '.join(required)}")
+        raise HeaderError(f"{path} is empty: the header must be {', '.join(required)}")
 
     def candidates() -> Iterator[tuple[int, list[str]]]:
         seen = 0
@@ -338,7 +342,7 @@ def _xlsx_rows(path: Path, data: bytes, required: tuple[str, ...]) -> Iterator[R
     if not any(_filled(cells) for _, cells in head) and not any(
         _filled(cells) for _, cells in rows
     ):
-        raise SheetError(f"{path}{where} is empty: the header must be {', '.join(required)}")
+        raise HeaderError(f"{path}{where} is empty: the header must be {', '.join(required)}")
     header = _find_header(path, head, required, where)
     # Below the header only the header's columns are read: a cell far to the right (in
     # column XFD, say) would otherwise make every row 16,384 cells wide.

@@ -49,6 +49,9 @@ def add_handlers(application: App, staff_ids: frozenset[int] = frozenset()) -> N
         application.add_handler(
             MessageHandler(by_staff & filters.TEXT & ~filters.COMMAND, staff.receive_staff_text)
         )
+        application.add_handler(
+            MessageHandler(by_staff & filters.Document.ALL, staff.receive_document)
+        )
     # First: who staff are, as Telegram shows them now (name, language).
     application.add_handler(TypeHandler(Update, staff.note_staff), -2)
     # Before anything else: a registration's confirmation that failed to arrive.
@@ -69,6 +72,8 @@ def add_handlers(application: App, staff_ids: frozenset[int] = frozenset()) -> N
     application.add_handler(CommandHandler("stats", staff.show_stats, messages))
     application.add_handler(CommandHandler("broadcast", staff.start_broadcast, messages))
     application.add_handler(CommandHandler("broadcasts", staff.list_broadcasts, messages))
+    application.add_handler(CommandHandler("export", staff.export_registrations, messages))
+    application.add_handler(CommandHandler("payouts", staff.show_payouts, messages))
     application.add_handler(
         MessageHandler(private & filters.UpdateType.EDITED_MESSAGE, registration.receive_edit)
     )

@@ -381,11 +381,48 @@ class BroadcastCancel:
         return _join("b", "x")
 
 
+@dataclass(frozen=True)
+class ImportFile:
+    """Import (`go`) or Cancel under the preview of a staff member's file."""
+
+    token: str
+    go: bool
+
+    @property
+    def data(self) -> str:
+        return _join("s", "i", self.token, "y" if self.go else "n")
+
+
+@dataclass(frozen=True)
+class MarkPaid:
+    """Under the payouts file: ask to mark its rows paid (`confirmed` False), then do it;
+    `cancel` keeps them unpaid."""
+
+    token: str
+    confirmed: bool = False
+    cancel: bool = False
+
+    @property
+    def data(self) -> str:
+        step = "x" if self.cancel else ("y" if self.confirmed else "a")
+        return _join("s", "p", self.token, step)
+
+
 INACTIVE_DAYS = (30, 60, 90)
 _AUDIENCE = re.compile(r"^(all|open|level:[a-z0-9_-]{1,30}|inactive:(30|60|90))$")
 
 # The buttons staff press; nobody else's presses do anything.
-StaffButton = Approve | Reject | Grant | Refuse | BroadcastTo | BroadcastSend | BroadcastCancel
+StaffButton = (
+    Approve
+    | Reject
+    | Grant
+    | Refuse
+    | BroadcastTo
+    | BroadcastSend
+    | BroadcastCancel
+    | ImportFile
+    | MarkPaid
+)
 # The buttons of a follow-up on an open registration.
 FollowupButton = FollowupWon | FollowupLost | FollowupLostBecause | FollowupStillOpen
 # The buttons of /status, /settings and invites.
@@ -455,6 +492,10 @@ def parse(data: str | None) -> Button | None:
             return CancelDraft(draft)
         case ["n", "new"]:
             return StartRegistration()
+        case ["s", "i", token, go] if _draft(token) and go in ("y", "n"):
+            return ImportFile(token, go == "y")
+        case ["s", "p", token, step] if _draft(token) and step in ("a", "y", "x"):
+            return MarkPaid(token, confirmed=step == "y", cancel=step == "x")
         case ["n", "v", draft, vat] if _draft(draft) and _VAT.match(vat):
             return PickVat(draft, vat)
         case ["n", "vn", draft] if _draft(draft):

@@ -34,12 +34,14 @@ from bot.services.staff import (
 from bot.services.stats import programme_numbers
 from bot.storage.conversations import BROADCAST, REJECTION
 from bot.telegram.sending import best_effort
-from handlers import broadcasts
+from handlers import broadcasts, staff_files
 from handlers.callbacks import (
     BroadcastCancel,
     BroadcastSend,
     BroadcastTo,
     Grant,
+    ImportFile,
+    MarkPaid,
     Refuse,
     Reject,
     StaffButton,
@@ -124,6 +126,12 @@ async def press_staff_button(update: Update, context: Context, button: StaffButt
     texts = texts_for(update, None)
     if isinstance(button, Grant | Refuse):
         await press_item_button(update, context, texts, button)
+        return
+    if isinstance(button, ImportFile):
+        await staff_files.press_import(update, context, texts, button)
+        return
+    if isinstance(button, MarkPaid):
+        await staff_files.press_mark_paid(update, context, texts, button)
         return
     if not await still_waiting(update, context, texts, button.reference):
         return
@@ -476,6 +484,27 @@ async def list_broadcasts(update: Update, context: Context, texts: Texts) -> Non
 
 
 # --- /stats -----------------------------------------------------------------------
+
+
+@staff_only
+async def export_registrations(update: Update, context: Context, texts: Texts) -> None:
+    """/export: the registrations as .xlsx (PRODUCT.md §7)."""
+    await staff_files.send_export(update, context, texts)
+
+
+@staff_only
+async def show_payouts(update: Update, context: Context, texts: Texts) -> None:
+    """/payouts: the approved, unpaid incentives as .xlsx, and Mark these paid."""
+    await staff_files.send_payouts(update, context, texts)
+
+
+async def receive_document(update: Update, context: Context) -> None:
+    """A staff member's .csv / .xlsx is a file to import; any other document goes on as
+    anyone's would (a photo of a VAT number, evidence, proof)."""
+    if staff_files.is_sheet(update.effective_message):
+        await staff_files.receive_sheet(update, context, texts_for(update, None))
+        return
+    await receive_other(update, context)
 
 
 @staff_only

@@ -17,7 +17,7 @@ from bot.domain.files import PARTNER_COLUMNS, PURCHASE_COLUMNS
 from bot.domain.names import name_block
 from bot.domain.parsing import normalise_vat, parse_date, vat_digits_for
 from bot.domain.rules import Rules
-from bot.sheets import BadLine, read_table
+from bot.sheets import BadLine, HeaderError, read_table
 from bot.storage.database import dialect_insert, in_chunks
 from models import CODE_LENGTH, NAME_LENGTH, Customer, Partner, Purchase
 
@@ -77,11 +77,13 @@ async def import_purchases(
     today: dt.date,
     allow_future: bool = False,
     progress: Progress | None = None,
+    dry_run: bool = False,
 ) -> ImportReport:
     """Add the file's purchases; rows already imported add nothing.
 
     A purchase dated after `today` is a typo in the history (and would make a
-    customer "not new" for months): rejected unless `allow_future`.
+    customer "not new" for months): rejected unless `allow_future`. `dry_run`: the
+    same work and report, rolled back (staff's preview in chat).
     """
     report = ImportReport()
     purchases: dict[tuple[str, dt.date], None] = {}
@@ -116,9 +118,12 @@ async def import_purchases(
         # executemany: SQLAlchemy batches it into multi-row INSERTs on both databases.
         await session.execute(dialect_insert(session, Purchase).on_conflict_do_nothing(), chunk)
     await _upsert_customer_names(session, names)
-    await session.commit()
+    if not dry_run:
+        await session.commit()
     report.added = await _count(session, Purchase) - before
     report.unchanged = report.read - len(report.rejected) - report.added
+    if dry_run:
+        await session.rollback()
     return report
 
 
@@ -144,9 +149,11 @@ async def import_partners(
     path: Path,
     now: dt.datetime,
     progress: Progress | None = None,
+    dry_run: bool = False,
 ) -> ImportReport:
     """Create partners, or update the one with the same code; a code repeated in the file
-    takes its last row, and the report names the repeated lines."""
+    takes its last row, and the report names the repeated lines. `dry_run`: the same
+    report, nothing written."""
     report = ImportReport()
     wanted: dict[str, tuple[str, str]] = {}
     for row in _told(read_table(path, PARTNER_COLUMNS), progress):
@@ -166,12 +173,12 @@ async def import_partners(
             if code in wanted:
                 report.repeated.append(row.line)
             wanted[code] = (company, level)
-    existing = {
-        p.code: p
-        for p in (
-            await session.execute(select(Partner).where(col(Partner.code).in_(list(wanted))))
-        ).scalars()
-    }
+    existing: dict[str, Partner] = {}
+    # In slices: one parameter per code, and PostgreSQL takes at most 32,767 (45,000
+    # partners in one IN list failed there).
+    for chunk in in_chunks(list(wanted)):
+        found = await session.execute(select(Partner).where(col(Partner.code).in_(chunk)))
+        existing.update({p.code: p for p in found.scalars()})
     for code, (company, level) in wanted.items():
         partner = existing.get(code)
         if partner is None:
@@ -188,8 +195,30 @@ async def import_partners(
             report.updated += 1
         else:
             report.unchanged += 1
-    await session.commit()
+    if dry_run:
+        await session.rollback()
+    else:
+        await session.commit()
     return report
+
+
+# What a staff member's file holds, by its header.
+PURCHASES, PARTNERS = "purchases", "partners"
+
+
+def file_kind(path: Path) -> str:
+    """Whether the file is a sales history or a partner list, by its header; one
+    sentence when it is neither (SheetError), naming both headers."""
+    for kind, columns in ((PURCHASES, PURCHASE_COLUMNS), (PARTNERS, PARTNER_COLUMNS)):
+        try:
+            read_table(path, columns)
+        except HeaderError:
+            continue
+        return kind
+    raise HeaderError(
+        f"{path.name}: the header must be a sales history's ({', '.join(PURCHASE_COLUMNS)}) "
+        f"or a partner list's ({', '.join(PARTNER_COLUMNS)})"
+    )
 
 
 def _told(rows: Iterator[T], progress: Progress | None) -> Iterator[T]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,15 +60,34 @@ async def mark_paid(
     *, session: AsyncSession, path: Path, now: dt.datetime, paid_on: dt.date
 ) -> PaidReport:
     """Mark the file's registrations paid; those paid already stay as they are."""
-    report = PaidReport()
-    seen: set[str] = set()
+    listed: list[tuple[int, str]] = []
+    refused: list[tuple[int, str]] = []
     for row in read_table(path, ("reference",)):
         if isinstance(row, BadLine):
-            report.refused.append((row.line, row.reason))
-            continue
-        reference = row.cells["reference"].upper()
+            refused.append((row.line, row.reason))
+        else:
+            listed.append((row.line, row.cells["reference"]))
+    report = await mark_references_paid(session=session, listed=listed, now=now, paid_on=paid_on)
+    report.refused[:0] = refused
+    return report
+
+
+async def mark_references_paid(
+    *,
+    session: AsyncSession,
+    listed: Sequence[tuple[int, str]],
+    now: dt.datetime,
+    paid_on: dt.date,
+) -> PaidReport:
+    """Mark paid the registrations listed as (line, reference): a file's rows, or the rows
+    of the payouts file staff got in chat. Those paid already stay as they are, so marking
+    twice changes nothing."""
+    report = PaidReport()
+    seen: set[str] = set()
+    for line, typed in listed:
+        reference = typed.strip().upper()
         if not is_reference(reference):
-            report.refused.append((row.line, f"{row.cells['reference']!r} is not a reference"))
+            report.refused.append((line, f"{typed!r} is not a reference"))
             continue
         if reference in seen:
             continue
@@ -78,7 +98,7 @@ async def mark_paid(
             )
         ).scalar_one_or_none()
         if registration is None or registration.id is None:
-            report.refused.append((row.line, f"{reference} is not a registration"))
+            report.refused.append((line, f"{reference} is not a registration"))
             continue
         if registration.status == Status.PAID.value:
             report.already.append(reference)
@@ -94,7 +114,7 @@ async def mark_paid(
             )
         except TransitionNotAllowed as refused:
             report.refused.append(
-                (row.line, f"{reference} is {refused.current}, not approved: not paid")
+                (line, f"{reference} is {refused.current}, not approved: not paid")
             )
             continue
         report.paid.append(reference)

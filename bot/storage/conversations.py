@@ -279,6 +279,8 @@ def _decoded(state: str) -> dict[str, Any]:
 REGISTRATION, REJECTION, BROADCAST = "registration", "rejection", "broadcast"
 # A partner asked for proof of a won deal, or for why more time is needed.
 PROOF, MORE_TIME = "proof", "more_time"
+# A staff member's file waiting for Import, and a payouts file waiting to be marked paid.
+IMPORT, PAYOUTS = "import", "payouts"
 
 
 class DraftStore(Protocol):

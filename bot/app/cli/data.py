@@ -17,7 +17,7 @@ from bot.config import Settings
 from bot.domain.files import EXPORT_COLUMNS, PAYOUT_COLUMNS
 from bot.domain.rules import Rules
 from bot.problems import SetupError
-from bot.reports import describe_rejection
+from bot.reports import describe_rejection, history_text
 from bot.resources import Resources
 from bot.services.history import HistoryEntry
 from bot.services.imports import ImportReport, Progress, import_partners, import_purchases
@@ -100,20 +100,11 @@ def shown_progress(path: Path) -> Iterator[Progress | None]:
         yield told
 
 
-def history_text(entries: list[HistoryEntry]) -> str:
-    """A registration's moves in one cell: "2026-11-28 09:30Z won by Mario Rossi (note)"."""
-    return "; ".join(
-        f"{entry.at.astimezone(dt.UTC):%Y-%m-%d %H:%MZ} {entry.to_status} "
-        f"by {TEXTS.actor(entry.by)}" + (f" ({entry.note})" if entry.note else "")
-        for entry in entries
-    )
-
-
 def run_export(args: argparse.Namespace, settings: Settings) -> int:
     async def read(shared: Resources) -> Rows:
         async with shared.sessions() as session:
             return [
-                {**row, "history": history_text(cast(list[HistoryEntry], row["history"]))}
+                {**row, "history": history_text(TEXTS, cast(list[HistoryEntry], row["history"]))}
                 async for row in export_registrations(session=session)
             ]
 
