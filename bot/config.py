@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     # The EU's VIES look-up beside every verdict (PRODUCT.md §6): `off` turns it off.
     pai_vies: bool = True
     pai_vies_url: str = VIES_URL
+    # The web view inside Telegram (PRODUCT.md §7): its public https address, served by
+    # the bot's own listener at that path; and how long Telegram's sign-in stays good.
+    pai_webapp_url: str | None = None
+    pai_webapp_max_age: int = Field(default=86400, gt=0)
 
     @field_validator("pai_admin_ids", "pai_escalation_ids", mode="before")
     @classmethod

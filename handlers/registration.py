@@ -43,7 +43,8 @@ from bot.services.conflicts import open_dispute
 from bot.services.eligibility import Opportunity, check_eligibility, register_opportunity
 from bot.services.registrations import get_registration
 from bot.services.stats import count_verdict
-from bot.services.vies import ViesAnswer, look_up
+from bot.services.vies import TIMEOUT as VIES_TIMEOUT
+from bot.services.vies import ViesAnswer, ViesOutcome, look_up
 from bot.services.views import Account, RegistrationView, Verdict
 from bot.storage.conversations import MORE_TIME, PROOF
 from handlers.callbacks import (
@@ -274,6 +275,7 @@ async def verdict_on(
     newness never depends on it."""
     shared = resources(context)
     vat = normalise_vat(typed, default_country=shared.rules.country)
+    started = asyncio.get_running_loop().time()
     vies = asyncio.create_task(ask_vies(shared, vat))
     try:
         try:
@@ -283,7 +285,7 @@ async def verdict_on(
                 )
         except Refusal as refusal:
             tally(shared, VERDICT_NAMES.get(type(refusal), "other"))
-            said = await vies
+            said = await vies_within(shared, vies, started)
             text = paragraphs(
                 render_refusal(texts, shared.rules, vat, refusal), vies_line(texts, said)
             )
@@ -292,9 +294,27 @@ async def verdict_on(
         vies.cancel()
         raise
     tally(shared, "new")
-    said = await vies
+    said = await vies_within(shared, vies, started)
     text = paragraphs(render_verdict(texts, shared.rules, verdict), vies_line(texts, said))
     return text, verdict, None, said
+
+
+async def vies_within(
+    shared: Resources, vies: asyncio.Task[ViesAnswer | None], started: float
+) -> ViesAnswer | None:
+    """VIES's answer if it comes within its timeout from the start of the verdict (the
+    database's part included); past it the verdict goes without, and the look-up goes on
+    beside to keep what it gets."""
+    left = VIES_TIMEOUT + 0.5 - (asyncio.get_running_loop().time() - started)
+    try:
+        return await asyncio.wait_for(asyncio.shield(vies), max(left, 0.0))
+    except TimeoutError:
+        shared.run_in_background(_finished(vies), "keeping VIES's late answer")
+        return ViesAnswer(ViesOutcome.UNAVAILABLE, error="TIMEOUT", retrying=True)
+
+
+async def _finished(vies: asyncio.Task[ViesAnswer | None]) -> None:
+    await vies
 
 
 async def ask_vies(shared: Resources, vat: str) -> ViesAnswer | None:
@@ -307,6 +327,9 @@ async def ask_vies(shared: Resources, vat: str) -> ViesAnswer | None:
         return await look_up(sessions=shared.sessions, client=client, vat=vat, now=shared.now())
     except SQLAlchemyError:
         log.warning("VIES's answer could not be kept", exc_info=True)
+        return None
+    except Exception:  # newness never depends on VIES: whatever it did, the verdict goes on
+        log.exception("the VIES look-up failed")
         return None
 
 
@@ -500,6 +523,12 @@ async def receive_other(update: Update, context: Context, account: Account, text
     if draft is None and prompt is not None and has_file(message):
         await take_proof(update, context, account, texts, prompt, message)
         return
+    waiting = await pending_prompt(context, user_id_of(update), MORE_TIME)
+    if draft is None and waiting is not None:
+        # The reason for more time is asked: a file is not it, and starts nothing.
+        again = texts("ask_more_time_reason", reference=waiting["reference"])
+        await reply(update, f"{texts('use_text')}\n{again}")
+        return
     if readable_file(message) is not None and (draft is None or draft.step == Step.VAT):
         # Where a VAT number is asked, or to begin: read it off the photo (§6).
         await read_photo(update, context, texts, draft)
@@ -578,10 +607,12 @@ async def press_draft_button(
         await take_vat(update, context, account, texts, draft, button.vat)
     elif isinstance(button, UseViesName) and draft.step == Step.COMPANY and draft.vies_name:
         await answer_query(update)
+        await remove_buttons(update)  # the verdict above stays as it was
         draft.customer_name = draft.vies_name
         draft.step = NEXT_STEP[draft.step]
-        chosen = texts("company_chosen", company=draft.customer_name)
-        await ask(update, context, texts, draft, chosen, in_place=True)
+        await ask(
+            update, context, texts, draft, texts("company_chosen", company=draft.customer_name)
+        )
     elif isinstance(button, SkipEvidence) and draft.step == Step.EVIDENCE:
         await answer_query(update)
         draft.step = after_evidence(draft)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 # What a VAT number gets: ("valid", name) / ("invalid",) / ("error", CODE) / ("html",) /
-# ("garbage",) / ("hang",) — the last waits until the test ends.
+# ("garbage",) / ("deep",) / ("hang",) — the last waits until the test ends.
 Behaviour = tuple[str, ...]
 
 
@@ -56,6 +56,8 @@ class FakeVies:
                 text="<html><body>Service Unavailable</body></html>",
                 content_type="text/html",
             )
+        if kind == "deep":  # nested past any parser's recursion
+            return web.Response(status=200, text="[" * 100_000, content_type="application/json")
         if kind == "garbage":
             return web.Response(status=200, text="{not json", content_type="application/json")
         if kind == "error":

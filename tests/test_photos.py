@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import io
+import random
 import threading
+import time
 
 import pytest
 from PIL import Image
 
+from bot.domain.vat_finder import vat_candidates
 from bot.services import photos
 from bot.services.photos import UnreadableFile, read_vat_numbers
 from tests.conftest import BACKENDS, database_url_for, reset_postgresql
@@ -102,6 +105,68 @@ async def test_a_decompression_bomb_is_refused_before_it_is_decoded():
     assert refused.value.reason == "too_big"
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("P.IVA 00743110157", [BIANCHI]),
+        ("VAT No. 00743110157", [BIANCHI]),
+        ("CF 00743110157", [BIANCHI]),
+        ("PI: 00743110157", [BIANCHI]),
+        ("Partita IVA e CF 00743110157", [BIANCHI]),
+        ("IT-007.431.101.57", [BIANCHI]),
+        ("P.IVA 0O743110157", [BIANCHI]),  # OCR's O for 0
+        ("Tel. 02 8765 4321 - P.IVA 00743110157", [BIANCHI]),
+        ("UID ATU13585627", ["ATU13585627"]),
+        ("BTW NL004495445B01", ["NL004495445B01"]),
+        ("CIF ESB58378431", ["ESB58378431"]),
+        ("TVA FR40303265045", ["FR40303265045"]),
+        ("DE 136695976", ["DE136695976"]),
+        ("P.IVA 00743110158", []),  # a wrong check digit
+        ("Fattura 12345 del 03/11/2026", []),
+    ],
+)
+def test_vat_numbers_are_found_in_the_shapes_documents_print_them(text, expected):
+    assert vat_candidates(text, default_country="IT") == expected
+
+
+def test_a_page_dense_with_numbers_is_sifted_without_end():
+    dense = " ".join(str(n % 10) for n in range(photos.MAX_TEXT))
+    started = time.perf_counter()
+    assert len(vat_candidates(dense, default_country="IT")) <= 3
+    # Not a timed test: a guard against the minutes the unbounded sift took.
+    assert time.perf_counter() - started < 30
+
+
+@pytest.mark.parametrize("size", [(10, 800), (30_000, 4)])
+async def test_an_image_of_no_sensible_shape_is_refused_quickly(size):
+    out = io.BytesIO()
+    Image.new("L", size, 255).save(out, format="PNG")
+    with pytest.raises(UnreadableFile) as refused:
+        await read_vat_numbers(out.getvalue(), mime_type="image/png", country="IT")
+    assert refused.value.reason == "not_image"
+
+
+def test_damaged_pdfs_are_said_never_raised():
+    good = text_pdf(["P.IVA 00743110157"])
+    rng = random.Random(7)
+    for _ in range(300):
+        broken = bytearray(good)
+        for _ in range(rng.randint(1, 8)):
+            broken[rng.randrange(len(broken))] = rng.randrange(256)
+        try:
+            photos.pdf_text(bytes(broken))
+        except UnreadableFile as refused:
+            assert refused.reason in ("pdf_broken", "pdf_locked")
+
+
+async def test_a_scanned_pdf_without_text_is_said_as_such():
+    out = io.BytesIO()
+    Image.open(io.BytesIO(invoice_photo())).save(out, format="PDF")  # an image, no text
+    with pytest.raises(UnreadableFile) as refused:
+        await read_vat_numbers(out.getvalue(), mime_type="application/pdf", country="IT")
+    assert refused.value.reason == "pdf_no_text"
+
+
 # --- in chat --------------------------------------------------------------------------
 
 
@@ -188,6 +253,23 @@ async def test_a_photo_from_someone_not_linked_is_one_sentence_and_is_not_read(b
     stranger = bot.chat(77, "en")
     [answer] = await stranger.send(**bot.api.user_file(invoice_photo(), kind="photo"))
     assert "works only for partners' salespeople" in answer["text"]
+    assert "getFile" not in [m for m, _ in bot.api.calls]
+
+
+async def test_a_photo_while_the_reason_for_more_time_is_asked_starts_nothing(bot):
+    chat = await join(bot, 11, language="en")
+    async with bot.sessions() as session:
+        await session.commit()
+    await bot.resources.conversations.save(
+        11,
+        "more_time",
+        {"reference": "PAI-ABCDEF", "asked_at": bot.clock.now().isoformat()},
+        bot.clock.now(),
+    )
+    [again] = await chat.send(**bot.api.user_file(invoice_photo(), kind="photo"))
+    assert "Please answer with a text message." in again["text"]
+    assert "PAI-ABCDEF" in again["text"]
+    assert await draft_step(bot, 11) is None
     assert "getFile" not in [m for m, _ in bot.api.calls]
 
 

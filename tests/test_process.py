@@ -473,7 +473,9 @@ def small_disk(folder: Path, size: str = "4m") -> Iterator[Path]:
 def fill(disk: Path) -> Path:
     """Take every free byte of the disk; the file returned gives them back when removed."""
     filler = disk / "filler"
-    with filler.open("wb") as out, contextlib.suppress(OSError):
+    # The suppress outermost: closing the file flushes what the last write left in its
+    # buffer, and that fails for want of space too.
+    with contextlib.suppress(OSError), filler.open("wb") as out:
         while True:
             out.write(b"\0" * 65536)
             out.flush()

@@ -98,8 +98,8 @@ def test_each_reply_of_vies_is_read_as_an_answer_or_a_failure(status, text, expe
     assert read_answer(status, text) == expected
 
 
-def test_a_look_up_waits_five_seconds_at_most_by_default():
-    assert ViesClient("http://vies.invalid").timeout == 5.0
+def test_a_reply_nested_past_any_parser_is_no_answer():
+    assert read_answer(200, "[" * 100_000).error == "GARBAGE"
 
 
 # --- beside the verdict --------------------------------------------------------------
@@ -115,9 +115,11 @@ async def test_a_valid_number_shows_the_vies_name_and_offers_it_as_the_company_i
     assert "VIES: a valid VAT number, registered to <b>ROSSI INFORMATICA SRL</b>" in verdict["html"]
     assert "What is the customer's company name?" in verdict["text"]
     assert [label for label, _ in buttons(verdict)] == ["Use: ROSSI INFORMATICA SRL"]
-    await chat.press(verdict, "Use: ROSSI INFORMATICA SRL")  # the question turns into the next
-    assert "Company: ROSSI INFORMATICA SRL ✓" in verdict["text"]
-    assert "Estimated deal value" in verdict["text"]
+    [value] = await chat.press(verdict, "Use: ROSSI INFORMATICA SRL")
+    assert "is a new customer" in verdict["text"]  # the verdict stays in view
+    assert buttons(verdict) == []
+    assert "Company: ROSSI INFORMATICA SRL ✓" in value["text"]
+    assert "Estimated deal value" in value["text"]
     row = await kept(bot, NEWCOMER)
     assert row is not None
     assert (row.outcome, row.name, row.retry_at) == ("valid", "ROSSI INFORMATICA SRL", None)
@@ -184,6 +186,49 @@ async def test_a_hanging_vies_holds_the_verdict_no_longer_than_the_timeout(bot, 
     assert waited < 3  # the timeout (0.5 s), not the hang
     row = await kept(bot, BIANCHI)
     assert row is not None and row.error == "TIMEOUT"
+
+
+async def test_the_verdict_waits_for_vies_no_longer_than_its_timeout_whatever_holds_it(
+    bot, vies, monkeypatch
+):
+    monkeypatch.setattr("handlers.registration.VIES_TIMEOUT", 0.3)
+    vies.behaviours[BIANCHI] = ("hang",)
+    bot.resources._vies = ViesClient(vies.url, timeout=2)  # the client itself would wait longer
+    chat = await join(bot, 11, language="en")
+    started = asyncio.get_running_loop().time()
+    [verdict] = await chat.send(f"/check {BIANCHI}")
+    assert asyncio.get_running_loop().time() - started < 5
+    assert "is a new customer" in verdict["text"]
+    assert "VIES did not answer; it will be checked again." in verdict["text"]
+
+
+async def test_a_vies_that_breaks_every_parser_costs_neither_the_verdict_nor_the_tick(
+    bot, vies, monkeypatch
+):
+    vies.behaviours[BIANCHI] = ("deep",)
+    chat = await join(bot, 11, language="en")
+    [verdict] = await chat.send(f"/check {BIANCHI}")
+    assert "is a new customer" in verdict["text"]
+    assert "VIES did not answer; it will be checked again." in verdict["text"]
+    bot.clock.advance(dt.timedelta(hours=1))
+    report = await run_tick(bot.app)  # the reminders' tick runs through
+    assert report.vies_retried == 1
+
+
+async def test_a_failure_after_a_day_given_up_starts_a_new_day_of_retries(bot, vies):
+    vies.behaviours[BIANCHI] = ("error", "MS_UNAVAILABLE")
+    chat = await join(bot, 11, language="en")
+    await chat.send(f"/check {BIANCHI}")
+    for _ in range(25):
+        bot.clock.advance(dt.timedelta(hours=1))
+        await run_tick(bot.app)
+    row = await kept(bot, BIANCHI)
+    assert row is not None and row.retry_at is None  # given up
+    bot.clock.advance(dt.timedelta(days=3))
+    [again] = await chat.send(f"/check {BIANCHI}")  # asked again: no answer was kept
+    assert "VIES did not answer; it will be checked again." in again["text"]
+    row = await kept(bot, BIANCHI)
+    assert row is not None and row.retry_at == bot.clock.now() + dt.timedelta(hours=1)
 
 
 async def test_the_tick_asks_again_hourly_for_a_day_and_staff_see_the_outcome(bot, vies):

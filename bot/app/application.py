@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from typing import Any
 
-from telegram import BotCommand, BotCommandScopeChat
+from telegram import BotCommand, BotCommandScopeChat, MenuButtonWebApp, WebAppInfo
 from telegram.error import TelegramError
 from telegram.ext import ApplicationBuilder, ContextTypes, ExtBot
 from telegram.request import BaseRequest
 
+from bot.app.web import serve_web_view_while_polling
+from bot.app.webview import webapp_of
 from bot.config import Settings
 from bot.domain.clock import Clock
 from bot.domain.rules import Rules, load_rules
@@ -38,6 +41,19 @@ STAFF_COMMANDS = ("pending", "find", "stats", "broadcast", "broadcasts", "export
 SEND_CONNECTIONS = 256
 
 
+async def offer_web_view(bot: Any, settings: Settings, chat_id: int, texts: Texts) -> None:
+    """The chat's menu button opens the web view (PAI_WEBAPP_URL): for staff at start,
+    for a salesperson when they link. Best effort: the chat works without it."""
+    webapp = webapp_of(settings)
+    if webapp is None:
+        return
+    button = MenuButtonWebApp(texts.plain("web_menu_button"), WebAppInfo(webapp.url))
+    try:
+        await bot.set_chat_menu_button(chat_id=chat_id, menu_button=button)
+    except TelegramError as exc:
+        log.info("the web view's menu button was not set: %s", type(exc).__name__)
+
+
 def build_application(
     settings: Settings,
     *,
@@ -45,6 +61,7 @@ def build_application(
     updates_request: BaseRequest | None = None,
     clock: Clock | None = None,
     schedule_reminders: bool = True,
+    serve_web_view: bool = True,
 ) -> App:
     """Build the bot; connections open in post_init, not here.
 
@@ -67,6 +84,9 @@ def build_application(
         shared = await open_resources(settings, clock=clock, rules=programme_rules)
         state = application.bot_data
         state.open(shared)
+        if polling and serve_web_view:
+            # Before waiting to lead: a standby instance serves the web view too.
+            state.web_server = serve_web_view_while_polling(application, settings)
         if not polling and shared.engine.dialect.name == "postgresql":
             # Several instances may serve this bot: Telegram's limit is for all of them,
             # and a user's next update may reach another instance mid-answer.
@@ -223,10 +243,16 @@ async def _publish_commands(application: App) -> None:
                 )
             except TelegramError as exc:  # a staff member who never opened the bot
                 log.warning("could not publish the staff menu for %s: %s", staff_id, exc)
+    for staff_id in sorted(shared.settings.pai_admin_ids):
+        await offer_web_view(application.bot, shared.settings, staff_id, Texts("en"))
 
 
 async def _wind_down(application: App) -> None:
     state = application.bot_data
+    server, state.web_server = state.web_server, None
+    if server is not None:
+        server.stop()
+        await server.close_all_connections()
     if state.started:
         await state.resources.wind_down()
     leadership = state.leadership

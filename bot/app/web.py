@@ -31,6 +31,8 @@ from sqlalchemy import text
 from tornado.http1connection import HTTP1Connection
 
 from bot.app.guard import BODY_TIMEOUT, HEADER_TIMEOUT, Guard, GuardedServer, connection_cap
+from bot.app.webview import WebApp, webapp_of
+from bot.app.webview import routes as web_view_routes
 from bot.config import ConfigurationError, Settings
 from bot.resources import Resources
 from bot.services.accounts import remembered_or_new_webhook_secret
@@ -69,12 +71,18 @@ def webhook_of(settings: Settings) -> Webhook:
             "PAI_WEBHOOK_URL must be the public https address Telegram posts to, "
             "such as https://bot.example.com/telegram"
         )
+    host, port = listen_address(settings)
+    return Webhook(url=url, path=parts.path or "/", host=host, port=port)
+
+
+def listen_address(settings: Settings) -> tuple[str, int]:
+    """PAI_WEBHOOK_LISTEN: where the listener (webhook, web view, /healthz) listens."""
     host, _, port = settings.pai_webhook_listen.rpartition(":")
     if not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigurationError(
             "PAI_WEBHOOK_LISTEN must be an address and a port, such as 127.0.0.1:8080"
         )
-    return Webhook(url=url, path=parts.path or "/", host=host.strip("[]"), port=int(port))
+    return host.strip("[]"), int(port)
 
 
 def checked_secret(settings: Settings) -> str | None:
@@ -162,19 +170,45 @@ async def _database_state(shared: Resources) -> str:
 
 
 def listener(
-    application: App, webhook: Webhook, secret: str, guard: Guard
+    application: App,
+    webhook: Webhook | None,
+    secret: str,
+    guard: Guard,
+    webapp: WebApp | None = None,
 ) -> tornado.web.Application:
-    return tornado.web.Application(
-        [
+    """One tornado application on the open port: the webhook (webhook mode), the web view
+    (with PAI_WEBAPP_URL) and /healthz."""
+    routes: list[Any] = [(r"/healthz", Health, {"bot_application": application})]
+    if webhook is not None:
+        routes.insert(
+            0,
             (
                 re.escape(webhook.path),
                 UpdateReceiver,
                 {"bot_application": application, "secret": secret, "guard": guard},
             ),
-            (r"/healthz", Health, {"bot_application": application}),
-        ],
+        )
+    if webapp is not None:
+        routes += web_view_routes(application, webapp)
+    return tornado.web.Application(
+        routes,
         log_function=lambda handler: None,  # one line per update comes from the bot itself
     )
+
+
+def serve_web_view_while_polling(application: App, settings: Settings) -> GuardedServer | None:
+    """Polling mode has no webhook, but the web view (and /healthz) still need the port:
+    the same guarded listener, without the webhook's path. None when there is no web view."""
+    webapp = webapp_of(settings)
+    if webapp is None:
+        return None
+    host, port = listen_address(settings)
+    server = guarded_server(
+        listener_for=lambda guard: listener(application, None, "", guard, webapp)
+    )
+    server.listen(port, host)
+    log.info("web view at %s, listening on %s:%s", webapp.url, host or "*", port)
+    return server
 
 
 async def serve_webhook(application: App, settings: Settings, allowed_updates: list[str]) -> None:
@@ -198,8 +232,9 @@ async def serve_webhook(application: App, settings: Settings, allowed_updates: l
         await application.bot.set_webhook(
             webhook.url, secret_token=secret, allowed_updates=allowed_updates
         )
+        webapp = webapp_of(settings)
         server = guarded_server(
-            listener_for=lambda guard: listener(application, webhook, secret, guard)
+            listener_for=lambda guard: listener(application, webhook, secret, guard, webapp)
         )
         server.listen(webhook.port, webhook.host)
         await application.start()

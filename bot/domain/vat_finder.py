@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 
 from bot.domain.errors import InvalidVat
-from bot.domain.parsing import normalise_vat
+from bot.domain.parsing import normalise_vat, vat_digits_for
 
 MAX_CANDIDATES = 3
 # Words printed before a VAT number on Italian and other EU documents, uppercased.
@@ -28,6 +28,12 @@ _LABEL = re.compile(
 _RUN = re.compile(
     r"(?<![A-Z0-9])(?P<prefix>[A-Z]{2}[\s.\-:]{0,2})?"
     r"(?P<body>[0-9Oo][0-9Ool|I]*(?:[\s.\-/][0-9Ool|I]+)*)"
+)
+# Member states' numbers with letters in them (ATU…, NL…B01, ESB…, IE…, FR with two
+# letters or digits first, CY…L): a prefix, then 8 to 14 letters and digits.
+_LETTERED = re.compile(
+    r"(?<![A-Z0-9])(?P<prefix>AT|BE|BG|CY|CZ|DE|DK|EE|EL|ES|FI|FR|GR|HR|HU|IE|IT|LT|LU|LV|MT"
+    r"|NL|PL|PT|RO|SE|SI|SK|XI)[ .\-]?(?P<body>[0-9A-Z](?:[ .\-]?[0-9A-Z]){7,13})(?![A-Z0-9])"
 )
 _LOOK_ALIKES = str.maketrans({"O": "0", "o": "0", "l": "1", "I": "1", "|": "1"})
 _SEPARATOR = re.compile(r"[\s.\-/]")
@@ -49,14 +55,20 @@ def vat_candidates(text: str, *, default_country: str) -> list[str]:
     after a VAT label first, then written with a country prefix, then in reading order."""
     upper = text.upper()
     found: dict[str, _Found] = {}
+
+    def keep(vat: str, prefixed: bool, at: int) -> None:
+        labelled = bool(_LABEL.search(upper[max(0, at - _LABEL_REACH) : at]))
+        earlier = found.get(vat)
+        if earlier is None or (labelled and not earlier.labelled):
+            found[vat] = _Found(vat, labelled, prefixed, at)
+
     for match in _RUN.finditer(upper):
         for vat, prefixed in _readings(match, default_country):
-            labelled = bool(
-                _LABEL.search(upper[max(0, match.start() - _LABEL_REACH) : match.start()])
-            )
-            earlier = found.get(vat)
-            if earlier is None or (labelled and not earlier.labelled):
-                found[vat] = _Found(vat, labelled, prefixed, match.start())
+            keep(vat, prefixed, match.start())
+    for match in _LETTERED.finditer(upper):
+        lettered = _valid(match.group("prefix") + match.group("body"), default_country)
+        if lettered is not None:
+            keep(lettered, True, match.start())
     ranked = sorted(found.values(), key=lambda f: (not f.labelled, not f.prefixed, f.at))
     return [f.vat for f in ranked[:MAX_CANDIDATES]]
 
@@ -66,6 +78,9 @@ def _readings(match: re.Match[str], default_country: str) -> list[tuple[str, boo
     stretch of consecutive groups (a phone number printed beside it is left out)."""
     prefix = re.sub(r"[^A-Z]", "", match.group("prefix") or "")
     groups = [g.translate(_LOOK_ALIKES) for g in _SEPARATOR.split(match.group("body")) if g]
+    # A bare number is the programme's country's: only its length is worth a check (a
+    # page dense with numbers would otherwise take seconds).
+    bare_length = vat_digits_for(default_country)
     readings: list[tuple[str, bool]] = []
     for start in range(len(groups)):
         digits = ""
@@ -75,10 +90,17 @@ def _readings(match: re.Match[str], default_country: str) -> list[tuple[str, boo
                 break
             if len(digits) < _SHORTEST or not digits.isdigit():
                 continue
-            # A prefix belongs to the groups right after it, not to later ones.
-            vat = _valid(prefix + digits if start == 0 and prefix else digits, default_country)
-            if vat is not None:
-                readings.append((vat, bool(prefix) and start == 0))
+            # A prefix belongs to the groups right after it, not to later ones; two
+            # letters that are no prefix (`VAT No.`, `CF`, `PI:`) leave the bare number.
+            if start == 0 and prefix:
+                vat = _valid(prefix + digits, default_country)
+                if vat is not None:
+                    readings.append((vat, True))
+                    continue
+            if bare_length is None or len(digits) == bare_length:
+                vat = _valid(digits, default_country)
+                if vat is not None:
+                    readings.append((vat, False))
     return readings
 
 

@@ -9,6 +9,7 @@ a second instance or a restart never sends it again.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ from bot.services.vies import retry_failed
 from bot.telegram.context import App
 from bot.telegram.ratelimit import PREPAID
 from handlers.render import render_reminder
+
+log = logging.getLogger(__name__)
 
 # Reminders handed to Telegram together, then recorded (about a second of Telegram's
 # 30 messages a second): a crash can lose at most these, never send them twice.
@@ -74,7 +77,10 @@ async def run_tick(application: App) -> TickReport:
     # VIES numbers that failed are asked again hourly, quiet hours or not: nobody is told.
     vies_retried = 0
     if shared.vies is not None:
-        vies_retried = await retry_failed(sessions=shared.sessions, client=shared.vies, now=now)
+        try:
+            vies_retried = await retry_failed(sessions=shared.sessions, client=shared.vies, now=now)
+        except Exception:  # never at the cost of the reminders and the digest below
+            log.exception("retrying VIES failed")
     if not sending_allowed(rules, now):
         return TickReport(expired=expired, quiet=True, vies_retried=vies_retried)
     digests = await send_overdue_digest(application.bot, shared)

@@ -41,6 +41,15 @@ PDF_PAGES = 3
 # Text lines of a phone photo come out ~20-40 px tall at this width: what Tesseract
 # reads best. Smaller photos are scaled up to it, larger ones down (faster, no loss).
 TARGET_WIDTH = 2000
+# Never more than this much larger (a tiny image blown up costs seconds and gigabytes),
+# nor larger than this many pixels, nor stranger in shape than this (a 10×800 strip
+# holds no invoice).
+MAX_SCALE = 4.0
+MAX_PREPARED_PIXELS = 12_000_000
+MAX_ASPECT = 20
+# The text looked through for numbers: an invoice's first pages are a few thousand
+# characters; a file of nothing but numbers is not read for minutes.
+MAX_TEXT = 20_000
 # Small rotations of a hand-held photo, tried to straighten the lines of text.
 SKEW_DEGREES = 5.0
 SKEW_STEP = 0.5
@@ -100,12 +109,16 @@ async def read_vat_numbers(data: bytes, *, mime_type: str | None, country: str) 
     async with _readers.setdefault(loop, asyncio.Semaphore(READERS)):
         if is_pdf(data, mime_type):
             text = await asyncio.to_thread(pdf_text, data)
+            if not text.strip():
+                raise UnreadableFile("pdf_no_text")  # a scan saved as PDF: a photo reads it
         else:
             if not ocr_available():
                 raise UnreadableFile("no_ocr")
             prepared = await asyncio.to_thread(prepare_image, data)
             text = await tesseract(prepared)
-    return Reading(vat_candidates(text, default_country=country), bool(text.strip()))
+        # Beside the loop as well: a page dense with numbers takes a while to sift.
+        found = await asyncio.to_thread(vat_candidates, text[:MAX_TEXT], default_country=country)
+    return Reading(found, bool(text.strip()))
 
 
 # --- PDF ------------------------------------------------------------------------------
@@ -121,14 +134,19 @@ def pdf_text(data: bytes) -> str:
         # Many PDFs are "encrypted" with an empty password only to stop editing.
         if reader.is_encrypted and not reader.decrypt(""):
             raise UnreadableFile("pdf_locked")
-        return "\n".join(page.extract_text() or "" for page in reader.pages[:PDF_PAGES])
+        text = ""
+        for page in reader.pages[:PDF_PAGES]:
+            text += (page.extract_text() or "") + "\n"
+            if len(text) > MAX_TEXT:
+                break
+        return text
     except UnreadableFile:
         raise
-    except (PyPdfError, ValueError, KeyError, TypeError, OSError, RecursionError) as exc:
-        log.info("a PDF could not be read: %s", type(exc).__name__)
-        raise UnreadableFile("pdf_broken") from None
     except NotImplementedError:  # an encryption pypdf cannot open without extras
         raise UnreadableFile("pdf_locked") from None
+    except (PyPdfError, Exception) as exc:  # a damaged PDF fails pypdf in many ways
+        log.info("a PDF could not be read: %s", type(exc).__name__)
+        raise UnreadableFile("pdf_broken") from None
 
 
 # --- images ------------------------------------------------------------------------
@@ -138,13 +156,25 @@ def prepare_image(data: bytes) -> bytes:
     """The photo as Tesseract reads it best: upright, grey, full contrast, straight,
     at a text size it likes, without speckles; as PNG bytes."""
     image = _open(data)
+    try:
+        return _prepared(image)
+    except UnreadableFile:
+        raise
+    except Exception as exc:  # Pillow fails odd images in odd ways: not one we can read
+        log.info("an image could not be prepared: %s", type(exc).__name__)
+        raise UnreadableFile("not_image") from None
+
+
+def _prepared(image: Image.Image) -> bytes:
     image = ImageOps.exif_transpose(image) or image  # phones store portrait sideways
     grey = ImageOps.grayscale(image)
-    scale = TARGET_WIDTH / max(grey.width, 1)
+    width, height = grey.size
+    if min(width, height) < 1 or max(width, height) / min(width, height) > MAX_ASPECT:
+        raise UnreadableFile("not_image")
+    scale = min(TARGET_WIDTH / width, MAX_SCALE, (MAX_PREPARED_PIXELS / (width * height)) ** 0.5)
     if abs(scale - 1) > 0.1:
-        grey = grey.resize(
-            (round(grey.width * scale), round(grey.height * scale)), Image.Resampling.LANCZOS
-        )
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        grey = grey.resize(size, Image.Resampling.LANCZOS)
     grey = ImageOps.autocontrast(grey, cutoff=1)
     angle = skew_angle(grey)
     if angle:

@@ -72,6 +72,39 @@ async def list_registrations(
     )
 
 
+async def search_registrations(
+    *,
+    session: AsyncSession,
+    account: Account,
+    status: str | None = None,
+    text: str | None = None,
+    limit: int = 100,
+) -> tuple[int, list[RegistrationView]]:
+    """The partner's registrations with this status and whose customer's name or VAT
+    number holds `text` (any case), newest first: how many, and the first `limit`."""
+    wanted = [col(Registration.partner_id) == account.partner_id]
+    if status:
+        wanted.append(col(Registration.status) == status)
+    if text and text.strip():
+        needle = f"%{text.strip().lower()}%"
+        wanted.append(
+            func.lower(col(Registration.customer_name)).like(needle)
+            | func.lower(col(Registration.vat)).like(needle)
+        )
+    count = (
+        await session.execute(select(func.count()).select_from(Registration).where(*wanted))
+    ).scalar_one()
+    rows = (
+        await session.execute(
+            select(Registration)
+            .where(*wanted)
+            .order_by(col(Registration.created_at).desc(), col(Registration.id).desc())
+            .limit(limit)
+        )
+    ).scalars()
+    return int(count), [RegistrationView.of(r) for r in rows]
+
+
 async def get_registration(
     *, session: AsyncSession, account: Account, reference: str
 ) -> RegistrationView:

@@ -37,7 +37,10 @@ AT_ONCE = 4
 KEPT = dt.timedelta(days=30)
 RETRY_EVERY = dt.timedelta(hours=1)
 RETRY_FOR = dt.timedelta(hours=24)
-RETRIES_PER_TICK = 50
+RETRIES_PER_TICK = 20
+# Retries go out one or two at a time: VIES's slots stay free for the people waiting
+# for a verdict.
+RETRIES_AT_ONCE = 2
 # VIES's member states: the EU's, Northern Ireland (XI); Greece is EL there too.
 MEMBER_STATES = frozenset(
     {
@@ -73,7 +76,13 @@ class ViesAnswer:
 
 
 def supported(vat: str) -> bool:
-    return vat[:2].upper() in MEMBER_STATES
+    return vies_country(vat) in MEMBER_STATES
+
+
+def vies_country(vat: str) -> str:
+    """The member state as VIES names it: Greece is EL there, whatever was typed."""
+    country = vat[:2].upper()
+    return "EL" if country == "GR" else country
 
 
 class ViesClient:
@@ -95,6 +104,9 @@ class ViesClient:
         except (aiohttp.ClientError, OSError) as exc:
             log.info("VIES could not be reached: %s", type(exc).__name__)
             return ViesAnswer(ViesOutcome.UNAVAILABLE, error="UNREACHABLE")
+        except Exception as exc:  # whatever a broken reply does to a parser: no answer
+            log.info("VIES's reply could not be read: %s", type(exc).__name__)
+            return ViesAnswer(ViesOutcome.UNAVAILABLE, error="GARBAGE")
 
     async def _ask(self, vat: str) -> ViesAnswer:
         if self._slots is None:
@@ -104,7 +116,7 @@ class ViesClient:
                 headers={"Accept": "application/json"}, raise_for_status=False
             )
         async with self._slots:
-            body = {"countryCode": vat[:2].upper(), "vatNumber": vat[2:]}
+            body = {"countryCode": vies_country(vat), "vatNumber": vat[2:]}
             async with self._session.post(self.url, json=body) as response:
                 text = await response.text(errors="replace")
                 return read_answer(response.status, text)
@@ -122,7 +134,7 @@ def read_answer(status: int, text: str) -> ViesAnswer:
 
     try:
         body: Any = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return ViesAnswer(
             ViesOutcome.UNAVAILABLE, error=f"HTTP_{status}" if status != 200 else "GARBAGE"
         )
@@ -199,7 +211,10 @@ async def keep(
             "retry_at": None,
         }
     else:
-        since = row.failing_since if row is not None and row.failing_since else now
+        # A series of failures still being retried goes on; after an answer, or once a
+        # series was given up, a new failure starts a new day of retries.
+        going_on = row is not None and row.failing_since is not None and row.retry_at is not None
+        since = row.failing_since if going_on and row is not None and row.failing_since else now
         retry_at = now + RETRY_EVERY
         values = {
             "outcome": ViesOutcome.UNAVAILABLE.value,
@@ -232,10 +247,15 @@ async def retry_failed(
                 )
             ).scalars()
         )
-    answers = await asyncio.gather(*(client.ask(vat) for vat in due))
-    for vat, answer in zip(due, answers, strict=True):
+    turns = asyncio.Semaphore(RETRIES_AT_ONCE)
+
+    async def retry(vat: str) -> None:
+        async with turns:
+            answer = await client.ask(vat)
         async with sessions() as session:
             await keep(session=session, vat=vat, answer=answer, now=now)
+
+    await asyncio.gather(*(retry(vat) for vat in due))
     return len(due)
 
 

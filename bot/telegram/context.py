@@ -28,6 +28,8 @@ class BotData:
         self.lost_lead = False
         # The broadcasts this process is sending now.
         self.sending: set[int] = set()
+        # Polling mode's listener for the web view and /healthz (bot/app/web.py).
+        self.web_server: Any = None
 
     @property
     def resources(self) -> Resources:
