@@ -22,6 +22,7 @@ from bot.services.registrations import (
     list_registrations,
 )
 from bot.services.views import Account, RegistrationView, StatusPage
+from bot.telegram.menu import offer_web_view
 from handlers.callbacks import (
     AskLost,
     AskMoreTime,
@@ -137,6 +138,7 @@ async def link(update: Update, context: Context, token: str) -> None:
     await reply(
         update, texts("start_welcome", company=account.company, programme=shared.rules.name)
     )
+    await offer_web_view(context.bot, shared.settings.pai_webapp_url, user.id, texts)
 
 
 # --- /help, /cancel outside, anything else ------------------------------------------

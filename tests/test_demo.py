@@ -9,6 +9,8 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -305,3 +307,37 @@ def test_messages_keep_telegram_formatting_as_terminal_styles_only_on_a_terminal
     styled = terminal_text(text, styled=True)
     assert "\033[1mRegistered\033[0m" in styled
     assert "\033[36mPAI-7K3Q9X\033[0m" in styled
+
+
+@pytest.mark.slow
+def test_the_demo_prints_a_web_view_link_a_desktop_browser_opens_signed_in(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "PAI_"))}
+    env.pop("DATABASE_URL", None)
+    env.update(PYTHONPATH=str(ROOT), MPLCONFIGDIR=str(tmp_path / "matplotlib"))
+    with subprocess.Popen(
+        [sys.executable, "-m", "bot.app.cli", "demo"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=tmp_path,
+        text=True,
+    ) as process:
+        assert process.stdout is not None
+        assert process.stdin is not None
+        link = ""
+        for line in process.stdout:
+            if "web view, as" in line:
+                link = line.split(": ", 1)[1].split()[0]
+                break
+        assert link.startswith("http://127.0.0.1:") and "#tgWebAppData=" in link
+        base, _, fragment = link.partition("/#tgWebAppData=")
+        init_data = urllib.parse.unquote(fragment)
+        me = urllib.request.Request(base + "/api/me", headers={"Authorization": f"tma {init_data}"})
+        with urllib.request.urlopen(me, timeout=10) as answer:
+            assert [tab for tab, _ in json.load(answer)["tabs"]] == ["registrations", "loyalty"]
+        with urllib.request.urlopen(base + "/", timeout=10) as shell:
+            assert "app.js" in shell.read().decode()
+        process.stdin.write("/quit\n")
+        process.stdin.flush()
+        assert process.wait(timeout=60) == 0

@@ -313,3 +313,21 @@ async def test_staff_numbers_chart_and_broadcasts(served, rules):
         assert (await r.read())[:4] == b"\x89PNG"
     status, broadcasts, _ = await get(served, "/page/broadcasts", staff)
     assert status == 200 and "No broadcast yet." in broadcasts
+
+
+async def test_the_menu_button_opens_the_web_view_for_staff_and_newly_linked_salespeople(served):
+    from tests.test_conversations import join
+
+    bot = served.bot
+    await bot.resources.settle()
+    await join(bot, 11, language="en")
+    menus = {
+        int(p["chat_id"]): json.loads(p["menu_button"])
+        if isinstance(p["menu_button"], str)
+        else p["menu_button"]
+        for m, p in bot.api.calls
+        if m == "setChatMenuButton"
+    }
+    assert set(menus) == {STAFF, 11}  # never a stranger's chat, never everyone's
+    assert menus[11]["type"] == "web_app"
+    assert menus[11]["web_app"]["url"] == "https://bot.example.com/app"

@@ -5,15 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import Any
 
-from telegram import BotCommand, BotCommandScopeChat, MenuButtonWebApp, WebAppInfo
+from telegram import BotCommand, BotCommandScopeChat
 from telegram.error import TelegramError
 from telegram.ext import ApplicationBuilder, ContextTypes, ExtBot
 from telegram.request import BaseRequest
 
 from bot.app.web import serve_web_view_while_polling
-from bot.app.webview import webapp_of
 from bot.config import Settings
 from bot.domain.clock import Clock
 from bot.domain.rules import Rules, load_rules
@@ -28,6 +26,7 @@ from bot.services.accounts import remember_bot_username
 from bot.telegram.budget import SharedBudget
 from bot.telegram.context import App, BotData
 from bot.telegram.locks import UserLocks
+from bot.telegram.menu import offer_web_view
 from bot.telegram.ratelimit import PerChatRateLimiter
 from bot.telegram.transport import AiohttpRequest
 from bot.telegram.updates import CheckedBot, CheckedUpdates, OnePerUser
@@ -39,19 +38,6 @@ COMMANDS = ("new", "check", "status", "settings", "help", "cancel")
 STAFF_COMMANDS = ("pending", "find", "stats", "broadcast", "broadcasts", "export", "payouts")
 # Connections open at once for sends: PTB's default for its own layer.
 SEND_CONNECTIONS = 256
-
-
-async def offer_web_view(bot: Any, settings: Settings, chat_id: int, texts: Texts) -> None:
-    """The chat's menu button opens the web view (PAI_WEBAPP_URL): for staff at start,
-    for a salesperson when they link. Best effort: the chat works without it."""
-    webapp = webapp_of(settings)
-    if webapp is None:
-        return
-    button = MenuButtonWebApp(texts.plain("web_menu_button"), WebAppInfo(webapp.url))
-    try:
-        await bot.set_chat_menu_button(chat_id=chat_id, menu_button=button)
-    except TelegramError as exc:
-        log.info("the web view's menu button was not set: %s", type(exc).__name__)
 
 
 def build_application(
@@ -244,7 +230,7 @@ async def _publish_commands(application: App) -> None:
             except TelegramError as exc:  # a staff member who never opened the bot
                 log.warning("could not publish the staff menu for %s: %s", staff_id, exc)
     for staff_id in sorted(shared.settings.pai_admin_ids):
-        await offer_web_view(application.bot, shared.settings, staff_id, Texts("en"))
+        await offer_web_view(application.bot, shared.settings.pai_webapp_url, staff_id, Texts("en"))
 
 
 async def _wind_down(application: App) -> None:

@@ -15,14 +15,17 @@ import datetime as dt
 import logging
 import re
 import shutil
+import socket
 import sqlite3
 import sys
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import quote
 
 from bot.app.application import build_application
 from bot.app.demo.screen import Screen, Shown, buttons_of
@@ -39,6 +42,8 @@ from bot.app.demo.seed import (
     seed_programme,
 )
 from bot.app.demo.telegram import FakeBotApi, FakeRequest, User
+from bot.app.web import guarded_server, listener
+from bot.app.webview import WebApp
 from bot.config import Settings
 from bot.domain.clock import ManualClock, SystemClock
 from bot.domain.rules import next_allowed_moment, sending_allowed
@@ -51,6 +56,7 @@ from bot.resources import Resources
 from bot.storage.database import prepare_sqlite_file
 from bot.storage.schema import check_schema
 from bot.telegram.context import App
+from bot.telegram.initdata import init_data_for
 from bot.telegram.updates import checked_updates
 
 __all__ = [
@@ -61,6 +67,9 @@ __all__ = [
     "STAFF_ID",
     "main",
 ]
+
+# The demo's web view: on this machine only, no https, no Telegram to open it.
+DEMO_WEBAPP = WebApp(url="http://127.0.0.1/app", path="/app")
 
 log = logging.getLogger(__name__)
 # Shaped like a token from @BotFather, so the bot starts as `run` would; nobody checks it.
@@ -209,6 +218,8 @@ class Demo:
         self.interactive = interactive
         self.current = people[DEMO_PARTNER]
         self.texts = screen.texts
+        # Where the web view listens (/web prints the link for whoever speaks now).
+        self.web_base: str | None = None
         # The current persona's buttons on screen: number -> (message, button index).
         self.keys: dict[int, tuple[tuple[int, int], int]] = {}
         self.pending: list[Event] = []
@@ -376,6 +387,8 @@ class Demo:
             await self.move_clock(rest)
         elif word == "/demo":
             self.banner()
+        elif word == "/web":
+            self.web_link()
         elif line.isdigit() and self.press(int(line)):
             await self.settle()
         else:
@@ -384,6 +397,22 @@ class Demo:
             return True
         self.flush()
         return True
+
+    def web_link(self) -> None:
+        """The web view as the current persona opens it, in a desktop browser: signed in
+        by demo init data in the address's fragment, where Telegram itself puts it."""
+        if self.web_base is None:
+            return
+        user = self.current.user
+        signed = init_data_for(
+            user.id,
+            bot_token=DEMO_TOKEN,
+            at=self.clock.now(),
+            language=self.texts.language,
+            name=user.first_name,
+        )
+        url = f"{self.web_base}/#tgWebAppData={quote(signed, safe='')}"
+        self.screen.note(self.texts.plain("demo_web", title=self.current.title, url=url))
 
     async def send(self, text: str) -> None:
         self.api.user_sends(self.current.user, text)
@@ -483,6 +512,27 @@ class Demo:
         )
 
 
+@contextmanager
+def demo_web_view(app: App) -> Iterator[str | None]:
+    """The web view on a free port of 127.0.0.1, for a desktop browser on this machine;
+    None where this machine has no loopback to listen on (a namespace without network)."""
+    sock = socket.socket()
+    try:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(64)
+    except OSError:
+        sock.close()
+        yield None
+        return
+    sock.setblocking(False)
+    server = guarded_server(lambda guard: listener(app, None, "", guard, DEMO_WEBAPP))
+    server.add_sockets([sock])
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}{DEMO_WEBAPP.path}"
+    finally:
+        server.stop()
+
+
 def _read_lines(stream: TextIO, put: Callable[[str | None], None]) -> None:
     """In a thread of its own (a daemon: Ctrl-C never waits for it): each line, then None."""
     try:
@@ -560,7 +610,10 @@ async def run_demo(
                 interactive=interactive,
             )
             api.after_call = demo.on_call
-            await demo.converse(lines)
+            with demo_web_view(app) as web_base:
+                demo.web_base = web_base
+                demo.web_link()
+                await demo.converse(lines)
         finally:
             await app.stop()
             assert app.post_stop is not None
