@@ -57,6 +57,9 @@ LOGGED_COMMANDS = frozenset(
         "stats",
         "broadcast",
         "broadcasts",
+        "export",
+        "payouts",
+        "privacy",
     }
 )
 # What every LogRecord has; any other attribute was given with `extra=` and is a field.

@@ -21,7 +21,16 @@ from bot.logs import note_update_failure
 from bot.services.views import Account
 from bot.storage.database import database_failure
 from bot.telegram.context import App
-from handlers import callbacks, conflicts, followups, inline, partner, registration, staff
+from handlers import (
+    callbacks,
+    conflicts,
+    followups,
+    inline,
+    partner,
+    privacy,
+    registration,
+    staff,
+)
 from handlers.common import (
     Context,
     account_already_read,
@@ -66,6 +75,7 @@ def add_handlers(application: App, staff_ids: frozenset[int] = frozenset()) -> N
     application.add_handler(CommandHandler("status", partner.show_status, messages))
     application.add_handler(CommandHandler("settings", partner.show_settings, messages))
     application.add_handler(CommandHandler("help", partner.show_help, messages))
+    application.add_handler(CommandHandler("privacy", privacy.show_privacy, messages))
     # Staff commands: anyone else gets the answer to an unknown command (staff_only).
     application.add_handler(CommandHandler("pending", staff.show_pending, messages))
     application.add_handler(CommandHandler("find", staff.find, messages))
@@ -94,6 +104,8 @@ async def press_button(update: Update, context: Context) -> None:
     button = callbacks.parse(query.data)
     if isinstance(button, callbacks.StaffButton):
         await staff.press_staff_button(update, context, button)
+    elif isinstance(button, callbacks.PrivacyButton):
+        await privacy.press_privacy_button(update, context, button)
     else:
         await press_partner_button(update, context)
 
@@ -105,7 +117,7 @@ async def press_partner_button(
     query = update.callback_query
     assert query is not None
     button = callbacks.parse(query.data)
-    if button is None or isinstance(button, callbacks.StaffButton):
+    if button is None or isinstance(button, callbacks.StaffButton | callbacks.PrivacyButton):
         await answer_stale(update, texts)
     elif isinstance(button, callbacks.DraftButton):
         await registration.press_draft_button(update, context, account, texts, button)

@@ -189,6 +189,27 @@ class UseViesName:
 
 
 @dataclass(frozen=True)
+class SendMyData:
+    """/privacy: the person's data as a JSON document (PRODUCT.md §8)."""
+
+    @property
+    def data(self) -> str:
+        return _join("y", "data")
+
+
+@dataclass(frozen=True)
+class EraseMe:
+    """/privacy: asks once more (`confirmed` False), then erases; `cancel` keeps all."""
+
+    confirmed: bool = False
+    cancel: bool = False
+
+    @property
+    def data(self) -> str:
+        return _join("y", "erase", "x" if self.cancel else ("y" if self.confirmed else "a"))
+
+
+@dataclass(frozen=True)
 class StartRegistration:
     """ "Register a deal", under a nudge: the same as /new."""
 
@@ -308,6 +329,8 @@ DraftButton = (
     | PickVat
     | UseViesName
 )
+# /privacy's buttons.
+PrivacyButton = SendMyData | EraseMe
 # Buttons about conflicts that are not a draft's: each names what it is about.
 ConflictButton = Contest | AskMoreTime | SkipProof
 
@@ -447,7 +470,13 @@ _OUTCOMES: dict[str, type[OpenRegistration | ReportWon | AskLost | ReportLost]] 
 
 
 Button = (
-    DraftButton | PartnerButton | FollowupButton | StartRegistration | StaffButton | ConflictButton
+    DraftButton
+    | PartnerButton
+    | FollowupButton
+    | StartRegistration
+    | StaffButton
+    | ConflictButton
+    | PrivacyButton
 )
 
 _FOLLOWUPS: dict[str, type[FollowupWon | FollowupLost | FollowupStillOpen]] = {
@@ -492,6 +521,10 @@ def parse(data: str | None) -> Button | None:
             return CancelDraft(draft)
         case ["n", "new"]:
             return StartRegistration()
+        case ["y", "data"]:
+            return SendMyData()
+        case ["y", "erase", step] if step in ("a", "y", "x"):
+            return EraseMe(confirmed=step == "y", cancel=step == "x")
         case ["s", "i", token, go] if _draft(token) and go in ("y", "n"):
             return ImportFile(token, go == "y")
         case ["s", "p", token, step] if _draft(token) and step in ("a", "y", "x"):

@@ -135,9 +135,9 @@ async def link(update: Update, context: Context, token: str) -> None:
     context.account = account
     log.info("salesperson %s linked to partner %s", account.salesperson_id, account.partner_code)
     texts = texts_for(update, account)
-    await reply(
-        update, texts("start_welcome", company=account.company, programme=shared.rules.name)
-    )
+    welcome = texts("start_welcome", company=account.company, programme=shared.rules.name)
+    notice = texts("privacy_notice", controller=shared.rules.privacy.controller)
+    await reply(update, f"{welcome}\n\n{notice}")
     await offer_web_view(context.bot, shared.settings.pai_webapp_url, user.id, texts)
 
 

@@ -24,6 +24,7 @@ from bot.i18n import Texts
 from bot.reports import chart_png, numbers_text
 from bot.services.conflicts import decide_item
 from bot.services.items import ItemView, item_view, keep_item_notice, open_items
+from bot.services.privacy import record_access, staff_who
 from bot.services.similar import similar_customers
 from bot.services.staff import (
     decide,
@@ -408,6 +409,9 @@ async def find(update: Update, context: Context, texts: Texts) -> None:
         return
     async with shared.sessions() as session:
         found = await find_customer(session=session, rules=shared.rules, vat=vat, now=shared.now())
+        await record_access(
+            session=session, who=staff_who(user_id_of(update)), what=f"find {vat}", now=shared.now()
+        )
     verdict = found.verdict
     lines = [texts("staff_find_head", vat=vat, name=verdict.vendor_name or "-")]
     if vies := staff_vies_line(texts, found.vies):

@@ -36,6 +36,7 @@ from bot.reports import describe_rejection, history_text
 from bot.resources import Resources
 from bot.services.imports import ImportReport, file_kind
 from bot.services.payouts import approved_unpaid, mark_references_paid
+from bot.services.privacy import record_access, staff_who
 from bot.services.registrations import export_registrations
 from bot.sheets import SheetError, table_bytes
 from bot.storage.conversations import BROADCAST, IMPORT, PAYOUTS, REJECTION
@@ -270,6 +271,7 @@ async def send_export(update: Update, context: Context, texts: Texts) -> None:
             {**row, "history": history_text(texts, row["history"])}  # type: ignore[arg-type]
             async for row in export_registrations(session=session)
         ]
+    await _record(shared, update, f"export registrations ({len(rows)} rows, chat)")
     if not rows:
         await reply(update, texts("export_empty"))
         return
@@ -289,6 +291,7 @@ async def send_payouts(update: Update, context: Context, texts: Texts) -> None:
     shared = resources(context)
     async with shared.sessions() as session:
         rows = await approved_unpaid(session=session, rules=shared.rules)
+    await _record(shared, update, f"export payouts ({len(rows)} rows, chat)")
     if not rows:
         await reply(update, texts("payouts_none"))
         return
@@ -319,6 +322,14 @@ async def send_payouts(update: Update, context: Context, texts: Texts) -> None:
         "\n".join(lines),
         keyboard([(texts.plain("button_mark_paid"), MarkPaid(token))]),
     )
+
+
+async def _record(shared: Resources, update: Update, what: str) -> None:
+    """Staff's look-ups of partners' data are recorded (PRODUCT.md §8)."""
+    async with shared.sessions() as session:
+        await record_access(
+            session=session, who=staff_who(user_id_of(update)), what=what, now=shared.now()
+        )
 
 
 async def _send_table(

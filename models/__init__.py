@@ -426,3 +426,15 @@ class ViesCheck(SQLModel, table=True):
     error: str | None = Field(default=None, max_length=40)
     failing_since: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     retry_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+
+
+class AccessLog(SQLModel, table=True):
+    """A staff look-up of partners' data (PRODUCT.md §8): who looked, at what, when.
+    Kept one year (the tick deletes older rows)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    # A staff member's Telegram id as `staff:ID`, or `cli` for the shell.
+    who: str = Field(max_length=40)
+    # What was looked at: `find IT00743110157`, `export registrations`, `web pending`…
+    what: str = Field(max_length=200)

@@ -34,7 +34,7 @@ from handlers import add_handlers
 from handlers.common import Context
 
 log = logging.getLogger(__name__)
-COMMANDS = ("new", "check", "status", "settings", "help", "cancel")
+COMMANDS = ("new", "check", "status", "settings", "help", "privacy", "cancel")
 STAFF_COMMANDS = ("pending", "find", "stats", "broadcast", "broadcasts", "export", "payouts")
 # Connections open at once for sends: PTB's default for its own layer.
 SEND_CONNECTIONS = 256

@@ -11,6 +11,7 @@ class ActorKind(StrEnum):
     STAFF = "staff"
     SYSTEM = "system"  # the bot itself: an expiry, say
     PAYOUTS = "payouts"  # `pai-bot payouts mark-paid`
+    FORMER = "former"  # a salesperson who asked to be forgotten
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,20 @@ class ConflictRules:
 
 
 @dataclass(frozen=True)
+class PrivacyRules:
+    """The `[privacy]` section (PRODUCT.md §8): who answers for the data, where people
+    write, and how long typed customer names of ended registrations are kept."""
+
+    controller: str = "the programme's vendor"
+    contact: str = "the programme staff"
+    retention_days: int = 730
+
+    @property
+    def retention(self) -> dt.timedelta:
+        return dt.timedelta(days=self.retention_days)
+
+
+@dataclass(frozen=True)
 class Rules:
     name: str
     currency: str
@@ -94,6 +108,7 @@ class Rules:
     incentives: tuple[IncentiveVersion, ...]
     reminders: ReminderRules = ReminderRules()
     conflicts: ConflictRules = ConflictRules()
+    privacy: PrivacyRules = PrivacyRules()
 
     def today(self, now: dt.datetime | None = None) -> dt.date:
         """Return the programme's date at `now` (aware), in its own time zone."""
@@ -333,6 +348,24 @@ def parse_rules(data: dict[str, Any]) -> Rules:
             _parse_reminders(data.get("reminders", {})), _positive_int(programme, "protection_days")
         ),
         conflicts=_parse_conflicts(data.get("conflicts", {})),
+        privacy=_parse_privacy(data.get("privacy", {})),
+    )
+
+
+def _parse_privacy(raw: Any) -> PrivacyRules:
+    """The `[privacy]` table; every key has a default, the whole table may be absent."""
+    if not isinstance(raw, dict):
+        raise RulesError("[privacy] must be a table")
+    defaults = PrivacyRules()
+    texts = {}
+    for key in ("controller", "contact"):
+        value = raw.get(key, getattr(defaults, key))
+        if not isinstance(value, str) or not value.strip():
+            raise RulesError(f"privacy.{key} must be a text, such as the company's name")
+        texts[key] = value.strip()
+    days = _positive_int(raw, "retention_days", section="privacy", default=defaults.retention_days)
+    return PrivacyRules(
+        controller=texts["controller"], contact=texts["contact"], retention_days=days
     )
 
 

@@ -24,6 +24,7 @@ from bot.jobs.digest import send_overdue_digest
 from bot.jobs.outbox import bulk_turn, deliver, tally
 from bot.logs import timed_action
 from bot.resources import Resources
+from bot.services.privacy import apply_retention
 from bot.services.reminders import (
     ToSend,
     advance_reminders,
@@ -56,6 +57,11 @@ class TickReport:
     skipped: int = 0
     digests: int = 0
     vies_retried: int = 0
+    # Retention (PRODUCT.md §8): typed names cleared, deliveries and access rows deleted.
+    names_cleared: int = 0
+    deliveries_deleted: int = 0
+    access_deleted: int = 0
+    vies_deleted: int = 0
 
 
 async def tick(application: App) -> None:
@@ -74,6 +80,14 @@ async def run_tick(application: App) -> TickReport:
     await shared.conversations.forget_before(now - FORGET_AFTER)
     # Telegram gives up on an update after a day: two days of notes is plenty.
     await shared.conversations.forget_updates_before(now - 2 * FORGET_AFTER)
+    async with shared.sessions() as session:
+        kept = await apply_retention(session=session, rules=rules, now=now)
+    forgotten = {
+        "names_cleared": kept.names_cleared,
+        "deliveries_deleted": kept.deliveries_deleted,
+        "access_deleted": kept.access_deleted,
+        "vies_deleted": kept.vies_deleted,
+    }
     # VIES numbers that failed are asked again hourly, quiet hours or not: nobody is told.
     vies_retried = 0
     if shared.vies is not None:
@@ -82,7 +96,7 @@ async def run_tick(application: App) -> TickReport:
         except Exception:  # never at the cost of the reminders and the digest below
             log.exception("retrying VIES failed")
     if not sending_allowed(rules, now):
-        return TickReport(expired=expired, quiet=True, vies_retried=vies_retried)
+        return TickReport(expired=expired, quiet=True, vies_retried=vies_retried, **forgotten)
     digests = await send_overdue_digest(application.bot, shared)
     token = secrets.token_hex(8)
     async with shared.sessions() as session:
@@ -109,6 +123,7 @@ async def run_tick(application: App) -> TickReport:
         failed=counts[Outcome.REFUSED],
         skipped=counts[Outcome.SKIPPED],
         vies_retried=vies_retried,
+        **forgotten,
     )
 
 

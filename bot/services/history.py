@@ -23,8 +23,16 @@ _SALESPERSON, _STAFF = "telegram:", "staff:"
 PAID_BY = "staff:payouts"
 
 
+# An erased salesperson (bot/services/privacy.py): their salesperson row's number only.
+FORMER = "former:"
+
+
 def actor_of(account: Account) -> str:
-    return f"{_SALESPERSON}{account.telegram_user_id}"
+    return salesperson_actor(account.telegram_user_id)
+
+
+def salesperson_actor(telegram_user_id: int) -> str:
+    return f"{_SALESPERSON}{telegram_user_id}"
 
 
 def staff_actor(telegram_user_id: int) -> str:
@@ -100,6 +108,8 @@ def _actor(code: str, name: str | None) -> Actor:
         return Actor(ActorKind.STAFF, name)
     if code.startswith(_SALESPERSON):
         return Actor(ActorKind.SALESPERSON, name)
+    if code.startswith(FORMER):
+        return Actor(ActorKind.FORMER)
     return Actor(ActorKind.SYSTEM)
 
 

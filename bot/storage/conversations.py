@@ -201,6 +201,7 @@ class SqliteConversations:
         try:
             await connection.execute("PRAGMA journal_mode=WAL")
             await connection.execute("PRAGMA synchronous=NORMAL")
+            await connection.execute("PRAGMA secure_delete=ON")  # as bot/storage/database.py
             for table in (_TABLE, _HANDLED):
                 await connection.executescript(_create_table_sql(table))
         except BaseException:

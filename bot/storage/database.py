@@ -194,6 +194,9 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # What is deleted or overwritten is zeroed on disk: an erased person's name cannot
+    # be read back from the file's free space (PRODUCT.md §8).
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 

@@ -276,6 +276,42 @@ def build_parser() -> argparse.ArgumentParser:
     )
     payout_paid.set_defaults(command="data:run_payouts_mark_paid")
 
+    privacy = command(
+        "privacy",
+        "a salesperson's data: hand it over, or erase it",
+        "pai-bot privacy export TELEGRAM_ID FILE    everything about the person, as JSON\n"
+        "pai-bot privacy erase TELEGRAM_ID [--yes]  unlink and forget them (asks first)\n"
+        "The id is the one `pai-bot salespeople` shows. Erasing keeps the partner's\n"
+        "registrations, made by a former salesperson; it cannot be undone.\n"
+        "Example: pai-bot privacy export 123456789 person.json",
+    )
+    privacy_steps = privacy.add_subparsers(required=True, metavar="STEP")
+    privacy_export = privacy_steps.add_parser(
+        "export",
+        help="write everything about a salesperson to a JSON file",
+        description="Write everything the bot holds about a salesperson to a JSON file.",
+    )
+    privacy_export.add_argument("telegram_id", metavar="TELEGRAM_ID", type=int)
+    privacy_export.add_argument("file", metavar="FILE", type=Path)
+    privacy_export.set_defaults(command="privacy:run_privacy_export")
+    privacy_erase = privacy_steps.add_parser(
+        "erase",
+        help="unlink and forget a salesperson",
+        description="Unlink a salesperson and remove their name, username, language and id.",
+    )
+    privacy_erase.add_argument("telegram_id", metavar="TELEGRAM_ID", type=int)
+    privacy_erase.add_argument("--yes", action="store_true", help="do not ask first")
+    privacy_erase.set_defaults(command="privacy:run_privacy_erase")
+
+    access = command(
+        "access-log",
+        "print staff's recorded look-ups of partners' data",
+        "Each line: when, who (staff:TELEGRAM_ID or cli), what. Kept one year.\n"
+        "Example: pai-bot access-log --since 2026-12-01",
+    )
+    access.add_argument("--since", metavar="YYYY-MM-DD", help="only from this day")
+    access.set_defaults(command="privacy:run_access_log")
+
     demo = command("demo", "try the bot in this terminal: no token, no network", DEMO_HELP)
     demo.add_argument(
         "--db",

@@ -22,6 +22,7 @@ from bot.resources import Resources
 from bot.services.history import HistoryEntry
 from bot.services.imports import ImportReport, Progress, import_partners, import_purchases
 from bot.services.payouts import PaidReport, approved_unpaid, mark_paid
+from bot.services.privacy import CLI, record_access
 from bot.services.registrations import export_registrations
 from bot.sheets import count_lines
 from bot.storage.database import DatabaseMissing
@@ -103,10 +104,13 @@ def shown_progress(path: Path) -> Iterator[Progress | None]:
 def run_export(args: argparse.Namespace, settings: Settings) -> int:
     async def read(shared: Resources) -> Rows:
         async with shared.sessions() as session:
-            return [
+            rows: Rows = [
                 {**row, "history": history_text(TEXTS, cast(list[HistoryEntry], row["history"]))}
                 async for row in export_registrations(session=session)
             ]
+            what = f"export registrations ({len(rows)} rows) to {args.file.name}"
+            await record_access(session=session, who=CLI, what=what, now=shared.now())
+        return rows
 
     _rows, count = export_rows(args, settings, EXPORT_COLUMNS, read)
     print(f"{counted(count, 'registration')} written to {args.file}")
@@ -116,7 +120,10 @@ def run_export(args: argparse.Namespace, settings: Settings) -> int:
 def run_payouts_export(args: argparse.Namespace, settings: Settings) -> int:
     async def read(shared: Resources) -> Rows:
         async with shared.sessions() as session:
-            return await approved_unpaid(session=session, rules=shared.rules)
+            rows = await approved_unpaid(session=session, rules=shared.rules)
+            what = f"export payouts ({len(rows)} rows) to {args.file.name}"
+            await record_access(session=session, who=CLI, what=what, now=shared.now())
+        return rows
 
     rows, count = export_rows(args, settings, PAYOUT_COLUMNS, read)
     totals: dict[str, Decimal] = {}

@@ -26,6 +26,7 @@ from bot.reports import chart_png, numbers_text
 from bot.resources import Resources
 from bot.services.eligibility import check_for_partner, staff_verdict
 from bot.services.history import HistoryEntry
+from bot.services.privacy import CLI, record_access
 from bot.services.reminders import Due, Preview, preview_reminders
 from bot.services.staff import StaffDeal, deal_history
 from bot.services.stats import programme_numbers
@@ -118,6 +119,8 @@ def run_history(args: argparse.Namespace, settings: Settings) -> int:
             except RegistrationNotFound:
                 print(f"{args.reference}: no registration has this reference", file=sys.stderr)
                 return REFUSED
+            what = f"history {deal.registration.reference}"
+            await record_access(session=session, who=CLI, what=what, now=shared.now())
         print(_deal_heading(deal))
         for entry in entries:
             print(_history_line(entry))

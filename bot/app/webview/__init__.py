@@ -46,6 +46,7 @@ from bot.services.broadcasts import recent_reports
 from bot.services.conflicts import decide_item
 from bot.services.history import histories_of
 from bot.services.items import open_items
+from bot.services.privacy import record_access, staff_who
 from bot.services.registrations import get_registration, list_registrations, search_registrations
 from bot.services.staff import decide
 from bot.services.stats import programme_numbers
@@ -351,6 +352,9 @@ class Pending(StaffPage):
         shared = self.shared
         async with shared.sessions() as session:
             items = await open_items(session=session)
+            await record_access(
+                session=session, who=staff_who(user.id), what="web pending", now=shared.now()
+            )
         now = shared.now()
         self.render_fragment(
             "pending.html",
