@@ -160,6 +160,9 @@ async def show_help(update: Update, context: Context, account: Account, texts: T
             level=texts.level(account.level),
         ),
     )
+    # People linked before the web view was switched on get its menu button here.
+    url = resources(context).settings.pai_webapp_url
+    await offer_web_view(context.bot, url, account.telegram_user_id, texts)
 
 
 # --- /status ---------------------------------------------------------------

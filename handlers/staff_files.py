@@ -42,7 +42,15 @@ from bot.sheets import SheetError, table_bytes
 from bot.storage.conversations import BROADCAST, IMPORT, PAYOUTS, REJECTION
 from bot.telegram.sending import best_effort
 from handlers.callbacks import ImportFile, MarkPaid, keyboard
-from handlers.common import Context, answer_query, reply, resources, show_in_place, user_id_of
+from handlers.common import (
+    Context,
+    answer_query,
+    reply,
+    reply_in_parts,
+    resources,
+    show_in_place,
+    user_id_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +89,8 @@ async def receive_sheet(update: Update, context: Context, texts: Texts) -> None:
     with scratch() as folder:
         try:
             path = saved(Path(folder), name, await _download(context.bot, document.file_id))
-            file = StaffFile(path, file_kind(path))
+            # Reading a big workbook's header takes seconds: beside the loop.
+            file = StaffFile(path, await asyncio.to_thread(file_kind, path))
             report = await run_import(
                 shared.settings, shared.rules, file, now=shared.now(), dry_run=True
             )
@@ -234,7 +243,9 @@ async def import_and_report(
                 )
             finally:
                 ticker.cancel()
-            rejected = rejected_rows(file, report) if report.rejected else []
+            rejected = (
+                await asyncio.to_thread(rejected_rows, file, report) if report.rejected else []
+            )
         except SheetError as refused:
             await show(texts("import_failed", file=name, reason=_said(refused, folder)))
             return
@@ -308,18 +319,26 @@ async def send_payouts(update: Update, context: Context, texts: Texts) -> None:
         {"token": token, "references": references, "total": str(sum(totals.values()))},
         shared.now(),
     )
-    lines = [texts("payouts_caption", count=len(rows))]
-    lines += [
-        texts("payouts_total_line", code=code, amount=texts.money(total))
-        for code, total in totals.items()
-    ]
+    # Totals per partner in messages of their own: a caption holds 1,024 characters, and
+    # a programme pays hundreds of partners in one run.
+    await reply_in_parts(
+        update,
+        [texts("payouts_totals_head")]
+        + [
+            texts("payouts_total_line", code=code, amount=texts.money(total))
+            for code, total in totals.items()
+        ],
+    )
+    caption = texts(
+        "payouts_caption", count=len(rows), total=texts.money(sum(totals.values(), Decimal(0)))
+    )
     day = shared.today().isoformat()
     await _send_table(
         update,
         PAYOUT_COLUMNS,
         rows,
         f"payouts-{day}.xlsx",
-        "\n".join(lines),
+        caption,
         keyboard([(texts.plain("button_mark_paid"), MarkPaid(token))]),
     )
 
@@ -342,7 +361,8 @@ async def _send_table(
 ) -> None:
     chat = update.effective_chat
     assert chat is not None
-    document = table_bytes(columns, rows, style="xlsx")
+    # openpyxl writes some thousand rows a second: beside the loop, or nobody is answered.
+    document = await asyncio.to_thread(table_bytes, columns, rows, style="xlsx")
     await chat.send_document(
         InputFile(document, filename=name), caption=caption, parse_mode="HTML", reply_markup=markup
     )

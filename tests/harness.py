@@ -178,6 +178,9 @@ async def running_bot(
         updates_request=FakeRequest(api),
         clock=clock,
         schedule_reminders=False,
+        # A test that wants the web view serves it on a free port (tests/webview_helpers.py),
+        # never the fixed PAI_WEBHOOK_LISTEN port another test process may hold.
+        serve_web_view=False,
     )
     await app.initialize()
     assert app.post_init is not None

@@ -240,9 +240,9 @@ async def test_export_sends_every_registration_as_an_excel_file(bot, rules):
 async def test_payouts_mark_exactly_the_rows_of_the_file_and_only_once(bot, rules):
     first = await approved(bot, rules, 2)
     staff = bot.chat(STAFF, "en")
-    [sent] = await staff.send("/payouts")
-    assert "2 approved incentives to pay" in sent["caption"]
-    assert "ACME: €" in sent["caption"]
+    totals, sent = await staff.send("/payouts")
+    assert "To pay, by partner" in totals["text"] and "ACME: €" in totals["text"]
+    assert "2 approved incentives to pay" in sent["caption"] and "€" in sent["caption"]
     _name, content = bot.api.files[(STAFF, sent["message_id"])]
     sheet = load_workbook(io.BytesIO(content)).active
     assert sorted(row[2] for row in sheet.iter_rows(min_row=2, values_only=True)) == sorted(first)

@@ -61,6 +61,40 @@ def test_telegrams_documented_example_signs_in_its_user():
     assert user.signed_at == SIGNED_AT
 
 
+# Init data signed by real Telegram clients for throw-away test bots, published with their
+# tokens in public validators' tests: a check of our reading against Telegram's own.
+REAL = [
+    (
+        "6887590696:AAEf6UL8lV5qhveK_dFNEOtjLTosCrErM8Q",
+        "user=%7B%22id%22%3A308131758%2C%22first_name%22%3A%22ALEX%22%2C%22last_name%22%3A"
+        "%22IVANNIKOV.PRO%22%2C%22username%22%3A%22ivannikovPro%22%2C%22language_code%22%3A"
+        "%22ru%22%2C%22allows_write_to_pm%22%3Atrue%7D&chat_instance=-1857114464680496286"
+        "&chat_type=private&auth_date=1716232213"
+        "&hash=7d31991a605ab5e265b40ebbccc09c28bfb59366d2ac5cee9ca288c24a2ed3c3",
+        308131758,
+    ),
+    (
+        "7673642218:AAH-h1sgk3FJhWng0IqH01A2jWmILKSTJ9k",
+        "user=%7B%22id%22%3A398015313%2C%22first_name%22%3A%22Alex%22%2C%22last_name%22%3A"
+        "%22J%22%2C%22username%22%3A%22ElexShepard%22%2C%22language_code%22%3A%22ru%22%2C"
+        "%22allows_write_to_pm%22%3Atrue%7D&chat_instance=8396920176790796100"
+        "&chat_type=sender&auth_date=1730309229"
+        "&hash=1a40892a83232c7e070fee6689e6bcc4f772c9ce28a0d52d4e8816bfd871a1c8",
+        398015313,
+    ),
+]
+
+
+@pytest.mark.parametrize(("token", "init_data", "user_id"), REAL)
+def test_init_data_signed_by_real_telegram_clients_signs_in_their_user(token, init_data, user_id):
+    signed_at = dt.datetime.fromtimestamp(
+        int(init_data.split("auth_date=")[1].split("&")[0]), dt.UTC
+    )
+    user = signed_user(init_data, bot_token=token, now=signed_at, max_age=DAY)
+    assert user is not None and user.id == user_id
+    assert signed_user(init_data, bot_token=REAL[0][0] + "x", now=signed_at, max_age=DAY) is None
+
+
 def test_the_fields_in_another_order_sign_in_the_same():
     pairs = example_init_data().split("&")
     assert signed_user("&".join(reversed(pairs)), **FRESH) is not None  # type: ignore[arg-type]
@@ -82,6 +116,7 @@ def test_the_fields_in_another_order_sign_in_the_same():
         pytest.param("", id="empty"),
         pytest.param("%%%&&&==", id="garbage"),
         pytest.param("a=" + "x" * 5000, id="huge"),
+        pytest.param("auth_date=1&user=%7B%7D&hash=%C3%A9", id="a hash not in ASCII"),
     ],
 )
 def test_forged_altered_or_truncated_init_data_signs_in_nobody(forged):
@@ -212,6 +247,8 @@ async def test_a_partner_sees_its_registrations_filtered_and_searched_with_their
     assert "3 of 3" in body
     _, found, _ = await get(served, "/page/registrations?q=" + quote("rossi"), me)
     assert "Rossi Impianti" in found and "Bianchi SpA" not in found and "1 of 1" in found
+    _, literal, _ = await get(served, "/page/registrations?q=" + quote("%"), me)
+    assert "0 of 0" in literal  # a % typed is a %, not "anything"
     _, none, _ = await get(served, "/page/registrations?status=paid", me)
     assert "No registration matches." in none
     status, detail, _ = await get(served, f"/page/registration/{references[0]}", me)
@@ -331,3 +368,48 @@ async def test_the_menu_button_opens_the_web_view_for_staff_and_newly_linked_sal
     assert set(menus) == {STAFF, 11}  # never a stranger's chat, never everyone's
     assert menus[11]["type"] == "web_app"
     assert menus[11]["web_app"]["url"] == "https://bot.example.com/app"
+
+
+async def test_in_polling_mode_the_bots_own_listener_serves_the_web_view(tmp_path, rules):
+    import socket
+
+    from bot.app.web import serve_web_view_while_polling
+
+    with socket.socket() as probe:  # a port free a moment ago
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    async with running_bot(
+        tmp_path,
+        pai_webapp_url="https://bot.example.com/app",
+        pai_webhook_listen=f"127.0.0.1:{port}",
+    ) as bot:
+        server = serve_web_view_while_polling(bot.app, bot.resources.settings)
+        assert server is not None
+        try:
+            view = Served(f"http://127.0.0.1:{port}/app", bot)
+            status, body, _ = await get(view, "/")
+            assert status == 200 and "app.js" in body
+            assert (await get(view, "/api/me"))[:2] == (403, "")
+            status, health, _ = await get(Served(f"http://127.0.0.1:{port}", bot), "/healthz")
+            assert status == 200 and json.loads(health)["database"] == "ok"
+        finally:
+            server.stop()
+            await server.close_all_connections()
+
+
+def test_the_web_view_needs_a_path_of_its_own(tmp_path):
+    from bot.app.webview import webapp_of
+    from bot.config import ConfigurationError
+    from tests.harness import settings_for
+
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    with pytest.raises(ConfigurationError, match="path of its own"):
+        webapp_of(settings_for(url, pai_webapp_url="https://bot.example.com/"))
+    with pytest.raises(ConfigurationError, match="different paths"):
+        webapp_of(
+            settings_for(
+                url, pai_webapp_url="https://b.example/app", pai_webhook_url="https://b.example/app"
+            )
+        )
+    with pytest.raises(ConfigurationError, match="public https"):
+        webapp_of(settings_for(url, pai_webapp_url="http://b.example/app"))

@@ -75,21 +75,30 @@ async def list_registrations(
 async def search_registrations(
     *,
     session: AsyncSession,
+    rules: Rules,
     account: Account,
+    now: dt.datetime,
     status: str | None = None,
     text: str | None = None,
     limit: int = 100,
 ) -> tuple[int, list[RegistrationView]]:
     """The partner's registrations with this status and whose customer's name or VAT
-    number holds `text` (any case), newest first: how many, and the first `limit`."""
+    number holds `text` (any case), newest first: how many, and the first `limit`.
+    Protections that lapsed show as expired, as in /status."""
+    if await release_lapsed_protection(
+        session=session, today=rules.today(now), at=now, partner_id=account.partner_id
+    ):
+        await session.commit()
     wanted = [col(Registration.partner_id) == account.partner_id]
     if status:
         wanted.append(col(Registration.status) == status)
     if text and text.strip():
-        needle = f"%{text.strip().lower()}%"
+        # What was typed, literally: % and _ are letters here, not wildcards.
+        typed = text.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        needle = f"%{typed}%"
         wanted.append(
-            func.lower(col(Registration.customer_name)).like(needle)
-            | func.lower(col(Registration.vat)).like(needle)
+            func.lower(col(Registration.customer_name)).like(needle, escape="\\")
+            | func.lower(col(Registration.vat)).like(needle, escape="\\")
         )
     count = (
         await session.execute(select(func.count()).select_from(Registration).where(*wanted))

@@ -17,11 +17,13 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode
 
 # Init data is a few hundred bytes; a much longer header is not Telegram's.
 MAX_LENGTH = 4096
+_HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 # A phone's clock a little ahead of ours is not a forgery.
 SKEW = dt.timedelta(minutes=5)
 
@@ -59,6 +61,8 @@ def signed_user(
     fields = [(key, value) for key, value in pairs if key != "hash"]
     keys = [key for key, _ in fields]
     if len(hashes) != 1 or len(set(keys)) != len(keys):  # a field given twice: not Telegram's
+        return None
+    if not _HEX64.match(hashes[0]):  # compare_digest takes ASCII only: no 500 on "é"
         return None
     expected = hmac.new(_secret(bot_token), _check_string(fields).encode(), hashlib.sha256)
     if not hmac.compare_digest(expected.hexdigest(), hashes[0].lower()):

@@ -18,6 +18,7 @@ import asyncio
 import datetime as dt
 import json
 import logging
+import re
 from dataclasses import dataclass
 from http import HTTPStatus
 from importlib import resources
@@ -62,7 +63,7 @@ TELEGRAM_SCRIPT = "https://telegram.org/js/telegram-web-app.js"
 FRAME_ANCESTORS = "'self' https://web.telegram.org https://*.telegram.org"
 CSP = (
     "default-src 'self'; "
-    "script-src 'self' https://telegram.org; "
+    f"script-src 'self' {TELEGRAM_SCRIPT}; "
     "style-src 'self'; "
     "img-src 'self' blob:; "
     "connect-src 'self'; "
@@ -91,7 +92,18 @@ def webapp_of(settings: Settings) -> WebApp | None:
             "PAI_WEBAPP_URL must be the public https address of the web view, "
             "such as https://bot.example.com/app"
         )
-    return WebApp(url=url, path=parts.path.rstrip("/") or "")
+    path = parts.path.rstrip("/")
+    if not path:
+        raise ConfigurationError(
+            "PAI_WEBAPP_URL needs a path of its own, such as https://bot.example.com/app"
+        )
+    hook = urlsplit((settings.pai_webhook_url or "").strip()).path.rstrip("/")
+    if settings.pai_webhook_url and (hook == path or hook.startswith(path + "/")):
+        raise ConfigurationError(
+            "PAI_WEBAPP_URL and PAI_WEBHOOK_URL need different paths, "
+            "such as /app for the web view and /telegram for the webhook"
+        )
+    return WebApp(url=url, path=path)
 
 
 _templates = Environment(
@@ -248,7 +260,13 @@ class Registrations(PartnerPage):
         search = self.get_query_argument("q", "")[:100]
         async with self.shared.sessions() as session:
             count, shown = await search_registrations(
-                session=session, account=account, status=status or None, text=search, limit=SHOWN
+                session=session,
+                rules=self.shared.rules,
+                account=account,
+                now=self.shared.now(),
+                status=status or None,
+                text=search,
+                limit=SHOWN,
             )
         self.render_fragment(
             "registrations.html",
@@ -377,10 +395,13 @@ class Decide(StaffPage):
         texts = self.texts_for(user)
         try:
             body = json.loads(self.request.body or b"{}")
-            item_id = int(body["item"])
-            grant = bool(body["grant"])
+            item_id, grant = body["item"], body["grant"]
+            # Exactly what the page sends: a whole number and true or false, nothing
+            # that Python would read as one ("false" is not false).
+            if type(item_id) is not int or type(grant) is not bool or not 0 < item_id < 2**31:
+                raise ValueError("not a decision")
             reason = str(body.get("reason") or "").strip()[:REASON_LENGTH] or None
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
             raise tornado.web.HTTPError(HTTPStatus.BAD_REQUEST) from None
         if not grant and reason is None:
             return self.answer(False, texts.plain("web_reason_needed"))
@@ -478,8 +499,8 @@ async def _in_thread(function: Any, *args: Any) -> Any:
 
 def routes(application: App, webapp: WebApp) -> list[tuple[str, type, dict[str, Any]]]:
     """The web view's paths under PAI_WEBAPP_URL's, for the listener."""
-    base = webapp.path
-    given = {"bot_application": application, "base": base}
+    base = re.escape(webapp.path)
+    given = {"bot_application": application, "base": webapp.path}
     return [
         (rf"{base}/?", Shell, given),
         (rf"{base}/static/([a-z.]+)", Static, given),

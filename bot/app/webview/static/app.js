@@ -31,10 +31,17 @@ async function call(path, options = {}) {
   return response;
 }
 
+let asked = 0;
+
 async function show(path) {
+  // Only the latest request is shown: an answer overtaken by a newer one (a search typed
+  // on) would put old results and old text back.
+  const ticket = ++asked;
   view.setAttribute("aria-busy", "true");
   try {
-    view.innerHTML = await (await call(path)).text();
+    const html = await (await call(path)).text();
+    if (ticket !== asked) return;
+    view.innerHTML = html;
     afterShow();
   } catch (error) {
     view.innerHTML = "";
