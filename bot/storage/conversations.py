@@ -199,7 +199,13 @@ class SqliteConversations:
 
         connection = await aiosqlite.connect(path, timeout=timeouts.busy, isolation_level=None)
         try:
-            await connection.execute("PRAGMA journal_mode=WAL")
+            # The engine has set WAL already (bot/storage/database.py): asking again
+            # needs the file's exclusive lock, which a second instance starting at the
+            # same moment may hold ("database is locked").
+            async with connection.execute("PRAGMA journal_mode") as mode:
+                row = await mode.fetchone()
+            if row is None or str(row[0]).lower() != "wal":
+                await connection.execute("PRAGMA journal_mode=WAL")
             await connection.execute("PRAGMA synchronous=NORMAL")
             await connection.execute("PRAGMA secure_delete=ON")  # as bot/storage/database.py
             for table in (_TABLE, _HANDLED):

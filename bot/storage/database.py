@@ -191,7 +191,10 @@ def asyncpg_arguments(engine: AsyncEngine, timeouts: Timeouts) -> dict[str, Any]
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets the bot read while an import writes; foreign keys are off by default.
-    cursor.execute("PRAGMA journal_mode=WAL")
+    # Set once per file: asking again takes the exclusive lock another instance may hold.
+    cursor.execute("PRAGMA journal_mode")
+    if str(cursor.fetchone()[0]).lower() != "wal":
+        cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     # What is deleted or overwritten is zeroed on disk: an erased person's name cannot
