@@ -159,6 +159,26 @@ def test_a_file_that_is_not_a_table_is_refused_in_one_sentence(shell, capsys):
     assert (code, "missing.csv" in err) == (2, True)
 
 
+def test_a_number_or_date_repeated_in_a_history_is_judged_alike_every_time(shell, capsys):
+    """Each distinct text is read once per import: its repeats get the same verdict."""
+    write_csv(
+        shell / "purchases.csv",
+        "vat,customer_name,purchase_date\n"
+        f"{VATS[0]},Rossi,2026-06-01\n"
+        "IT00743110158,Typo,2026-06-01\n"
+        f"{VATS[0]},Rossi,2026-06-02\n"
+        "IT00743110158,Typo,2026-06-03\n"
+        f"{VATS[1]},Bianchi,31/02/2026\n"
+        f"{VATS[2]},Verdi,31/02/2026\n",
+    )
+    code, out, err = run(capsys, "import-purchases", "purchases.csv", "--create")
+    assert code == 1
+    assert "6 rows read, 2 purchases added" in out and "4 rejected" in out
+    assert err.count("check digit") == 2
+    assert "purchases.csv:3:" in err and "purchases.csv:5:" in err
+    assert "purchases.csv:6:" in err and "purchases.csv:7:" in err
+
+
 def test_a_purchase_dated_after_today_needs_allow_future(shell, capsys):
     tomorrow = dt.date.today() + dt.timedelta(days=2)
     write_csv(
