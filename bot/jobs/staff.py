@@ -4,6 +4,7 @@ one of them decided, the partner told and every staff copy of the question edite
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping, Sequence
 
 from telegram import Bot
 from telegram.error import TelegramError
@@ -22,6 +23,7 @@ from bot.services.similar import similar_customers
 from bot.services.staff import (
     Decision,
     Reader,
+    StaffPerson,
     deal_by_reference,
     notices_of,
     people_to_tell,
@@ -174,15 +176,24 @@ async def make_item_decision_known(bot: Bot, shared: Resources, event: ItemDecid
                 ),
             )
     who = people[event.by].name or ""
+    await mark_copies_decided(
+        bot, notices, people, lambda texts: item_decided_text(texts, shared.rules, item, who=who)
+    )
+
+
+async def mark_copies_decided(
+    bot: Bot,
+    notices: Sequence[tuple[int, int]],
+    people: Mapping[int, StaffPerson],
+    decided: Callable[[Texts], str],
+) -> None:
+    """Every staff copy of a decision, edited in its reader's language to the outcome."""
     for chat_id, message_id in notices:
         texts = staff_texts(people[chat_id].telegram_language)
         await best_effort(
             "marking a staff message decided",
             bot.edit_message_text(
-                item_decided_text(texts, shared.rules, item, who=who),
-                chat_id=chat_id,
-                message_id=message_id,
-                parse_mode="HTML",
+                decided(texts), chat_id=chat_id, message_id=message_id, parse_mode="HTML"
             ),
         )
 
@@ -208,17 +219,9 @@ async def make_decision_known(bot: Bot, shared: Resources, event: DealDecided) -
             ),
         )
     who = people[event.by].name or ""
-    for chat_id, message_id in notices:
-        texts = staff_texts(people[chat_id].telegram_language)
-        await best_effort(
-            "marking a staff message decided",
-            bot.edit_message_text(
-                decided_text(texts, decision, who=who),
-                chat_id=chat_id,
-                message_id=message_id,
-                parse_mode="HTML",
-            ),
-        )
+    await mark_copies_decided(
+        bot, notices, people, lambda texts: decided_text(texts, decision, who=who)
+    )
 
 
 def staff_texts(telegram_language: str | None) -> Texts:

@@ -50,7 +50,7 @@ from bot.services.items import open_items
 from bot.services.privacy import record_access, staff_who
 from bot.services.registrations import get_registration, list_registrations, search_registrations
 from bot.services.staff import decide
-from bot.services.stats import programme_numbers
+from bot.services.stats import Numbers, programme_numbers
 from bot.services.views import Account
 from bot.telegram.context import App
 from bot.telegram.initdata import WebAppUser, signed_user
@@ -360,6 +360,12 @@ class StaffPage(Page):
             return None
         return user
 
+    async def numbers(self) -> Numbers:
+        """The programme's numbers now, as /stats has them (the page and its chart)."""
+        shared = self.shared
+        async with shared.sessions() as session:
+            return await programme_numbers(session=session, rules=shared.rules, now=shared.now())
+
 
 class Pending(StaffPage):
     async def get(self) -> None:
@@ -450,14 +456,12 @@ class NumbersPage(StaffPage):
         if user is None:
             return self.forbid()
         texts = self.texts_for(user)
-        shared = self.shared
-        async with shared.sessions() as session:
-            numbers = await programme_numbers(session=session, rules=shared.rules, now=shared.now())
+        numbers = await self.numbers()
         # The chat's own text (Telegram's HTML: <b> and line breaks), already escaped.
         self.render_fragment(
             "numbers.html",
             t=texts.plain,
-            lines=numbers_text(texts, shared.rules, numbers).split("\n"),
+            lines=numbers_text(texts, self.shared.rules, numbers).split("\n"),
         )
 
 
@@ -467,10 +471,8 @@ class Chart(StaffPage):
         if user is None:
             return self.forbid()
         texts = self.texts_for(user)
-        shared = self.shared
-        async with shared.sessions() as session:
-            numbers = await programme_numbers(session=session, rules=shared.rules, now=shared.now())
-        png = await _in_thread(chart_png, numbers, shared.rules.levels, texts)
+        numbers = await self.numbers()
+        png = await _in_thread(chart_png, numbers, self.shared.rules.levels, texts)
         self.set_header("Content-Type", "image/png")
         self.finish(png)
 
