@@ -7,6 +7,7 @@ goes to a temporary file next to the target and renames it over the target.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import csv
 import datetime as dt
@@ -15,15 +16,22 @@ import io
 import itertools
 import math
 import os
-import re
 import tempfile
 import warnings
 import zipfile
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    Callable,
+    Collection,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TextIO, cast
 
 from bot.domain.parsing import strip_control
 from bot.problems import SetupError
@@ -53,7 +61,13 @@ Style = Literal["csv", "excel-csv", "xlsx"]
 
 MAX_FIELD = 1000  # longer is not a name, a code, a VAT number or a date
 HEADER_SEARCH_ROWS = 20  # titles and notes staff put above the header
-MAX_FILE_BYTES = 200 * 1024 * 1024  # far above any real list; guards against /dev/zero
+# Excel writes at most 1,048,576 rows, some 60 MB; a bigger "workbook" is not one.
+MAX_WORKBOOK_BYTES = 200 * 1024 * 1024
+# A CSV line longer than this is no row of a list (a runaway file, /dev/zero): skipped
+# without being held whole.
+MAX_LINE_CHARS = 1024 * 1024
+_HEAD_BYTES = 65536  # what a file's first bytes must say: zip, old Excel, binary, text
+_READ_CHUNK = 1024 * 1024
 # A workbook is a zip: a few hundred kB can unpack to gigabytes (a "zip bomb"). Each
 # part is unpacked at most this far before openpyxl sees it: a sheet of Excel's full
 # 1,048,576 rows of a purchases list is about 150 MB.
@@ -82,7 +96,6 @@ _BINARY_SIGNATURES = (
 )
 _CONTROL_BYTES = frozenset(range(0x20)) - {0x09, 0x0A, 0x0C, 0x0D}
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 # --- reading -------------------------------------------------------------------
@@ -93,22 +106,25 @@ def read_table(path: Path, required: tuple[str, ...]) -> Iterator[Row | BadLine]
 
     The file, its format and its header are checked at the call, before any row:
     a `SheetError` then means nothing can be imported. After that, a line that
-    cannot be read is a `BadLine` and reading goes on with the next.
+    cannot be read is a `BadLine` and reading goes on with the next. A CSV is read
+    line by line however long it is: memory does not grow with the file.
     """
     names = tuple(name.strip().lower() for name in required)
-    data = _read_bytes(path)
-    if data.startswith(_ZIP):
-        return _xlsx_rows(path, data, names)
-    if data.startswith(_OLE2):
-        if _ENCRYPTED_OOXML in data:
+    head = _read_head(path)
+    if head.startswith(_ZIP):
+        return _xlsx_rows(path, _read_workbook(path), names)
+    if head.startswith(_OLE2):
+        if _ENCRYPTED_OOXML in _read_workbook(path):
             raise SheetError(
                 f"{path} is protected by a password: remove the password in Excel and save it again"
             )
         raise SheetError(f"{path} is in the old Excel .xls format: save it as .xlsx or CSV")
-    text = None if path.suffix.lower() == ".xlsx" else _decode(data)
-    if text is None:
+    encoding = None if path.suffix.lower() == ".xlsx" else _text_encoding(path, head)
+    if encoding is None:
         raise SheetError(f"{path} is neither CSV nor an Excel .xlsx workbook")
-    return _csv_rows(path, text, names)
+    rows = _csv_rows(path, encoding, names)
+    next(rows)  # the header, or the SheetError that nothing can be imported
+    return cast(Iterator[Row | BadLine], rows)
 
 
 def count_lines(path: Path) -> int | None:
@@ -118,14 +134,15 @@ def count_lines(path: Path) -> int | None:
     lines above it are counted too: an estimate for a progress bar, nothing more.
     """
     try:
-        data = _read_bytes(path)
+        head = _read_head(path)
     except SheetError:
         return None
-    if not data.startswith(_ZIP):
-        return data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    if not head.startswith(_ZIP):
+        return _count_line_breaks(path)
     from openpyxl import load_workbook
 
     try:
+        data = _read_workbook(path)
         _check_unpacked(path, data)  # openpyxl reads the shared strings whole, bomb or not
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -136,42 +153,76 @@ def count_lines(path: Path) -> int | None:
     return rows if isinstance(rows, int) else None
 
 
-def _read_bytes(path: Path) -> bytes:
+def _count_line_breaks(path: Path) -> int | None:
+    lines, last = 0, b"\n"
     try:
         with path.open("rb") as file:
-            data = file.read(MAX_FILE_BYTES + 1)
+            while chunk := file.read(_READ_CHUNK):
+                lines += chunk.count(b"\n")
+                last = chunk[-1:]
+    except OSError:
+        return None
+    return lines + (0 if last == b"\n" else 1)
+
+
+def _read_head(path: Path) -> bytes:
+    """The file's first bytes, which say what it is; one sentence when it cannot be read."""
+    try:
+        with path.open("rb") as file:
+            return file.read(_HEAD_BYTES)
     except OSError as exc:
         raise SheetError(f"{path} cannot be read: {_os_reason(exc)}") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise SheetError(f"{path} is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB")
+
+
+def _read_workbook(path: Path) -> bytes:
+    """A whole workbook, which Excel keeps far below MAX_WORKBOOK_BYTES."""
+    try:
+        with path.open("rb") as file:
+            data = file.read(MAX_WORKBOOK_BYTES + 1)
+    except OSError as exc:
+        raise SheetError(f"{path} cannot be read: {_os_reason(exc)}") from None
+    if len(data) > MAX_WORKBOOK_BYTES:
+        raise SheetError(
+            f"{path} is larger than {MAX_WORKBOOK_BYTES // (1024 * 1024)} MB: "
+            "no Excel workbook is; save the sheet as CSV"
+        )
     return data
 
 
-def _looks_binary(data: bytes) -> bool:
+def _looks_binary(head: bytes) -> bool:
     """True for content no spreadsheet program writes as CSV (a stray NUL is not enough)."""
-    sample = data[:65536]
-    if data.startswith(_BINARY_SIGNATURES):
+    if head.startswith(_BINARY_SIGNATURES):
         return True
-    controls = sum(1 for byte in sample if byte in _CONTROL_BYTES)
-    return controls > max(4, len(sample) // 100)
+    controls = sum(1 for byte in head if byte in _CONTROL_BYTES)
+    return controls > max(4, len(head) // 100)
 
 
-def _decode(data: bytes) -> str | None:
-    """UTF-8 with or without BOM, UTF-16 with BOM (Excel's "Unicode text"), else Windows-1252.
+def _text_encoding(path: Path, head: bytes) -> str | None:
+    """UTF-8 with or without BOM, UTF-16 with BOM (Excel's "Unicode text"), else
+    Windows-1252; None when the bytes are no text at all.
 
-    None when the bytes are no text at all.
+    Decided on the whole file, read once in chunks: a file that is UTF-8 up to one
+    byte near its end is Windows-1252 throughout, as when it was read whole.
     """
-    if data.startswith(_UTF16_BOMS):
-        try:
-            return data.decode("utf-16")
-        except UnicodeDecodeError:
-            return None
-    if _looks_binary(data):
+    if head.startswith(_UTF16_BOMS):
+        return "utf-16" if _decodes(path, "utf-16") else None
+    if _looks_binary(head):
         return None
+    return "utf-8-sig" if _decodes(path, "utf-8-sig") else "cp1252"
+
+
+def _decodes(path: Path, encoding: str) -> bool:
+    decoder = codecs.getincrementaldecoder(encoding)()
     try:
-        return data.decode("utf-8-sig")
+        with path.open("rb") as file:
+            while chunk := file.read(_READ_CHUNK):
+                decoder.decode(chunk)
+        decoder.decode(b"", final=True)
     except UnicodeDecodeError:
-        return data.removeprefix(b"\xef\xbb\xbf").decode("cp1252", errors="replace")
+        return False
+    except OSError as exc:
+        raise SheetError(f"{path} cannot be read: {_os_reason(exc)}") from None
+    return True
 
 
 def _clean(text: str) -> str:
@@ -275,34 +326,88 @@ def _is_blank(line: str) -> bool:
     return not line.strip(" \t,;\"'")
 
 
-def _csv_rows(path: Path, text: str, required: tuple[str, ...]) -> Iterator[Row | BadLine]:
-    lines = _LINE_BREAK.split(text)
-    if not any(not _is_blank(line) for line in lines):
-        raise HeaderError(f"{path} is empty: the header must be {', '.join(required)}")
+def _csv_rows(
+    path: Path, encoding: str, required: tuple[str, ...]
+) -> Generator[Row | BadLine | None, None, None]:
+    """The file's rows, line by line; first one None once the header is found (read_table
+    takes it, so that a missing header is raised at the call, not at the first row)."""
+    try:
+        # Universal newlines: \r\n, \r and \n each end a line, as Excel and old Macs write.
+        file = path.open(encoding=encoding, errors="replace", newline=None)
+    except OSError as exc:
+        raise SheetError(f"{path} cannot be read: {_os_reason(exc)}") from None
+    with file:
+        lines = _numbered_lines(file)
+        header, delimiter = _csv_header(path, lines, required)
+        yield None
+        yield from _csv_data(lines, header, delimiter)
+
+
+def _numbered_lines(file: TextIO) -> Iterator[tuple[int, str | None]]:
+    """(line number, its text without the break), None for a line longer than any row:
+    it is skipped to its end without being held."""
+    number = 0
+    while line := file.readline(MAX_LINE_CHARS):
+        number += 1
+        if line.endswith("\n"):
+            yield number, line[:-1]
+        elif len(line) < MAX_LINE_CHARS:  # the last line, without a break
+            yield number, line
+        else:
+            while line and not line.endswith("\n"):
+                line = file.readline(MAX_LINE_CHARS)
+            yield number, None
+
+
+def _csv_header(
+    path: Path, lines: Iterator[tuple[int, str | None]], required: tuple[str, ...]
+) -> tuple[_Header, str]:
+    """The header among the first HEADER_SEARCH_ROWS lines that are not blank, and its
+    delimiter; `lines` is left just after it."""
+    seen = 0
+    texts: dict[int, str] = {}
 
     def candidates() -> Iterator[tuple[int, list[str]]]:
-        seen = 0
-        for number, line in enumerate(lines, start=1):
-            if _is_blank(line):
+        nonlocal seen
+        for number, line in lines:
+            if line is not None and _is_blank(line):
                 continue
             seen += 1
             if seen > HEADER_SEARCH_ROWS:
                 return
+            if line is None:
+                continue
+            texts[number] = line
             fields = _parse_line(line, _detect_delimiter(line))
             if isinstance(fields, list):
                 yield number, fields
 
-    header = _find_header(path, candidates(), required)
-    delimiter = _detect_delimiter(lines[header.line - 1])
-    return _csv_data(lines, header, delimiter)
+    try:
+        header = _find_header(path, candidates(), required)
+    except HeaderError:
+        if not seen:
+            raise HeaderError(
+                f"{path} is empty: the header must be {', '.join(required)}"
+            ) from None
+        raise
+    return header, _detect_delimiter(texts[header.line])
 
 
-def _csv_data(lines: list[str], header: _Header, delimiter: str) -> Iterator[Row | BadLine]:
-    for number in range(header.line + 1, len(lines) + 1):
-        line = lines[number - 1]
+def _csv_data(
+    lines: Iterator[tuple[int, str | None]], header: _Header, delimiter: str
+) -> Iterator[Row | BadLine]:
+    for number, line in lines:
+        if line is None:
+            yield BadLine(number, f"the line is longer than {MAX_LINE_CHARS:,} characters")
+            continue
         if _is_blank(line):
             continue
-        fields = _parse_line(line, delimiter)
+        # Most lines hold no quote and no NUL: split, as the csv module would.
+        fields = (
+            line.split(delimiter)
+            if '"' not in line and "\x00" not in line
+            else _parse_line(line, delimiter)
+        )
         if isinstance(fields, str):
             yield BadLine(number, fields)
             continue

@@ -6,9 +6,9 @@ import datetime as dt
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -18,13 +18,15 @@ from bot.domain.names import name_block
 from bot.domain.parsing import normalise_vat, parse_date, vat_digits_for
 from bot.domain.rules import Rules
 from bot.sheets import BadLine, HeaderError, read_table
-from bot.storage.database import dialect_insert, in_chunks
+from bot.storage.database import copy_records, dialect_insert, in_chunks
 from models import CODE_LENGTH, NAME_LENGTH, Customer, Partner, Purchase
 
 # Text dates in files are read day first, as the programme's staff write them.
 FILE_DATE_LOCALE = "it_IT"
+# Rows read before they are written: what an import holds in memory at once.
+BATCH = 20_000
 # Rows per INSERT: well under PostgreSQL's 32,767 bind parameters per statement.
-BATCH = 5000
+IN_BATCH_ROWS = 5000
 # How often an import says how far it got, in rows read.
 PROGRESS_EVERY = 1000
 T = TypeVar("T")
@@ -84,20 +86,25 @@ async def import_purchases(
     A purchase dated after `today` is a typo in the history (and would make a
     customer "not new" for months): rejected unless `allow_future`. `dry_run`: the
     same work and report, rolled back (staff's preview in chat).
+
+    The file streams through in batches of BATCH rows, so memory does not grow with
+    it: on PostgreSQL each batch is COPYed into a staging table and one set-based
+    merge follows; on SQLite each batch is inserted as it comes. One transaction
+    either way: an import stopped halfway leaves nothing.
     """
     report = ImportReport()
-    purchases: dict[tuple[str, dt.date], None] = {}
-    names: dict[str, str] = {}
+    sink = await _purchase_sink(session)
     # A history repeats each customer's number and each day many times: each distinct
     # text is read once (python-stdnum's check was 60% of an import's time).
     vat_of = _memo(lambda typed: _file_vat(typed, rules.country))
     date_of = _memo(lambda typed: parse_date(typed, locale=FILE_DATE_LOCALE))
+    block_of = _memo(name_block)
+    batch: list[Bought] = []
     for row in _told(read_table(path, PURCHASE_COLUMNS), progress):
+        report.read += 1
         if isinstance(row, BadLine):
-            report.read += 1
             report.reject(row.line, "sheet", reason=row.reason)
             continue
-        report.read += 1
         cells = row.cells
         try:
             vat = vat_of(cells["vat"])
@@ -113,36 +120,124 @@ async def import_purchases(
         if day > today and not allow_future:
             report.reject(row.line, "future", value=day.isoformat())
             continue
-        purchases[(vat, day)] = None
-        if cells["customer_name"]:
-            names[vat] = cells["customer_name"][:NAME_LENGTH]
-    before = await _count(session, Purchase)
-    rows = [{"vat": vat, "purchase_date": day} for vat, day in purchases]
-    for chunk in in_chunks(rows, BATCH):
-        # executemany: SQLAlchemy batches it into multi-row INSERTs on both databases.
-        await session.execute(dialect_insert(session, Purchase).on_conflict_do_nothing(), chunk)
-    await _upsert_customer_names(session, names)
-    if not dry_run:
-        await session.commit()
-    report.added = await _count(session, Purchase) - before
+        name = cells["customer_name"][:NAME_LENGTH]
+        batch.append((row.line, vat, day, name, block_of(name) if name else None))
+        if len(batch) >= BATCH:
+            await sink.write(batch)
+            batch = []
+    await sink.write(batch)
+    report.added = await sink.merge()
     report.unchanged = report.read - len(report.rejected) - report.added
     if dry_run:
         await session.rollback()
+    else:
+        await session.commit()
     return report
 
 
-async def _upsert_customer_names(session: AsyncSession, names: dict[str, str]) -> None:
+# A purchase row on its way in: line, VAT number, date, the customer's name ("" when the
+# row has none) and that name's block.
+Bought = tuple[int, str, dt.date, str, str | None]
+
+
+class _PurchaseSink(Protocol):
+    async def write(self, rows: list[Bought]) -> None: ...
+
+    async def merge(self) -> int:
+        """Whatever is still to do; the number of purchases added."""
+        ...
+
+
+async def _purchase_sink(session: AsyncSession) -> _PurchaseSink:
+    if session.get_bind().dialect.name == "postgresql":
+        sink = _CopiedPurchases(session)
+        await sink.start()
+        return sink
+    return _InsertedPurchases(session, before=await _count(session, Purchase))
+
+
+class _CopiedPurchases:
+    """PostgreSQL: every row COPYed into a staging table that lives as long as the
+    transaction, then one INSERT … SELECT per table."""
+
+    COLUMNS = ("line", "vat", "purchase_date", "name", "name_block")
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def start(self) -> None:
+        # A history of millions of rows merges for longer than a chat's statement may take.
+        await self.session.execute(text("SET LOCAL statement_timeout = 0"))
+        await self.session.execute(
+            text(
+                "CREATE TEMPORARY TABLE purchase_staging (line bigint, vat text, "
+                "purchase_date date, name text, name_block text) ON COMMIT DROP"
+            )
+        )
+
+    async def write(self, rows: list[Bought]) -> None:
+        if rows:
+            await copy_records(self.session, "purchase_staging", self.COLUMNS, rows)
+
+    async def merge(self) -> int:
+        added = await self.session.execute(
+            text(
+                "INSERT INTO purchase (vat, purchase_date) "
+                "SELECT vat, purchase_date FROM purchase_staging ON CONFLICT DO NOTHING"
+            )
+        )
+        # The vendor's history knows customers' names best: the last row naming one wins.
+        await self.session.execute(
+            text(
+                "INSERT INTO customer (vat, name, name_block) "
+                "SELECT DISTINCT ON (vat) vat, name, name_block FROM purchase_staging "
+                "WHERE name <> '' ORDER BY vat, line DESC "
+                "ON CONFLICT (vat) DO UPDATE "
+                "SET name = excluded.name, name_block = excluded.name_block "
+                "WHERE customer.name IS DISTINCT FROM excluded.name "
+                "OR customer.name_block IS DISTINCT FROM excluded.name_block"
+            )
+        )
+        return int(cast(CursorResult[Any], added).rowcount)
+
+
+class _InsertedPurchases:
+    """SQLite: each batch inserted as it comes, names upserted with it (a later batch
+    overwrites an earlier one, so the last row naming a customer wins here too)."""
+
+    def __init__(self, session: AsyncSession, before: int) -> None:
+        self.session, self.before = session, before
+
+    async def write(self, rows: list[Bought]) -> None:
+        if not rows:
+            return
+        purchases = {(vat, day): None for _line, vat, day, _name, _block in rows}
+        # executemany: SQLAlchemy batches it into multi-row INSERTs.
+        await self.session.execute(
+            dialect_insert(self.session, Purchase).on_conflict_do_nothing(),
+            [{"vat": vat, "purchase_date": day} for vat, day in purchases],
+        )
+        names = {vat: (name, block) for _line, vat, _day, name, block in rows if name}
+        await _upsert_customer_names(self.session, names)
+
+    async def merge(self) -> int:
+        return await _count(self.session, Purchase) - self.before
+
+
+async def _upsert_customer_names(
+    session: AsyncSession, names: dict[str, tuple[str, str | None]]
+) -> None:
     """The vendor's history knows customers' names best: it overwrites earlier ones,
     and the block similar names are looked up by (bot/domain/names.py) follows."""
-    rows = [
-        {"vat": vat, "name": name, "name_block": name_block(name)} for vat, name in names.items()
-    ]
+    rows = [{"vat": vat, "name": name, "name_block": block} for vat, (name, block) in names.items()]
     statement = dialect_insert(session, Customer)
     statement = statement.on_conflict_do_update(
         index_elements=["vat"],
         set_={"name": statement.excluded.name, "name_block": statement.excluded.name_block},
+        where=(col(Customer.name) != statement.excluded.name)
+        | col(Customer.name_block).is_distinct_from(statement.excluded.name_block),
     )
-    for chunk in in_chunks(rows, BATCH):
+    for chunk in in_chunks(rows, IN_BATCH_ROWS):
         await session.execute(statement, chunk)
 
 

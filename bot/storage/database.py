@@ -215,6 +215,18 @@ def dialect_insert(session: AsyncSession, table: Any) -> Any:
     return sqlite.insert(table)
 
 
+async def copy_records(
+    session: AsyncSession, table: str, columns: Sequence[str], records: Sequence[Sequence[Any]]
+) -> None:
+    """PostgreSQL's COPY of the records into the table, inside the session's transaction:
+    the fastest way in, a tenth of the time of INSERTs."""
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    await driver.copy_records_to_table(table, records=records, columns=list(columns))
+
+
 T = TypeVar("T")
 # Values per IN (...) list: well under both databases' limits on bound parameters.
 IN_BATCH = 1000
