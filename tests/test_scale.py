@@ -109,7 +109,7 @@ async def test_an_import_that_fails_halfway_leaves_nothing(
         return real(typed, **kwargs)
 
     monkeypatch.setattr(imports, "parse_date", failing)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="the disk went away"):
         async with sessions() as session:
             await import_purchases(session=session, rules=rules, path=path, today=TODAY)
     assert await count_rows(sessions, "purchase") == 0
