@@ -10,11 +10,13 @@ import pytest
 from babel.numbers import format_currency, format_decimal
 from hypothesis import example, given
 from hypothesis import strategies as st
+from stdnum import luhn
 from stdnum.eu import vat as eu_vat
 from stdnum.exceptions import InvalidLength, ValidationError
 
 from bot.domain.errors import InvalidAmount, InvalidDate, InvalidInput, InvalidVat
 from bot.domain.parsing import (
+    _valid_italian,
     check_close_date,
     clean_text,
     normalise_vat,
@@ -616,3 +618,34 @@ def test_a_date_with_the_month_by_name_reads_in_either_language(text):
 def test_a_month_name_that_is_no_month_is_not_a_date():
     with pytest.raises(InvalidDate):
         parse_date("5 Janvier 2027", locale="en_GB")
+
+
+def _stdnum_italian(digits: str) -> bool:
+    try:
+        eu_vat.validate("IT" + digits)
+    except ValidationError:
+        return False
+    return True
+
+
+@given(
+    st.one_of(
+        st.from_regex(r"[0-9]{11}", fullmatch=True),
+        # Valid bodies with every office code, the special ones and the edges among them.
+        st.builds(
+            lambda serial, office: f"{serial:07d}{office:03d}",
+            st.integers(0, 9_999_999),
+            st.sampled_from([0, 1, 99, 100, 101, 119, 120, 121, 122, 887, 888, 999]),
+        ).map(lambda body: body + luhn.calc_check_digit(body)),
+    )
+)
+@example("00000000000")
+@example("12345670587")
+def test_the_fast_way_for_a_written_out_italian_number_agrees_with_python_stdnum(digits):
+    """A sales history's numbers take a shortcut past python-stdnum (10x faster): it
+    must accept exactly what python-stdnum accepts, and the rest still say why."""
+    assert _valid_italian(digits) == _stdnum_italian(digits)
+    try:
+        assert normalise_vat("IT" + digits, default_country="IT") == "IT" + digits
+    except InvalidVat:
+        assert not _stdnum_italian(digits)

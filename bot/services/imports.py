@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import CursorResult, func, select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -18,7 +20,7 @@ from bot.domain.names import name_block
 from bot.domain.parsing import normalise_vat, parse_date, vat_digits_for
 from bot.domain.rules import Rules
 from bot.sheets import BadLine, HeaderError, read_table
-from bot.storage.database import copy_records, dialect_insert, in_chunks
+from bot.storage.database import copy_records, dialect_insert, driver_connection, in_chunks
 from models import CODE_LENGTH, NAME_LENGTH, Customer, Partner, Purchase
 
 # Text dates in files are read day first, as the programme's staff write them.
@@ -88,17 +90,46 @@ async def import_purchases(
     same work and report, rolled back (staff's preview in chat).
 
     The file streams through in batches of BATCH rows, so memory does not grow with
-    it: on PostgreSQL each batch is COPYed into a staging table and one set-based
-    merge follows; on SQLite each batch is inserted as it comes. One transaction
-    either way: an import stopped halfway leaves nothing.
+    it: on PostgreSQL each batch is COPYed into a staging table and merged from there
+    by set-based statements while the next batch is read; on SQLite each batch is
+    inserted as it comes. One transaction either way: an import stopped halfway
+    leaves nothing.
     """
     report = ImportReport()
     sink = await _purchase_sink(session)
+    try:
+        report.added = await _stream_purchases(
+            sink, report, rules, path, today, allow_future, progress
+        )
+    except BaseException:
+        await sink.close()
+        raise
+    report.unchanged = report.read - len(report.rejected) - report.added
+    if dry_run:
+        await session.rollback()
+    else:
+        await session.commit()
+    return report
+
+
+async def _stream_purchases(
+    sink: _PurchaseSink,
+    report: ImportReport,
+    rules: Rules,
+    path: Path,
+    today: dt.date,
+    allow_future: bool,
+    progress: Progress | None,
+) -> int:
+    """Read the file into the sink, noting rejected rows; the number of purchases added."""
     # A history repeats each customer's number and each day many times: each distinct
     # text is read once (python-stdnum's check was 60% of an import's time).
     vat_of = _memo(lambda typed: _file_vat(typed, rules.country))
     date_of = _memo(lambda typed: parse_date(typed, locale=FILE_DATE_LOCALE))
     block_of = _memo(name_block)
+    # The name last sent for each customer: a name the rows repeat (most do) is sent
+    # once, and the customers' table is written a tenth as often.
+    named: dict[str, str] = {}
     batch: list[Bought] = []
     for row in _told(read_table(path, PURCHASE_COLUMNS), progress):
         report.read += 1
@@ -121,18 +152,18 @@ async def import_purchases(
             report.reject(row.line, "future", value=day.isoformat())
             continue
         name = cells["customer_name"][:NAME_LENGTH]
+        if name and named.get(vat) == name:
+            name = ""  # sent already: the customer keeps it
+        elif name:
+            if len(named) >= MEMO_SIZE:
+                named.clear()
+            named[vat] = name
         batch.append((row.line, vat, day, name, block_of(name) if name else None))
         if len(batch) >= BATCH:
             await sink.write(batch)
             batch = []
     await sink.write(batch)
-    report.added = await sink.merge()
-    report.unchanged = report.read - len(report.rejected) - report.added
-    if dry_run:
-        await session.rollback()
-    else:
-        await session.commit()
-    return report
+    return await sink.merge()
 
 
 # A purchase row on its way in: line, VAT number, date, the customer's name ("" when the
@@ -147,6 +178,8 @@ class _PurchaseSink(Protocol):
         """Whatever is still to do; the number of purchases added."""
         ...
 
+    async def close(self) -> None: ...
+
 
 async def _purchase_sink(session: AsyncSession) -> _PurchaseSink:
     if session.get_bind().dialect.name == "postgresql":
@@ -157,13 +190,32 @@ async def _purchase_sink(session: AsyncSession) -> _PurchaseSink:
 
 
 class _CopiedPurchases:
-    """PostgreSQL: every row COPYed into a staging table that lives as long as the
-    transaction, then one INSERT … SELECT per table."""
+    """PostgreSQL: each batch COPYed into a staging table that lives as long as the
+    transaction, then merged by one set-based statement per table while the next batch
+    is read: the database works on one core while this process reads on the other."""
 
     COLUMNS = ("line", "vat", "purchase_date", "name", "name_block")
+    # One round trip, sent whole before the reading goes on. Sorted, the purchases go
+    # into their index in order (a third faster than in the file's order). The vendor's
+    # history knows customers' names best: the last row naming one wins, and a batch
+    # comes after the one before it.
+    MERGE = (
+        "INSERT INTO purchase (vat, purchase_date) "
+        "SELECT vat, purchase_date FROM purchase_staging ORDER BY vat, purchase_date "
+        "ON CONFLICT DO NOTHING; "
+        "INSERT INTO customer (vat, name, name_block) "
+        "SELECT DISTINCT ON (vat) vat, name, name_block FROM purchase_staging "
+        "WHERE name <> '' ORDER BY vat, line DESC "
+        "ON CONFLICT (vat) DO UPDATE SET name = excluded.name, name_block = excluded.name_block "
+        "WHERE customer.name IS DISTINCT FROM excluded.name "
+        "OR customer.name_block IS DISTINCT FROM excluded.name_block; "
+        "TRUNCATE purchase_staging"
+    )
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        self.before = 0
+        self.merging: asyncio.Task[object] | None = None
 
     async def start(self) -> None:
         # A history of millions of rows merges for longer than a chat's statement may take.
@@ -174,31 +226,31 @@ class _CopiedPurchases:
                 "purchase_date date, name text, name_block text) ON COMMIT DROP"
             )
         )
+        self.before = await _count(self.session, Purchase)
 
     async def write(self, rows: list[Bought]) -> None:
-        if rows:
-            await copy_records(self.session, "purchase_staging", self.COLUMNS, rows)
+        await self._merged()
+        if not rows:
+            return
+        await copy_records(self.session, "purchase_staging", self.COLUMNS, rows)
+        driver = await driver_connection(self.session)
+        self.merging = asyncio.ensure_future(driver.execute(self.MERGE))
+        await asyncio.sleep(0)  # the merge is sent; the next batch is read meanwhile
 
     async def merge(self) -> int:
-        added = await self.session.execute(
-            text(
-                "INSERT INTO purchase (vat, purchase_date) "
-                "SELECT vat, purchase_date FROM purchase_staging ON CONFLICT DO NOTHING"
-            )
-        )
-        # The vendor's history knows customers' names best: the last row naming one wins.
-        await self.session.execute(
-            text(
-                "INSERT INTO customer (vat, name, name_block) "
-                "SELECT DISTINCT ON (vat) vat, name, name_block FROM purchase_staging "
-                "WHERE name <> '' ORDER BY vat, line DESC "
-                "ON CONFLICT (vat) DO UPDATE "
-                "SET name = excluded.name, name_block = excluded.name_block "
-                "WHERE customer.name IS DISTINCT FROM excluded.name "
-                "OR customer.name_block IS DISTINCT FROM excluded.name_block"
-            )
-        )
-        return int(cast(CursorResult[Any], added).rowcount)
+        await self._merged()
+        return await _count(self.session, Purchase) - self.before
+
+    async def close(self) -> None:
+        """After a failure: the merge under way is waited for (its error is the
+        transaction's, rolled back by the caller)."""
+        with contextlib.suppress(Exception):
+            await self._merged()
+
+    async def _merged(self) -> None:
+        merging, self.merging = self.merging, None
+        if merging is not None:
+            await merging
 
 
 class _InsertedPurchases:
@@ -222,6 +274,9 @@ class _InsertedPurchases:
 
     async def merge(self) -> int:
         return await _count(self.session, Purchase) - self.before
+
+    async def close(self) -> None:
+        pass
 
 
 async def _upsert_customer_names(
@@ -320,9 +375,9 @@ def file_kind(path: Path) -> str:
     )
 
 
-# Distinct texts remembered per import: a few hundred thousand customers; past this the
+# Distinct texts remembered per import (some 12 MB for VAT numbers); past this the
 # memory starts again rather than grow with the file.
-MEMO_SIZE = 500_000
+MEMO_SIZE = 100_000
 R = TypeVar("R")
 
 

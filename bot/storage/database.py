@@ -220,11 +220,16 @@ async def copy_records(
 ) -> None:
     """PostgreSQL's COPY of the records into the table, inside the session's transaction:
     the fastest way in, a tenth of the time of INSERTs."""
+    driver = await driver_connection(session)
+    await driver.copy_records_to_table(table, records=records, columns=list(columns))
+
+
+async def driver_connection(session: AsyncSession) -> Any:
+    """The session's asyncpg connection, in the session's transaction."""
     connection = await session.connection()
     raw = await connection.get_raw_connection()
-    driver = raw.driver_connection
-    assert driver is not None
-    await driver.copy_records_to_table(table, records=records, columns=list(columns))
+    assert raw.driver_connection is not None
+    return raw.driver_connection
 
 
 T = TypeVar("T")
