@@ -155,6 +155,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     migrate.set_defaults(command="running:run_migrate")
 
+    copy_db = command(
+        "copy-db",
+        "copy this SQLite database to an empty PostgreSQL one",
+        "For a programme that outgrows one machine. The target gets this version's\n"
+        "schema, then every row of every table (the conversations file's too), in one\n"
+        "transaction; the counts are compared per table and printed. A target that holds\n"
+        "rows is refused. Stop the bot first: what it writes meanwhile would be left\n"
+        "behind (the copy notices, and keeps nothing).\n"
+        "Example: pai-bot copy-db --to postgresql://pai@db.example.com/pai",
+    )
+    copy_db.add_argument(
+        "--to", required=True, metavar="URL", help="the PostgreSQL database to fill"
+    )
+    copy_db.set_defaults(command="running:run_copy_db")
+
     purchases = command("import-purchases", "load the vendor's sales history", PURCHASES_HELP)
     purchases.add_argument("file", type=Path, metavar="FILE")
     purchases.add_argument(

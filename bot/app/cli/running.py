@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from bot.app.cli import FAILED, OK
+from bot.app.cli import FAILED, OK, REFUSED
 from bot.app.cli.common import announce_database
 from bot.config import Settings
 from bot.problems import SetupError
@@ -71,6 +71,30 @@ def run_migrate(args: argparse.Namespace, settings: Settings) -> int:
     announce_database(settings, may_create=True)
     migration = asyncio.run(migrate_database(settings.database_url, settings.timeouts))
     print(describe_migration(migration))
+    return OK
+
+
+def run_copy_db(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.storage.copying import (
+        CONVERSATIONS_FILE,
+        CopiedTable,
+        CopyRefused,
+        copy_database,
+    )
+
+    def told(table: CopiedTable) -> None:
+        source = "  (from the conversations file)" if table.where == CONVERSATIONS_FILE else ""
+        print(f"{table.name:<20} {table.source:>11,} rows {table.copied:>11,} copied{source}")
+
+    try:
+        copied = asyncio.run(copy_database(settings.database_url, args.to, settings.timeouts, told))
+    except CopyRefused as refused:
+        print(f"pai-bot: {refused}", file=sys.stderr)
+        return REFUSED
+    print(
+        f"{len(copied)} tables copied, every count equal. "
+        f"Next: DATABASE_URL={display_url(args.to)} in .env, then start the bot."
+    )
     return OK
 
 
