@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.problems import SetupError
 from bot.storage.database import Timeouts
+from bot.telegram.limits import BULK_PER_SECOND, PAID_PER_SECOND
 
 # What @BotFather hands out: the bot's numeric id, a colon, 35 URL-safe characters.
 _TOKEN_SHAPE = re.compile(r"^\d{5,}:[A-Za-z0-9_-]{30,}$")
@@ -56,7 +57,10 @@ class Settings(BaseSettings):
     # Messages a second: Telegram's overall limit for the bot, and the share broadcasts
     # may use of it (answers to people always come first).
     pai_telegram_rate: float = Field(default=30, gt=0)
-    pai_broadcast_rate: float = Field(default=25, gt=0)
+    pai_broadcast_rate: float | None = Field(default=None, gt=0)
+    # Broadcasts as Telegram's paid broadcasts (allow_paid_broadcast): outside the overall
+    # limit, up to 1,000 a second, charged by Telegram in Stars (PRODUCT.md §9).
+    pai_paid_broadcast: bool = False
     # Webhook mode (production behind a proxy): unset means long polling.
     pai_webhook_url: str | None = None
     pai_webhook_secret: SecretStr | None = None
@@ -127,6 +131,20 @@ class Settings(BaseSettings):
                 "(which looks like 123456789:AAE...): put the real one in .env."
             )
         return token
+
+    @property
+    def bulk_rate(self) -> float:
+        """Messages a second for reminders, and for broadcasts unless they are paid."""
+        if self.pai_broadcast_rate is None or self.pai_paid_broadcast:
+            return BULK_PER_SECOND
+        return self.pai_broadcast_rate
+
+    @property
+    def paid_broadcast_rate(self) -> float | None:
+        """Messages a second for paid broadcasts; None when broadcasts are not paid."""
+        if not self.pai_paid_broadcast:
+            return None
+        return min(self.pai_broadcast_rate or PAID_PER_SECOND, PAID_PER_SECOND)
 
     @property
     def timeouts(self) -> Timeouts:

@@ -9,11 +9,13 @@ import pytest
 from sqlalchemy import select
 
 import bot.jobs.broadcasts as broadcasts_module
-from bot.app.demo.telegram import TelegramError
+from bot.app.demo.telegram import FakeBotApi, TelegramError
 from models import Broadcast, BroadcastDelivery, Salesperson
+from tests.conftest import BACKENDS, database_url_for, reset_postgresql
 from tests.factories import link_salesperson
 from tests.harness import Harness, button_data, buttons, running_bot
 from tests.test_conversations import load_programme
+from tests.test_ratelimit import most_in_one_second
 
 STAFF = 900
 TEXT = "Big news: the Gold incentive rises in March"
@@ -276,3 +278,66 @@ async def test_the_not_reached_file_defuses_a_name_typed_as_a_formula(bot):
     text = content.decode("utf-8")
     assert f"'{formula}" in text.replace('""', '"')
     assert f",{formula}" not in text.replace('""', '"')
+
+
+@pytest.fixture(params=BACKENDS)
+async def paid_bot(request, tmp_path, rules):
+    """A bot that pays for broadcasts (PAI_PAID_BROADCAST=1), on each database, against a
+    Bot API that allows 5 ordinary messages a second and 300 paid ones."""
+    url = database_url_for(request.param, tmp_path)
+    if url.startswith("postgres"):
+        await reset_postgresql(url)
+    api = FakeBotApi(rate_limit=5, paid_rate_limit=300)
+    paid_rates = {"pai_telegram_rate": 5, "pai_paid_broadcast": True, "pai_broadcast_rate": 300}
+    async with running_bot(
+        tmp_path, api, database_url=url, pai_admin_ids=frozenset({STAFF}), **paid_rates
+    ) as harness:
+        await load_programme(harness, rules, tmp_path)
+        for index in range(PAID_AUDIENCE):
+            await link_salesperson(harness.sessions, "BETA", 5000 + index, now=harness.clock.now())
+        yield harness
+
+
+PAID_AUDIENCE = 250
+
+
+async def test_a_paid_broadcast_goes_past_the_free_rate_once_each_and_answers_still_come_first(
+    paid_bot, monkeypatch
+):
+    bot = paid_bot
+    # Staff's progress message is an answer too: edited twice a second, not at every send.
+    monkeypatch.setattr(broadcasts_module, "PROGRESS_EVERY", 0.5)
+    sent: list[tuple[dict, float]] = []
+    bot.api.after_call = lambda method, params, code, body, at: (
+        sent.append((params, at)) if method == "sendMessage" and code == 200 else None
+    )
+    await bot_press(bot, await write_and_preview(bot, "All partners"))
+    await bot.wait_until(lambda: sum(copies(bot, 5000 + i) for i in range(PAID_AUDIENCE)) >= 20)
+    # A salesperson asks something in the middle of it: answered at once.
+    salesperson = await link_salesperson(bot.sessions, "ACME", 11, now=bot.clock.now())
+    assert salesperson.partner_code == "ACME"
+    chat = bot.chat(11, "en")
+    bot.api.user_sends(chat.user, "/check IT12345670587")
+    await bot.post()
+    await bot.wait_until(lambda: any("new customer" in m["text"] for m in chat.messages()))
+    answered_during = sum(copies(bot, 5000 + i) for i in range(PAID_AUDIENCE)) < PAID_AUDIENCE
+
+    await bot.wait_until(
+        lambda: any("recipients:" in m.get("text", "") for m in bot.api.sent_to(STAFF)), within=30
+    )
+
+    assert [copies(bot, 5000 + i) for i in range(PAID_AUDIENCE)] == [1] * PAID_AUDIENCE
+    to_partners = [(p, at) for p, at in sent if p["chat_id"] != STAFF]  # not staff's preview
+    broadcast = [(p, at) for p, at in to_partners if TEXT[8:] in str(p.get("text", ""))]
+    assert len(broadcast) == PAID_AUDIENCE
+    assert all(str(p.get("allow_paid_broadcast")).lower() == "true" for p, _ in broadcast)
+    paid_for = {id(p) for p, _ in broadcast}
+    others = [p for p, _ in sent if id(p) not in paid_for]
+    assert not any(p.get("allow_paid_broadcast") for p in others)  # answers are not paid for
+    busiest = most_in_one_second([at for _, at in broadcast])
+    assert 5 < busiest <= 300  # past the free limit, within the paid one
+    assert bot.api.too_many == 0
+    assert answered_during
+    async with bot.sessions() as session:
+        statuses = (await session.execute(select(BroadcastDelivery.status))).scalars().all()
+    assert sorted(set(statuses)) == ["delivered"] and len(statuses) == PAID_AUDIENCE

@@ -101,3 +101,22 @@ def test_other_databases_are_refused_without_echoing_the_url(url):
     with pytest.raises(DatabaseUrlError) as caught:
         async_url(url)
     assert "p@h" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("environment", "bulk", "paid"),
+    [
+        ({}, 25, None),
+        ({"PAI_BROADCAST_RATE": "10"}, 10, None),
+        ({"PAI_PAID_BROADCAST": "1"}, 25, 1000),
+        ({"PAI_PAID_BROADCAST": "1", "PAI_BROADCAST_RATE": "400"}, 25, 400),
+        ({"PAI_PAID_BROADCAST": "1", "PAI_BROADCAST_RATE": "5000"}, 25, 1000),
+    ],
+)
+def test_paid_broadcasts_get_their_own_rate_up_to_telegrams_1000_and_reminders_keep_25(
+    clean_env, monkeypatch, environment, bulk, paid
+):
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings()
+    assert (settings.bulk_rate, settings.paid_broadcast_rate) == (bulk, paid)

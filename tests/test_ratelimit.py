@@ -26,6 +26,7 @@ from bot.telegram.ratelimit import (
     MARGIN,
     Pacer,
     PerChatRateLimiter,
+    SlidingWindow,
     surely_not_delivered,
 )
 from tests.harness import failed_send, running_bot
@@ -167,6 +168,95 @@ def test_bulk_sends_use_the_whole_bulk_rate_when_nobody_asks_anything():
     # 250 messages at 25 a second (less the margin): ten seconds and a little more.
     assert 250 / 25 - 1 < max(times) <= 250 / (25 * MARGIN)
     assert most_in_one_second(times) == 25
+
+
+def test_the_window_lets_answers_go_at_once_while_the_last_second_has_room():
+    """Ten answers a second (people pausing) under a limit of thirty: none waits. An
+    evenly spaced pace made each wait for its slot, 34 ms apart."""
+
+    async def main() -> list[float]:
+        window = SlidingWindow(30)
+        loop = asyncio.get_running_loop()
+        waits = []
+        for _ in range(50):
+            asked = loop.time()
+            await window.take()
+            waits.append(loop.time() - asked)
+            await asyncio.sleep(0.1)
+        return waits
+
+    assert set(run_virtually(main())) == {0.0}
+
+
+def test_the_window_never_holds_more_than_the_limit_and_keeps_call_order():
+    async def main() -> list[tuple[int, float]]:
+        window = SlidingWindow(30)
+        loop = asyncio.get_running_loop()
+        turns: list[tuple[int, float]] = []
+
+        async def take(n: int, after: float) -> None:
+            await asyncio.sleep(after)
+            await window.take()
+            turns.append((n, loop.time()))
+
+        # A burst of 100 at once, then stragglers while it drains.
+        await asyncio.gather(
+            *(take(n, 0.0) for n in range(100)), *(take(100 + n, 0.5 * n) for n in range(10))
+        )
+        return turns
+
+    turns = run_virtually(main())
+    times = [t for _, t in turns]
+    assert most_in_one_second(times) == 30
+    # In call order: no turn goes later than one asked for after it (turns given the same
+    # moment wake in any order, together).
+    slots = dict(turns)
+    assert all(slots[a] <= slots[b] for a, b in itertools.pairwise(range(100)))
+    # The first thirty went at once; the 31st when the first left the window.
+    assert times[:30] == [0.0] * 30 and times[30] == pytest.approx(1 / MARGIN)
+
+
+def test_a_limit_below_one_a_second_still_lets_one_through():
+    async def main() -> list[float]:
+        window = SlidingWindow(0.5)
+        loop = asyncio.get_running_loop()
+        times = []
+        for _ in range(3):
+            await window.take()
+            times.append(loop.time())
+        return times
+
+    assert run_virtually(main()) == pytest.approx([0.0, 1 / MARGIN, 2 / MARGIN])
+
+
+def test_paid_bulk_sends_keep_their_own_rate_outside_the_overall_count_and_yield_to_answers():
+    async def main() -> tuple[list[float], list[float], float]:
+        limiter = PerChatRateLimiter(messages_per_second=30, paid_per_second=1000)
+        loop = asyncio.get_running_loop()
+        paid: list[float] = []
+        answers: list[float] = []
+
+        async def paid_send() -> None:
+            await limiter.take_bulk_turn(paid=True)
+            paid.append(loop.time())
+
+        async def answer() -> None:
+            await limiter._take_answer_turn()
+            answers.append(loop.time())
+
+        sends = [asyncio.create_task(paid_send()) for _ in range(3000)]
+        await asyncio.sleep(1.0)
+        asked = loop.time()
+        await asyncio.gather(*(answer() for _ in range(20)))
+        waited = max(answers) - asked
+        await asyncio.gather(*sends)
+        return paid, answers, waited
+
+    paid, answers, waited = run_virtually(main())
+    assert len(paid) == 3000
+    assert 950 <= most_in_one_second(paid) <= 1000
+    assert waited == 0.0  # twenty answers fit the overall window at once
+    assert most_in_one_second(answers) <= 30
 
 
 def _raise(error: Exception) -> Callable[[httpx.Request], httpx.Response]:

@@ -63,7 +63,8 @@ def build_application(
     processor = OnePerUser()
     limiter = PerChatRateLimiter(
         messages_per_second=settings.pai_telegram_rate,
-        bulk_per_second=settings.pai_broadcast_rate,
+        bulk_per_second=settings.bulk_rate,
+        paid_per_second=settings.paid_broadcast_rate,
     )
 
     async def open_shared(application: App) -> None:

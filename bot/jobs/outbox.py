@@ -110,13 +110,13 @@ async def _attempt(send: Callable[[ItemT], Awaitable[None]], item: ItemT) -> Res
     return Result(item.id, item.salesperson_id, Outcome.SENT)
 
 
-async def bulk_turn(bot: ExtBot[str], stopping: asyncio.Event) -> bool:
-    """Wait for a bulk turn under Telegram's rate, behind every answer to a person;
-    False when a stop comes first."""
+async def bulk_turn(bot: ExtBot[str], stopping: asyncio.Event, *, paid: bool = False) -> bool:
+    """Wait for a bulk turn under Telegram's rate (`paid`: a paid broadcast's), behind
+    every answer to a person; False when a stop comes first."""
     limiter = bot.rate_limiter
     if not isinstance(limiter, PerChatRateLimiter):
         return not stopping.is_set()
-    turn = asyncio.ensure_future(limiter.take_bulk_turn())
+    turn = asyncio.ensure_future(limiter.take_bulk_turn(paid=paid))
     stop = asyncio.ensure_future(stopping.wait())
     await asyncio.wait({turn, stop}, return_when=asyncio.FIRST_COMPLETED)
     for waiting in (turn, stop):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+from collections import deque
 from collections.abc import Callable, Coroutine
 from http import HTTPStatus
 from typing import Any, Protocol
@@ -21,12 +23,9 @@ from telegram.ext import BaseRateLimiter
 
 from bot.domain.outbox import Outcome
 from bot.telegram import transport
+from bot.telegram.limits import BULK_PER_SECOND, MESSAGES_PER_SECOND, PAID_PER_SECOND
 
 log = logging.getLogger(__name__)
-# Telegram's documented ceiling for a bot: about 30 messages a second overall.
-MESSAGES_PER_SECOND = 30
-# Bulk sends (broadcasts) stay under this, leaving the rest to answers.
-BULK_PER_SECOND = 25
 # Given as `rate_limit_args` by bulk sends: they yield to answers.
 BULK = "bulk"
 # A bulk send whose turn was taken beforehand with `take_bulk_turn` (so that what is
@@ -143,6 +142,45 @@ class Pacer:
             await asyncio.sleep(slot - now)
 
 
+class SlidingWindow:
+    """At most `per_second` turns in any one second (a little more than one, MARGIN), in
+    call order: a turn goes at once while the last second holds fewer, else when the
+    oldest of them leaves it.
+
+    Telegram's rule is a count per second, not a spacing: ten answers in a second when
+    thirty are allowed need not wait for evenly spaced slots (34 ms apart at 29.4/s),
+    and a burst never goes past the count.
+    """
+
+    def __init__(self, per_second: float) -> None:
+        self._limit = max(1, math.floor(per_second))
+        self._span = 1 / MARGIN
+        # The moments of the last `limit` turns, given out or promised, in order.
+        self._turns: deque[float] = deque(maxlen=self._limit)
+
+    def _next_slot(self, now: float) -> float:
+        slot = max(now, self._turns[-1]) if self._turns else now
+        if len(self._turns) == self._limit:
+            slot = max(slot, self._turns[0] + self._span)
+        return slot
+
+    def free_now(self) -> bool:
+        now = asyncio.get_running_loop().time()
+        return self._next_slot(now) <= now
+
+    def wait_for_free(self) -> float:
+        """Seconds until the next turn is free (0 if it is)."""
+        now = asyncio.get_running_loop().time()
+        return max(0.0, self._next_slot(now) - now)
+
+    async def take(self) -> None:
+        now = asyncio.get_running_loop().time()
+        slot = self._next_slot(now)
+        self._turns.append(slot)  # promised now: later callers come after it
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+
 class SharedTurns(Protocol):
     """Turns shared with other processes (bot/telegram/budget.py): `take` waits for this one's."""
 
@@ -173,10 +211,16 @@ class PerChatRateLimiter(BaseRateLimiter[str]):
         messages_per_second: float = MESSAGES_PER_SECOND,
         bulk_per_second: float = BULK_PER_SECOND,
         retries: int = RETRIES,
+        paid_per_second: float | None = None,
     ) -> None:
-        self._overall = Pacer(messages_per_second)
+        self._overall = SlidingWindow(messages_per_second)
         self._shared: SharedTurns | None = None
         self._bulk = Pacer(min(bulk_per_second, messages_per_second))
+        # Paid broadcasts (PAI_PAID_BROADCAST) are outside the overall count, at their own
+        # rate, up to Telegram's 1,000 a second.
+        self._paid = (
+            Pacer(min(paid_per_second, PAID_PER_SECOND)) if paid_per_second is not None else None
+        )
         self._retries = retries
         self._paused_until: dict[int | str, float] = {}
         self._answers_waiting = 0
@@ -207,9 +251,10 @@ class PerChatRateLimiter(BaseRateLimiter[str]):
         while True:
             await self._wait_for(key)
             try:
-                paid = rate_limit_args == PREPAID and not (too_many or failures)
-                if key != _NO_CHAT and not paid:
-                    await (self.take_bulk_turn() if bulk else self._take_answer_turn())
+                prepaid = rate_limit_args == PREPAID and not (too_many or failures)
+                if key != _NO_CHAT and not prepaid:
+                    paid = bool(data.get("allow_paid_broadcast"))
+                    await (self.take_bulk_turn(paid=paid) if bulk else self._take_answer_turn())
                 return await callback(*args, **kwargs)
             except RetryAfter as exc:
                 if too_many == self._retries:
@@ -274,15 +319,27 @@ class PerChatRateLimiter(BaseRateLimiter[str]):
             if not self._answers_waiting:
                 self._no_answer_waiting.set()
 
-    async def take_bulk_turn(self) -> None:
+    @property
+    def pays_for_broadcasts(self) -> bool:
+        return self._paid is not None
+
+    async def take_bulk_turn(self, *, paid: bool = False) -> None:
         """Wait until a bulk message may go: under the bulk rate, after every answer.
 
         A bulk send never reserves a slot of the overall budget ahead of time (slots go
         in call order): it takes one only when its bulk slot has come, the overall
         budget is free at once and no answer waits. Otherwise the bulk slot is given
         up and a new one taken, so sends held back by answers never catch up in a
-        burst above the bulk rate.
+        burst above the bulk rate. A `paid` one (a paid broadcast, when the bot pays
+        for them) keeps to the paid rate instead, outside the overall count, and still
+        waits while any answer does.
         """
+        if paid and self._paid is not None:
+            while True:
+                await self._no_answer_waiting.wait()
+                await self._paid.take()
+                if not self._answers_waiting:
+                    return
         while True:
             await self._no_answer_waiting.wait()
             await self._bulk.take()

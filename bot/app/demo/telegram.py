@@ -141,8 +141,12 @@ class FakeBotApi:
     queued_at: dict[int, float] = field(default_factory=dict)
     # Messages a second Telegram accepts, as a real bot's limit: beyond it, 429.
     rate_limit: float | None = None
+    # The same for paid broadcasts (allow_paid_broadcast), which Telegram counts apart:
+    # up to 1,000 a second, for a fee. None: no limit.
+    paid_rate_limit: float | None = None
     too_many: int = 0  # 429s answered for the rate limit
     _recent_sends: list[float] = field(default_factory=list)
+    _recent_paid: list[float] = field(default_factory=list)
     # chat id -> errors for the bot's next messages to that chat only
     chat_failures: dict[int, list[TelegramError | Timeout]] = field(default_factory=dict)
     # callback query id -> the user who pressed
@@ -192,7 +196,7 @@ class FakeBotApi:
             chat = params.get("chat_id")
             if not queued and chat is not None and method == "sendMessage":
                 queued = self.chat_failures.get(int(chat))
-            if not queued and method == "sendMessage" and self._over_rate():
+            if not queued and method == "sendMessage" and self._over_rate(params):
                 self.too_many += 1
                 return 429, {
                     "ok": False,
@@ -241,15 +245,20 @@ class FakeBotApi:
         if chat is not None and int(chat) not in self.known_chats:
             raise TelegramError(400, "Bad Request: chat not found")
 
-    def _over_rate(self) -> bool:
-        """Whether one more message now would exceed `rate_limit` in the last second."""
-        if self.rate_limit is None:
+    def _over_rate(self, params: dict[str, Any]) -> bool:
+        """Whether one more message now would exceed its limit in the last second: a paid
+        broadcast's `paid_rate_limit`, any other's `rate_limit`."""
+        paid = str(params.get("allow_paid_broadcast", "")).lower() == "true"
+        limit = self.paid_rate_limit if paid else self.rate_limit
+        if limit is None:
             return False
+        recent = self._recent_paid if paid else self._recent_sends
         now = time.monotonic()
-        self._recent_sends = [t for t in self._recent_sends if now - t < 1.0]
-        if len(self._recent_sends) >= self.rate_limit:
+        while recent and now - recent[0] >= 1.0:
+            recent.pop(0)
+        if len(recent) >= limit:
             return True
-        self._recent_sends.append(now)
+        recent.append(now)
         return False
 
     def _getMe(self, params: dict[str, Any]) -> dict[str, Any]:
