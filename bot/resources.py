@@ -21,9 +21,11 @@ from bot.storage.conversations import (
     Drafts,
     DraftStore,
     NoConversations,
+    PostgresConversations,
     open_conversations,
 )
 from bot.storage.database import make_engine, make_sessions
+from bot.storage.rows import RowReads, SessionRowReads, open_row_reads
 from bot.storage.schema import create_tables
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,8 @@ class Resources:
     # Where each user is in each conversation (a registration, a broadcast being
     # written, a rejection waiting for its reason): in the database, never in memory.
     conversations: Conversations
+    # The reads every update makes (who is writing), one round trip each.
+    rows: RowReads
     # Long work (a broadcast being sent) that a stop interrupts; resumed at start.
     _long: set[asyncio.Task[None]] = field(default_factory=set)
     # Set when the bot stops: long work finishes what it handed over and takes no more.
@@ -146,7 +150,8 @@ class Resources:
             if self._vies is not None:
                 await self._vies.close()
         finally:
-            # Always: aiosqlite's thread would keep the process from exiting.
+            # Always: aiosqlite's threads would keep the process from exiting.
+            await self.rows.close()
             await self.conversations.close()
 
 
@@ -164,10 +169,17 @@ async def open_resources(
     try:
         await create_tables(engine)
         conversations: Conversations = NoConversations()
+        rows: RowReads = SessionRowReads(engine)
         if chat:
             conversations = await open_conversations(
                 settings.database_url, engine, settings.timeouts
             )
+            pool = conversations.pool if isinstance(conversations, PostgresConversations) else None
+            try:
+                rows = await open_row_reads(settings.database_url, engine, pool, settings.timeouts)
+            except BaseException:
+                await conversations.close()
+                raise
     except BaseException:
         await engine.dispose()
         raise
@@ -177,4 +189,5 @@ async def open_resources(
         engine=engine,
         clock=clock or SystemClock(),
         conversations=conversations,
+        rows=rows,
     )

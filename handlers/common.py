@@ -19,7 +19,7 @@ from bot.domain.errors import RegistrationNotFound
 from bot.domain.lifecycle import Status
 from bot.i18n import Texts, html_to_text, language_for
 from bot.resources import Resources
-from bot.services.accounts import Visitor, note_visit, recognise
+from bot.services.accounts import Visitor, note_visit, recognise_in_one_read
 from bot.services.registrations import get_registration, report_outcome
 from bot.services.views import Account, RegistrationView
 from bot.storage.conversations import DraftsOfOneUpdate, DraftStore
@@ -59,8 +59,7 @@ async def account_of(update: Update, context: Context) -> Account | None:
     if user is not None:
         visitor = visitor_of(user)
         shared = resources(context)
-        async with shared.sessions() as session:
-            found = await recognise(session=session, visitor=visitor, now=shared.now())
+        found = await recognise_in_one_read(rows=shared.rows, visitor=visitor, now=shared.now())
         if found is not None:
             account = found.account
             if found.visit:

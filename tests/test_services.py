@@ -28,9 +28,11 @@ from bot.services.accounts import (
     create_invite,
     find_account,
     list_salespeople,
+    mark_unreachable,
     note_visit,
     preview_invite,
     recognise,
+    recognise_in_one_read,
     redeem_invite,
     unlink_salesperson,
 )
@@ -48,6 +50,9 @@ from bot.services.registrations import (
     list_registrations,
     report_outcome,
 )
+from bot.storage.conversations import PostgresConversations, open_conversations
+from bot.storage.database import Timeouts
+from bot.storage.rows import open_row_reads
 from models import Customer, Registration, StatusChange
 from tests.conftest import count_rows
 from tests.factories import (
@@ -817,6 +822,41 @@ async def test_recognising_a_visitor_only_reads_and_says_what_changed(sessions, 
             session=session, visitor=visitor, now=later + dt.timedelta(minutes=14)
         )
     assert again.visit == {}  # nothing new, seen within the quarter hour: no write at all
+
+
+async def test_the_one_read_of_every_update_sees_what_a_session_sees_and_an_unlink_at_once(
+    sessions, rules, programme
+):
+    """The account read on every update goes to the driver in one round trip (SQLite's
+    text moments, PostgreSQL's booleans through the columns' own types): the same
+    account and the same visit as through a session; nothing cached."""
+    acme, _ = programme
+    engine = sessions.kw["bind"]
+    talks = await open_conversations(str(engine.url), engine, Timeouts())
+    pool = talks.pool if isinstance(talks, PostgresConversations) else None
+    rows = await open_row_reads(engine.url.render_as_string(False), engine, pool, Timeouts())
+    try:
+        visitor = Visitor(acme.telegram_user_id, "de", "Anna Weber", "anna_w")
+        await see(sessions, visitor, NOW)
+        async with sessions() as session:
+            await mark_unreachable(session=session, people=[acme.salesperson_id], now=NOW)
+            await session.commit()
+        later = NOW + dt.timedelta(hours=2)
+        async with sessions() as session:
+            through_session = await recognise(session=session, visitor=visitor, now=later)
+        quick = await recognise_in_one_read(rows=rows, visitor=visitor, now=later)
+        assert quick == through_session
+        assert quick.visit == {"last_seen_at": later, "unreachable_at": None}
+        assert quick.account.reminders_enabled is True
+
+        async with sessions() as session:
+            await unlink_salesperson(
+                session=session, telegram_user_id=acme.telegram_user_id, now=later
+            )
+        assert await recognise_in_one_read(rows=rows, visitor=visitor, now=later) is None
+    finally:
+        await rows.close()
+        await talks.close()
 
 
 # --- imports ---------------------------------------------------------------------

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,6 +17,7 @@ from bot.domain.errors import InviteInvalid, NotLinked, UnknownPartner
 from bot.domain.parsing import strip_control
 from bot.services.views import Account, PartnerView, SalespersonView
 from bot.storage.database import dialect_insert, in_chunks
+from bot.storage.rows import RowReads
 from models import (
     LANGUAGE_CODE_LENGTH,
     NAME_LENGTH,
@@ -150,7 +151,8 @@ async def redeem_invite(
     salesperson.partner_id = partner_id
     salesperson.linked_at = now
     salesperson.unlinked_at = None
-    for name, value in _visit(salesperson, visitor, now).items():
+    kept = {name: getattr(salesperson, name) for name in _VISITED}
+    for name, value in _visit(kept, visitor, now).items():
         setattr(salesperson, name, value)
     await session.flush()
     await session.execute(
@@ -170,16 +172,6 @@ async def _salesperson_by_telegram_id(
 ) -> Salesperson | None:
     statement = select(Salesperson).where(col(Salesperson.telegram_user_id) == telegram_user_id)
     return (await session.execute(statement)).scalar_one_or_none()
-
-
-class Known(Protocol):
-    """What is kept about a salesperson that a visit may bring up to date."""
-
-    telegram_language: str | None
-    display_name: str | None
-    username: str | None
-    last_seen_at: dt.datetime | None
-    unreachable_at: dt.datetime | None
 
 
 # Who is writing, read on every update: built once, one row of plain columns (no
@@ -255,10 +247,25 @@ async def recognise(
     bot runs beside the answer: bookkeeping never makes a user wait for a lock.
     """
     row = await _account_row(session, visitor.telegram_user_id)
+    return _recognised(None if row is None else row._mapping, visitor, now)
+
+
+async def recognise_in_one_read(
+    *, rows: RowReads, visitor: Visitor, now: dt.datetime
+) -> Recognised | None:
+    """`recognise`, in one round trip to the database (bot/storage/rows.py): the read
+    every update makes."""
+    row = await rows.first(_RECOGNISE, {"user": visitor.telegram_user_id})
+    return _recognised(row, visitor, now)
+
+
+def _recognised(
+    row: Mapping[str, Any] | None, visitor: Visitor, now: dt.datetime
+) -> Recognised | None:
     if row is None:
         return None
     visit = _visit(row, visitor, now)
-    account = Account.from_columns(row._mapping)
+    account = Account.from_columns(row)
     language = visit.get("telegram_language")
     if isinstance(language, str):  # answer in the language just reported
         account = dataclasses.replace(account, telegram_language=language)
@@ -286,18 +293,23 @@ def visit_values(visitor: Visitor) -> dict[str, str | None]:
     }
 
 
-def _visit(salesperson: Known, visitor: Visitor, now: dt.datetime) -> dict[str, object]:
-    """What Telegram reports about the salesperson that differs from what we keep."""
+# What a visit may bring up to date about a salesperson.
+_VISITED = ("telegram_language", "display_name", "username", "last_seen_at", "unreachable_at")
+
+
+def _visit(salesperson: Mapping[str, Any], visitor: Visitor, now: dt.datetime) -> dict[str, object]:
+    """What Telegram reports about the salesperson (a row of `_RECOGNISE`) that differs
+    from what we keep."""
     fresh = visit_values(visitor)
     visit: dict[str, object] = {
         name: value
         for name, value in fresh.items()
-        if value is not None and getattr(salesperson, name) != value
+        if value is not None and salesperson[name] != value
     }
-    seen = salesperson.last_seen_at
+    seen = salesperson["last_seen_at"]
     if seen is None or now - seen >= LAST_SEEN_PRECISION:
         visit["last_seen_at"] = now
-    if salesperson.unreachable_at is not None:
+    if salesperson["unreachable_at"] is not None:
         visit["unreachable_at"] = None  # they talk to the bot again: it may write first
     return visit
 

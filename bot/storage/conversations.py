@@ -122,6 +122,11 @@ class PostgresConversations:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The pool, which the other per-update reads share (bot/storage/rows.py)."""
+        return self._pool
+
     @classmethod
     async def open(cls, engine: AsyncEngine, timeouts: Timeouts) -> PostgresConversations:
         import asyncpg  # only where the bot keeps conversations in PostgreSQL
