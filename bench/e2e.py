@@ -30,6 +30,7 @@ overhead).
 
     python -m bench.e2e [--quick] [--databases sqlite,postgresql]
         [--postgres-url postgresql://postgres@127.0.0.1:5432/bench_e2e]
+    python -m bench.e2e --memory-updates 100000   # resident memory over 100,000 updates
 """
 
 from __future__ import annotations
@@ -294,6 +295,14 @@ def peak_memory(pid: int) -> int:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) * 1024
     raise RuntimeError("no VmHWM in /proc: not Linux?")
+
+
+def resident_memory(pid: int) -> int:
+    """The process's resident memory now (VmRSS), in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS in /proc: not Linux?")
 
 
 @contextmanager
@@ -633,6 +642,35 @@ def run_bot(name: str, url: str, plan: Plan, folder: Path) -> Figures:
     return figures
 
 
+def run_memory(name: str, url: str, plan: Plan, folder: Path, updates: int) -> str:
+    """`updates` updates of whole conversations without pauses and without a rate limit:
+    the bot's resident memory after the first half and at the end."""
+    with served() as observer:
+        api = observer.api
+        env = environment(observer.api_url, url, 1e6)
+        asyncio.run(fresh_database(url))
+        make_schema(url, env, folder)
+        asyncio.run(seed(url, plan.partners, plan.registrations))
+        users = [SALES_BASE + n for n in range(plan.salespeople)]
+        command = [sys.executable, "-m", "bot.app.cli", "run"]
+        with running(command, env, folder, observer, f"{name}-memory") as process:
+            start, started = resident_memory(process.pid), time.monotonic()
+            first = len(api.queued_at)
+            half = 0
+            while (done := len(api.queued_at) - first) < updates:
+                if not half and done >= updates // 2:
+                    half = resident_memory(process.pid)
+                talk(lambda user: Salesperson(observer, user, 0.0), users, conversations=1)
+            end = resident_memory(process.pid)
+            seconds = time.monotonic() - started
+    growth = (end - half) / half
+    return (
+        f"== memory on {name}: {done:,} updates in {seconds:.0f} s; resident memory "
+        f"{start / MB:.0f} MB at the start, {half / MB:.0f} MB after half, {end / MB:.0f} MB "
+        f"at the end (goal <= 150 MB), {growth:+.1%} over the second half (goal <= 10 %)"
+    )
+
+
 # --- the report ------------------------------------------------------------------
 
 
@@ -730,6 +768,13 @@ def main() -> None:
     parser.add_argument("--pause", type=float, default=2.0)
     parser.add_argument("--rate", type=float, default=30.0, help="PAI_TELEGRAM_RATE")
     parser.add_argument("--profile", type=Path, help="run the bot under cProfile, to FILE")
+    parser.add_argument(
+        "--memory-updates",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only the memory figure: the bot's resident memory over N updates (100000)",
+    )
     args = parser.parse_args()
     plan = Plan(
         salespeople=args.salespeople,
@@ -744,6 +789,13 @@ def main() -> None:
     random.seed(7)
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
+        if args.memory_updates:
+            for database in args.databases.split(","):
+                url = (
+                    args.postgres_url if database == "postgresql" else f"sqlite:///{folder}/e2e.db"
+                )
+                print(run_memory(database, url, plan, folder, args.memory_updates), flush=True)
+            return
         echo = run_echo(plan, folder)
         report_echo(echo, plan)
         echo_aiohttp = run_echo(plan, folder, transport="aiohttp")

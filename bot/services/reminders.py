@@ -134,6 +134,12 @@ async def due_reminders(*, session: AsyncSession, rules: Rules, now: dt.datetime
     return due
 
 
+async def _read(session: AsyncSession, statement: Any) -> Any:
+    """A read of plain columns over whole tables, past the ORM's row handling (a third of
+    a tick's time at 90,000 salespeople): the session's connection, as Core executes it."""
+    return await (await session.connection()).execute(statement)
+
+
 async def _reachable_salespeople(session: AsyncSession, rules: Rules) -> list[Recipient]:
     """Linked salespeople who want reminders and have not blocked the bot.
 
@@ -169,7 +175,7 @@ async def _reachable_salespeople(session: AsyncSession, rules: Rules) -> list[Re
             username=row[6],
             linked_on=row[7].astimezone(zone).date(),
         )
-        for row in (await session.execute(statement)).all()
+        for row in (await _read(session, statement)).all()
     ]
 
 
@@ -226,10 +232,11 @@ async def _last_nudges(
         .group_by(col(Reminder.salesperson_id), col(Reminder.partner_id))
         .subquery()
     )
-    rows = await session.execute(
+    rows = await _read(
+        session,
         select(
             latest.c.person, latest.c.partner, col(Reminder.created_at), col(Reminder.status)
-        ).join(Reminder, col(Reminder.id) == latest.c.id)
+        ).join(Reminder, col(Reminder.id) == latest.c.id),
     )
     return {
         (person, partner): (moment_of(moment).astimezone(rules.timezone).date(), status)
@@ -246,7 +253,7 @@ async def _last_registrations(
     )
     rows: list[Any] = []
     if partner_ids is None:
-        rows += (await session.execute(statement)).all()
+        rows += (await _read(session, statement)).all()
     for chunk in in_chunks(partner_ids or []):
         rows += (
             await session.execute(statement.where(col(Registration.partner_id).in_(chunk)))
@@ -268,7 +275,8 @@ async def _registration_reminders(
     """Follow-ups on open registrations, and notices of those that expired."""
     followup_days = dt.timedelta(days=rules.reminders.followup_days)
     open_ones = (
-        await session.execute(
+        await _read(
+            session,
             select(
                 col(Registration.id),
                 col(Registration.partner_id),
@@ -282,11 +290,12 @@ async def _registration_reminders(
                 (col(Registration.protected_until) <= today + followup_days)
                 | (col(Registration.expected_close) <= today),
             )
-            .order_by(col(Registration.id))
+            .order_by(col(Registration.id)),
         )
     ).all()
     expired = (
-        await session.execute(
+        await _read(
+            session,
             select(
                 col(Registration.id),
                 col(Registration.partner_id),
@@ -298,7 +307,7 @@ async def _registration_reminders(
                 col(Registration.protected_until) < today,
                 col(Registration.protected_until) >= today - dt.timedelta(days=EXPIRY_NOTICE_DAYS),
             )
-            .order_by(col(Registration.id))
+            .order_by(col(Registration.id)),
         )
     ).all()
     subjects = [registration_subject(cast(int, row[0])) for row in (*open_ones, *expired)]
