@@ -8,6 +8,7 @@ duplicates, and the salespeople's time from message to answer: p50 and p95,
 with the broadcast running and without (the baseline, measured in the same run).
 
     python -m bench.broadcast [--partners 5000] [--limit 200] [--salespeople 20]
+    python -m bench.broadcast --partners 90000 --limit 30 --paid 1000   # paid broadcasts
 """
 
 from __future__ import annotations
@@ -133,16 +134,19 @@ async def register_deals(
     return waits
 
 
-async def run(partners: int, limit: float, salespeople: int, deals: int) -> None:
+async def run(
+    partners: int, limit: float, salespeople: int, deals: int, paid: float | None
+) -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "broadcast.db"
-        api = FakeBotApi(rate_limit=limit)
+        api = FakeBotApi(rate_limit=limit, paid_rate_limit=paid)
         settings = Settings(
             _env_file=None,  # type: ignore[call-arg]
             telegram_bot_token=TOKEN,
             database_url=f"sqlite:///{path}",
             pai_telegram_rate=limit,
-            pai_broadcast_rate=limit,
+            pai_broadcast_rate=paid or limit,
+            pai_paid_broadcast=paid is not None,
         )
         request = NotifyingRequest(api)
         app = build_application(
@@ -192,19 +196,21 @@ async def run(partners: int, limit: float, salespeople: int, deals: int) -> None
         elapsed = time.perf_counter() - started
         async with shared.sessions() as session:
             report = await report_of(session=session, broadcast_id=broadcast_id)
-        copies = [
-            len([m for m in api.sent_to(SALES_BASE + p) if TEXT in m["text"]])
-            for p in range(1, partners + salespeople + 1)
-        ]
+        received: dict[int, int] = {}
+        for (chat, _), message in api.messages.items():
+            if TEXT in message["text"]:
+                received[chat] = received.get(chat, 0) + 1
+        copies = [received.get(SALES_BASE + p, 0) for p in range(1, partners + salespeople + 1)]
         await app.stop()
         assert app.post_shutdown is not None
         await app.post_shutdown(app)
         await app.shutdown()
 
     rate = recipients / elapsed
+    allowed = paid or limit
     print(
-        f"broadcast to {recipients:,} salespeople in {elapsed:.1f} s: {rate:.0f} messages/s, "
-        f"{rate / limit:.0%} of the {limit:.0f}/s limit (goal >= 90%)"
+        f"{'paid ' if paid else ''}broadcast to {recipients:,} salespeople in {elapsed:.1f} s: "
+        f"{rate:.0f} messages/s, {rate / allowed:.0%} of the {allowed:.0f}/s limit (goal >= 90%)"
     )
     print(
         f"429s received: {api.too_many - too_many_before} (goal 0); "
@@ -231,8 +237,15 @@ def main() -> None:
     parser.add_argument("--limit", type=float, default=200)
     parser.add_argument("--salespeople", type=int, default=20)
     parser.add_argument("--deals", type=int, default=2)
+    parser.add_argument(
+        "--paid",
+        type=float,
+        metavar="RATE",
+        help="paid broadcasts (PAI_PAID_BROADCAST=1) at RATE a second, which the fake allows "
+        "beside --limit for everything else (issue 22: --partners 90000 --limit 30 --paid 1000)",
+    )
     args = parser.parse_args()
-    asyncio.run(run(args.partners, args.limit, args.salespeople, args.deals))
+    asyncio.run(run(args.partners, args.limit, args.salespeople, args.deals, args.paid))
 
 
 if __name__ == "__main__":
