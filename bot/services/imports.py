@@ -25,8 +25,10 @@ from models import CODE_LENGTH, NAME_LENGTH, Customer, Partner, Purchase
 
 # Text dates in files are read day first, as the programme's staff write them.
 FILE_DATE_LOCALE = "it_IT"
-# Rows read before they are written: what an import holds in memory at once.
-BATCH = 20_000
+# Rows read before they are written: what an import holds in memory at once (some 25 MB).
+# On PostgreSQL bigger batches put more rows on each index page they touch: 10,000,000
+# rows took 155 s in batches of 20,000 and 117 s in batches of 100,000.
+BATCH = 100_000
 # Rows per INSERT: well under PostgreSQL's 32,767 bind parameters per statement.
 IN_BATCH_ROWS = 5000
 # Rows read between two looks at the merge under way (PostgreSQL), so that its next step
