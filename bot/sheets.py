@@ -337,6 +337,8 @@ def _csv_rows(
     except OSError as exc:
         raise SheetError(f"{path} cannot be read: {_os_reason(exc)}") from None
     with file:
+        if encoding == "cp1252" and file.read(3) != "\u00ef\u00bb\u00bf":
+            file.seek(0)  # no UTF-8 mark before text that is not UTF-8 after all
         lines = _numbered_lines(file)
         header, delimiter = _csv_header(path, lines, required)
         yield None

@@ -216,6 +216,27 @@ def test_a_windows_1252_csv_keeps_its_accents(tmp_path: Path) -> None:
     ]
 
 
+def test_a_utf8_mark_before_text_that_is_not_utf8_is_not_read_into_the_header(
+    tmp_path: Path,
+) -> None:
+    """A file that starts as UTF-8 (its mark) and then holds a Windows-1252 byte, far
+    down where only the whole file's check sees it, is read as Windows-1252 without
+    the mark."""
+    rows = "".join(f"P{n};Partner {n};gold\r\n" for n in range(20_000))
+    path = write_bytes(
+        tmp_path / "partners.csv",
+        b"\xef\xbb\xbf"
+        + f"code;company;level\r\n{rows}".encode()
+        + "Z9;Città;gold\r\n".encode("cp1252"),
+    )
+
+    items = good(rows_of(path, PARTNERS))
+
+    assert len(items) == 20_001
+    assert items[0] == (2, {"code": "P0", "company": "Partner 0", "level": "gold"})
+    assert items[-1][1]["company"] == "Città"
+
+
 def test_a_nul_byte_inside_a_name_is_dropped_and_the_row_kept(tmp_path: Path) -> None:
     path = write_bytes(tmp_path / "partners.csv", b"code,company,level\nACME,Ac\x00me,gold\n")
 
