@@ -93,6 +93,7 @@ class Settings(BaseSettings):
         "pai_rules_file",
         "pai_webhook_url",
         "pai_webhook_secret",
+        "pai_broadcast_rate",
         mode="before",
     )
     @classmethod

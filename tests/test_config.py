@@ -107,6 +107,8 @@ def test_other_databases_are_refused_without_echoing_the_url(url):
     ("environment", "bulk", "paid"),
     [
         ({}, 25, None),
+        ({"PAI_BROADCAST_RATE": ""}, 25, None),
+        ({"PAI_PAID_BROADCAST": "1", "PAI_BROADCAST_RATE": ""}, 25, 1000),
         ({"PAI_BROADCAST_RATE": "10"}, 10, None),
         ({"PAI_PAID_BROADCAST": "1"}, 25, 1000),
         ({"PAI_PAID_BROADCAST": "1", "PAI_BROADCAST_RATE": "400"}, 25, 400),
