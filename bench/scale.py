@@ -63,22 +63,19 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlmodel import col
 
 from bench import percentile
 from bench.e2e import SALES_BASE, environment, fresh_database, make_schema
 from bench.reminders import reference_of
-from bench.similar import NameMaker, Names, make_names, plain_url
+from bench.similar import NameMaker, Names, make_names, plain_url, timed_lookups
 from bot.app.demo.telegram import FakeBotApi
 from bot.domain.names import name_block
 from bot.domain.rules import load_rules
 from bot.jobs.reminders import run_tick
 from bot.services.reminders import due_reminders
-from bot.services.similar import similar_customers
-from bot.storage.database import make_engine, make_sessions
-from models import NAME_LENGTH, Customer
+from models import NAME_LENGTH
 from tests.factories import italian_vat
 from tests.harness import START, Harness, running_bot
 
@@ -522,41 +519,10 @@ def import_figures(
 
 async def similar_lookups(url: str, names: Names, lookups: int) -> tuple[list[float], list[float]]:
     """bench/similar.py's measure on this data set: seconds of `similar_customers` and of
-    the exact-VAT look-up, one session each, in alternating runs."""
-    rng = random.Random(11)
-    duplicates = rng.sample(names.planted, min(len(names.planted), lookups // 4))
-    asked = [(italian_vat(i), names.rows[i]) for i in rng.sample(range(len(names.rows)), lookups)]
-    asked[: len(duplicates)] = [
-        (italian_vat(duplicate), names.rows[duplicate]) for _, duplicate, _ in duplicates
-    ]
-    engine = make_engine(url)
-    sessions = make_sessions(engine)
-
-    async def look_up(vat: str, name: str) -> None:
-        async with sessions() as session:
-            await similar_customers(session=session, vat=vat, name=name, today=TODAY)
-
-    async def exact(vat: str) -> None:
-        async with sessions() as session:
-            await session.execute(select(Customer).where(col(Customer.vat) == vat))
-
-    for vat, name in asked[:50]:  # the pool, the plans and the caches warmed
-        await look_up(vat, name)
-        await exact(vat)
-    similar: list[float] = []
-    floor: list[float] = []
-    run = 25
-    for start in range(0, len(asked), run):
-        for vat, name in asked[start : start + run]:
-            started = time.perf_counter()
-            await look_up(vat, name)
-            similar.append(time.perf_counter() - started)
-        for vat, _ in asked[start : start + run]:
-            started = time.perf_counter()
-            await exact(vat)
-            floor.append(time.perf_counter() - started)
-    await engine.dispose()
-    return similar, floor
+    the exact-VAT look-up, one session each, in alternating runs. A customer drawn for no
+    purchase has no row: the floor may find none."""
+    timed = await timed_lookups(url, names, lookups, all_known=False)
+    return timed.similar, timed.floor
 
 
 def similar_figures(url: str, names: Names) -> list[Figure]:

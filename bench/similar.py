@@ -432,11 +432,25 @@ def score(first: str, second: str) -> float:
     return fuzz.token_sort_ratio(normalised_name(first), normalised_name(second))
 
 
-async def measure(url: str, names: Names, sizes: Counter[str], lookups: int) -> None:
+@dataclass
+class Lookups:
+    """Look-ups asked, what they listed, and the seconds of each beside its floor."""
+
+    asked: list[tuple[str, str]]  # (VAT number, name)
+    duplicates: list[tuple[int, int, str]]  # the planted ones asked first, as in Names
+    results: list[list[SimilarCustomer]]
+    similar: list[float]  # seconds of each similar-names look-up
+    floor: list[float]  # seconds of each exact-VAT look-up
+
+
+async def timed_lookups(url: str, names: Names, lookups: int, *, all_known: bool = True) -> Lookups:
+    """`lookups` similar-names look-ups, one session each, in runs alternating with the
+    floor, the exact-VAT look-up. Customers at random, a quarter of them planted
+    near-duplicates. `all_known`: every customer has a row (else the floor may find none,
+    as in a data set built from purchases)."""
     rng = random.Random(11)
-    # Customers at random, a quarter of them planted near-duplicates: their originals
-    # should be listed, unless three names at least as close fill the list.
-    duplicates = rng.sample(names.planted, lookups // 4)
+    # Their originals should be listed, unless three names at least as close fill the list.
+    duplicates = rng.sample(names.planted, min(len(names.planted), lookups // 4))
     asked = [(italian_vat(i), names.rows[i]) for i in rng.sample(range(len(names.rows)), lookups)]
     asked[: len(duplicates)] = [
         (italian_vat(duplicate), names.rows[duplicate]) for _, duplicate, _ in duplicates
@@ -450,25 +464,32 @@ async def measure(url: str, names: Names, sizes: Counter[str], lookups: int) -> 
 
     async def exact(vat: str) -> None:
         async with sessions() as session:
-            (await session.execute(select(Customer).where(col(Customer.vat) == vat))).one()
+            found = await session.execute(select(Customer).where(col(Customer.vat) == vat))
+            if all_known:
+                found.one()
 
     for vat, name in asked[:50]:  # warm the pool, the plans and the caches
         await look_up(vat, name)
         await exact(vat)
-    similar: list[float] = []
-    floor: list[float] = []
-    results: list[list[SimilarCustomer]] = []
+    timed = Lookups(asked, duplicates, [], [], [])
     run = 25  # alternating runs: both see the same cache and machine state
     for start in range(0, len(asked), run):
         for vat, name in asked[start : start + run]:
             started = time.perf_counter()
-            results.append(await look_up(vat, name))
-            similar.append(time.perf_counter() - started)
+            timed.results.append(await look_up(vat, name))
+            timed.similar.append(time.perf_counter() - started)
         for vat, _ in asked[start : start + run]:
             started = time.perf_counter()
             await exact(vat)
-            floor.append(time.perf_counter() - started)
+            timed.floor.append(time.perf_counter() - started)
     await engine.dispose()
+    return timed
+
+
+async def measure(url: str, names: Names, sizes: Counter[str], lookups: int) -> None:
+    timed = await timed_lookups(url, names, lookups)
+    asked, duplicates, results = timed.asked, timed.duplicates, timed.results
+    similar, floor = timed.similar, timed.floor
     expected = listed = 0
     for (original, duplicate, _), found in zip(duplicates, results, strict=False):
         closeness = score(names.rows[original], names.rows[duplicate])
