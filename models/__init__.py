@@ -165,6 +165,9 @@ class Reminder(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("kind", "subject", "period", "salesperson_id", name="uq_reminder_once"),
         Index("ix_reminder_kind_due", "kind", "due_on"),
+        # A salesperson's last nudge about their partner, for the tick's cut
+        # (bot/services/reminders.py), read from the index alone.
+        Index("ix_reminder_last_nudge", "salesperson_id", "partner_id", "kind", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

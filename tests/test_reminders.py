@@ -2,23 +2,37 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import random
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.app.demo.telegram import TelegramError
+from bot.domain.outbox import ReminderKind, ReminderStatus
 from bot.jobs.reminders import run_tick
 from bot.services.accounts import unlink_salesperson
-from models import Registration, Reminder, Salesperson, StatusChange
+from bot.services.reminders import (
+    Recipient,
+    _nudge_candidates,
+    claim_reminders,
+    due_reminders,
+    nudge_due,
+)
+from models import Partner, Registration, Reminder, Salesperson, StatusChange
 from tests.conftest import BACKENDS, database_url_for, reset_postgresql
-from tests.factories import VATS
+from tests.factories import VATS, add_partners
 from tests.harness import Harness, buttons, running_bot
 from tests.test_conversations import join, load_programme, register_one
 
 ROME = ZoneInfo("Europe/Rome")
+
+
+NOW_MINUS_YEAR = dt.datetime(2025, 3, 1, 9, tzinfo=dt.UTC)
 
 
 def rome(year: int, month: int, day: int, hour: int = 10, minute: int = 0) -> dt.datetime:
@@ -492,3 +506,184 @@ async def test_the_tick_forgets_conversations_left_for_a_day(bot):
     assert await bot.resources.conversations.load(31, "registration") is not None
     await tick_at(bot, bot.clock.now() + dt.timedelta(hours=2))
     assert await bot.resources.conversations.load(31, "registration") is None
+
+
+# --- who is due a nudge: the database's cut against everyone read -------------------
+
+# Far ahead of UTC, far behind, and Havana, whose clocks jump at midnight (8 March 2026).
+ZONES = ("Europe/Rome", "Pacific/Kiritimati", "Pacific/Pago_Pago", "America/Havana")
+NUDGE_STATUSES = [s.value for s in ReminderStatus]
+
+
+async def nudges_reading_everyone(session, rules, today: dt.date) -> set[tuple]:
+    """Every reachable salesperson read, with all registrations and all nudges, and
+    nudge_due asked for each: what the database's cut must never lose."""
+    every = dt.timedelta(days=rules.reminders.inactivity_days)
+    people = (await session.execute(select(Salesperson))).scalars().all()
+    last_registered: dict[int, dt.date] = {}
+    for partner_id, day in (
+        await session.execute(select(Registration.partner_id, Registration.registered_on))
+    ).all():
+        last_registered[partner_id] = max(day, last_registered.get(partner_id, day))
+    last_nudge: dict[tuple[int, int], Reminder] = {}
+    for nudge in (
+        await session.execute(select(Reminder).where(Reminder.kind == ReminderKind.NUDGE))
+    ).scalars():
+        key = (nudge.salesperson_id, nudge.partner_id)
+        if key not in last_nudge or last_nudge[key].id < nudge.id:
+            last_nudge[key] = nudge
+    due = set()
+    for person in people:
+        if person.unlinked_at or person.unreachable_at or not person.reminders_enabled:
+            continue
+        last = last_nudge.get((person.id, person.partner_id))
+        found = nudge_due(
+            Recipient.of(person, rules.timezone),
+            last_registered.get(person.partner_id),
+            None
+            if last is None
+            else (last.created_at.astimezone(rules.timezone).date(), last.status),
+            today,
+            every,
+        )
+        if found is not None:
+            due.add((found.recipient.salesperson_id, found.period, found.due_on))
+    return due
+
+
+def random_moments(rng: random.Random, start: dt.datetime, zone: ZoneInfo):
+    """Moments over 80 days, half of them within three hours of a local midnight, where
+    a day's cut in UTC could go wrong."""
+
+    def moment() -> dt.datetime:
+        day = start.date() + dt.timedelta(days=rng.randrange(80))
+        if rng.random() < 0.5:
+            midnight = dt.datetime.combine(day, dt.time(), zone)
+            return midnight + dt.timedelta(minutes=rng.randrange(-180, 180))
+        return dt.datetime.combine(day, dt.time(), dt.UTC) + dt.timedelta(
+            minutes=rng.randrange(24 * 60)
+        )
+
+    return moment
+
+
+def random_programme(rng: random.Random, moment, partners: list[int]) -> list:
+    """Salespeople joining over 80 days, registrations, and nudges in every status, some
+    about a partner the person has left."""
+    rows: list = []
+
+    people = [
+        Salesperson(
+            telegram_user_id=9_000 + n,
+            partner_id=rng.choice(partners),
+            linked_at=moment(),
+            reminders_enabled=rng.random() > 0.1,
+            unlinked_at=moment() if rng.random() < 0.1 else None,
+            unreachable_at=moment() if rng.random() < 0.1 else None,
+        )
+        for n in range(80)
+    ]
+    rows += people
+    for n in range(30):
+        day = moment().date()
+        rows.append(
+            Registration(
+                reference=f"R{n:05d}",
+                partner_id=rng.choice(partners),
+                vat=f"IT{n:011d}",
+                customer_name="Rossi S.r.l.",
+                registered_on=day,
+                protected_until=day + dt.timedelta(days=90),
+                status="won",
+                deal_value=Decimal("100.00"),
+                product="x",
+                expected_close=day,
+                incentive_amount=Decimal("1.00"),
+                currency="EUR",
+                incentive_version=day,
+                level="gold",
+            )
+        )
+    return rows
+
+
+def random_nudges(rng: random.Random, moment, people: list[Salesperson], partners):
+    at = [moment() for _ in people]
+    return [
+        Reminder(
+            kind=ReminderKind.NUDGE,
+            subject=f"partner:{person.partner_id}",
+            period=f"p{n}",
+            salesperson_id=person.id,
+            partner_id=person.partner_id if rng.random() > 0.1 else rng.choice(partners),
+            due_on=when.date(),
+            status=rng.choice(NUDGE_STATUSES),
+            claim="t",
+            created_at=when,
+        )
+        for n, (person, when) in enumerate(zip(people * 3, at * 3, strict=True))
+        if rng.random() < 0.6
+    ]
+
+
+@pytest.mark.parametrize("zone", ZONES)
+async def test_the_databases_cut_loses_no_nudge_that_reading_everyone_finds(
+    sessions, rules, tmp_path, zone
+):
+    rules = dataclasses.replace(
+        rules,
+        timezone=ZoneInfo(zone),
+        reminders=dataclasses.replace(rules.reminders, inactivity_days=7),
+    )
+    await add_partners(sessions, rules, tmp_path, "P1,Uno,gold\nP2,Due,gold\nP3,Tre,gold\n")
+    rng = random.Random(zone)
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    async with sessions() as session:
+        partners = list((await session.execute(select(Partner.id))).scalars())
+        moment = random_moments(rng, start, rules.timezone)
+        programme = random_programme(rng, moment, partners)
+        session.add_all(programme)
+        await session.commit()
+        people = [row for row in programme if isinstance(row, Salesperson)]
+        session.add_all(random_nudges(rng, moment, people, partners))
+        await session.commit()
+    found_any = 0
+    for days in range(0, 100, 2):
+        for hour in (0, 11, 23):
+            now = start + dt.timedelta(days=days, hours=hour)
+            today = rules.today(now)
+            async with sessions() as session:
+                due = await due_reminders(session=session, rules=rules, now=now)
+                expected = await nudges_reading_everyone(session, rules, today)
+            got = {(d.recipient.salesperson_id, d.period, d.due_on) for d in due}
+            assert got == expected, now
+            found_any += len(got)
+    assert found_any > 100  # the cases are not all empty
+
+
+async def test_after_everyone_was_nudged_the_tick_reads_nobody(sessions, rules, tmp_path):
+    await add_partners(sessions, rules, tmp_path, "P1,Uno,gold\n")
+    now = dt.datetime(2026, 3, 1, 9, tzinfo=dt.UTC)
+    async with sessions() as session:
+        partner = (await session.execute(select(Partner.id))).scalar_one()
+        people = [
+            Salesperson(telegram_user_id=9_000 + n, partner_id=partner, linked_at=NOW_MINUS_YEAR)
+            for n in range(20)
+        ]
+        session.add_all(people)
+        await session.commit()
+        due = await due_reminders(session=session, rules=rules, now=now)
+        assert len(due) == 20
+        claimed = await claim_reminders(session=session, due=due, token="t", now=now)
+        await session.execute(
+            update(Reminder).where(Reminder.id.in_(claimed)).values(status=ReminderStatus.SENT)
+        )
+        await session.commit()
+    for later in (dt.timedelta(0), dt.timedelta(days=20)):
+        async with sessions() as session:
+            every = dt.timedelta(days=rules.reminders.inactivity_days)
+            today = rules.today(now + later)
+            assert await _nudge_candidates(session, rules, today, every) == []
+    async with sessions() as session:
+        due = await due_reminders(session=session, rules=rules, now=now + dt.timedelta(days=21))
+    assert len(due) == 20  # and a full period later, everyone again

@@ -14,8 +14,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import String, case, exists, func, literal, select, update
+from sqlalchemy import cast as cast_as
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from bot.domain.lifecycle import Status
@@ -31,6 +33,8 @@ from models import Partner, Registration, Reminder, Salesperson
 
 # A follow-up asks before protection ends, or on the expected close date if earlier.
 BEFORE_PROTECTION_ENDS, ON_CLOSE_DATE = "protection", "close"
+# An expiry notice's period: one a registration.
+EXPIRED_PERIOD = "expired"
 # Expiries older than this are not announced (a bot that was down for a month
 # does not wake everybody with old news).
 EXPIRY_NOTICE_DAYS = 7
@@ -108,8 +112,11 @@ def partner_subject(partner_id: int) -> str:
     return f"partner:{partner_id}"
 
 
+REGISTRATION_PREFIX = "registration:"
+
+
 def registration_subject(registration_id: int) -> str:
-    return f"registration:{registration_id}"
+    return f"{REGISTRATION_PREFIX}{registration_id}"
 
 
 # --- what is due -------------------------------------------------------------------
@@ -125,12 +132,8 @@ async def expire_lapsed(*, session: AsyncSession, rules: Rules, now: dt.datetime
 async def due_reminders(*, session: AsyncSession, rules: Rules, now: dt.datetime) -> list[Due]:
     """Every reminder due at `now` that nobody has had yet (quiet hours aside)."""
     today = rules.today(now)
-    people = await _reachable_salespeople(session, rules)
-    by_partner: dict[int, list[Recipient]] = defaultdict(list)
-    for person in people:
-        by_partner[person.partner_id].append(person)
-    due = await _nudges(session, rules, today, people)
-    due += await _registration_reminders(session, rules, today, by_partner)
+    due = await _nudges(session, rules, today)
+    due += await _registration_reminders(session, rules, today)
     return due
 
 
@@ -140,121 +143,207 @@ async def _read(session: AsyncSession, statement: Any) -> Any:
     return await (await session.connection()).execute(statement)
 
 
-async def _reachable_salespeople(session: AsyncSession, rules: Rules) -> list[Recipient]:
-    """Linked salespeople who want reminders and have not blocked the bot.
+# Who a reminder may reach: linked, reminders on, the bot not blocked.
+REACHABLE = (
+    col(Salesperson.unlinked_at).is_(None),
+    col(Salesperson.unreachable_at).is_(None),
+    col(Salesperson.reminders_enabled).is_(True),
+)
+# A Recipient's columns, in _recipient's order: plain columns rather than ORM objects,
+# since a tick may read tens of thousands.
+RECIPIENT_COLUMNS = (
+    col(Salesperson.id),
+    col(Salesperson.telegram_user_id),
+    col(Salesperson.partner_id),
+    col(Salesperson.language),
+    col(Salesperson.telegram_language),
+    col(Salesperson.display_name),
+    col(Salesperson.username),
+    col(Salesperson.linked_at),
+)
+# A nudge in these states went (or failed for good): the next one waits its turn after it.
+WAITED_AFTER = (ReminderStatus.SENDING, ReminderStatus.SENT, ReminderStatus.FAILED)
 
-    Plain columns rather than ORM objects: every tick reads all of them.
-    """
-    statement = (
-        select(
-            col(Salesperson.id),
-            col(Salesperson.telegram_user_id),
-            col(Salesperson.partner_id),
-            col(Salesperson.language),
-            col(Salesperson.telegram_language),
-            col(Salesperson.display_name),
-            col(Salesperson.username),
-            col(Salesperson.linked_at),
-        )
-        .where(
-            col(Salesperson.unlinked_at).is_(None),
-            col(Salesperson.unreachable_at).is_(None),
-            col(Salesperson.reminders_enabled).is_(True),
-        )
-        .order_by(col(Salesperson.id))  # the same order on both databases, run after run
+
+def _recipient(row: Any, zone: dt.tzinfo) -> Recipient:
+    return Recipient(
+        salesperson_id=cast(int, row[0]),
+        telegram_user_id=row[1],
+        partner_id=row[2],
+        language=row[3],
+        telegram_language=row[4],
+        display_name=row[5],
+        username=row[6],
+        linked_on=row[7].astimezone(zone).date(),
     )
-    zone = rules.timezone
-    return [
-        Recipient(
-            salesperson_id=cast(int, row[0]),
-            telegram_user_id=row[1],
-            partner_id=row[2],
-            language=row[3],
-            telegram_language=row[4],
-            display_name=row[5],
-            username=row[6],
-            linked_on=row[7].astimezone(zone).date(),
+
+
+async def _reachable_salespeople(
+    session: AsyncSession, rules: Rules, partner_ids: Sequence[int]
+) -> dict[int, list[Recipient]]:
+    """The reachable salespeople of these partners, by partner, in id order."""
+    by_partner: dict[int, list[Recipient]] = defaultdict(list)
+    for chunk in in_chunks(sorted(set(partner_ids))):
+        rows = await _read(
+            session,
+            select(*RECIPIENT_COLUMNS)
+            .where(*REACHABLE, col(Salesperson.partner_id).in_(chunk))
+            .order_by(col(Salesperson.id)),
         )
-        for row in (await _read(session, statement)).all()
+        for row in rows.all():
+            person = _recipient(row, rules.timezone)
+            by_partner[person.partner_id].append(person)
+    return by_partner
+
+
+async def _nudges(session: AsyncSession, rules: Rules, today: dt.date) -> list[Due]:
+    every = dt.timedelta(days=rules.reminders.inactivity_days)
+    candidates = await _nudge_candidates(session, rules, today, every)
+    return [
+        nudge
+        for person, last_registered, last in candidates
+        if (nudge := nudge_due(person, last_registered, last, today, every)) is not None
     ]
 
 
-async def _nudges(
-    session: AsyncSession, rules: Rules, today: dt.date, people: Sequence[Recipient]
-) -> list[Due]:
-    """A nudge after `inactivity_days` without a registration, counted from the partner's
-    last registration or the day the salesperson joined, whichever is later; then again
-    `inactivity_days` after the last nudge that person got, for as long as it lasts."""
-    every = dt.timedelta(days=rules.reminders.inactivity_days)
-    last_registered = await _last_registrations(session)
-    last_nudges = await _last_nudges(session, rules)
-    due = []
-    for person in people:
-        anchor = max(person.linked_on, last_registered.get(person.partner_id, person.linked_on))
-        turn = wait_from = anchor  # the nudge's identity; the day the waiting starts
-        last = last_nudges.get((person.salesperson_id, person.partner_id))
-        if last is not None and last[0] >= anchor:
-            day, status = last
-            if status in (ReminderStatus.CLAIMED, ReminderStatus.RETRY):
-                continue  # on its way
-            turn = day
-            # After a nudge that went (or failed for good) the next waits its turn; one
-            # that could not reach the person (blocked, reminders off) is due once they can.
-            if status in (ReminderStatus.SENDING, ReminderStatus.SENT, ReminderStatus.FAILED):
-                wait_from = day
-        if today < wait_from + every:
-            continue
-        due.append(
-            Due(
-                kind=ReminderKind.NUDGE,
-                subject=partner_subject(person.partner_id),
-                period=f"{anchor.isoformat()}/{turn.isoformat()}",
-                due_on=wait_from + every,
-                partner_id=person.partner_id,
-                registration_id=None,
-                recipient=person,
-            )
-        )
-    return due
+def nudge_due(
+    person: Recipient,
+    last_registered: dt.date | None,
+    last: tuple[dt.date, str] | None,
+    today: dt.date,
+    every: dt.timedelta,
+) -> Due | None:
+    """A nudge after `every` without a registration, counted from the partner's last
+    registration or the day the salesperson joined, whichever is later; then again
+    `every` after the last nudge that person got (`last`: its day, its status), for as
+    long as it lasts. None when nothing is due today."""
+    anchor = max(person.linked_on, last_registered or person.linked_on)
+    turn = wait_from = anchor  # the nudge's identity; the day the waiting starts
+    if last is not None and last[0] >= anchor:
+        day, status = last
+        if status in (ReminderStatus.CLAIMED, ReminderStatus.RETRY):
+            return None  # on its way
+        turn = day
+        # After a nudge that went (or failed for good) the next waits its turn; one
+        # that could not reach the person (blocked, reminders off) is due once they can.
+        if status in WAITED_AFTER:
+            wait_from = day
+    if today < wait_from + every:
+        return None
+    return Due(
+        kind=ReminderKind.NUDGE,
+        subject=partner_subject(person.partner_id),
+        period=f"{anchor.isoformat()}/{turn.isoformat()}",
+        due_on=wait_from + every,
+        partner_id=person.partner_id,
+        registration_id=None,
+        recipient=person,
+    )
 
 
-async def _last_nudges(
-    session: AsyncSession, rules: Rules
-) -> dict[tuple[int, int], tuple[dt.date, str]]:
-    """Each person's latest nudge about each partner: the day it was written, its status."""
-    latest = (
-        select(
-            col(Reminder.salesperson_id).label("person"),
-            col(Reminder.partner_id).label("partner"),
-            func.max(Reminder.id).label("id"),
-        )
-        .where(col(Reminder.kind) == ReminderKind.NUDGE)
-        .group_by(col(Reminder.salesperson_id), col(Reminder.partner_id))
-        .subquery()
+async def _nudge_candidates(
+    session: AsyncSession, rules: Rules, today: dt.date, every: dt.timedelta
+) -> list[tuple[Recipient, dt.date | None, tuple[dt.date, str] | None]]:
+    """The reachable salespeople who may be due a nudge, each with their partner's last
+    registration date and their own last nudge about that partner (its day, its status).
+
+    The database leaves out, with dates alone, everyone who cannot be due: those who
+    joined, or whose partner registered, less than `every` ago, and those whose last
+    nudge went less than `every` ago. A tick with nothing new then reads nobody, rather
+    than every salesperson (3 s at 90,000). The cut on moments has three hours' margin,
+    so the time zone is never needed in SQL; nudge_due decides exactly on what is left.
+    """
+    latest_day = today - every  # the last day the wait may have started on
+    # Past the first moment of the day after, local time: a clock change at midnight
+    # moves that moment, never by more than two hours anywhere.
+    cut = dt.datetime.combine(
+        latest_day + dt.timedelta(days=1), dt.time(), rules.timezone
+    ) + dt.timedelta(hours=3)
+    registered_lately = exists().where(
+        col(Registration.partner_id) == col(Salesperson.partner_id),
+        col(Registration.registered_on) > latest_day,
+    )
+    last, later = aliased(Reminder), aliased(Reminder)
+    last_went_lately = exists().where(
+        *_nudges_about_the_salesperson(last),
+        col(last.created_at) >= cut,
+        col(last.status).in_(WAITED_AFTER),
+        ~exists()
+        .where(*_nudges_about_the_salesperson(later), col(later.id) > col(last.id))
+        .correlate(Salesperson, last),  # two levels up: said, not guessed
     )
     rows = await _read(
         session,
-        select(
-            latest.c.person, latest.c.partner, col(Reminder.created_at), col(Reminder.status)
-        ).join(Reminder, col(Reminder.id) == latest.c.id),
+        select(*RECIPIENT_COLUMNS)
+        .where(
+            *REACHABLE,
+            col(Salesperson.linked_at) < cut,
+            ~registered_lately,
+            ~last_went_lately,
+        )
+        .order_by(col(Salesperson.id)),  # the same order on both databases, run after run
     )
+    people = [_recipient(row, rules.timezone) for row in rows.all()]
+    last_registered = await _last_registrations(session, sorted({p.partner_id for p in people}))
+    last_nudges = await _last_nudges(session, rules, people)
+    return [
+        (
+            person,
+            last_registered.get(person.partner_id),
+            last_nudges.get((person.salesperson_id, person.partner_id)),
+        )
+        for person in people
+    ]
+
+
+def _nudges_about_the_salesperson(nudge: type[Reminder]) -> tuple[Any, ...]:
+    """`nudge` (an alias of Reminder) is a nudge to the salesperson of the enclosing
+    query, about the partner they are with now."""
+    return (
+        col(nudge.kind) == ReminderKind.NUDGE,
+        col(nudge.salesperson_id) == col(Salesperson.id),
+        col(nudge.partner_id) == col(Salesperson.partner_id),
+    )
+
+
+async def _last_nudges(
+    session: AsyncSession, rules: Rules, people: Sequence[Recipient]
+) -> dict[tuple[int, int], tuple[dt.date, str]]:
+    """These people's latest nudge about each partner: the day it was written, its status."""
+    latest: dict[tuple[int, int], tuple[int, dt.datetime, str]] = {}
+    for chunk in in_chunks([p.salesperson_id for p in people]):
+        rows = await _read(
+            session,
+            select(
+                col(Reminder.salesperson_id),
+                col(Reminder.partner_id),
+                col(Reminder.id),
+                col(Reminder.created_at),
+                col(Reminder.status),
+            ).where(
+                col(Reminder.kind) == ReminderKind.NUDGE, col(Reminder.salesperson_id).in_(chunk)
+            ),
+        )
+        for person, partner, number, moment, status in rows.all():
+            known = latest.get((person, partner))
+            if known is None or known[0] < number:
+                latest[(person, partner)] = (number, moment, status)
+    zone = rules.timezone
     return {
-        (person, partner): (moment_of(moment).astimezone(rules.timezone).date(), status)
-        for person, partner, moment, status in rows.all()
+        key: (moment_of(moment).astimezone(zone).date(), status)
+        for key, (_, moment, status) in latest.items()
     }
 
 
 async def _last_registrations(
-    session: AsyncSession, partner_ids: Sequence[int] | None = None
+    session: AsyncSession, partner_ids: Sequence[int]
 ) -> dict[int, dt.date]:
-    """Each partner's latest registration date (all partners when `partner_ids` is None)."""
+    """Each of these partners' latest registration date."""
     statement = select(col(Registration.partner_id), func.max(Registration.registered_on)).group_by(
         col(Registration.partner_id)
     )
     rows: list[Any] = []
-    if partner_ids is None:
-        rows += (await _read(session, statement)).all()
-    for chunk in in_chunks(partner_ids or []):
+    for chunk in in_chunks(partner_ids):
         rows += (
             await session.execute(statement.where(col(Registration.partner_id).in_(chunk)))
         ).all()
@@ -270,7 +359,6 @@ async def _registration_reminders(
     session: AsyncSession,
     rules: Rules,
     today: dt.date,
-    by_partner: dict[int, list[Recipient]],
 ) -> list[Due]:
     """Follow-ups on open registrations, and notices of those that expired."""
     followup_days = dt.timedelta(days=rules.reminders.followup_days)
@@ -289,6 +377,16 @@ async def _registration_reminders(
                 col(Registration.protected_until) >= today,
                 (col(Registration.protected_until) <= today + followup_days)
                 | (col(Registration.expected_close) <= today),
+                _nobody_has(
+                    ReminderKind.FOLLOWUP,
+                    case(
+                        (
+                            col(Registration.protected_until) <= today + followup_days,
+                            BEFORE_PROTECTION_ENDS,
+                        ),
+                        else_=ON_CLOSE_DATE,
+                    ),
+                ),
             )
             .order_by(col(Registration.id)),
         )
@@ -306,12 +404,16 @@ async def _registration_reminders(
                 col(Registration.status) == Status.EXPIRED,
                 col(Registration.protected_until) < today,
                 col(Registration.protected_until) >= today - dt.timedelta(days=EXPIRY_NOTICE_DAYS),
+                _nobody_has(ReminderKind.EXPIRY, literal(EXPIRED_PERIOD)),
             )
             .order_by(col(Registration.id)),
         )
     ).all()
     subjects = [registration_subject(cast(int, row[0])) for row in (*open_ones, *expired)]
     already = await _rows_for(session, subjects)
+    by_partner = await _reachable_salespeople(
+        session, rules, [row[1] for row in (*open_ones, *expired)]
+    )
     due: list[Due] = []
     for registration_id, partner_id, registered_by, until, close in open_ones:
         protection_due = until - followup_days
@@ -336,12 +438,26 @@ async def _registration_reminders(
             registration_id,
             partner_id,
             registered_by,
-            "expired",
+            EXPIRED_PERIOD,
             until + dt.timedelta(days=1),
             by_partner,
             already,
         )
     return due
+
+
+def _nobody_has(kind: ReminderKind, period: Any) -> Any:
+    """No reminder of this kind and period about the registration is with anybody (the
+    rule _to_registration_people applies), said to the database: a tick with nothing new
+    then reads none of the open registrations everyone was told about. The unique index
+    on (kind, subject, period) finds them."""
+    subject = literal(REGISTRATION_PREFIX) + cast_as(col(Registration.id), String)
+    return ~exists().where(
+        col(Reminder.kind) == kind,
+        col(Reminder.subject) == subject,
+        col(Reminder.period) == period,
+        col(Reminder.status).in_(LIVE),
+    )
 
 
 def _to_registration_people(
