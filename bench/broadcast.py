@@ -9,6 +9,10 @@ with the broadcast running and without (the baseline, measured in the same run).
 
     python -m bench.broadcast [--partners 5000] [--limit 200] [--salespeople 20]
     python -m bench.broadcast --partners 90000 --limit 30 --paid 1000   # paid broadcasts
+    ... --database postgresql://postgres@127.0.0.1:5432/pai_bench_broadcast
+
+The database is a SQLite file in a temporary folder unless --database names a
+PostgreSQL one, which is dropped and made again.
 """
 
 from __future__ import annotations
@@ -23,13 +27,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+from sqlalchemy.engine import make_url
+
 from bench import percentile
+from bench.e2e import fresh_database
+from bench.similar import plain_url
 from bot.app.application import build_application
 from bot.app.demo.telegram import FakeBotApi, FakeRequest, User
 from bot.config import Settings
 from bot.domain.clock import ManualClock
 from bot.jobs.broadcasts import deliver_broadcast
 from bot.services.broadcasts import ALL, Audience, create_broadcast, report_of
+from bot.storage.database import sqlite_file
 from bot.telegram.context import App
 from bot.telegram.updates import checked_updates
 from tests.factories import italian_vat
@@ -40,8 +50,43 @@ TEXT = "Programme update: the Gold incentive rises in March"
 SALES_BASE = 9_000_000
 
 
-def seed(path: Path, partners: int) -> None:
+async def seed(url: str, partners: int) -> None:
     """Partners with one salesperson each; the last `salespeople` ones register deals."""
+    path = sqlite_file(url)
+    if path is not None:
+        seed_sqlite(path, partners)
+        return
+    stamp = NOW - dt.timedelta(days=100)
+    connection = await asyncpg.connect(plain_url(url))
+    try:
+        await connection.copy_records_to_table(
+            "partner",
+            records=(
+                (p, f"P{p}", f"Partner {p}", "gold", stamp, stamp) for p in range(1, partners + 1)
+            ),
+            columns=["id", "code", "company", "level", "created_at", "updated_at"],
+        )
+        await connection.copy_records_to_table(
+            "salesperson",
+            records=((p, SALES_BASE + p, p, True, stamp, "en") for p in range(1, partners + 1)),
+            columns=[
+                "id",
+                "telegram_user_id",
+                "partner_id",
+                "reminders_enabled",
+                "linked_at",
+                "telegram_language",
+            ],
+        )
+        for table in ("partner", "salesperson"):  # past the ids given here
+            await connection.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), {partners})"
+            )
+    finally:
+        await connection.close()
+
+
+def seed_sqlite(path: Path, partners: int) -> None:
     db = sqlite3.connect(path)
     stamp = (NOW - dt.timedelta(days=100)).isoformat()
     db.executemany(
@@ -135,15 +180,22 @@ async def register_deals(
 
 
 async def run(
-    partners: int, limit: float, salespeople: int, deals: int, paid: float | None
+    partners: int,
+    limit: float,
+    salespeople: int,
+    deals: int,
+    paid: float | None,
+    database: str | None,
 ) -> None:
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "broadcast.db"
+        url = database or f"sqlite:///{Path(folder) / 'broadcast.db'}"
+        if database is not None:
+            await fresh_database(url)
         api = FakeBotApi(rate_limit=limit, paid_rate_limit=paid)
         settings = Settings(
             _env_file=None,  # type: ignore[call-arg]
             telegram_bot_token=TOKEN,
-            database_url=f"sqlite:///{path}",
+            database_url=url,
             pai_telegram_rate=limit,
             pai_broadcast_rate=paid or limit,
             pai_paid_broadcast=paid is not None,
@@ -160,7 +212,7 @@ async def run(
         assert app.post_init is not None
         await app.post_init(app)
         await app.start()
-        seed(path, partners + salespeople)
+        await seed(url, partners + salespeople)
         shared = app.bot_data.resources
         people = [SALES_BASE + partners + 1 + i for i in range(salespeople)]
 
@@ -208,6 +260,7 @@ async def run(
 
     rate = recipients / elapsed
     allowed = paid or limit
+    print(f"database: {make_url(url).get_backend_name()}")
     print(
         f"{'paid ' if paid else ''}broadcast to {recipients:,} salespeople in {elapsed:.1f} s: "
         f"{rate:.0f} messages/s, {rate / allowed:.0%} of the {allowed:.0f}/s limit (goal >= 90%)"
@@ -244,8 +297,13 @@ def main() -> None:
         help="paid broadcasts (PAI_PAID_BROADCAST=1) at RATE a second, which the fake allows "
         "beside --limit for everything else (issue 22: --partners 90000 --limit 30 --paid 1000)",
     )
+    parser.add_argument(
+        "--database", metavar="URL", help="a PostgreSQL database to drop and use (else SQLite)"
+    )
     args = parser.parse_args()
-    asyncio.run(run(args.partners, args.limit, args.salespeople, args.deals, args.paid))
+    asyncio.run(
+        run(args.partners, args.limit, args.salespeople, args.deals, args.paid, args.database)
+    )
 
 
 if __name__ == "__main__":

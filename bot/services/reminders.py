@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import String, case, exists, func, literal, select, update
+from sqlalchemy import String, case, exists, func, literal, select, union, update
 from sqlalchemy import cast as cast_as
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -179,20 +179,20 @@ def _recipient(row: Any, zone: dt.tzinfo) -> Recipient:
 
 
 async def _reachable_salespeople(
-    session: AsyncSession, rules: Rules, partner_ids: Sequence[int]
+    session: AsyncSession, rules: Rules, partners: Any
 ) -> dict[int, list[Recipient]]:
-    """The reachable salespeople of these partners, by partner, in id order."""
+    """The reachable salespeople of the partners `partners` selects, by partner, in id
+    order."""
     by_partner: dict[int, list[Recipient]] = defaultdict(list)
-    for chunk in in_chunks(sorted(set(partner_ids))):
-        rows = await _read(
-            session,
-            select(*RECIPIENT_COLUMNS)
-            .where(*REACHABLE, col(Salesperson.partner_id).in_(chunk))
-            .order_by(col(Salesperson.id)),
-        )
-        for row in rows.all():
-            person = _recipient(row, rules.timezone)
-            by_partner[person.partner_id].append(person)
+    rows = await _read(
+        session,
+        select(*RECIPIENT_COLUMNS)
+        .where(*REACHABLE, col(Salesperson.partner_id).in_(partners))
+        .order_by(col(Salesperson.id)),
+    )
+    for row in rows.all():
+        person = _recipient(row, rules.timezone)
+        by_partner[person.partner_id].append(person)
     return by_partner
 
 
@@ -272,67 +272,51 @@ async def _nudge_candidates(
         .where(*_nudges_about_the_salesperson(later), col(later.id) > col(last.id))
         .correlate(Salesperson, last),  # two levels up: said, not guessed
     )
+
+    # What nudge_due needs of each one left, read for those only, off indexes: their
+    # partner's last registration, and their last nudge's moment and status. In the
+    # select list, so that no plan works them out before the cut.
+    def of_last_nudge(column: Any) -> Any:
+        return (
+            select(column)
+            .where(*_nudges_about_the_salesperson(Reminder))
+            .order_by(col(Reminder.id).desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+
     rows = await _read(
         session,
-        select(*RECIPIENT_COLUMNS)
-        .where(
-            *REACHABLE,
-            col(Salesperson.linked_at) < cut,
-            ~registered_lately,
-            ~last_went_lately,
+        select(
+            *RECIPIENT_COLUMNS,
+            select(func.max(col(Registration.registered_on)))
+            .where(col(Registration.partner_id) == col(Salesperson.partner_id))
+            .scalar_subquery(),
+            of_last_nudge(col(Reminder.created_at)),
+            of_last_nudge(col(Reminder.status)),
         )
+        .where(*REACHABLE, col(Salesperson.linked_at) < cut, ~registered_lately, ~last_went_lately)
         .order_by(col(Salesperson.id)),  # the same order on both databases, run after run
     )
-    people = [_recipient(row, rules.timezone) for row in rows.all()]
-    last_registered = await _last_registrations(session, sorted({p.partner_id for p in people}))
-    last_nudges = await _last_nudges(session, rules, people)
+    zone = rules.timezone
     return [
         (
-            person,
-            last_registered.get(person.partner_id),
-            last_nudges.get((person.salesperson_id, person.partner_id)),
+            _recipient(row, zone),
+            date_of(row[8]),
+            None if row[9] is None else (moment_of(row[9]).astimezone(zone).date(), row[10]),
         )
-        for person in people
+        for row in rows.all()
     ]
 
 
 def _nudges_about_the_salesperson(nudge: type[Reminder]) -> tuple[Any, ...]:
-    """`nudge` (an alias of Reminder) is a nudge to the salesperson of the enclosing
+    """`nudge` (Reminder or an alias) is a nudge to the salesperson of the enclosing
     query, about the partner they are with now."""
     return (
         col(nudge.kind) == ReminderKind.NUDGE,
         col(nudge.salesperson_id) == col(Salesperson.id),
         col(nudge.partner_id) == col(Salesperson.partner_id),
     )
-
-
-async def _last_nudges(
-    session: AsyncSession, rules: Rules, people: Sequence[Recipient]
-) -> dict[tuple[int, int], tuple[dt.date, str]]:
-    """These people's latest nudge about each partner: the day it was written, its status."""
-    latest: dict[tuple[int, int], tuple[int, dt.datetime, str]] = {}
-    for chunk in in_chunks([p.salesperson_id for p in people]):
-        rows = await _read(
-            session,
-            select(
-                col(Reminder.salesperson_id),
-                col(Reminder.partner_id),
-                col(Reminder.id),
-                col(Reminder.created_at),
-                col(Reminder.status),
-            ).where(
-                col(Reminder.kind) == ReminderKind.NUDGE, col(Reminder.salesperson_id).in_(chunk)
-            ),
-        )
-        for person, partner, number, moment, status in rows.all():
-            known = latest.get((person, partner))
-            if known is None or known[0] < number:
-                latest[(person, partner)] = (number, moment, status)
-    zone = rules.timezone
-    return {
-        key: (moment_of(moment).astimezone(zone).date(), status)
-        for key, (_, moment, status) in latest.items()
-    }
 
 
 async def _last_registrations(
@@ -362,58 +346,59 @@ async def _registration_reminders(
 ) -> list[Due]:
     """Follow-ups on open registrations, and notices of those that expired."""
     followup_days = dt.timedelta(days=rules.reminders.followup_days)
-    open_ones = (
-        await _read(
-            session,
-            select(
-                col(Registration.id),
-                col(Registration.partner_id),
-                col(Registration.salesperson_id),
-                col(Registration.protected_until),
-                col(Registration.expected_close),
-            )
-            .where(
-                col(Registration.status) == Status.QUALIFIED,
-                col(Registration.protected_until) >= today,
-                (col(Registration.protected_until) <= today + followup_days)
-                | (col(Registration.expected_close) <= today),
-                _nobody_has(
-                    ReminderKind.FOLLOWUP,
-                    case(
-                        (
-                            col(Registration.protected_until) <= today + followup_days,
-                            BEFORE_PROTECTION_ENDS,
-                        ),
-                        else_=ON_CLOSE_DATE,
+    open_ones_statement = (
+        select(
+            col(Registration.id),
+            col(Registration.partner_id),
+            col(Registration.salesperson_id),
+            col(Registration.protected_until),
+            col(Registration.expected_close),
+        )
+        .where(
+            col(Registration.status) == Status.QUALIFIED,
+            col(Registration.protected_until) >= today,
+            (col(Registration.protected_until) <= today + followup_days)
+            | (col(Registration.expected_close) <= today),
+            _nobody_has(
+                ReminderKind.FOLLOWUP,
+                case(
+                    (
+                        col(Registration.protected_until) <= today + followup_days,
+                        BEFORE_PROTECTION_ENDS,
                     ),
+                    else_=ON_CLOSE_DATE,
                 ),
-            )
-            .order_by(col(Registration.id)),
+            ),
         )
-    ).all()
-    expired = (
-        await _read(
-            session,
-            select(
-                col(Registration.id),
-                col(Registration.partner_id),
-                col(Registration.salesperson_id),
-                col(Registration.protected_until),
-            )
-            .where(
-                col(Registration.status) == Status.EXPIRED,
-                col(Registration.protected_until) < today,
-                col(Registration.protected_until) >= today - dt.timedelta(days=EXPIRY_NOTICE_DAYS),
-                _nobody_has(ReminderKind.EXPIRY, literal(EXPIRED_PERIOD)),
-            )
-            .order_by(col(Registration.id)),
+        .order_by(col(Registration.id))
+    )
+    expired_statement = (
+        select(
+            col(Registration.id),
+            col(Registration.partner_id),
+            col(Registration.salesperson_id),
+            col(Registration.protected_until),
         )
-    ).all()
+        .where(
+            col(Registration.status) == Status.EXPIRED,
+            col(Registration.protected_until) < today,
+            col(Registration.protected_until) >= today - dt.timedelta(days=EXPIRY_NOTICE_DAYS),
+            _nobody_has(ReminderKind.EXPIRY, literal(EXPIRED_PERIOD)),
+        )
+        .order_by(col(Registration.id))
+    )
+    open_ones = (await _read(session, open_ones_statement)).all()
+    expired = (await _read(session, expired_statement)).all()
     subjects = [registration_subject(cast(int, row[0])) for row in (*open_ones, *expired)]
     already = await _rows_for(session, subjects)
-    by_partner = await _reachable_salespeople(
-        session, rules, [row[1] for row in (*open_ones, *expired)]
-    )
+    by_partner: dict[int, list[Recipient]] = defaultdict(list)
+    if open_ones or expired:
+        # Their partners' people in one read, the partners named by the same filters.
+        partners = union(
+            select(open_ones_statement.subquery().c.partner_id),
+            select(expired_statement.subquery().c.partner_id),
+        )
+        by_partner = await _reachable_salespeople(session, rules, partners)
     due: list[Due] = []
     for registration_id, partner_id, registered_by, until, close in open_ones:
         protection_due = until - followup_days

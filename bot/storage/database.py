@@ -165,10 +165,18 @@ def make_engine(database_url: str, timeouts: Timeouts | None = None) -> AsyncEng
 
 
 def postgres_limits(timeouts: Timeouts) -> dict[str, str]:
-    """PostgreSQL's settings for how long a statement may wait, for every connection."""
+    """PostgreSQL's settings for every connection: how long a statement may wait, and
+    no JIT compilation.
+
+    JIT pays off for long analytical queries; it is started by the planner's cost
+    estimate, which correlated subqueries inflate, and then costs 0.1-0.4 s of compiling
+    on a statement that runs in less: the reminders' cut at 90,000 salespeople took
+    0.58 s with it, 0.19 s without (issue 22).
+    """
     return {
         "lock_timeout": str(int(timeouts.lock * 1000)),
         "statement_timeout": str(int(timeouts.statement * 1000)),
+        "jit": "off",
     }
 
 
