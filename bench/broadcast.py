@@ -268,7 +268,8 @@ async def run(
     print(
         f"429s received: {api.too_many - too_many_before} (goal 0); "
         f"duplicates: {sum(1 for c in copies if c > 1)} (must be 0); "
-        f"delivered {report.delivered}, failed {report.failed}, missing "
+        f"delivered {report.delivered}, failed {report.failed}, unconfirmed "
+        f"{report.unconfirmed}, waiting {report.waiting}, missing "
         f"{sum(1 for c in copies if c == 0)}"
     )
 

@@ -8,6 +8,7 @@ rows never handed over, and never sends one twice.
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -20,7 +21,8 @@ from bot.domain.lifecycle import Status
 from bot.domain.outbox import AFTER_SEND, BroadcastStatus, DeliveryStatus, Outcome, Result
 from bot.events import BroadcastReady, emit
 from bot.services.accounts import mark_unreachable
-from bot.services.outbox import advance
+from bot.services.outbox import UNSYNCHRONISED, advance
+from bot.storage.database import in_chunks
 from models import Broadcast, BroadcastDelivery, Partner, Registration, Salesperson
 
 # Sends a delivery gets before it is given up as failed.
@@ -199,7 +201,8 @@ async def advance_deliveries(
                 waiting,
                 col(BroadcastDelivery.attempts) >= MAX_ATTEMPTS,
             )
-            .values(status=DeliveryStatus.FAILED, error="no more attempts")
+            .values(status=DeliveryStatus.FAILED, error="no more attempts"),
+            execution_options=UNSYNCHRONISED,
         )
     attempts = col(BroadcastDelivery.attempts)
     return await advance(
@@ -221,24 +224,30 @@ async def _record_deliveries(
     session: AsyncSession, done: Sequence[Result], now: dt.datetime
 ) -> None:
     """How each send went. A retry is due at once (the sender paces its own tries) unless
-    it was the last attempt allowed; a blocked bot marks its person unreachable."""
+    it was the last attempt allowed; a blocked bot marks its person unreachable.
+
+    One statement for the sends that went the same way, not one a send: a paid
+    broadcast records a thousand a second, and building a statement costs more CPU than
+    running it."""
+    alike: dict[tuple[Outcome, str | None], list[int]] = defaultdict(list)
     for result in done:
-        values: dict[str, object] = {
-            "status": AFTER_SEND[result.outcome].delivery,
-            "error": result.reason,
-        }
-        if result.outcome == Outcome.SENT:
+        alike[(result.outcome, result.reason)].append(result.id)
+    for (outcome, reason), ids in alike.items():
+        values: dict[str, object] = {"status": AFTER_SEND[outcome].delivery, "error": reason}
+        if outcome == Outcome.SENT:
             values["sent_at"] = now
-        statement = update(BroadcastDelivery).where(col(BroadcastDelivery.id) == result.id)
-        if result.outcome == Outcome.RETRY:
-            await session.execute(
-                statement.where(col(BroadcastDelivery.attempts) >= MAX_ATTEMPTS).values(
-                    status=DeliveryStatus.FAILED, error="no more attempts"
+        for chunk in in_chunks(ids):
+            statement = update(BroadcastDelivery).where(col(BroadcastDelivery.id).in_(chunk))
+            if outcome == Outcome.RETRY:
+                await session.execute(
+                    statement.where(col(BroadcastDelivery.attempts) >= MAX_ATTEMPTS).values(
+                        status=DeliveryStatus.FAILED, error="no more attempts"
+                    ),
+                    execution_options=UNSYNCHRONISED,
                 )
-            )
-            statement = statement.where(col(BroadcastDelivery.attempts) < MAX_ATTEMPTS)
-            values["next_attempt_at"] = now
-        await session.execute(statement.values(**values))
+                statement = statement.where(col(BroadcastDelivery.attempts) < MAX_ATTEMPTS)
+                values["next_attempt_at"] = now
+            await session.execute(statement.values(**values), execution_options=UNSYNCHRONISED)
     await mark_unreachable(
         session=session,
         people=[r.salesperson_id for r in done if r.outcome == Outcome.BLOCKED],

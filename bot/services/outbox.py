@@ -14,6 +14,10 @@ from sqlmodel import col
 
 from bot.domain.outbox import Result
 
+# For the UPDATEs here, run in short sessions that hold none of the rows: the ORM need
+# not look for objects to bring up to date (a third of a paid broadcast's CPU went on it).
+UNSYNCHRONISED = {"synchronize_session": False}
+
 # How a table records the sends just made (the caller's transaction commits it).
 Record = Callable[[AsyncSession, Sequence[Result], dt.datetime], Awaitable[None]]
 
@@ -40,12 +44,14 @@ async def advance(
         await session.execute(
             update(table)
             .where(ids.in_(list(give_back)), col(table.status) == sending)
-            .values(**given_back)
+            .values(**given_back),
+            execution_options=UNSYNCHRONISED,
         )
     held: set[int] = set()
     if take:
         marked = await session.execute(
-            update(table).where(ids.in_(list(take)), *free).values(**handed_over).returning(ids)
+            update(table).where(ids.in_(list(take)), *free).values(**handed_over).returning(ids),
+            execution_options=UNSYNCHRONISED,
         )
         held = {cast(int, i) for i in marked.scalars()}
     await session.commit()

@@ -26,7 +26,7 @@ from bot.domain.rules import LoyaltyStanding, Rules
 from bot.services.accounts import mark_unreachable
 from bot.services.eligibility import release_lapsed_protection
 from bot.services.loyalty import loyalty_standings
-from bot.services.outbox import advance
+from bot.services.outbox import UNSYNCHRONISED, advance
 from bot.services.views import RegistrationView
 from bot.storage.database import date_of, dialect_insert, in_chunks, moment_of
 from models import Partner, Registration, Reminder, Salesperson
@@ -722,7 +722,8 @@ async def _record_reminders(
             values["sent_at"] = now
         for chunk in in_chunks(ids):
             await session.execute(
-                update(Reminder).where(col(Reminder.id).in_(chunk)).values(**values)
+                update(Reminder).where(col(Reminder.id).in_(chunk)).values(**values),
+                execution_options=UNSYNCHRONISED,
             )
     await mark_unreachable(
         session=session,
