@@ -250,8 +250,9 @@ async def _nudge_candidates(
     The database leaves out, with dates alone, everyone who cannot be due: those who
     joined, or whose partner registered, less than `every` ago, and those whose last
     nudge went less than `every` ago. A tick with nothing new then reads nobody, rather
-    than every salesperson (3 s at 90,000). The cut on moments has three hours' margin,
-    so the time zone is never needed in SQL; nudge_due decides exactly on what is left.
+    than every salesperson (a tick took 3-6 s at 90,000). The cut on moments has three
+    hours' margin, so the time zone is never needed in SQL; nudge_due decides exactly on
+    what is left.
     """
     latest_day = today - every  # the last day the wait may have started on
     # Past the first moment of the day after, local time: a clock change at midnight
