@@ -318,6 +318,8 @@ def served() -> Iterator[Observer]:
 
 def environment(api_url: str, database_url: str, rate: float) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "PAI_"))}
+    # As deploy/ and the Dockerfile run the bot (unless the caller says otherwise).
+    env.setdefault("MALLOC_ARENA_MAX", "2")
     env.update(
         TELEGRAM_BOT_TOKEN=TOKEN,
         TELEGRAM_API_BASE_URL=api_url,
