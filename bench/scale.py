@@ -33,11 +33,19 @@ Then prints each figure beside its floor, measured in the same run:
   1,000 purchases (goal p95 <= 2x the small one and <= 50 ms).
 It ends with a table: figure | measured | floor | ratio | goal | met?
 
-Left out because other benches measure them: the broadcast to 90,000 with paid
-broadcasts (bench/broadcast.py), CPU per update, answers while sends wait for the
-rate limit, and RSS after 100,000 updates (bench/e2e.py).
+Then runs the benches that measure the rest, each as its own process, echoes their
+output and reads their figures back into the table:
+- bench/broadcast.py: a paid broadcast to every salesperson (90,000) against a fake
+  that allows 1,000 a second, on PostgreSQL (pai_scale_broadcast), while 20 salespeople
+  register: the rate against the fake's limit (goal >= 90 %), duplicates (0), the
+  answers' p95 during it against without it (goal <= 1 s);
+- bench/e2e.py --quick on PostgreSQL: CPU per update against the echo bot on the same
+  HTTP layer (goal <= 2x), the answer's p95 with 20 salespeople pausing 2 s against the
+  echo bot's (goal <= 50 ms);
+- bench/e2e.py --memory-updates on SQLite: resident memory after 100,000 updates
+  (times --fraction; goal <= 150 MB, growth <= 10 % over the second half).
 
-    python -m bench.scale [--fraction 1.0] [--skip-build] [--folder /tmp/scale]
+    python -m bench.scale [--fraction 1.0] [--skip-build] [--skip-others] [--folder /tmp/scale]
 
 --fraction multiplies every size (0.01 runs in a minute; the full size takes 10-20
 minutes). --skip-build reuses the data set and files of an earlier run with the same
@@ -53,6 +61,7 @@ import gc
 import itertools
 import os
 import random
+import re
 import subprocess
 import sys
 import time
@@ -67,7 +76,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from bench import percentile
-from bench.e2e import SALES_BASE, environment, fresh_database, make_schema
+from bench.e2e import ROOT, SALES_BASE, environment, fresh_database, make_schema
 from bench.reminders import reference_of
 from bench.similar import NameMaker, Names, make_names, plain_url, timed_lookups
 from bot.app.demo.telegram import FakeBotApi
@@ -687,6 +696,135 @@ def check_figures(full: list[float], small: list[float], sizes: Sizes) -> list[F
     return figures
 
 
+# --- the figures other benches measure, run here and read back ------------------------
+
+BROADCAST_URL = "postgresql://postgres@127.0.0.1:5432/pai_scale_broadcast"
+MEMORY_UPDATES = 100_000
+
+
+def run_bench(*arguments: str) -> str:
+    """Another bench as its own process, its output echoed and returned."""
+    command = [sys.executable, "-m", *arguments]
+    say(f"  $ python -m {' '.join(arguments)}")
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False)
+    for line in done.stdout.splitlines():
+        say(f"    {line}")
+    if done.returncode != 0:
+        say(f"    (exit {done.returncode}) {done.stderr[-2000:]}")
+    return done.stdout
+
+
+def found(pattern: str, text: str) -> tuple[str, ...] | None:
+    match = re.search(pattern, text)
+    return match.groups() if match else None
+
+
+def missing(name: str) -> Figure:
+    return Figure(name, "not measured (see above)", met=False)
+
+
+def broadcast_figures(sizes: Sizes) -> list[Figure]:
+    """bench/broadcast.py: a paid broadcast to every salesperson against a fake that allows
+    1,000 a second, on PostgreSQL, while 20 salespeople register."""
+    out = run_bench(
+        "bench.broadcast",
+        f"--partners={sizes.salespeople}",
+        "--limit=30",
+        "--paid=1000",
+        f"--database={BROADCAST_URL}",
+    )
+    name = f"paid broadcast to {sizes.salespeople:,}: rate"
+    rate = found(r"(\d+) messages/s, (\d+)% of the (\d+)/s limit", out)
+    sent = found(r"429s received: (\d+).*duplicates: (\d+)", out)
+    answers = found(r"p95 (\d+) ms during the broadcast.*without it p50 \d+ ms, p95 (\d+) ms", out)
+    if rate is None or sent is None or answers is None:
+        return [missing(name)]
+    during, without = int(answers[0]), int(answers[1])
+    return [
+        Figure(
+            name,
+            f"{rate[0]}/s",
+            f"{rate[2]}/s",
+            f"{int(rate[1]) / 100:.2f}x",
+            ">= 90 %",
+            int(rate[1]) >= 90,
+        ),
+        Figure(
+            "paid broadcast: duplicates (429s)",
+            f"{sent[1]} ({sent[0]})",
+            goal="0",
+            met=sent[1] == "0",
+        ),
+        Figure(
+            "paid broadcast: answers p95 during it",
+            f"{during} ms",
+            f"{without} ms",
+            ratio(during, without),
+            "<= 1 s",
+            during <= 1000,
+        ),
+    ]
+
+
+def update_figures() -> list[Figure]:
+    """bench/e2e.py --quick on PostgreSQL: CPU per update against an echo bot on the same
+    HTTP layer, and the answer's p95 with 20 salespeople pausing 2 s."""
+    out = run_bench("bench.e2e", "--quick", "--databases=postgresql")
+    cpu = found(r"pai-bot run on postgresql\n\s+.*\n\s+CPU per update: ([\d.]+) ms", out)
+    echo = found(r"on the bot's HTTP layer .*: CPU per update ([\d.]+) ms", out)
+    answer = found(
+        r"pausing 2 s: message to answer p50 \d+ ms, p95 (\d+) ms .*echo bot p95 (\d+) ms", out
+    )
+    figures = []
+    if cpu is None or echo is None:
+        figures.append(missing("CPU per update"))
+    else:
+        measured, floor = float(cpu[0]), float(echo[0])
+        figures.append(
+            Figure(
+                "CPU per update",
+                f"{measured:.2f} ms",
+                f"{floor:.2f} ms",
+                ratio(measured, floor),
+                "<= 2x",
+                measured <= 2 * floor,
+            )
+        )
+    if answer is None:
+        figures.append(missing("answer p95, 20 salespeople pausing 2 s"))
+    else:
+        measured_ms, floor_ms = int(answer[0]), int(answer[1])
+        figures.append(
+            Figure(
+                "answer p95, 20 salespeople pausing 2 s",
+                f"{measured_ms} ms",
+                f"{floor_ms} ms",
+                ratio(measured_ms, floor_ms),
+                "<= 50 ms",
+                measured_ms <= 50,
+            )
+        )
+    return figures
+
+
+def memory_figures(updates: int) -> list[Figure]:
+    """bench/e2e.py --memory-updates on SQLite: the bot's resident memory at the end."""
+    out = run_bench("bench.e2e", "--quick", "--databases=sqlite", f"--memory-updates={updates}")
+    memory = found(
+        r"(\d+) MB after half, (\d+) MB at the end .*?([+-][\d.]+)% over the second half", out
+    )
+    name = f"RSS after {updates:,} updates"
+    if memory is None:
+        return [missing(name)]
+    end, growth = int(memory[1]), float(memory[2])
+    return [
+        Figure(name, f"{end} MB", goal="<= 150 MB", met=end <= 150),
+        Figure(
+            "RSS growth over the second half", f"{growth:+.1f} %", goal="<= 10 %", met=growth <= 10
+        ),
+    ]
+
+
 def print_table(figures: list[Figure]) -> None:
     met = {True: "yes", False: "NO", None: "-"}
     header: tuple[str, ...] = ("figure", "measured", "floor", "ratio", "goal", "met?")
@@ -720,6 +858,11 @@ def main() -> None:
     parser.add_argument("--fraction", type=float, default=1.0, help="multiplies every size")
     parser.add_argument("--skip-build", action="store_true", help="reuse the data set")
     parser.add_argument("--folder", type=Path, default=Path("/tmp/scale"), help="files kept")
+    parser.add_argument(
+        "--skip-others",
+        action="store_true",
+        help="leave out the figures bench/broadcast.py and bench/e2e.py measure (15 minutes)",
+    )
     args = parser.parse_args()
     folder: Path = args.folder.resolve()
     folder.mkdir(parents=True, exist_ok=True)
@@ -751,6 +894,11 @@ def main() -> None:
     small = asyncio.run(check_answers_on(SMALL_URL, folder, SEED_PROGRAMME))
     say(f"  /check: {len(full)} answers measured on each database, after {WARM_UP} unmeasured")
     figures += check_figures(full, small, sizes)
+    if not args.skip_others:
+        say("== the other benches' figures, each run as its own process")
+        figures += broadcast_figures(sizes)
+        figures += update_figures()
+        figures += memory_figures(max(1_000, round(MEMORY_UPDATES * args.fraction)))
     say("== figures")
     print_table(figures)
 
